@@ -1,0 +1,147 @@
+//! Fetch: whole batches from the owned partitions, long-polling until
+//! `min_bytes` are available or `max_wait_ms` passes. Records are never
+//! null (librdkafka rejects null), and limits follow KIP-74: the first
+//! non-empty partition returns at least one batch even over the limits.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use uuid::Uuid;
+
+use crate::broker::context::ShardCtx;
+use crate::protocol::ErrorCode;
+use crate::storage::ReadError;
+
+/// First version that names topics by id instead of by name.
+const TOPIC_ID_VERSION: i16 = 13;
+
+fn partition_error(index: i32, code: ErrorCode) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(code.code())
+        .with_high_watermark(-1)
+        .with_records(Some(Bytes::new()))
+}
+
+/// One pass over the requested partitions: the response, the bytes it
+/// carries, and whether any partition has an error (which ends the wait).
+async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+    let meta = ctx.snapshot.load_full();
+    let mut budget = req.max_bytes.max(0) as usize;
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let topic = if version >= TOPIC_ID_VERSION {
+            meta.topic_by_id(&t.topic_id)
+        } else {
+            meta.topic(&t.topic)
+        };
+        let unknown = if version >= TOPIC_ID_VERSION {
+            ErrorCode::UnknownTopicId
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        };
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let index = p.partition;
+            let Some(topic) = topic else {
+                any_error = true;
+                partitions.push(partition_error(index, unknown));
+                continue;
+            };
+            let owned = topic
+                .leaders
+                .get(index as usize)
+                .is_some_and(|&l| l == ctx.node_id);
+            let log = if owned {
+                ctx.partition(&topic.name, index)
+            } else {
+                None
+            };
+            let Some(log) = log else {
+                any_error = true;
+                let code = if index < 0 || index as usize >= topic.leaders.len() {
+                    ErrorCode::UnknownTopicOrPartition
+                } else {
+                    ErrorCode::NotLeaderOrFollower
+                };
+                partitions.push(partition_error(index, code));
+                continue;
+            };
+            let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
+            // KIP-74: until something is returned, allow one whole batch.
+            let limit = if total == 0 { limit.max(1) } else { limit };
+            let data = if limit == 0 {
+                Ok(crate::storage::Fetched {
+                    records: Bytes::new(),
+                    high_watermark: log.high_watermark(),
+                    log_start_offset: log.log_start_offset(),
+                })
+            } else {
+                log.read(p.fetch_offset, limit).await
+            };
+            match data {
+                Ok(f) => {
+                    total += f.records.len();
+                    budget = budget.saturating_sub(f.records.len());
+                    partitions.push(
+                        PartitionData::default()
+                            .with_partition_index(index)
+                            .with_high_watermark(f.high_watermark)
+                            .with_last_stable_offset(f.high_watermark)
+                            .with_log_start_offset(f.log_start_offset)
+                            .with_records(Some(f.records)),
+                    );
+                }
+                Err(ReadError::OutOfRange { .. }) => {
+                    any_error = true;
+                    partitions.push(
+                        partition_error(index, ErrorCode::OffsetOutOfRange)
+                            .with_high_watermark(log.high_watermark())
+                            .with_last_stable_offset(log.high_watermark())
+                            .with_log_start_offset(log.log_start_offset()),
+                    );
+                }
+                Err(e @ ReadError::Io(_)) => {
+                    tracing::error!(topic = %topic.name, partition = index, "fetch failed: {e}");
+                    any_error = true;
+                    partitions.push(partition_error(index, ErrorCode::KafkaStorageError));
+                }
+            }
+        }
+        let (name, id): (TopicName, Uuid) = (t.topic.clone(), t.topic_id);
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(name)
+                .with_topic_id(id)
+                .with_partitions(partitions),
+        );
+    }
+    (
+        FetchResponse::default().with_responses(responses),
+        total,
+        any_error,
+    )
+}
+
+/// Answers Fetch, waiting for data up to `max_wait_ms`.
+pub async fn handle(ctx: &ShardCtx, req: FetchRequest, version: i16) -> FetchResponse {
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    loop {
+        // Subscribe before reading, so data that lands meanwhile wakes us.
+        let notified = ctx.notify.notified();
+        let (resp, bytes, any_error) = collect(ctx, &req, version).await;
+        let now = Instant::now();
+        if bytes >= min_bytes || any_error || now >= deadline || req.topics.is_empty() {
+            return resp;
+        }
+        futures_lite::future::or(notified, async {
+            glommio::timer::sleep(deadline - now).await;
+        })
+        .await;
+    }
+}

@@ -1,0 +1,117 @@
+//! What a shard's request handlers can reach: the metadata snapshot, the
+//! controller, settings, and the partition logs this shard owns. Everything
+//! here belongs to one shard's thread; nothing is shared with another core
+//! except the read-only snapshot and the controller's command queue.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::broker::notify::Notify;
+use crate::config::BrokerSettings;
+use crate::metadata::TopicMeta;
+use crate::metadata::controller::{ControllerHandle, Snapshot};
+use crate::storage::{Limits, PartitionLog};
+
+/// How the broker is reached, for Metadata and DescribeCluster.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// Host advertised to clients.
+    pub advertised_host: String,
+    /// Shard k listens on `base_port + k`.
+    pub base_port: u16,
+}
+
+impl Endpoints {
+    /// The port of node `node`.
+    pub fn port(&self, node: i32) -> i32 {
+        i32::from(self.base_port) + node
+    }
+}
+
+/// Default bytes of recent batches cached per partition.
+pub const PARTITION_CACHE_BYTES: usize = 4 << 20;
+
+/// A shard's state, shared by its connections (same thread only).
+pub struct ShardCtx {
+    /// This shard's node id.
+    pub node_id: i32,
+    /// Cluster metadata.
+    pub snapshot: Snapshot,
+    /// The controller, for admin changes.
+    pub controller: ControllerHandle,
+    /// Broker settings.
+    pub settings: Arc<BrokerSettings>,
+    /// Advertised addresses.
+    pub endpoints: Arc<Endpoints>,
+    /// Root of the data directory.
+    pub data_dir: PathBuf,
+    /// Signalled whenever a partition's high watermark moves.
+    pub notify: Rc<Notify>,
+    /// Owned partition logs: topic name -> partition index -> log.
+    partitions: RefCell<HashMap<String, Vec<Option<Rc<PartitionLog>>>>>,
+}
+
+impl ShardCtx {
+    /// A shard context with no partitions open yet.
+    pub fn new(
+        node_id: i32,
+        snapshot: Snapshot,
+        controller: ControllerHandle,
+        settings: Arc<BrokerSettings>,
+        endpoints: Arc<Endpoints>,
+        data_dir: PathBuf,
+    ) -> Self {
+        Self {
+            node_id,
+            snapshot,
+            controller,
+            settings,
+            endpoints,
+            data_dir,
+            notify: Rc::new(Notify::default()),
+            partitions: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The log of an owned partition.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
+        let parts = self.partitions.borrow();
+        parts
+            .get(topic)?
+            .get(usize::try_from(partition).ok()?)?
+            .clone()
+    }
+
+    /// Opens (recovering, or creating) one owned partition's log.
+    pub async fn open_partition(&self, topic: &TopicMeta, partition: i32) -> std::io::Result<()> {
+        let dir = self.data_dir.join(format!("{}-{partition}", topic.name));
+        let limits = Limits {
+            segment_bytes: self
+                .settings
+                .topic_value(&topic.configs, "segment.bytes")
+                .max(4096) as u64,
+            cache_bytes: PARTITION_CACHE_BYTES,
+        };
+        let log = PartitionLog::open(dir, topic.id, limits, self.notify.clone()).await?;
+        let mut parts = self.partitions.borrow_mut();
+        let slots = parts.entry(topic.name.clone()).or_default();
+        let i = partition as usize;
+        if slots.len() <= i {
+            slots.resize(i + 1, None);
+        }
+        slots[i] = Some(log);
+        Ok(())
+    }
+
+    /// Closes every partition of a deleted topic.
+    pub fn drop_topic(&self, topic: &str) {
+        if let Some(slots) = self.partitions.borrow_mut().remove(topic) {
+            for log in slots.into_iter().flatten() {
+                log.close();
+            }
+        }
+    }
+}

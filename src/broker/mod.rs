@@ -1,0 +1,212 @@
+//! The broker process: data directory, controller thread, and one shard per
+//! core, each a Kafka node on its own port.
+
+pub mod connection;
+pub mod context;
+pub mod notify;
+pub mod shard;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use glommio::{LocalExecutorBuilder, Placement};
+use thiserror::Error;
+use tracing::info;
+
+use crate::config::BrokerSettings;
+use crate::metadata::controller::Controller;
+use context::{Endpoints, ShardCtx};
+
+/// Locked memory each executor registers for I/O buffers. Small on purpose:
+/// the default locked-memory limit is often 8 MiB for the whole process, and
+/// buffers beyond this pool fall back to ordinary aligned allocations.
+pub const IO_MEMORY: usize = 512 << 10;
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Bind address.
+    pub host: IpAddr,
+    /// Base port: shard k listens on `port + k`.
+    pub port: u16,
+    /// Host advertised to clients.
+    pub advertised_host: String,
+    /// Number of shards.
+    pub shards: usize,
+    /// Broker settings.
+    pub settings: BrokerSettings,
+}
+
+/// Why the broker could not start.
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "io_uring is unavailable ({0}).\n\
+         sluice needs io_uring (Linux 5.8+) and about {mib} MiB of lockable memory per shard.\n\
+         - If running in a container, allow the io_uring syscalls (e.g. docker --security-opt seccomp=unconfined)\n\
+         - Raise the locked-memory limit: `ulimit -l unlimited`, or LimitMEMLOCK=infinity in the systemd unit\n\
+         - Check /proc/sys/kernel/io_uring_disabled is 0",
+        mib = 1
+    )]
+    IoUring(String),
+    #[error("cannot start shard {shard}: {reason}")]
+    Shard { shard: usize, reason: String },
+    #[error("port {port} + {shards} shards exceeds 65535")]
+    Ports { port: u16, shards: usize },
+}
+
+/// Reads or creates `meta.properties` and returns the cluster id.
+fn cluster_id(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join("meta.properties");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            if let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
+                return Ok(id.trim().to_string());
+            }
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..22].to_string();
+    let tmp = data_dir.join("meta.properties.tmp");
+    std::fs::write(&tmp, format!("version=1\ncluster.id={id}\n"))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
+}
+
+/// The CPUs this process may run on, to pin shards to.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let ok =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }
+            == 0;
+    let cpus: Vec<usize> = if ok {
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if cpus.is_empty() { vec![0] } else { cpus }
+}
+
+/// Default shard count: one per allowed core.
+pub fn default_shards() -> usize {
+    allowed_cpus().len()
+}
+
+/// Fails early, with advice, if io_uring cannot be set up here.
+fn probe_io_uring() -> Result<(), BrokerError> {
+    let made = std::panic::catch_unwind(|| {
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(IO_MEMORY)
+            .make()
+    });
+    match made {
+        Ok(Ok(ex)) => {
+            drop(ex);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(BrokerError::IoUring(e.to_string())),
+        Err(_) => Err(BrokerError::IoUring("executor setup panicked".into())),
+    }
+}
+
+/// Runs the broker until the process is killed.
+pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
+    let dir_err = |source| BrokerError::DataDir {
+        path: opts.data_dir.clone(),
+        source,
+    };
+    if usize::from(opts.port) + opts.shards > 65536 {
+        return Err(BrokerError::Ports {
+            port: opts.port,
+            shards: opts.shards,
+        });
+    }
+    std::fs::create_dir_all(&opts.data_dir).map_err(dir_err)?;
+    probe_io_uring()?;
+    let cluster_id = cluster_id(&opts.data_dir).map_err(dir_err)?;
+    let settings = Arc::new(opts.settings.clone());
+    let (controller, snapshot) = Controller::open(
+        opts.data_dir.clone(),
+        cluster_id.clone(),
+        opts.shards as i32,
+        opts.settings.clone(),
+    )
+    .map_err(dir_err)?;
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..opts.shards).map(|_| flume::bounded(64)).unzip();
+    let handle = controller.spawn(senders).map_err(dir_err)?;
+    let endpoints = Arc::new(Endpoints {
+        advertised_host: opts.advertised_host.clone(),
+        base_port: opts.port,
+    });
+    let cpus = allowed_cpus();
+    let mut joins = Vec::new();
+    let mut readies = Vec::new();
+    for (k, commands) in receivers.into_iter().enumerate() {
+        let (ready_tx, ready_rx) = flume::bounded(1);
+        readies.push(ready_rx);
+        let ctx_parts = (
+            snapshot.clone(),
+            handle.clone(),
+            settings.clone(),
+            endpoints.clone(),
+            opts.data_dir.clone(),
+        );
+        let bind = SocketAddr::new(opts.host, opts.port + k as u16);
+        let join = LocalExecutorBuilder::new(Placement::Fixed(cpus[k % cpus.len()]))
+            .name(&format!("shard-{k}"))
+            .io_memory(IO_MEMORY)
+            .spawn(move || async move {
+                let (snapshot, controller, settings, endpoints, data_dir) = ctx_parts;
+                let ctx = Rc::new(ShardCtx::new(
+                    k as i32, snapshot, controller, settings, endpoints, data_dir,
+                ));
+                shard::run(ctx, commands, bind, ready_tx).await;
+            })
+            .map_err(|e| BrokerError::Shard {
+                shard: k,
+                reason: e.to_string(),
+            })?;
+        joins.push(join);
+    }
+    for (k, ready) in readies.into_iter().enumerate() {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(BrokerError::Shard { shard: k, reason }),
+            Err(_) => {
+                let reason = match joins.remove(k).join() {
+                    Err(e) => e.to_string(),
+                    Ok(()) => "exited during start-up".to_string(),
+                };
+                return Err(BrokerError::IoUring(format!("shard {k}: {reason}")));
+            }
+        }
+    }
+    info!(
+        shards = opts.shards,
+        host = %opts.host,
+        ports = %format!("{}..={}", opts.port, opts.port as usize + opts.shards - 1),
+        advertised = %opts.advertised_host,
+        data_dir = %opts.data_dir.display(),
+        cluster_id = %cluster_id,
+        "sluice broker ready"
+    );
+    for j in joins {
+        let _ = j.join();
+    }
+    Ok(())
+}

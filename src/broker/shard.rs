@@ -1,0 +1,86 @@
+//! A shard: one executor pinned to one core, one Kafka node. It opens the
+//! partitions it owns, applies the controller's commands, and serves every
+//! connection accepted on its own port.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use glommio::net::TcpListener;
+use tracing::{error, info, warn};
+
+use crate::broker::connection;
+use crate::broker::context::ShardCtx;
+use crate::metadata::controller::ShardCommand;
+
+/// Runs shard `ctx.node_id` until the process ends. `ready` reports whether
+/// its partitions opened and its port is bound.
+pub async fn run(
+    ctx: Rc<ShardCtx>,
+    commands: flume::Receiver<ShardCommand>,
+    bind: SocketAddr,
+    ready: flume::Sender<Result<(), String>>,
+) {
+    let snapshot = ctx.snapshot.load_full();
+    for topic in snapshot.topics.values() {
+        for (p, &leader) in topic.leaders.iter().enumerate() {
+            if leader == ctx.node_id {
+                if let Err(e) = ctx.open_partition(topic, p as i32).await {
+                    let _ = ready.send(Err(format!(
+                        "shard {}: cannot open partition {}-{p}: {e}",
+                        ctx.node_id, topic.name
+                    )));
+                    return;
+                }
+            }
+        }
+    }
+    let listener = match TcpListener::bind(bind) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(format!(
+                "shard {}: cannot listen on {bind}: {e}",
+                ctx.node_id
+            )));
+            return;
+        }
+    };
+    info!(shard = ctx.node_id, %bind, "listening");
+    let _ = ready.send(Ok(()));
+    let cmd_ctx = ctx.clone();
+    glommio::spawn_local(async move {
+        while let Ok(cmd) = commands.recv_async().await {
+            apply(&cmd_ctx, cmd).await;
+        }
+    })
+    .detach();
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(connection::serve(ctx.clone(), stream)).detach();
+            }
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                warn!(shard = ctx.node_id, "accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
+    match cmd {
+        ShardCommand::Open { partitions, done } => {
+            for (topic, p) in partitions {
+                if let Err(e) = ctx.open_partition(&topic, p).await {
+                    error!(shard = ctx.node_id, topic = %topic.name, partition = p, "cannot open partition: {e}");
+                }
+            }
+            let _ = done.send(());
+        }
+        ShardCommand::DropTopic { name, done } => {
+            ctx.drop_topic(&name);
+            let _ = done.send(());
+        }
+    }
+}

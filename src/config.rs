@@ -1,0 +1,290 @@
+//! Broker and topic settings under Kafka's own key names and defaults, so
+//! that operators' `server.properties` knowledge carries over.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// Where a config value came from, with Kafka's `ConfigSource` wire values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i8)]
+pub enum ConfigSource {
+    /// Set on the topic.
+    TopicConfig = 1,
+    /// Set in the broker's file or on its command line.
+    StaticBrokerConfig = 4,
+    /// Built-in default.
+    DefaultConfig = 5,
+}
+
+/// The kind of value a key holds, for validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Int,
+    Bool,
+    Text,
+}
+
+/// Broker keys sluice knows, with Kafka's defaults.
+const BROKER_KEYS: &[(&str, &str, Kind)] = &[
+    ("num.partitions", "1", Kind::Int),
+    ("auto.create.topics.enable", "true", Kind::Bool),
+    ("default.replication.factor", "1", Kind::Int),
+    ("message.max.bytes", "1048588", Kind::Int),
+    ("socket.request.max.bytes", "104857600", Kind::Int),
+    ("log.segment.bytes", "1073741824", Kind::Int),
+    ("log.roll.ms", "604800000", Kind::Int),
+    ("log.retention.ms", "604800000", Kind::Int),
+    ("log.retention.bytes", "-1", Kind::Int),
+    ("log.cleanup.policy", "delete", Kind::Text),
+    ("log.message.timestamp.type", "CreateTime", Kind::Text),
+    ("compression.type", "producer", Kind::Text),
+    ("min.insync.replicas", "1", Kind::Int),
+];
+
+/// Topic keys: (topic key, broker key it defaults from, kind).
+const TOPIC_KEYS: &[(&str, &str, Kind)] = &[
+    ("cleanup.policy", "log.cleanup.policy", Kind::Text),
+    ("compression.type", "compression.type", Kind::Text),
+    ("retention.ms", "log.retention.ms", Kind::Int),
+    ("retention.bytes", "log.retention.bytes", Kind::Int),
+    ("segment.bytes", "log.segment.bytes", Kind::Int),
+    ("segment.ms", "log.roll.ms", Kind::Int),
+    ("max.message.bytes", "message.max.bytes", Kind::Int),
+    (
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        Kind::Text,
+    ),
+    ("min.insync.replicas", "min.insync.replicas", Kind::Int),
+];
+
+/// A bad setting.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unknown config key {0:?}")]
+    UnknownKey(String),
+    #[error("invalid value {value:?} for {key}: expected {expected}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("malformed setting {0:?}: expected key=value")]
+    Malformed(String),
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+fn check_value(key: &str, value: &str, kind: Kind) -> Result<(), ConfigError> {
+    let bad = |expected| ConfigError::InvalidValue {
+        key: key.into(),
+        value: value.into(),
+        expected,
+    };
+    match kind {
+        Kind::Int => value
+            .trim()
+            .parse::<i64>()
+            .map(|_| ())
+            .map_err(|_| bad("an integer")),
+        Kind::Bool => match value.trim() {
+            "true" | "false" => Ok(()),
+            _ => Err(bad("true or false")),
+        },
+        Kind::Text => Ok(()),
+    }
+}
+
+/// One resolved setting as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// Kafka key name.
+    pub key: &'static str,
+    /// Effective value.
+    pub value: String,
+    /// Where it came from.
+    pub source: ConfigSource,
+}
+
+/// Broker-level settings (the `server.properties` part).
+#[derive(Debug, Clone, Default)]
+pub struct BrokerSettings {
+    overrides: BTreeMap<String, String>,
+}
+
+impl BrokerSettings {
+    /// Applies one `key=value` setting; unknown keys are refused so that a
+    /// typo does not silently leave a default in place.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let key = key.trim();
+        let (_, _, kind) = BROKER_KEYS
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+        check_value(key, value, *kind)?;
+        self.overrides
+            .insert(key.to_string(), value.trim().to_string());
+        Ok(())
+    }
+
+    /// Applies a `key=value` string.
+    pub fn set_pair(&mut self, pair: &str) -> Result<(), ConfigError> {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| ConfigError::Malformed(pair.to_string()))?;
+        self.set(k, v)
+    }
+
+    /// Loads a server.properties-style file (`#` comments, `key=value`).
+    pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            self.set_pair(line)?;
+        }
+        Ok(())
+    }
+
+    /// Every broker setting with its effective value and source.
+    pub fn entries(&self) -> Vec<ConfigEntry> {
+        BROKER_KEYS
+            .iter()
+            .map(|(k, default, _)| match self.overrides.get(*k) {
+                Some(v) => ConfigEntry {
+                    key: k,
+                    value: v.clone(),
+                    source: ConfigSource::StaticBrokerConfig,
+                },
+                None => ConfigEntry {
+                    key: k,
+                    value: (*default).to_string(),
+                    source: ConfigSource::DefaultConfig,
+                },
+            })
+            .collect()
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.overrides
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| {
+                BROKER_KEYS
+                    .iter()
+                    .find(|(k, _, _)| *k == key)
+                    .map(|(_, d, _)| *d)
+                    .expect("known broker key")
+            })
+    }
+
+    fn int(&self, key: &str) -> i64 {
+        self.get(key).parse().expect("validated when set")
+    }
+
+    /// `num.partitions`.
+    pub fn num_partitions(&self) -> i32 {
+        self.int("num.partitions") as i32
+    }
+    /// `auto.create.topics.enable`.
+    pub fn auto_create_topics(&self) -> bool {
+        self.get("auto.create.topics.enable") == "true"
+    }
+    /// `default.replication.factor`.
+    pub fn default_replication_factor(&self) -> i16 {
+        self.int("default.replication.factor") as i16
+    }
+    /// `socket.request.max.bytes`.
+    pub fn socket_request_max_bytes(&self) -> usize {
+        self.int("socket.request.max.bytes").max(0) as usize
+    }
+
+    /// Every topic setting for a topic with `overrides`, with sources.
+    pub fn topic_entries(&self, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+        TOPIC_KEYS
+            .iter()
+            .map(|(k, broker_key, _)| match overrides.get(*k) {
+                Some(v) => ConfigEntry {
+                    key: k,
+                    value: v.clone(),
+                    source: ConfigSource::TopicConfig,
+                },
+                None => {
+                    let source = if self.overrides.contains_key(*broker_key) {
+                        ConfigSource::StaticBrokerConfig
+                    } else {
+                        ConfigSource::DefaultConfig
+                    };
+                    ConfigEntry {
+                        key: k,
+                        value: self.get(broker_key).to_string(),
+                        source,
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The effective value of a topic setting.
+    pub fn topic_value(&self, overrides: &BTreeMap<String, String>, key: &str) -> i64 {
+        if let Some(v) = overrides.get(key).and_then(|v| v.parse().ok()) {
+            return v;
+        }
+        let (_, broker_key, _) = TOPIC_KEYS
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .expect("known topic key");
+        self.int(broker_key)
+    }
+}
+
+/// Validates a topic-level `key=value` as CreateTopics receives it.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> {
+    let (_, _, kind) = TOPIC_KEYS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+    check_value(key, value, *kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_and_sources() {
+        let mut s = BrokerSettings::default();
+        assert_eq!(s.num_partitions(), 1);
+        s.set_pair("num.partitions=3").unwrap();
+        assert_eq!(s.num_partitions(), 3);
+        assert!(matches!(
+            s.set_pair("num.partitions=x"),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            s.set_pair("no.such.key=1"),
+            Err(ConfigError::UnknownKey(_))
+        ));
+        s.set_pair("log.segment.bytes=1000").unwrap();
+        let mut t = BTreeMap::new();
+        t.insert("retention.ms".to_string(), "5".to_string());
+        let e = s.topic_entries(&t);
+        let get = |k: &str| e.iter().find(|c| c.key == k).unwrap().clone();
+        assert_eq!(get("retention.ms").source, ConfigSource::TopicConfig);
+        assert_eq!(get("segment.bytes").value, "1000");
+        assert_eq!(
+            get("segment.bytes").source,
+            ConfigSource::StaticBrokerConfig
+        );
+        assert_eq!(get("cleanup.policy").source, ConfigSource::DefaultConfig);
+        assert_eq!(s.topic_value(&t, "segment.bytes"), 1000);
+        assert!(validate_topic_config("retention.ms", "abc").is_err());
+        assert!(validate_topic_config("bogus", "1").is_err());
+    }
+}

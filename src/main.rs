@@ -1,0 +1,111 @@
+//! `sluice`: a Kafka-compatible streaming broker, thread-per-core on io_uring.
+
+mod api;
+mod broker;
+mod config;
+mod metadata;
+mod protocol;
+mod storage;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use broker::{BrokerOptions, default_shards};
+use config::BrokerSettings;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A Kafka-compatible streaming broker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker: one shard (and Kafka node) per core.
+    Broker(BrokerArgs),
+}
+
+#[derive(Parser)]
+struct BrokerArgs {
+    /// Data directory (segments, metadata log, meta.properties).
+    #[arg(long, default_value = "./sluice-data")]
+    data_dir: PathBuf,
+    /// Address to bind.
+    #[arg(long, default_value = "0.0.0.0")]
+    host: IpAddr,
+    /// Base port: shard k listens on port + k.
+    #[arg(long, default_value_t = 9092)]
+    port: u16,
+    /// Host name advertised to clients in Metadata (default: the bind
+    /// address, or 127.0.0.1 when binding all interfaces).
+    #[arg(long)]
+    advertised_host: Option<String>,
+    /// Number of shards (default: one per available core).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// A server.properties-style file of Kafka broker settings.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A Kafka broker setting, `key=value` (repeatable; wins over --config).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn broker(args: BrokerArgs) -> Result<(), String> {
+    let mut settings = BrokerSettings::default();
+    if let Some(path) = &args.config {
+        settings.load_file(path).map_err(|e| e.to_string())?;
+    }
+    for o in &args.overrides {
+        settings.set_pair(o).map_err(|e| e.to_string())?;
+    }
+    let shards = args.shards.unwrap_or_else(default_shards);
+    if shards == 0 {
+        return Err("--shards must be at least 1".into());
+    }
+    let advertised_host = args.advertised_host.unwrap_or_else(|| {
+        if args.host.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            args.host.to_string()
+        }
+    });
+    let opts = BrokerOptions {
+        data_dir: args.data_dir,
+        host: args.host,
+        port: args.port,
+        advertised_host,
+        shards,
+        settings,
+    };
+    broker::run(opts).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Broker(args) => broker(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

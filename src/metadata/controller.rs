@@ -1,0 +1,530 @@
+//! The controller: one plain OS thread that owns the metadata log, applies
+//! admin changes in order, tells the owning shards to open or drop partition
+//! logs, and then publishes a new snapshot. Shards reach it over a bounded
+//! channel; nothing on the produce/fetch path waits for it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use thiserror::Error;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::log::MetadataLog;
+use super::model::{ClusterMeta, TopicMeta};
+use super::placement;
+use super::record::MetaRecord;
+use super::topic_name;
+use crate::config::{self, BrokerSettings};
+use crate::protocol::ErrorCode;
+
+/// Bound on queued admin commands: admin traffic is small; a full queue
+/// means the controller is stuck and callers should wait, not pile up.
+pub const COMMAND_QUEUE: usize = 1024;
+
+/// The shared, lock-free-to-read metadata snapshot.
+pub type Snapshot = Arc<ArcSwap<ClusterMeta>>;
+
+/// An admin request that failed, with the Kafka error code to answer with.
+#[derive(Debug, Clone, Error)]
+#[error("{message}")]
+pub struct AdminError {
+    /// Kafka error code.
+    pub code: ErrorCode,
+    /// Human-readable reason, sent as the error message.
+    pub message: String,
+}
+
+impl AdminError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Partition count; -1 means `num.partitions`.
+    pub partitions: i32,
+    /// Replication factor; -1 means `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Manual leaders per partition, if the client gave an assignment.
+    pub assignment: Option<Vec<i32>>,
+    /// Topic config overrides.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Work for a shard, sent by the controller. `done` is answered once the
+/// shard's partition logs reflect the change.
+pub enum ShardCommand {
+    /// Open (creating if needed) these partitions, owned by this shard.
+    Open {
+        partitions: Vec<(Arc<TopicMeta>, i32)>,
+        done: flume::Sender<()>,
+    },
+    /// Close and forget every partition of this topic.
+    DropTopic {
+        name: String,
+        done: flume::Sender<()>,
+    },
+}
+
+/// Commands to the controller.
+pub enum Command {
+    /// CreateTopics.
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+        reply: flume::Sender<Vec<Result<Arc<TopicMeta>, AdminError>>>,
+    },
+    /// DeleteTopics, by name.
+    DeleteTopics {
+        names: Vec<String>,
+        reply: flume::Sender<Vec<Result<Uuid, AdminError>>>,
+    },
+    /// CreatePartitions: grow `name` to `count` partitions.
+    CreatePartitions {
+        name: String,
+        count: i32,
+        validate_only: bool,
+        reply: flume::Sender<Result<(), AdminError>>,
+    },
+}
+
+/// A handle for shards to send commands to the controller.
+#[derive(Clone)]
+pub struct ControllerHandle {
+    tx: flume::Sender<Command>,
+}
+
+impl ControllerHandle {
+    /// Creates topics; one result per topic, in order.
+    pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Vec<Result<Arc<TopicMeta>, AdminError>> {
+        let n = topics.len();
+        let (reply, rx) = flume::bounded(1);
+        self.call(
+            Command::CreateTopics {
+                topics,
+                validate_only,
+                reply,
+            },
+            rx,
+            || {
+                vec![
+                    Err(AdminError::new(
+                        ErrorCode::RequestTimedOut,
+                        "controller is gone"
+                    ));
+                    n
+                ]
+            },
+        )
+        .await
+    }
+
+    /// Deletes topics; one result per name, in order.
+    pub async fn delete_topics(&self, names: Vec<String>) -> Vec<Result<Uuid, AdminError>> {
+        let n = names.len();
+        let (reply, rx) = flume::bounded(1);
+        self.call(Command::DeleteTopics { names, reply }, rx, || {
+            vec![
+                Err(AdminError::new(
+                    ErrorCode::RequestTimedOut,
+                    "controller is gone"
+                ));
+                n
+            ]
+        })
+        .await
+    }
+
+    /// Grows a topic's partition count.
+    pub async fn create_partitions(
+        &self,
+        name: String,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let (reply, rx) = flume::bounded(1);
+        self.call(
+            Command::CreatePartitions {
+                name,
+                count,
+                validate_only,
+                reply,
+            },
+            rx,
+            || {
+                Err(AdminError::new(
+                    ErrorCode::RequestTimedOut,
+                    "controller is gone",
+                ))
+            },
+        )
+        .await
+    }
+
+    async fn call<T>(&self, cmd: Command, rx: flume::Receiver<T>, gone: impl Fn() -> T) -> T {
+        if self.tx.send_async(cmd).await.is_err() {
+            return gone();
+        }
+        rx.recv_async().await.unwrap_or_else(|_| gone())
+    }
+}
+
+/// The controller's state, owned by its thread.
+pub struct Controller {
+    log: MetadataLog,
+    snapshot: Snapshot,
+    settings: BrokerSettings,
+    shards: Vec<flume::Sender<ShardCommand>>,
+    data_dir: PathBuf,
+}
+
+/// Rebuilds the snapshot from the log's records.
+fn replay(meta: &mut ClusterMeta, records: &[MetaRecord]) {
+    for r in records {
+        apply(meta, r);
+    }
+}
+
+fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
+    match r {
+        MetaRecord::TopicCreated {
+            name,
+            id,
+            leaders,
+            configs,
+        } => meta.put_topic(TopicMeta {
+            name: name.clone(),
+            id: Uuid::from_bytes(*id),
+            leaders: leaders.clone(),
+            configs: configs.iter().cloned().collect(),
+        }),
+        MetaRecord::TopicDeleted { name } => {
+            meta.remove_topic(name);
+        }
+        MetaRecord::PartitionsAdded { name, leaders } => {
+            if let Some(t) = meta.topic(name) {
+                let mut t = (**t).clone();
+                t.leaders.extend_from_slice(leaders);
+                meta.put_topic(t);
+            }
+        }
+        MetaRecord::PartitionMoved {
+            name,
+            partition,
+            leader,
+        } => {
+            if let Some(t) = meta.topic(name) {
+                let mut t = (**t).clone();
+                if let Some(l) = t.leaders.get_mut(*partition as usize) {
+                    *l = *leader;
+                }
+                meta.put_topic(t);
+            }
+        }
+    }
+}
+
+impl Controller {
+    /// Opens the metadata log in `data_dir`, replays it, and moves partitions
+    /// whose node no longer exists (the broker restarted with fewer shards).
+    pub fn open(
+        data_dir: PathBuf,
+        cluster_id: String,
+        nodes: i32,
+        settings: BrokerSettings,
+    ) -> std::io::Result<(Self, Snapshot)> {
+        let (mut log, records) = MetadataLog::open(&data_dir)?;
+        let mut meta = ClusterMeta {
+            cluster_id,
+            nodes,
+            ..Default::default()
+        };
+        replay(&mut meta, &records);
+        let mut moves = Vec::new();
+        let mut counts = meta.partitions_per_node();
+        for t in meta.topics.values() {
+            for (p, &l) in t.leaders.iter().enumerate() {
+                if l >= nodes || l < 0 {
+                    let leader = placement::place(&mut counts, 1)[0];
+                    moves.push(MetaRecord::PartitionMoved {
+                        name: t.name.clone(),
+                        partition: p as i32,
+                        leader,
+                    });
+                }
+            }
+        }
+        if !moves.is_empty() {
+            info!(
+                count = moves.len(),
+                nodes, "moving partitions of nodes that no longer exist"
+            );
+            log.append(&moves)?;
+            replay(&mut meta, &moves);
+        }
+        let snapshot = Arc::new(ArcSwap::from_pointee(meta));
+        Ok((
+            Self {
+                log,
+                snapshot: snapshot.clone(),
+                settings,
+                shards: Vec::new(),
+                data_dir,
+            },
+            snapshot,
+        ))
+    }
+
+    /// Starts the controller thread serving commands sent to the returned handle.
+    pub fn spawn(
+        mut self,
+        shards: Vec<flume::Sender<ShardCommand>>,
+    ) -> std::io::Result<ControllerHandle> {
+        self.shards = shards;
+        let (tx, rx) = flume::bounded(COMMAND_QUEUE);
+        std::thread::Builder::new()
+            .name("sluice-controller".into())
+            .spawn(move || {
+                while let Ok(cmd) = rx.recv() {
+                    self.handle(cmd);
+                }
+            })?;
+        Ok(ControllerHandle { tx })
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::CreateTopics {
+                topics,
+                validate_only,
+                reply,
+            } => {
+                let out = topics
+                    .into_iter()
+                    .map(|t| self.create_topic(t, validate_only))
+                    .collect();
+                let _ = reply.send(out);
+            }
+            Command::DeleteTopics { names, reply } => {
+                let out = names.into_iter().map(|n| self.delete_topic(&n)).collect();
+                let _ = reply.send(out);
+            }
+            Command::CreatePartitions {
+                name,
+                count,
+                validate_only,
+                reply,
+            } => {
+                let _ = reply.send(self.create_partitions(&name, count, validate_only));
+            }
+        }
+    }
+
+    fn commit(&mut self, rec: MetaRecord) -> Result<Arc<ClusterMeta>, AdminError> {
+        self.log.append(std::slice::from_ref(&rec)).map_err(|e| {
+            warn!("metadata log write failed: {e}");
+            AdminError::new(
+                ErrorCode::KafkaStorageError,
+                format!("metadata log write failed: {e}"),
+            )
+        })?;
+        let mut next = (**self.snapshot.load()).clone();
+        apply(&mut next, &rec);
+        Ok(Arc::new(next))
+    }
+
+    /// Tells each owning shard to open `partitions` of `topic`, and waits.
+    fn open_on_shards(&self, topic: &Arc<TopicMeta>, partitions: std::ops::Range<usize>) {
+        let mut per_shard: Vec<Vec<(Arc<TopicMeta>, i32)>> = vec![Vec::new(); self.shards.len()];
+        for p in partitions {
+            per_shard[topic.leaders[p] as usize].push((topic.clone(), p as i32));
+        }
+        let mut waits = Vec::new();
+        for (shard, partitions) in per_shard.into_iter().enumerate() {
+            if partitions.is_empty() {
+                continue;
+            }
+            let (done, rx) = flume::bounded(1);
+            if self.shards[shard]
+                .send(ShardCommand::Open { partitions, done })
+                .is_ok()
+            {
+                waits.push(rx);
+            }
+        }
+        for w in waits {
+            let _ = w.recv();
+        }
+    }
+
+    fn create_topic(
+        &mut self,
+        t: NewTopic,
+        validate_only: bool,
+    ) -> Result<Arc<TopicMeta>, AdminError> {
+        topic_name::validate(&t.name)
+            .map_err(|e| AdminError::new(ErrorCode::InvalidTopic, e.to_string()))?;
+        let current = self.snapshot.load_full();
+        if current.topic(&t.name).is_some() {
+            return Err(AdminError::new(
+                ErrorCode::TopicAlreadyExists,
+                format!("Topic '{}' already exists.", t.name),
+            ));
+        }
+        let rf = if t.replication_factor == -1 {
+            self.settings.default_replication_factor()
+        } else {
+            t.replication_factor
+        };
+        if rf != 1 {
+            return Err(AdminError::new(
+                ErrorCode::InvalidReplicationFactor,
+                format!(
+                    "replication factor {rf} is not possible: this broker keeps one replica of each partition"
+                ),
+            ));
+        }
+        for (k, v) in &t.configs {
+            config::validate_topic_config(k, v)
+                .map_err(|e| AdminError::new(ErrorCode::InvalidConfig, e.to_string()))?;
+        }
+        let leaders = match t.assignment {
+            Some(a) => {
+                if let Some(bad) = a.iter().find(|&&n| n < 0 || n >= current.nodes) {
+                    return Err(AdminError::new(
+                        ErrorCode::InvalidReplicaAssignment,
+                        format!("node {bad} does not exist"),
+                    ));
+                }
+                a
+            }
+            None => {
+                let n = if t.partitions == -1 {
+                    self.settings.num_partitions()
+                } else {
+                    t.partitions
+                };
+                if n <= 0 {
+                    return Err(AdminError::new(
+                        ErrorCode::InvalidPartitions,
+                        format!("number of partitions must be positive, got {n}"),
+                    ));
+                }
+                placement::place(&mut current.partitions_per_node(), n as usize)
+            }
+        };
+        let topic = Arc::new(TopicMeta {
+            name: t.name.clone(),
+            id: Uuid::new_v4(),
+            leaders,
+            configs: t.configs,
+        });
+        if validate_only {
+            return Ok(topic);
+        }
+        let next = self.commit(MetaRecord::TopicCreated {
+            name: topic.name.clone(),
+            id: *topic.id.as_bytes(),
+            leaders: topic.leaders.clone(),
+            configs: topic
+                .configs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })?;
+        self.open_on_shards(&topic, 0..topic.leaders.len());
+        self.snapshot.store(next);
+        info!(topic = %topic.name, partitions = topic.leaders.len(), "created topic");
+        Ok(topic)
+    }
+
+    fn delete_topic(&mut self, name: &str) -> Result<Uuid, AdminError> {
+        let Some(topic) = self.snapshot.load().topic(name).cloned() else {
+            return Err(AdminError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("topic {name:?} does not exist"),
+            ));
+        };
+        let next = self.commit(MetaRecord::TopicDeleted {
+            name: name.to_string(),
+        })?;
+        self.snapshot.store(next);
+        let mut waits = Vec::new();
+        for shard in &self.shards {
+            let (done, rx) = flume::bounded(1);
+            if shard
+                .send(ShardCommand::DropTopic {
+                    name: name.to_string(),
+                    done,
+                })
+                .is_ok()
+            {
+                waits.push(rx);
+            }
+        }
+        for w in waits {
+            let _ = w.recv();
+        }
+        for p in 0..topic.leaders.len() {
+            let dir = self.data_dir.join(format!("{name}-{p}"));
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    warn!(dir = %dir.display(), "could not remove deleted partition: {e}");
+                }
+            }
+        }
+        info!(topic = name, "deleted topic");
+        Ok(topic.id)
+    }
+
+    fn create_partitions(
+        &mut self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let current = self.snapshot.load_full();
+        let Some(topic) = current.topic(name).cloned() else {
+            return Err(AdminError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("topic {name:?} does not exist"),
+            ));
+        };
+        let have = topic.leaders.len() as i32;
+        if count <= have {
+            return Err(AdminError::new(
+                ErrorCode::InvalidPartitions,
+                format!(
+                    "topic currently has {have} partitions, which is higher than or equal to the requested {count}"
+                ),
+            ));
+        }
+        let leaders = placement::place(&mut current.partitions_per_node(), (count - have) as usize);
+        if validate_only {
+            return Ok(());
+        }
+        let next = self.commit(MetaRecord::PartitionsAdded {
+            name: name.to_string(),
+            leaders,
+        })?;
+        let grown = next.topic(name).expect("just grown").clone();
+        self.open_on_shards(&grown, have as usize..count as usize);
+        self.snapshot.store(next);
+        info!(topic = name, from = have, to = count, "added partitions");
+        Ok(())
+    }
+}

@@ -1,0 +1,11 @@
+//! Cluster metadata: the model (an immutable snapshot), its durable log, the
+//! controller thread that is the log's only writer, and placement.
+
+pub mod controller;
+pub mod log;
+pub mod model;
+pub mod placement;
+pub mod record;
+pub mod topic_name;
+
+pub use model::TopicMeta;

@@ -1,0 +1,35 @@
+//! Kafka error codes that sluice answers with (values from Kafka's `Errors.java`).
+
+/// A Kafka protocol error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+pub enum ErrorCode {
+    None = 0,
+    OffsetOutOfRange = 1,
+    CorruptMessage = 2,
+    UnknownTopicOrPartition = 3,
+    LeaderNotAvailable = 5,
+    NotLeaderOrFollower = 6,
+    RequestTimedOut = 7,
+    MessageTooLarge = 10,
+    InvalidTopic = 17,
+    NotEnoughReplicas = 19,
+    InvalidRequiredAcks = 21,
+    UnsupportedVersion = 35,
+    TopicAlreadyExists = 36,
+    InvalidPartitions = 37,
+    InvalidReplicationFactor = 38,
+    InvalidReplicaAssignment = 39,
+    InvalidConfig = 40,
+    InvalidRequest = 42,
+    UnsupportedForMessageFormat = 43,
+    KafkaStorageError = 56,
+    UnknownTopicId = 100,
+}
+
+impl ErrorCode {
+    /// The wire value.
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+}

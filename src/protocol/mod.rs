@@ -1,0 +1,9 @@
+//! Wire protocol: framing, the API version table, error codes and the
+//! record-batch view. Message bodies are encoded by the `kafka-protocol` crate.
+
+pub mod batch;
+pub mod error_code;
+pub mod frame;
+pub mod versions;
+
+pub use error_code::ErrorCode;

@@ -1,0 +1,79 @@
+//! The API version table sluice advertises in ApiVersions: exactly the APIs
+//! that are implemented, each over the range that is handled and tested.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One advertised API and its version range.
+#[derive(Debug, Clone, Copy)]
+pub struct Supported {
+    /// The API.
+    pub key: ApiKey,
+    /// Lowest advertised version.
+    pub min: i16,
+    /// Highest advertised version.
+    pub max: i16,
+    /// Lowest version actually served. Produce advertises from v0 because old
+    /// librdkafka only enables features whose ranges overlap its own (as Kafka
+    /// 4.0 does, KAFKA-18659), but message formats v0/v1 are not accepted.
+    pub min_served: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
+    Supported {
+        key,
+        min,
+        max,
+        min_served: min,
+    }
+}
+
+/// Every API sluice serves.
+pub const SUPPORTED: &[Supported] = &[
+    Supported {
+        key: ApiKey::Produce,
+        min: 0,
+        max: 11,
+        min_served: 3,
+    },
+    api(ApiKey::Fetch, 4, 16),
+    api(ApiKey::ListOffsets, 1, 6),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::ApiVersions, 0, 3),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The served range for `key`, if sluice implements it.
+pub fn lookup(key: ApiKey) -> Option<&'static Supported> {
+    SUPPORTED.iter().find(|s| s.key == key)
+}
+
+/// Whether `version` of `key` is served.
+pub fn is_served(key: ApiKey, version: i16) -> bool {
+    lookup(key).is_some_and(|s| version >= s.min_served && version <= s.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_served_version_is_encodable_by_the_codec() {
+        for s in SUPPORTED {
+            let codec = s.key.valid_versions();
+            assert!(s.min <= s.min_served && s.min_served <= s.max);
+            assert!(
+                s.min_served >= codec.min && s.max <= codec.max,
+                "{:?} serves {}..={} but the codec knows {}..={}",
+                s.key,
+                s.min_served,
+                s.max,
+                codec.min,
+                codec.max
+            );
+        }
+    }
+}

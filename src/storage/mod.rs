@@ -1,0 +1,10 @@
+//! Storage: per-partition segmented logs written with direct I/O, their
+//! in-memory index and recent-batch cache, and recovery on start.
+
+pub mod cache;
+pub mod index;
+pub mod partition;
+pub mod recovery;
+pub mod segment;
+
+pub use partition::{Fetched, Limits, PartitionLog, ReadError, StorageError};

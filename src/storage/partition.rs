@@ -1,0 +1,577 @@
+//! One partition's log, owned by one shard: appends assign offsets and queue
+//! bytes; a flusher task writes whole aligned pages with direct I/O and
+//! fdatasyncs, so every produce request that arrives while a sync is in
+//! flight shares the next one (group commit). Only durable batches are
+//! visible to readers: the high watermark is the durable end of the log.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use thiserror::Error;
+use tracing::{error, info, warn};
+use uuid::Uuid;
+
+use super::cache::BatchCache;
+use super::index::{self, BatchEntry};
+use super::recovery;
+use super::segment::{self, Segment};
+use crate::broker::notify::Notify;
+use crate::protocol::batch::{self, BatchHeader};
+
+/// Direct-I/O page size: writes start and end on these boundaries.
+const PAGE: u64 = 4096;
+
+/// Name of the file recording which topic id a partition directory holds
+/// (Kafka's `partition.metadata`), so a re-created topic never reads a
+/// deleted one's leftovers.
+const PARTITION_METADATA: &str = "partition.metadata";
+
+/// Sizes that bound a partition's files and memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Roll to a new segment past this many bytes (`segment.bytes`).
+    pub segment_bytes: u64,
+    /// Bytes of recent batches kept in memory for tailing readers.
+    pub cache_bytes: usize,
+}
+
+/// Why an append could not be made durable.
+#[derive(Debug, Clone, Error)]
+pub enum StorageError {
+    #[error("I/O error on the partition log: {0}")]
+    Io(String),
+    #[error("the partition was closed")]
+    Closed,
+}
+
+/// Why a read was refused.
+#[derive(Debug, Clone, Error)]
+pub enum ReadError {
+    #[error("offset {offset} is outside {start}..={end}")]
+    OutOfRange { offset: i64, start: i64, end: i64 },
+    #[error("I/O error reading the partition log: {0}")]
+    Io(String),
+}
+
+/// Batches read from the log.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Whole batches, verbatim.
+    pub records: Bytes,
+    /// High watermark when the read started.
+    pub high_watermark: i64,
+    /// First offset still in the log.
+    pub log_start_offset: i64,
+}
+
+/// Appended batches waiting for their write, all bound for one segment.
+struct Chunk {
+    segment_base: i64,
+    start_pos: u64,
+    buf: BytesMut,
+    entries: Vec<BatchEntry>,
+    end_offset: i64,
+}
+
+type Waiter = flume::Sender<Result<(), StorageError>>;
+
+struct State {
+    segments: Vec<Segment>,
+    index: Vec<BatchEntry>,
+    next_offset: i64,
+    high_watermark: i64,
+    log_start_offset: i64,
+    /// Segment receiving appends; ahead of `segments` when a roll is queued.
+    write_segment: i64,
+    /// Logical end of `write_segment`, pending bytes included.
+    write_pos: u64,
+    /// Durable bytes of the active segment's last partial page, rewritten
+    /// with the next write because direct I/O writes whole pages.
+    tail: Vec<u8>,
+    pending: VecDeque<Chunk>,
+    flushing: bool,
+    waiters: VecDeque<(i64, Waiter)>,
+    cache: BatchCache,
+    closed: bool,
+}
+
+/// A partition's log.
+pub struct PartitionLog {
+    dir: PathBuf,
+    limits: Limits,
+    notify: Rc<Notify>,
+    state: RefCell<State>,
+}
+
+/// Blocking directory setup, run off the reactor: creates the directory,
+/// clears leftovers of a different topic id, and lists segment bases.
+fn prepare_dir(dir: &PathBuf, topic_id: Uuid) -> io::Result<Vec<i64>> {
+    std::fs::create_dir_all(dir)?;
+    let meta = dir.join(PARTITION_METADATA);
+    let want = format!("version: 0\ntopic_id: {topic_id}\n");
+    match std::fs::read_to_string(&meta) {
+        Ok(have) if have == want => {}
+        Ok(_) => {
+            warn!(dir = %dir.display(), "directory holds another topic's data; clearing it");
+            for e in std::fs::read_dir(dir)? {
+                std::fs::remove_file(e?.path())?;
+            }
+            std::fs::write(&meta, &want)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::write(&meta, &want)?,
+        Err(e) => return Err(e),
+    }
+    let mut bases = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        if let Some(b) = e?.file_name().to_str().and_then(segment::parse_log_name) {
+            bases.push(b);
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+impl PartitionLog {
+    /// Opens a partition directory, recovering its segments: every batch is
+    /// validated and a torn or corrupt tail is cut off and logged.
+    pub async fn open(
+        dir: PathBuf,
+        topic_id: Uuid,
+        limits: Limits,
+        notify: Rc<Notify>,
+    ) -> io::Result<Rc<Self>> {
+        let d = dir.clone();
+        let mut bases = glommio::executor()
+            .spawn_blocking(move || prepare_dir(&d, topic_id))
+            .await?;
+        if bases.is_empty() {
+            bases.push(0);
+        }
+        let mut segments = Vec::new();
+        let mut index = Vec::new();
+        let mut expected = bases[0];
+        let mut cut_at = None;
+        for (i, &base) in bases.iter().enumerate() {
+            let file = segment::open_file(&segment::log_path(&dir, base)).await?;
+            let scan = if base == expected {
+                recovery::scan(&file, base, expected).await?
+            } else {
+                recovery::ScanResult {
+                    entries: Vec::new(),
+                    valid_len: 0,
+                    file_len: file.file_size().await.map_err(io::Error::from)?,
+                    torn: Some(format!(
+                        "segment starts at {base} but the log continues at {expected}"
+                    )),
+                }
+            };
+            if let Some(why) = &scan.torn {
+                let lost_from = scan.entries.last().map_or(expected, |e| e.last_offset + 1);
+                warn!(
+                    dir = %dir.display(), segment = base, at = scan.valid_len,
+                    bytes = scan.file_len - scan.valid_len, offsets_from = lost_from,
+                    "truncating torn or corrupt log tail: {why}"
+                );
+            }
+            if scan.valid_len < scan.file_len {
+                file.truncate(scan.valid_len)
+                    .await
+                    .map_err(io::Error::from)?;
+                file.fdatasync().await.map_err(io::Error::from)?;
+            }
+            expected = scan.entries.last().map_or(expected, |e| e.last_offset + 1);
+            index.extend(scan.entries);
+            segments.push(Segment {
+                base_offset: base,
+                file: Rc::new(file),
+                size: scan.valid_len,
+            });
+            if scan.torn.is_some() && i + 1 < bases.len() {
+                cut_at = Some(i + 1);
+                break;
+            }
+        }
+        if let Some(from) = cut_at {
+            for &base in &bases[from..] {
+                warn!(dir = %dir.display(), segment = base, "removing segment after a corrupt one");
+                let p = segment::log_path(&dir, base);
+                glommio::executor()
+                    .spawn_blocking(move || std::fs::remove_file(p))
+                    .await?;
+            }
+        }
+        let active = segments.last().expect("at least one segment");
+        let tail_start = active.size / PAGE * PAGE;
+        let tail = if active.size > tail_start {
+            active
+                .file
+                .read_at(tail_start, (active.size - tail_start) as usize)
+                .await
+                .map_err(io::Error::from)?
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        let log_start_offset = segments[0].base_offset;
+        if !index.is_empty() {
+            info!(dir = %dir.display(), segments = segments.len(), start = log_start_offset, end = expected, "recovered partition");
+        }
+        let state = State {
+            write_segment: active.base_offset,
+            write_pos: active.size,
+            segments,
+            index,
+            next_offset: expected,
+            high_watermark: expected,
+            log_start_offset,
+            tail,
+            pending: VecDeque::new(),
+            flushing: false,
+            waiters: VecDeque::new(),
+            cache: BatchCache::new(limits.cache_bytes),
+            closed: false,
+        };
+        Ok(Rc::new(Self {
+            dir,
+            limits,
+            notify,
+            state: RefCell::new(state),
+        }))
+    }
+
+    /// The durable end of the log: readers see offsets below it.
+    pub fn high_watermark(&self) -> i64 {
+        self.state.borrow().high_watermark
+    }
+
+    /// The first offset in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.borrow().log_start_offset
+    }
+
+    /// Appends validated batches (`headers` describe `records` in order),
+    /// assigning offsets. Returns the first offset and the end offset
+    /// (exclusive); durability follows through [`PartitionLog::durable`].
+    pub fn append(
+        self: &Rc<Self>,
+        records: &[u8],
+        headers: &[BatchHeader],
+    ) -> Result<(i64, i64), StorageError> {
+        let mut st = self.state.borrow_mut();
+        if st.closed {
+            return Err(StorageError::Closed);
+        }
+        let base = st.next_offset;
+        let mut at = 0;
+        for h in headers {
+            let bytes = &records[at..at + h.total_len];
+            at += h.total_len;
+            let len = h.total_len as u64;
+            if st.write_pos > 0 && st.write_pos + len > self.limits.segment_bytes {
+                st.write_segment = st.next_offset;
+                st.write_pos = 0;
+            }
+            let (segment_base, position, offset) = (st.write_segment, st.write_pos, st.next_offset);
+            if st
+                .pending
+                .back()
+                .is_none_or(|c| c.segment_base != segment_base)
+            {
+                st.pending.push_back(Chunk {
+                    segment_base,
+                    start_pos: position,
+                    buf: BytesMut::new(),
+                    entries: Vec::new(),
+                    end_offset: offset,
+                });
+            }
+            let chunk = st.pending.back_mut().expect("just ensured");
+            let from = chunk.buf.len();
+            chunk.buf.extend_from_slice(bytes);
+            batch::assign_offset(&mut chunk.buf[from..], offset, 0);
+            let entry = BatchEntry {
+                base_offset: offset,
+                last_offset: offset + i64::from(h.last_offset_delta),
+                max_timestamp: h.max_timestamp,
+                segment_base,
+                position,
+                len: h.total_len as u32,
+            };
+            chunk.entries.push(entry);
+            chunk.end_offset = entry.last_offset + 1;
+            st.write_pos += len;
+            st.next_offset = entry.last_offset + 1;
+        }
+        debug_assert_eq!(at, records.len(), "headers must cover the records");
+        let end = st.next_offset;
+        let start_flusher = !st.flushing;
+        st.flushing = true;
+        // glommio may run a spawned task at once: release the state first.
+        drop(st);
+        if start_flusher {
+            glommio::spawn_local(self.clone().flush_loop()).detach();
+        }
+        Ok((base, end))
+    }
+
+    /// Resolves once every offset below `end` is durable (or failed).
+    pub fn durable(
+        &self,
+        end: i64,
+    ) -> impl std::future::Future<Output = Result<(), StorageError>> + use<> {
+        let rx = {
+            let mut st = self.state.borrow_mut();
+            if st.high_watermark >= end {
+                None
+            } else {
+                let (tx, rx) = flume::bounded(1);
+                st.waiters.push_back((end, tx));
+                Some(rx)
+            }
+        };
+        async move {
+            match rx {
+                None => Ok(()),
+                Some(rx) => rx.recv_async().await.unwrap_or(Err(StorageError::Closed)),
+            }
+        }
+    }
+
+    async fn flush_loop(self: Rc<Self>) {
+        loop {
+            let chunk = {
+                let mut st = self.state.borrow_mut();
+                match st.pending.pop_front() {
+                    Some(c) => c,
+                    None => {
+                        st.flushing = false;
+                        return;
+                    }
+                }
+            };
+            match self.write_chunk(&chunk).await {
+                Ok(()) => self.publish(chunk),
+                Err(e) => self.fail(&e),
+            }
+        }
+    }
+
+    /// Writes one chunk at its place and fdatasyncs it.
+    async fn write_chunk(&self, chunk: &Chunk) -> io::Result<()> {
+        let roll = {
+            let st = self.state.borrow();
+            let active = st.segments.last().expect("a segment");
+            (active.base_offset != chunk.segment_base).then(|| (active.file.clone(), active.size))
+        };
+        if let Some((old, size)) = roll {
+            // Seal the old segment at its logical size (dropping page padding).
+            old.truncate(size).await.map_err(io::Error::from)?;
+            old.fdatasync().await.map_err(io::Error::from)?;
+            let path = segment::log_path(&self.dir, chunk.segment_base);
+            let file = segment::open_file(&path).await?;
+            let mut st = self.state.borrow_mut();
+            st.segments.push(Segment {
+                base_offset: chunk.segment_base,
+                file: Rc::new(file),
+                size: 0,
+            });
+            st.tail.clear();
+        }
+        let (file, tail) = {
+            let st = self.state.borrow();
+            let active = st.segments.last().expect("a segment");
+            assert_eq!(
+                active.size, chunk.start_pos,
+                "chunks are written in order, each where the last ended"
+            );
+            (active.file.clone(), st.tail.clone())
+        };
+        let aligned_start = chunk.start_pos - tail.len() as u64;
+        debug_assert_eq!(aligned_start % PAGE, 0);
+        let used = tail.len() + chunk.buf.len();
+        let total = used.div_ceil(PAGE as usize) * PAGE as usize;
+        let mut dma = file.alloc_dma_buffer(total);
+        let out = dma.as_bytes_mut();
+        out[..tail.len()].copy_from_slice(&tail);
+        out[tail.len()..used].copy_from_slice(&chunk.buf);
+        out[used..].fill(0);
+        let written = file
+            .write_at(dma, aligned_start)
+            .await
+            .map_err(io::Error::from)?;
+        if written != total {
+            return Err(io::Error::other(format!(
+                "short write: {written} of {total} bytes"
+            )));
+        }
+        file.fdatasync().await.map_err(io::Error::from)
+    }
+
+    /// Makes a written chunk visible: index, cache, high watermark, waiters.
+    fn publish(&self, chunk: Chunk) {
+        let mut st = self.state.borrow_mut();
+        let end_pos = chunk.start_pos + chunk.buf.len() as u64;
+        let tail_start = end_pos / PAGE * PAGE;
+        let mut tail = Vec::with_capacity((end_pos - tail_start) as usize);
+        if tail_start < chunk.start_pos {
+            let keep = (chunk.start_pos - tail_start) as usize;
+            let old = st.tail.len() - keep;
+            tail.extend_from_slice(&st.tail[old..]);
+            tail.extend_from_slice(&chunk.buf);
+        } else {
+            tail.extend_from_slice(&chunk.buf[(tail_start - chunk.start_pos) as usize..]);
+        }
+        st.tail = tail;
+        st.segments.last_mut().expect("a segment").size = end_pos;
+        let data = chunk.buf.freeze();
+        for e in &chunk.entries {
+            let rel = (e.position - chunk.start_pos) as usize;
+            st.cache.push(
+                e.base_offset,
+                e.last_offset,
+                data.slice(rel..rel + e.len as usize),
+            );
+        }
+        st.index.extend_from_slice(&chunk.entries);
+        st.high_watermark = chunk.end_offset;
+        let hw = st.high_watermark;
+        while st.waiters.front().is_some_and(|(end, _)| *end <= hw) {
+            let (_, w) = st.waiters.pop_front().expect("checked");
+            let _ = w.send(Ok(()));
+        }
+        drop(st);
+        self.notify.notify_all();
+    }
+
+    /// A write failed: nothing pending was made durable. Roll the log end back
+    /// to the durable end and fail every waiter; acknowledged data is intact.
+    fn fail(&self, e: &io::Error) {
+        error!(dir = %self.dir.display(), "partition write failed, failing pending produce requests: {e}");
+        let mut st = self.state.borrow_mut();
+        st.pending.clear();
+        st.next_offset = st.high_watermark;
+        let active = st.segments.last().expect("a segment");
+        let (base, size) = (active.base_offset, active.size);
+        st.write_segment = base;
+        st.write_pos = size;
+        let err = StorageError::Io(e.to_string());
+        for (_, w) in st.waiters.drain(..) {
+            let _ = w.send(Err(err.clone()));
+        }
+    }
+
+    /// Closes the log (its topic was deleted): pending appends fail.
+    pub fn close(&self) {
+        let mut st = self.state.borrow_mut();
+        st.closed = true;
+        st.pending.clear();
+        st.cache.clear();
+        for (_, w) in st.waiters.drain(..) {
+            let _ = w.send(Err(StorageError::Closed));
+        }
+    }
+
+    /// Reads whole batches from the one containing `offset`, up to
+    /// `max_bytes` (but always at least one batch when any is available).
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<Fetched, ReadError> {
+        let (file, pos, len, hw, start) = {
+            let st = self.state.borrow();
+            let (hw, start) = (st.high_watermark, st.log_start_offset);
+            if offset < start || offset > hw {
+                return Err(ReadError::OutOfRange {
+                    offset,
+                    start,
+                    end: hw,
+                });
+            }
+            let empty = Fetched {
+                records: Bytes::new(),
+                high_watermark: hw,
+                log_start_offset: start,
+            };
+            if offset == hw {
+                return Ok(empty);
+            }
+            if let Some(parts) = st.cache.read(offset, max_bytes) {
+                return Ok(Fetched {
+                    records: concat(parts),
+                    ..empty
+                });
+            }
+            let i = index::find(&st.index, offset);
+            let Some(first) = st.index.get(i) else {
+                return Ok(empty);
+            };
+            let mut len = 0u64;
+            for e in &st.index[i..] {
+                if e.segment_base != first.segment_base
+                    || (len > 0 && len + u64::from(e.len) > max_bytes as u64)
+                {
+                    break;
+                }
+                len += u64::from(e.len);
+            }
+            let seg = st
+                .segments
+                .partition_point(|s| s.base_offset <= first.segment_base)
+                - 1;
+            (
+                st.segments[seg].file.clone(),
+                first.position,
+                len,
+                hw,
+                start,
+            )
+        };
+        let data = file
+            .read_at(pos, len as usize)
+            .await
+            .map_err(|e| ReadError::Io(e.to_string()))?;
+        Ok(Fetched {
+            records: Bytes::copy_from_slice(&data),
+            high_watermark: hw,
+            log_start_offset: start,
+        })
+    }
+
+    /// The first offset whose record timestamp is at least `ts`, with that
+    /// timestamp, for ListOffsets by time; `None` if every record is older.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, ReadError> {
+        let candidates: Vec<BatchEntry> = {
+            let st = self.state.borrow();
+            st.index
+                .iter()
+                .filter(|e| e.max_timestamp >= ts)
+                .take(1)
+                .copied()
+                .collect()
+        };
+        let Some(entry) = candidates.first() else {
+            return Ok(None);
+        };
+        let fetched = self.read(entry.base_offset, entry.len as usize).await?;
+        let Ok(h) = batch::parse_header(&fetched.records) else {
+            return Ok(Some((entry.base_offset, entry.max_timestamp)));
+        };
+        Ok(batch::first_offset_at_or_after(&fetched.records, &h, ts)
+            .or(Some((entry.base_offset, entry.max_timestamp))))
+    }
+}
+
+fn concat(parts: Vec<Bytes>) -> Bytes {
+    match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.into_iter().next().expect("one"),
+        _ => {
+            let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+            for p in parts {
+                out.extend_from_slice(&p);
+            }
+            out.freeze()
+        }
+    }
+}

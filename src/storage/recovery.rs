@@ -1,0 +1,128 @@
+//! Recovery scan of a segment on start: walk its batches, validate each
+//! header and CRC-32C, and find where the intact log ends. Everything after
+//! the first bad byte is a torn or corrupt tail that was never acknowledged
+//! (acknowledgement follows fdatasync), and is cut off by the caller.
+
+use std::io;
+
+use glommio::io::DmaFile;
+
+use super::index::BatchEntry;
+use crate::protocol::batch::{self, HEADER_LEN, LOG_OVERHEAD};
+
+/// Read window for the scan.
+const WINDOW: usize = 1 << 20;
+
+/// What a scan found.
+#[derive(Debug)]
+pub struct ScanResult {
+    /// The intact batches, in order.
+    pub entries: Vec<BatchEntry>,
+    /// Bytes of intact data: the segment's logical end.
+    pub valid_len: u64,
+    /// File size before any cut.
+    pub file_len: u64,
+    /// Why the scan stopped before the end of the file, if it did and the
+    /// rest was not just zero padding from a partial-page write.
+    pub torn: Option<String>,
+}
+
+struct Window {
+    start: u64,
+    buf: Vec<u8>,
+}
+
+impl Window {
+    /// Makes `[pos, pos + need)` available; false if the file is shorter.
+    async fn fill(
+        &mut self,
+        file: &DmaFile,
+        file_len: u64,
+        pos: u64,
+        need: usize,
+    ) -> io::Result<bool> {
+        if pos + need as u64 > file_len {
+            return Ok(false);
+        }
+        let end = self.start + self.buf.len() as u64;
+        if pos >= self.start && pos + need as u64 <= end {
+            return Ok(true);
+        }
+        let len = need.max(WINDOW).min((file_len - pos) as usize);
+        let read = file.read_at(pos, len).await.map_err(io::Error::from)?;
+        self.buf.clear();
+        self.buf.extend_from_slice(&read);
+        self.start = pos;
+        Ok(self.buf.len() >= need)
+    }
+
+    fn slice(&self, pos: u64, len: usize) -> &[u8] {
+        let rel = (pos - self.start) as usize;
+        &self.buf[rel..rel + len]
+    }
+}
+
+/// Scans a segment whose first batch must have offset `base_offset`.
+pub async fn scan(file: &DmaFile, segment_base: i64, base_offset: i64) -> io::Result<ScanResult> {
+    let file_len = file.file_size().await.map_err(io::Error::from)?;
+    let mut w = Window {
+        start: 0,
+        buf: Vec::new(),
+    };
+    let mut entries = Vec::new();
+    let mut pos = 0u64;
+    let mut expected = base_offset;
+    let torn = loop {
+        if pos == file_len {
+            break None;
+        }
+        if !w.fill(file, file_len, pos, HEADER_LEN).await? {
+            break Some(format!(
+                "{} trailing bytes are shorter than a batch header",
+                file_len - pos
+            ));
+        }
+        let head = w.slice(pos, HEADER_LEN);
+        let batch_length = i32::from_be_bytes(head[8..12].try_into().expect("4"));
+        if batch_length == 0 && head.iter().all(|&b| b == 0) {
+            // Zero padding from the last partial-page write, or a torn zero page.
+            break None;
+        }
+        if batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
+            break Some(format!("invalid batch length {batch_length}"));
+        }
+        let total = batch_length as usize + LOG_OVERHEAD;
+        if !w.fill(file, file_len, pos, total).await? {
+            break Some(format!(
+                "batch of {total} bytes runs past the end of the file"
+            ));
+        }
+        match batch::validate(w.slice(pos, total)) {
+            Ok(h) if h.base_offset == expected => {
+                entries.push(BatchEntry {
+                    base_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    max_timestamp: h.max_timestamp,
+                    segment_base,
+                    position: pos,
+                    len: total as u32,
+                });
+                expected = h.last_offset() + 1;
+                pos += total as u64;
+            }
+            Ok(h) => {
+                break Some(format!(
+                    "batch has offset {} where {expected} was due",
+                    h.base_offset
+                ));
+            }
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    Ok(ScanResult {
+        entries,
+        valid_len: pos,
+        file_len,
+        torn,
+    })
+}

@@ -1,0 +1,182 @@
+"""Client-side helpers (confluent-kafka / librdkafka) shared by the e2e tests."""
+
+import time
+import uuid
+
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException,
+                             Producer, TopicPartition)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import kafka_wire as kw
+
+
+def unique(prefix="t"):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def quiet_conf():
+    # librdkafka logs connection errors to stderr; keep them but at warning level.
+    return {"log_level": 4}
+
+
+def admin(broker):
+    return AdminClient({"bootstrap.servers": broker.bootstrap, **quiet_conf()})
+
+
+def producer(broker, **conf):
+    c = {"bootstrap.servers": broker.bootstrap, "acks": "all", **quiet_conf()}
+    c.update(conf)
+    return Producer(c)
+
+
+def consumer(broker, **conf):
+    c = {
+        "bootstrap.servers": broker.bootstrap,
+        "group.id": unique("g"),
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        **quiet_conf(),
+    }
+    c.update(conf)
+    return Consumer(c)
+
+
+def err_code(exc):
+    """KafkaError code from a KafkaException (or KafkaError)."""
+    if isinstance(exc, KafkaError):
+        return exc.code()
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0].code()
+    raise AssertionError(f"expected a KafkaException, got {exc!r}")
+
+
+def list_topics(broker, timeout=10):
+    """All-topic metadata (never triggers auto-creation)."""
+    return admin(broker).list_topics(timeout=timeout)
+
+
+def wait_topic(broker, topic, partitions, timeout=15):
+    """Wait until metadata shows ``topic`` with ``partitions`` partitions that
+    all have a leader. Returns the TopicMetadata."""
+    a = admin(broker)
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        md = a.list_topics(timeout=10)
+        t = md.topics.get(topic)
+        last = t
+        if (t is not None and t.error is None and len(t.partitions) == partitions
+                and all(p.leader >= 0 and p.error is None for p in t.partitions.values())):
+            return t
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"topic {topic} not ready with {partitions} partitions after {timeout}s; "
+                f"last metadata: {describe_topic_md(last)}")
+        time.sleep(0.2)
+
+
+def describe_topic_md(t):
+    if t is None:
+        return "<absent>"
+    parts = {p.id: (p.leader, str(p.error) if p.error else None)
+             for p in t.partitions.values()}
+    return f"error={t.error} partitions={parts}"
+
+
+def create_topic(broker, topic, partitions=1, config=None, timeout=30):
+    a = admin(broker)
+    fs = a.create_topics([NewTopic(topic, num_partitions=partitions,
+                                   replication_factor=1, config=config or {})],
+                         operation_timeout=timeout, request_timeout=timeout)
+    fs[topic].result(timeout)
+    return wait_topic(broker, topic, partitions)
+
+
+def partition_leaders(broker, topic):
+    t = list_topics(broker).topics[topic]
+    return {p.id: p.leader for p in t.partitions.values()}
+
+
+def produce_records(broker, topic, records, timeout=120, **conf):
+    """Produce [(key, value, partition_or_None), ...]; return list of
+    (key, value, partition, offset) in input order. Fails on any error."""
+    p = producer(broker, **conf)
+    results = [None] * len(records)
+    errors = []
+
+    def make_cb(i):
+        def cb(err, msg):
+            if err is not None:
+                errors.append((i, err))
+            else:
+                results[i] = (msg.key(), msg.value(), msg.partition(), msg.offset())
+        return cb
+
+    for i, rec in enumerate(records):
+        key, value = rec[0], rec[1]
+        part = rec[2] if len(rec) > 2 else None
+        kwargs = {"key": key, "value": value, "on_delivery": make_cb(i)}
+        if part is not None:
+            kwargs["partition"] = part
+        while True:
+            try:
+                p.produce(topic, **kwargs)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    left = p.flush(timeout)
+    assert left == 0, f"{left} messages still undelivered after {timeout}s"
+    assert not errors, f"{len(errors)} delivery errors, first: {errors[:5]}"
+    assert all(r is not None for r in results)
+    return results
+
+
+def consume_all(broker, topic, partitions, timeout=60, start=OFFSET_BEGINNING,
+                expect=None, **conf):
+    """Assign all ``partitions`` from ``start`` and read until every partition
+    reports EOF (and, if given, at least ``expect`` messages were read).
+    Returns list of (key, value, partition, offset, timestamp)."""
+    c = consumer(broker, **conf)
+    try:
+        parts = list(partitions) if not isinstance(partitions, int) else list(range(partitions))
+        c.assign([TopicPartition(topic, p, start) for p in parts])
+        out = []
+        eof = set()
+        deadline = time.monotonic() + timeout
+        while True:
+            if len(eof) == len(parts) and (expect is None or len(out) >= expect):
+                return out
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"consume of {topic} timed out after {timeout}s: got {len(out)} "
+                    f"messages (expected {expect}), EOF on partitions {sorted(eof)} of {parts}")
+            msgs = c.consume(num_messages=10000, timeout=0.5)
+            for m in msgs:
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        eof.add(m.partition())
+                        continue
+                    raise AssertionError(f"consumer error: {m.error()}")
+                eof.discard(m.partition())
+                out.append((m.key(), m.value(), m.partition(), m.offset(), m.timestamp()))
+    finally:
+        c.close()
+
+
+def assert_healthy(broker, topic="health-check"):
+    """Broker process alive, answers ApiVersions, and a fresh client can
+    produce and consume one record."""
+    broker.assert_alive()
+    for port in broker.ports:
+        with kw.WireConn("127.0.0.1", port) as c:
+            err, apis = kw.parse_api_versions_v0_response(
+                c.request(kw.API_API_VERSIONS, 0, b""))
+            assert err == 0, f"ApiVersions v0 on port {port} returned error {err}"
+    value = unique("hc").encode()
+    (_, _, part, off), = produce_records(broker, topic, [(None, value)], timeout=30)
+    got = consume_all(broker, topic, [part], start=off, timeout=30, expect=1)
+    assert got and got[0][1] == value, f"health-check record not read back: {got[:3]}"
+    broker.assert_alive()

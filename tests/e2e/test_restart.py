@@ -1,0 +1,174 @@
+"""Durability across restarts: clean SIGTERM restart and kill -9 during
+acks=all production."""
+
+import threading
+import time
+from collections import defaultdict
+
+import pytest
+from confluent_kafka import TopicPartition
+
+import helpers as h
+
+PARTITIONS = 4
+
+
+def _check_all_present(acked, got, context):
+    """Every acked (partition, offset) -> value must be consumed identically."""
+    stored = {(p, o): v for _k, v, p, o, _ts in got}
+    missing = [(po, v) for po, v in acked.items() if po not in stored]
+    wrong = [(po, v, stored[po]) for po, v in acked.items()
+             if po in stored and stored[po] != v]
+    assert not missing and not wrong, (
+        f"{context}: {len(missing)} acknowledged records missing "
+        f"(first: {sorted(missing)[:5]}), {len(wrong)} with a different value "
+        f"(first: {sorted(wrong)[:5]}); acked={len(acked)} consumed={len(got)}")
+    # offsets must be dense: no holes within a partition
+    by_part = defaultdict(list)
+    for (p, o) in stored:
+        by_part[p].append(o)
+    for p, offs in by_part.items():
+        offs.sort()
+        assert offs == list(range(offs[0], offs[0] + len(offs))), \
+            f"{context}: partition {p} has offset holes"
+
+
+def test_clean_restart_keeps_topics_and_records(broker):
+    topic = h.unique("rst")
+    h.create_topic(broker, topic, PARTITIONS, config={"retention.ms": "86400000"})
+    recs = [(f"k{i % 50}".encode(), f"before-{i}".encode()) for i in range(3000)]
+    acked = h.produce_records(broker, topic, recs)
+    ends = defaultdict(int)
+    for _k, _v, p, o in acked:
+        ends[p] = max(ends[p], o + 1)
+
+    broker.stop()
+    broker.restart()
+
+    t = h.wait_topic(broker, topic, PARTITIONS)
+    assert len(t.partitions) == PARTITIONS
+    got = h.consume_all(broker, topic, range(PARTITIONS), expect=len(recs))
+    _check_all_present({(p, o): v for _k, v, p, o in acked}, got, "after clean restart")
+    assert len(got) == len(recs), f"consumed {len(got)} records, produced {len(recs)}"
+
+    # the log continues where it left off (no offset reuse / overwrite)
+    more = h.produce_records(broker, topic, [(None, f"after-{p}".encode(), p)
+                                             for p in range(PARTITIONS)])
+    for _k, _v, p, o in more:
+        assert o == ends[p], f"partition {p}: first offset after restart {o}, expected {ends[p]}"
+    got = h.consume_all(broker, topic, range(PARTITIONS), expect=len(recs) + PARTITIONS)
+    assert len(got) == len(recs) + PARTITIONS
+
+    # a second restart, this time without producing in between
+    broker.restart()
+    got2 = h.consume_all(broker, topic, range(PARTITIONS), expect=len(got))
+    assert sorted(got2) == sorted(got)
+
+
+class AckRecorder(threading.Thread):
+    """Produce continuously with acks=all; record every acknowledged record."""
+
+    def __init__(self, broker, topic, tag):
+        super().__init__(daemon=True)
+        self.producer = h.producer(broker, acks="all", **{
+            "linger.ms": 2,
+            "retries": 0,  # no silent re-sends of records after the crash
+            "message.timeout.ms": 60000,
+            "socket.timeout.ms": 10000,
+            "reconnect.backoff.max.ms": 500,
+            "queue.buffering.max.messages": 20000,
+        })
+        self.topic = topic
+        self.tag = tag
+        self.acked = {}
+        self.errors = 0
+        self.stop_flag = threading.Event()
+        self.exc = None
+        self.sent = 0
+
+    def _cb(self, err, msg):
+        if err is None:
+            self.acked[(msg.partition(), msg.offset())] = msg.value()
+        else:
+            self.errors += 1
+
+    def run(self):
+        try:
+            i = 0
+            while not self.stop_flag.is_set():
+                value = f"{self.tag}-{i}".encode()
+                try:
+                    self.producer.produce(self.topic, key=str(i % 64).encode(), value=value,
+                                          on_delivery=self._cb)
+                    i += 1
+                    self.sent = i
+                except BufferError:
+                    self.producer.poll(0.01)
+                    continue
+                self.producer.poll(0)
+                if i % 200 == 0:
+                    time.sleep(0.001)  # let the main thread run
+        except Exception as e:  # noqa: BLE001
+            self.exc = e
+
+    def finish(self):
+        """Stop producing; drain delivery reports that already arrived and
+        fail everything still in flight."""
+        self.stop_flag.set()
+        self.join(10)
+        assert not self.is_alive(), "producer thread did not stop"
+        self.producer.poll(0.5)
+        self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+        self.producer.flush(5)
+        if self.exc:
+            raise self.exc
+
+
+@pytest.mark.timeout(600)
+def test_kill9_during_acks_all_loses_no_acked_record(broker):
+    topic = h.unique("k9")
+    h.create_topic(broker, topic, PARTITIONS)
+    leaders = h.partition_leaders(broker, topic)
+    assert set(leaders.values()) == {0, 1}, f"partitions not spread over shards: {leaders}"
+
+    all_acked = {}
+    for rnd in range(3):
+        rec = AckRecorder(broker, topic, f"round{rnd}")
+        rec.start()
+        # wait for ~2 s of production (and at least some acknowledgements)
+        deadline = time.monotonic() + 20
+        time.sleep(2.0)
+        while len(rec.acked) < 100 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        broker.kill9()
+        acked_at_kill = len(rec.acked)
+        rec.finish()
+        assert acked_at_kill >= 100, \
+            f"round {rnd}: only {acked_at_kill} records acknowledged before kill -9"
+        parts_acked = {p for p, _o in rec.acked}
+        assert parts_acked == set(range(PARTITIONS)), \
+            f"round {rnd}: acks only for partitions {parts_acked}"
+        for po, v in rec.acked.items():
+            assert po not in all_acked, \
+                f"round {rnd}: offset {po} acknowledged twice ({all_acked[po]!r} and {v!r})"
+        all_acked.update(rec.acked)
+        del rec
+
+        broker.restart()
+        h.wait_topic(broker, topic, PARTITIONS)
+        got = h.consume_all(broker, topic, range(PARTITIONS), timeout=120)
+        _check_all_present(all_acked, got, f"round {rnd} after kill -9")
+
+        # watermarks cover at least every acknowledged record
+        c = h.consumer(broker)
+        try:
+            for p in range(PARTITIONS):
+                lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10,
+                                                 cached=False)
+                max_acked = max((o for (pp, o) in all_acked if pp == p), default=-1)
+                assert lo == 0 and hi > max_acked, \
+                    f"round {rnd} partition {p}: watermarks {(lo, hi)}, max acked {max_acked}"
+        finally:
+            c.close()
+        print(f"round {rnd}: {len(all_acked)} acked records verified")
+    h.assert_healthy(broker)

@@ -11,11 +11,11 @@ use thiserror::Error;
 #[repr(i8)]
 pub enum ConfigSource {
     /// Set on the topic.
-    TopicConfig = 1,
+    Topic = 1,
     /// Set in the broker's file or on its command line.
-    StaticBrokerConfig = 4,
+    StaticBroker = 4,
     /// Built-in default.
-    DefaultConfig = 5,
+    Default = 5,
 }
 
 /// The kind of value a key holds, for validation.
@@ -52,11 +52,7 @@ const TOPIC_KEYS: &[(&str, &str, Kind)] = &[
     ("segment.bytes", "log.segment.bytes", Kind::Int),
     ("segment.ms", "log.roll.ms", Kind::Int),
     ("max.message.bytes", "message.max.bytes", Kind::Int),
-    (
-        "message.timestamp.type",
-        "log.message.timestamp.type",
-        Kind::Text,
-    ),
+    ("message.timestamp.type", "log.message.timestamp.type", Kind::Text),
     ("min.insync.replicas", "min.insync.replicas", Kind::Int),
 ];
 
@@ -66,11 +62,7 @@ pub enum ConfigError {
     #[error("unknown config key {0:?}")]
     UnknownKey(String),
     #[error("invalid value {value:?} for {key}: expected {expected}")]
-    InvalidValue {
-        key: String,
-        value: String,
-        expected: &'static str,
-    },
+    InvalidValue { key: String, value: String, expected: &'static str },
     #[error("malformed setting {0:?}: expected key=value")]
     Malformed(String),
     #[error("cannot read config file {path}: {reason}")]
@@ -78,17 +70,9 @@ pub enum ConfigError {
 }
 
 fn check_value(key: &str, value: &str, kind: Kind) -> Result<(), ConfigError> {
-    let bad = |expected| ConfigError::InvalidValue {
-        key: key.into(),
-        value: value.into(),
-        expected,
-    };
+    let bad = |expected| ConfigError::InvalidValue { key: key.into(), value: value.into(), expected };
     match kind {
-        Kind::Int => value
-            .trim()
-            .parse::<i64>()
-            .map(|_| ())
-            .map_err(|_| bad("an integer")),
+        Kind::Int => value.trim().parse::<i64>().map(|_| ()).map_err(|_| bad("an integer")),
         Kind::Bool => match value.trim() {
             "true" | "false" => Ok(()),
             _ => Err(bad("true or false")),
@@ -119,30 +103,23 @@ impl BrokerSettings {
     /// typo does not silently leave a default in place.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let key = key.trim();
-        let (_, _, kind) = BROKER_KEYS
-            .iter()
-            .find(|(k, _, _)| *k == key)
-            .ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+        let (_, _, kind) =
+            BROKER_KEYS.iter().find(|(k, _, _)| *k == key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
         check_value(key, value, *kind)?;
-        self.overrides
-            .insert(key.to_string(), value.trim().to_string());
+        self.overrides.insert(key.to_string(), value.trim().to_string());
         Ok(())
     }
 
     /// Applies a `key=value` string.
     pub fn set_pair(&mut self, pair: &str) -> Result<(), ConfigError> {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| ConfigError::Malformed(pair.to_string()))?;
+        let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::Malformed(pair.to_string()))?;
         self.set(k, v)
     }
 
     /// Loads a server.properties-style file (`#` comments, `key=value`).
     pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::File { path: path.to_path_buf(), reason: e.to_string() })?;
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
                 continue;
@@ -157,31 +134,16 @@ impl BrokerSettings {
         BROKER_KEYS
             .iter()
             .map(|(k, default, _)| match self.overrides.get(*k) {
-                Some(v) => ConfigEntry {
-                    key: k,
-                    value: v.clone(),
-                    source: ConfigSource::StaticBrokerConfig,
-                },
-                None => ConfigEntry {
-                    key: k,
-                    value: (*default).to_string(),
-                    source: ConfigSource::DefaultConfig,
-                },
+                Some(v) => ConfigEntry { key: k, value: v.clone(), source: ConfigSource::StaticBroker },
+                None => ConfigEntry { key: k, value: (*default).to_string(), source: ConfigSource::Default },
             })
             .collect()
     }
 
     fn get(&self, key: &str) -> &str {
-        self.overrides
-            .get(key)
-            .map(String::as_str)
-            .unwrap_or_else(|| {
-                BROKER_KEYS
-                    .iter()
-                    .find(|(k, _, _)| *k == key)
-                    .map(|(_, d, _)| *d)
-                    .expect("known broker key")
-            })
+        self.overrides.get(key).map(String::as_str).unwrap_or_else(|| {
+            BROKER_KEYS.iter().find(|(k, _, _)| *k == key).map(|(_, d, _)| *d).expect("known broker key")
+        })
     }
 
     fn int(&self, key: &str) -> i64 {
@@ -210,22 +172,14 @@ impl BrokerSettings {
         TOPIC_KEYS
             .iter()
             .map(|(k, broker_key, _)| match overrides.get(*k) {
-                Some(v) => ConfigEntry {
-                    key: k,
-                    value: v.clone(),
-                    source: ConfigSource::TopicConfig,
-                },
+                Some(v) => ConfigEntry { key: k, value: v.clone(), source: ConfigSource::Topic },
                 None => {
                     let source = if self.overrides.contains_key(*broker_key) {
-                        ConfigSource::StaticBrokerConfig
+                        ConfigSource::StaticBroker
                     } else {
-                        ConfigSource::DefaultConfig
+                        ConfigSource::Default
                     };
-                    ConfigEntry {
-                        key: k,
-                        value: self.get(broker_key).to_string(),
-                        source,
-                    }
+                    ConfigEntry { key: k, value: self.get(broker_key).to_string(), source }
                 }
             })
             .collect()
@@ -236,20 +190,15 @@ impl BrokerSettings {
         if let Some(v) = overrides.get(key).and_then(|v| v.parse().ok()) {
             return v;
         }
-        let (_, broker_key, _) = TOPIC_KEYS
-            .iter()
-            .find(|(k, _, _)| *k == key)
-            .expect("known topic key");
+        let (_, broker_key, _) = TOPIC_KEYS.iter().find(|(k, _, _)| *k == key).expect("known topic key");
         self.int(broker_key)
     }
 }
 
 /// Validates a topic-level `key=value` as CreateTopics receives it.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> {
-    let (_, _, kind) = TOPIC_KEYS
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+    let (_, _, kind) =
+        TOPIC_KEYS.iter().find(|(k, _, _)| *k == key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
     check_value(key, value, *kind)
 }
 
@@ -263,26 +212,17 @@ mod tests {
         assert_eq!(s.num_partitions(), 1);
         s.set_pair("num.partitions=3").unwrap();
         assert_eq!(s.num_partitions(), 3);
-        assert!(matches!(
-            s.set_pair("num.partitions=x"),
-            Err(ConfigError::InvalidValue { .. })
-        ));
-        assert!(matches!(
-            s.set_pair("no.such.key=1"),
-            Err(ConfigError::UnknownKey(_))
-        ));
+        assert!(matches!(s.set_pair("num.partitions=x"), Err(ConfigError::InvalidValue { .. })));
+        assert!(matches!(s.set_pair("no.such.key=1"), Err(ConfigError::UnknownKey(_))));
         s.set_pair("log.segment.bytes=1000").unwrap();
         let mut t = BTreeMap::new();
         t.insert("retention.ms".to_string(), "5".to_string());
         let e = s.topic_entries(&t);
         let get = |k: &str| e.iter().find(|c| c.key == k).unwrap().clone();
-        assert_eq!(get("retention.ms").source, ConfigSource::TopicConfig);
+        assert_eq!(get("retention.ms").source, ConfigSource::Topic);
         assert_eq!(get("segment.bytes").value, "1000");
-        assert_eq!(
-            get("segment.bytes").source,
-            ConfigSource::StaticBrokerConfig
-        );
-        assert_eq!(get("cleanup.policy").source, ConfigSource::DefaultConfig);
+        assert_eq!(get("segment.bytes").source, ConfigSource::StaticBroker);
+        assert_eq!(get("cleanup.policy").source, ConfigSource::Default);
         assert_eq!(s.topic_value(&t, "segment.bytes"), 1000);
         assert!(validate_topic_config("retention.ms", "abc").is_err());
         assert!(validate_topic_config("bogus", "1").is_err());

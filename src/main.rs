@@ -17,11 +17,7 @@ use broker::{BrokerOptions, default_shards};
 use config::BrokerSettings;
 
 #[derive(Parser)]
-#[command(
-    name = "sluice",
-    version,
-    about = "A Kafka-compatible streaming broker"
-)]
+#[command(name = "sluice", version, about = "A Kafka-compatible streaming broker")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,31 +67,18 @@ fn broker(args: BrokerArgs) -> Result<(), String> {
     if shards == 0 {
         return Err("--shards must be at least 1".into());
     }
-    let advertised_host = args.advertised_host.unwrap_or_else(|| {
-        if args.host.is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            args.host.to_string()
-        }
-    });
-    let opts = BrokerOptions {
-        data_dir: args.data_dir,
-        host: args.host,
-        port: args.port,
-        advertised_host,
-        shards,
-        settings,
-    };
+    let advertised_host = args
+        .advertised_host
+        .unwrap_or_else(|| if args.host.is_unspecified() { "127.0.0.1".to_string() } else { args.host.to_string() });
+    let opts =
+        BrokerOptions { data_dir: args.data_dir, host: args.host, port: args.port, advertised_host, shards, settings };
     broker::run(opts).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {

@@ -12,12 +12,7 @@ use crate::protocol::versions::SUPPORTED;
 pub fn response() -> ApiVersionsResponse {
     let keys = SUPPORTED
         .iter()
-        .map(|s| {
-            ApiVersion::default()
-                .with_api_key(s.key as i16)
-                .with_min_version(s.min)
-                .with_max_version(s.max)
-        })
+        .map(|s| ApiVersion::default().with_api_key(s.key as i16).with_min_version(s.min).with_max_version(s.max))
         .collect();
     ApiVersionsResponse::default().with_api_keys(keys)
 }
@@ -27,11 +22,6 @@ pub fn response() -> ApiVersionsResponse {
 /// retry with a version we serve.
 pub fn unsupported(correlation_id: i32) -> Pending {
     let body = response().with_error_code(ErrorCode::UnsupportedVersion.code());
-    let frame = frame::encode_response(
-        ApiKey::ApiVersions,
-        0,
-        correlation_id,
-        &ResponseKind::ApiVersions(body),
-    );
+    let frame = frame::encode_response(ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(body));
     Box::pin(async move { frame })
 }

@@ -1,8 +1,6 @@
 //! CreateTopics, including `validate_only` and topic configs.
 
-use kafka_protocol::messages::create_topics_response::{
-    CreatableTopicConfigs, CreatableTopicResult,
-};
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::str_bytes;
@@ -35,10 +33,7 @@ pub async fn handle(ctx: &ShardCtx, req: CreateTopicsRequest) -> CreateTopicsRes
                 .collect(),
         })
         .collect();
-    let results = ctx
-        .controller
-        .create_topics(topics, req.validate_only)
-        .await;
+    let results = ctx.controller.create_topics(topics, req.validate_only).await;
     let topics = names
         .into_iter()
         .zip(results)

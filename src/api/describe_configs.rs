@@ -1,8 +1,6 @@
 //! DescribeConfigs for topics and brokers, with Kafka key names and sources.
 
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
-};
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::str_bytes;
@@ -33,32 +31,20 @@ pub fn handle(ctx: &ShardCtx, req: DescribeConfigsRequest) -> DescribeConfigsRes
                 },
                 BROKER => {
                     let known = r.resource_name.is_empty()
-                        || r.resource_name
-                            .parse::<i32>()
-                            .is_ok_and(|n| (0..meta.nodes).contains(&n));
+                        || r.resource_name.parse::<i32>().is_ok_and(|n| (0..meta.nodes).contains(&n));
                     if known {
                         Ok(ctx.settings.entries())
                     } else {
-                        Err((
-                            ErrorCode::InvalidRequest,
-                            format!("no broker {:?}", &*r.resource_name),
-                        ))
+                        Err((ErrorCode::InvalidRequest, format!("no broker {:?}", &*r.resource_name)))
                     }
                 }
-                other => Err((
-                    ErrorCode::InvalidRequest,
-                    format!("resource type {other} is not supported"),
-                )),
+                other => Err((ErrorCode::InvalidRequest, format!("resource type {other} is not supported"))),
             };
             match entries {
                 Ok(entries) => {
                     let configs = entries
                         .into_iter()
-                        .filter(|c| {
-                            r.configuration_keys
-                                .as_ref()
-                                .is_none_or(|keys| keys.iter().any(|k| &**k == c.key))
-                        })
+                        .filter(|c| r.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| &**k == c.key)))
                         .map(|c| {
                             DescribeConfigsResourceResult::default()
                                 .with_name(str_bytes(c.key))
@@ -68,9 +54,7 @@ pub fn handle(ctx: &ShardCtx, req: DescribeConfigsRequest) -> DescribeConfigsRes
                         .collect();
                     base.with_configs(configs)
                 }
-                Err((code, msg)) => base
-                    .with_error_code(code.code())
-                    .with_error_message(Some(str_bytes(msg))),
+                Err((code, msg)) => base.with_error_code(code.code()).with_error_message(Some(str_bytes(msg))),
             }
         })
         .collect();

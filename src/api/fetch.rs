@@ -34,16 +34,9 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
-        let topic = if version >= TOPIC_ID_VERSION {
-            meta.topic_by_id(&t.topic_id)
-        } else {
-            meta.topic(&t.topic)
-        };
-        let unknown = if version >= TOPIC_ID_VERSION {
-            ErrorCode::UnknownTopicId
-        } else {
-            ErrorCode::UnknownTopicOrPartition
-        };
+        let topic = if version >= TOPIC_ID_VERSION { meta.topic_by_id(&t.topic_id) } else { meta.topic(&t.topic) };
+        let unknown =
+            if version >= TOPIC_ID_VERSION { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let index = p.partition;
@@ -52,15 +45,8 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
                 partitions.push(partition_error(index, unknown));
                 continue;
             };
-            let owned = topic
-                .leaders
-                .get(index as usize)
-                .is_some_and(|&l| l == ctx.node_id);
-            let log = if owned {
-                ctx.partition(&topic.name, index)
-            } else {
-                None
-            };
+            let owned = topic.leaders.get(index as usize).is_some_and(|&l| l == ctx.node_id);
+            let log = if owned { ctx.partition(&topic.name, index) } else { None };
             let Some(log) = log else {
                 any_error = true;
                 let code = if index < 0 || index as usize >= topic.leaders.len() {
@@ -113,18 +99,10 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
             }
         }
         let (name, id): (TopicName, Uuid) = (t.topic.clone(), t.topic_id);
-        responses.push(
-            FetchableTopicResponse::default()
-                .with_topic(name)
-                .with_topic_id(id)
-                .with_partitions(partitions),
-        );
+        responses
+            .push(FetchableTopicResponse::default().with_topic(name).with_topic_id(id).with_partitions(partitions));
     }
-    (
-        FetchResponse::default().with_responses(responses),
-        total,
-        any_error,
-    )
+    (FetchResponse::default().with_responses(responses), total, any_error)
 }
 
 /// Answers Fetch, waiting for data up to `max_wait_ms`.

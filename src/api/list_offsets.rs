@@ -1,9 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), or the first offset at or after
 //! a timestamp.
 
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::broker::context::ShardCtx;
@@ -21,10 +19,8 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let index = p.partition_index;
-            let base = ListOffsetsPartitionResponse::default()
-                .with_partition_index(index)
-                .with_timestamp(-1)
-                .with_offset(-1);
+            let base =
+                ListOffsetsPartitionResponse::default().with_partition_index(index).with_timestamp(-1).with_offset(-1);
             let Some(topic) = topic else {
                 partitions.push(base.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
                 continue;
@@ -33,11 +29,7 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
                 partitions.push(base.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
                 continue;
             };
-            let log = if leader == ctx.node_id {
-                ctx.partition(&topic.name, index)
-            } else {
-                None
-            };
+            let log = if leader == ctx.node_id { ctx.partition(&topic.name, index) } else { None };
             let Some(log) = log else {
                 partitions.push(base.with_error_code(ErrorCode::NotLeaderOrFollower.code()));
                 continue;
@@ -56,11 +48,7 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
                 }
             });
         }
-        topics.push(
-            ListOffsetsTopicResponse::default()
-                .with_name(t.name.clone())
-                .with_partitions(partitions),
-        );
+        topics.push(ListOffsetsTopicResponse::default().with_name(t.name.clone()).with_partitions(partitions));
     }
     ListOffsetsResponse::default().with_topics(topics)
 }

@@ -35,10 +35,7 @@ pub fn topic_entry(t: &TopicMeta) -> MetadataResponseTopic {
 }
 
 fn error_entry(name: Option<TopicName>, id: uuid::Uuid, code: ErrorCode) -> MetadataResponseTopic {
-    MetadataResponseTopic::default()
-        .with_name(name)
-        .with_topic_id(id)
-        .with_error_code(code.code())
+    MetadataResponseTopic::default().with_name(name).with_topic_id(id).with_error_code(code.code())
 }
 
 /// A topic auto-created with broker defaults.
@@ -58,8 +55,7 @@ pub async fn handle(ctx: &ShardCtx, req: MetadataRequest, version: i16) -> Metad
         None => true,
         Some(t) => version == 0 && t.is_empty(),
     };
-    let allow_auto =
-        (version < 4 || req.allow_auto_topic_creation) && ctx.settings.auto_create_topics();
+    let allow_auto = (version < 4 || req.allow_auto_topic_creation) && ctx.settings.auto_create_topics();
     if !all && allow_auto {
         let meta = ctx.snapshot.load();
         let missing: Vec<NewTopic> = req
@@ -98,11 +94,7 @@ pub async fn handle(ctx: &ShardCtx, req: MetadataRequest, version: i16) -> Metad
                     } else if let Some(topic) = meta.topic(name) {
                         topic_entry(topic)
                     } else {
-                        error_entry(
-                            Some(name.clone()),
-                            t.topic_id,
-                            ErrorCode::UnknownTopicOrPartition,
-                        )
+                        error_entry(Some(name.clone()), t.topic_id, ErrorCode::UnknownTopicOrPartition)
                     }
                 }
                 None => match meta.topic_by_id(&t.topic_id) {

@@ -22,12 +22,7 @@ type Durable = Pin<Box<dyn Future<Output = Result<(), StorageError>>>>;
 /// One partition's outcome: decided now, or once its append is durable.
 enum Outcome {
     Done(PartitionProduceResponse),
-    Waiting {
-        index: i32,
-        base_offset: i64,
-        log_start_offset: i64,
-        durable: Durable,
-    },
+    Waiting { index: i32, base_offset: i64, log_start_offset: i64, durable: Durable },
 }
 
 fn error(index: i32, code: ErrorCode, message: Option<String>) -> Outcome {
@@ -42,20 +37,14 @@ fn error(index: i32, code: ErrorCode, message: Option<String>) -> Outcome {
 
 /// Appends now; the returned future resolves to the response (or `None`
 /// for acks=0) once every append is durable.
-pub fn handle(
-    ctx: &Rc<ShardCtx>,
-    req: ProduceRequest,
-) -> impl Future<Output = Option<ProduceResponse>> + use<> {
+pub fn handle(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> impl Future<Output = Option<ProduceResponse>> + use<> {
     let acks = req.acks;
     let meta = ctx.snapshot.load();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in &req.topic_data {
         let name: &str = &t.name;
         let topic = meta.topic(name);
-        if topic.is_none()
-            && ctx.settings.auto_create_topics()
-            && topic_name::validate(name).is_ok()
-        {
+        if topic.is_none() && ctx.settings.auto_create_topics() && topic_name::validate(name).is_ok() {
             let controller = ctx.controller.clone();
             let new = default_topic(name);
             glommio::spawn_local(async move {
@@ -67,11 +56,7 @@ pub fn handle(
         for p in &t.partition_data {
             let index = p.index;
             let outcome = if !matches!(acks, -1..=1) {
-                error(
-                    index,
-                    ErrorCode::InvalidRequiredAcks,
-                    Some(format!("acks={acks} is not 0, 1 or -1")),
-                )
+                error(index, ErrorCode::InvalidRequiredAcks, Some(format!("acks={acks} is not 0, 1 or -1")))
             } else if let Err(e) = topic_name::validate(name) {
                 error(index, ErrorCode::InvalidTopic, Some(e.to_string()))
             } else if let Some(topic) = topic {
@@ -99,31 +84,20 @@ pub fn handle(
             for o in outcomes {
                 partitions.push(match o {
                     Outcome::Done(r) => r,
-                    Outcome::Waiting {
-                        index,
-                        base_offset,
-                        log_start_offset,
-                        durable,
-                    } => match durable.await {
+                    Outcome::Waiting { index, base_offset, log_start_offset, durable } => match durable.await {
                         Ok(()) => PartitionProduceResponse::default()
                             .with_index(index)
                             .with_base_offset(base_offset)
                             .with_log_append_time_ms(-1)
                             .with_log_start_offset(log_start_offset),
-                        Err(e) => {
-                            match error(index, ErrorCode::KafkaStorageError, Some(e.to_string())) {
-                                Outcome::Done(r) => r,
-                                Outcome::Waiting { .. } => unreachable!("error() is always Done"),
-                            }
-                        }
+                        Err(e) => match error(index, ErrorCode::KafkaStorageError, Some(e.to_string())) {
+                            Outcome::Done(r) => r,
+                            Outcome::Waiting { .. } => unreachable!("error() is always Done"),
+                        },
                     },
                 });
             }
-            responses.push(
-                TopicProduceResponse::default()
-                    .with_name(name)
-                    .with_partition_responses(partitions),
-            );
+            responses.push(TopicProduceResponse::default().with_name(name).with_partition_responses(partitions));
         }
         Some(ProduceResponse::default().with_responses(responses))
     }
@@ -137,18 +111,10 @@ fn append(
     configs: &std::collections::BTreeMap<String, String>,
 ) -> Outcome {
     let Some(log) = ctx.partition(topic, index) else {
-        return error(
-            index,
-            ErrorCode::NotLeaderOrFollower,
-            Some("partition is not open on this shard".into()),
-        );
+        return error(index, ErrorCode::NotLeaderOrFollower, Some("partition is not open on this shard".into()));
     };
     let Some(records) = records else {
-        return error(
-            index,
-            ErrorCode::CorruptMessage,
-            Some("records are null".into()),
-        );
+        return error(index, ErrorCode::CorruptMessage, Some("records are null".into()));
     };
     let headers = match batch::validate_all(records) {
         Ok(h) => h,
@@ -162,10 +128,7 @@ fn append(
         return error(
             index,
             ErrorCode::MessageTooLarge,
-            Some(format!(
-                "batch of {} bytes exceeds max.message.bytes {max}",
-                h.total_len
-            )),
+            Some(format!("batch of {} bytes exceeds max.message.bytes {max}", h.total_len)),
         );
     }
     match log.append(records, &headers) {

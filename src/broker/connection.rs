@@ -28,21 +28,13 @@ pub const MAX_IN_FLIGHT: usize = 256;
 struct Shared(Rc<RefCell<TcpStream>>);
 
 impl AsyncRead for Shared {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Shared {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -56,10 +48,7 @@ impl AsyncWrite for Shared {
 /// Serves one connection until the peer closes it or sends something that
 /// cannot be answered.
 pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?".into());
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
     let stream = Shared(Rc::new(RefCell::new(stream)));
     let (tx, rx) = local_channel::new_bounded::<Pending>(MAX_IN_FLIGHT);
@@ -67,11 +56,11 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let writer_peer = peer.clone();
     let writer = glommio::spawn_local(async move {
         while let Some(pending) = rx.recv().await {
-            if let Some(frame) = pending.await {
-                if let Err(e) = writer_stream.write_all(&frame).await {
-                    debug!(peer = %writer_peer, "write failed: {e}");
-                    return;
-                }
+            if let Some(frame) = pending.await
+                && let Err(e) = writer_stream.write_all(&frame).await
+            {
+                debug!(peer = %writer_peer, "write failed: {e}");
+                return;
             }
         }
     });
@@ -83,10 +72,10 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
                 let pending = match frame::decode_request(frame) {
                     Ok(req) => api::dispatch(&ctx, req),
                     Err(FrameError::UnsupportedVersion {
-                        key,
+                        key: kafka_protocol::messages::ApiKey::ApiVersions,
                         version,
                         correlation_id,
-                    }) if key == kafka_protocol::messages::ApiKey::ApiVersions => {
+                    }) => {
                         debug!(peer = %peer, version, "ApiVersions version not supported; answering with v0");
                         api::api_versions::unsupported(correlation_id)
                     }
@@ -108,7 +97,8 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     }
     drop(tx);
     writer.await;
-    let _ = stream.0.borrow_mut().close().await;
+    // Dropping the last handle closes the socket.
+    drop(stream);
 }
 
 /// A frame that cannot be read.
@@ -128,9 +118,7 @@ async fn read_frame(r: &mut Shared, max: usize) -> Result<Option<Bytes>, ReadErr
         match r.read(&mut len[got..]).await {
             Ok(0) if got == 0 => return Ok(None),
             Ok(0) => {
-                return Err(ReadError::Truncated(
-                    std::io::ErrorKind::UnexpectedEof.into(),
-                ));
+                return Err(ReadError::Truncated(std::io::ErrorKind::UnexpectedEof.into()));
             }
             Ok(n) => got += n,
             Err(e) if got == 0 => {
@@ -145,8 +133,6 @@ async fn read_frame(r: &mut Shared, max: usize) -> Result<Option<Bytes>, ReadErr
         return Err(ReadError::BadLength { len, max });
     }
     let mut body = BytesMut::zeroed(len as usize);
-    r.read_exact(&mut body)
-        .await
-        .map_err(ReadError::Truncated)?;
+    r.read_exact(&mut body).await.map_err(ReadError::Truncated)?;
     Ok(Some(body.freeze()))
 }

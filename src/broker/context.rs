@@ -79,20 +79,14 @@ impl ShardCtx {
     /// The log of an owned partition.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
         let parts = self.partitions.borrow();
-        parts
-            .get(topic)?
-            .get(usize::try_from(partition).ok()?)?
-            .clone()
+        parts.get(topic)?.get(usize::try_from(partition).ok()?)?.clone()
     }
 
     /// Opens (recovering, or creating) one owned partition's log.
     pub async fn open_partition(&self, topic: &TopicMeta, partition: i32) -> std::io::Result<()> {
         let dir = self.data_dir.join(format!("{}-{partition}", topic.name));
         let limits = Limits {
-            segment_bytes: self
-                .settings
-                .topic_value(&topic.configs, "segment.bytes")
-                .max(4096) as u64,
+            segment_bytes: self.settings.topic_value(&topic.configs, "segment.bytes").max(4096) as u64,
             cache_bytes: PARTITION_CACHE_BYTES,
         };
         let log = PartitionLog::open(dir, topic.id, limits, self.notify.clone()).await?;

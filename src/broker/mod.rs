@@ -45,10 +45,7 @@ pub struct BrokerOptions {
 #[derive(Debug, Error)]
 pub enum BrokerError {
     #[error("cannot use data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { path: PathBuf, source: std::io::Error },
     #[error(
         "io_uring is unavailable ({0}).\n\
          sluice needs io_uring (Linux 5.8+) and about {mib} MiB of lockable memory per shard.\n\
@@ -88,13 +85,9 @@ fn cluster_id(data_dir: &Path) -> std::io::Result<String> {
 fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let ok =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }
-            == 0;
+    let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
     let cpus: Vec<usize> = if ok {
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-            .collect()
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
     } else {
         Vec::new()
     };
@@ -108,11 +101,7 @@ pub fn default_shards() -> usize {
 
 /// Fails early, with advice, if io_uring cannot be set up here.
 fn probe_io_uring() -> Result<(), BrokerError> {
-    let made = std::panic::catch_unwind(|| {
-        LocalExecutorBuilder::new(Placement::Unbound)
-            .io_memory(IO_MEMORY)
-            .make()
-    });
+    let made = std::panic::catch_unwind(|| LocalExecutorBuilder::new(Placement::Unbound).io_memory(IO_MEMORY).make());
     match made {
         Ok(Ok(ex)) => {
             drop(ex);
@@ -125,62 +114,37 @@ fn probe_io_uring() -> Result<(), BrokerError> {
 
 /// Runs the broker until the process is killed.
 pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
-    let dir_err = |source| BrokerError::DataDir {
-        path: opts.data_dir.clone(),
-        source,
-    };
+    let dir_err = |source| BrokerError::DataDir { path: opts.data_dir.clone(), source };
     if usize::from(opts.port) + opts.shards > 65536 {
-        return Err(BrokerError::Ports {
-            port: opts.port,
-            shards: opts.shards,
-        });
+        return Err(BrokerError::Ports { port: opts.port, shards: opts.shards });
     }
     std::fs::create_dir_all(&opts.data_dir).map_err(dir_err)?;
     probe_io_uring()?;
     let cluster_id = cluster_id(&opts.data_dir).map_err(dir_err)?;
     let settings = Arc::new(opts.settings.clone());
-    let (controller, snapshot) = Controller::open(
-        opts.data_dir.clone(),
-        cluster_id.clone(),
-        opts.shards as i32,
-        opts.settings.clone(),
-    )
-    .map_err(dir_err)?;
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..opts.shards).map(|_| flume::bounded(64)).unzip();
+    let (controller, snapshot) =
+        Controller::open(opts.data_dir.clone(), cluster_id.clone(), opts.shards as i32, opts.settings.clone())
+            .map_err(dir_err)?;
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..opts.shards).map(|_| flume::bounded(64)).unzip();
     let handle = controller.spawn(senders).map_err(dir_err)?;
-    let endpoints = Arc::new(Endpoints {
-        advertised_host: opts.advertised_host.clone(),
-        base_port: opts.port,
-    });
+    let endpoints = Arc::new(Endpoints { advertised_host: opts.advertised_host.clone(), base_port: opts.port });
     let cpus = allowed_cpus();
     let mut joins = Vec::new();
     let mut readies = Vec::new();
     for (k, commands) in receivers.into_iter().enumerate() {
         let (ready_tx, ready_rx) = flume::bounded(1);
         readies.push(ready_rx);
-        let ctx_parts = (
-            snapshot.clone(),
-            handle.clone(),
-            settings.clone(),
-            endpoints.clone(),
-            opts.data_dir.clone(),
-        );
+        let ctx_parts = (snapshot.clone(), handle.clone(), settings.clone(), endpoints.clone(), opts.data_dir.clone());
         let bind = SocketAddr::new(opts.host, opts.port + k as u16);
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpus[k % cpus.len()]))
             .name(&format!("shard-{k}"))
             .io_memory(IO_MEMORY)
             .spawn(move || async move {
                 let (snapshot, controller, settings, endpoints, data_dir) = ctx_parts;
-                let ctx = Rc::new(ShardCtx::new(
-                    k as i32, snapshot, controller, settings, endpoints, data_dir,
-                ));
+                let ctx = Rc::new(ShardCtx::new(k as i32, snapshot, controller, settings, endpoints, data_dir));
                 shard::run(ctx, commands, bind, ready_tx).await;
             })
-            .map_err(|e| BrokerError::Shard {
-                shard: k,
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| BrokerError::Shard { shard: k, reason: e.to_string() })?;
         joins.push(join);
     }
     for (k, ready) in readies.into_iter().enumerate() {

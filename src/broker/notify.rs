@@ -28,10 +28,7 @@ impl Notify {
 
     /// Resolves after the next `notify_all`.
     pub fn notified(self: &Rc<Self>) -> Notified {
-        Notified {
-            notify: self.clone(),
-            generation: self.generation.get(),
-        }
+        Notified { notify: self.clone(), generation: self.generation.get() }
     }
 }
 

@@ -24,24 +24,19 @@ pub async fn run(
     let snapshot = ctx.snapshot.load_full();
     for topic in snapshot.topics.values() {
         for (p, &leader) in topic.leaders.iter().enumerate() {
-            if leader == ctx.node_id {
-                if let Err(e) = ctx.open_partition(topic, p as i32).await {
-                    let _ = ready.send(Err(format!(
-                        "shard {}: cannot open partition {}-{p}: {e}",
-                        ctx.node_id, topic.name
-                    )));
-                    return;
-                }
+            if leader == ctx.node_id
+                && let Err(e) = ctx.open_partition(topic, p as i32).await
+            {
+                let _ =
+                    ready.send(Err(format!("shard {}: cannot open partition {}-{p}: {e}", ctx.node_id, topic.name)));
+                return;
             }
         }
     }
     let listener = match TcpListener::bind(bind) {
         Ok(l) => l,
         Err(e) => {
-            let _ = ready.send(Err(format!(
-                "shard {}: cannot listen on {bind}: {e}",
-                ctx.node_id
-            )));
+            let _ = ready.send(Err(format!("shard {}: cannot listen on {bind}: {e}", ctx.node_id)));
             return;
         }
     };

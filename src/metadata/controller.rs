@@ -39,10 +39,7 @@ pub struct AdminError {
 
 impl AdminError {
     fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 }
 
@@ -65,15 +62,9 @@ pub struct NewTopic {
 /// shard's partition logs reflect the change.
 pub enum ShardCommand {
     /// Open (creating if needed) these partitions, owned by this shard.
-    Open {
-        partitions: Vec<(Arc<TopicMeta>, i32)>,
-        done: flume::Sender<()>,
-    },
+    Open { partitions: Vec<(Arc<TopicMeta>, i32)>, done: flume::Sender<()> },
     /// Close and forget every partition of this topic.
-    DropTopic {
-        name: String,
-        done: flume::Sender<()>,
-    },
+    DropTopic { name: String, done: flume::Sender<()> },
 }
 
 /// Commands to the controller.
@@ -85,17 +76,11 @@ pub enum Command {
         reply: flume::Sender<Vec<Result<Arc<TopicMeta>, AdminError>>>,
     },
     /// DeleteTopics, by name.
-    DeleteTopics {
-        names: Vec<String>,
-        reply: flume::Sender<Vec<Result<Uuid, AdminError>>>,
-    },
+    DeleteTopics { names: Vec<String>, reply: flume::Sender<Vec<Result<Uuid, AdminError>>> },
     /// CreatePartitions: grow `name` to `count` partitions.
-    CreatePartitions {
-        name: String,
-        count: i32,
-        validate_only: bool,
-        reply: flume::Sender<Result<(), AdminError>>,
-    },
+    CreatePartitions { name: String, count: i32, validate_only: bool, reply: flume::Sender<Result<(), AdminError>> },
+    /// InitProducerId: a producer id never handed out before.
+    AllocateProducerId { reply: flume::Sender<Result<i64, AdminError>> },
 }
 
 /// A handle for shards to send commands to the controller.
@@ -113,23 +98,9 @@ impl ControllerHandle {
     ) -> Vec<Result<Arc<TopicMeta>, AdminError>> {
         let n = topics.len();
         let (reply, rx) = flume::bounded(1);
-        self.call(
-            Command::CreateTopics {
-                topics,
-                validate_only,
-                reply,
-            },
-            rx,
-            || {
-                vec![
-                    Err(AdminError::new(
-                        ErrorCode::RequestTimedOut,
-                        "controller is gone"
-                    ));
-                    n
-                ]
-            },
-        )
+        self.call(Command::CreateTopics { topics, validate_only, reply }, rx, || {
+            vec![Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone")); n]
+        })
         .await
     }
 
@@ -138,40 +109,26 @@ impl ControllerHandle {
         let n = names.len();
         let (reply, rx) = flume::bounded(1);
         self.call(Command::DeleteTopics { names, reply }, rx, || {
-            vec![
-                Err(AdminError::new(
-                    ErrorCode::RequestTimedOut,
-                    "controller is gone"
-                ));
-                n
-            ]
+            vec![Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone")); n]
         })
         .await
     }
 
     /// Grows a topic's partition count.
-    pub async fn create_partitions(
-        &self,
-        name: String,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<(), AdminError> {
+    pub async fn create_partitions(&self, name: String, count: i32, validate_only: bool) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
-        self.call(
-            Command::CreatePartitions {
-                name,
-                count,
-                validate_only,
-                reply,
-            },
-            rx,
-            || {
-                Err(AdminError::new(
-                    ErrorCode::RequestTimedOut,
-                    "controller is gone",
-                ))
-            },
-        )
+        self.call(Command::CreatePartitions { name, count, validate_only, reply }, rx, || {
+            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
+        })
+        .await
+    }
+
+    /// Allocates a fresh producer id, durably, so ids are never reused.
+    pub async fn allocate_producer_id(&self) -> Result<i64, AdminError> {
+        let (reply, rx) = flume::bounded(1);
+        self.call(Command::AllocateProducerId { reply }, rx, || {
+            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
+        })
         .await
     }
 
@@ -201,12 +158,7 @@ fn replay(meta: &mut ClusterMeta, records: &[MetaRecord]) {
 
 fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
     match r {
-        MetaRecord::TopicCreated {
-            name,
-            id,
-            leaders,
-            configs,
-        } => meta.put_topic(TopicMeta {
+        MetaRecord::TopicCreated { name, id, leaders, configs } => meta.put_topic(TopicMeta {
             name: name.clone(),
             id: Uuid::from_bytes(*id),
             leaders: leaders.clone(),
@@ -222,11 +174,8 @@ fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
                 meta.put_topic(t);
             }
         }
-        MetaRecord::PartitionMoved {
-            name,
-            partition,
-            leader,
-        } => {
+        MetaRecord::ProducerIdsAllocated { next } => meta.next_producer_id = meta.next_producer_id.max(*next),
+        MetaRecord::PartitionMoved { name, partition, leader } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
                 if let Some(l) = t.leaders.get_mut(*partition as usize) {
@@ -248,11 +197,7 @@ impl Controller {
         settings: BrokerSettings,
     ) -> std::io::Result<(Self, Snapshot)> {
         let (mut log, records) = MetadataLog::open(&data_dir)?;
-        let mut meta = ClusterMeta {
-            cluster_id,
-            nodes,
-            ..Default::default()
-        };
+        let mut meta = ClusterMeta { cluster_id, nodes, ..Default::default() };
         replay(&mut meta, &records);
         let mut moves = Vec::new();
         let mut counts = meta.partitions_per_node();
@@ -260,76 +205,51 @@ impl Controller {
             for (p, &l) in t.leaders.iter().enumerate() {
                 if l >= nodes || l < 0 {
                     let leader = placement::place(&mut counts, 1)[0];
-                    moves.push(MetaRecord::PartitionMoved {
-                        name: t.name.clone(),
-                        partition: p as i32,
-                        leader,
-                    });
+                    moves.push(MetaRecord::PartitionMoved { name: t.name.clone(), partition: p as i32, leader });
                 }
             }
         }
         if !moves.is_empty() {
-            info!(
-                count = moves.len(),
-                nodes, "moving partitions of nodes that no longer exist"
-            );
+            info!(count = moves.len(), nodes, "moving partitions of nodes that no longer exist");
             log.append(&moves)?;
             replay(&mut meta, &moves);
         }
         let snapshot = Arc::new(ArcSwap::from_pointee(meta));
-        Ok((
-            Self {
-                log,
-                snapshot: snapshot.clone(),
-                settings,
-                shards: Vec::new(),
-                data_dir,
-            },
-            snapshot,
-        ))
+        Ok((Self { log, snapshot: snapshot.clone(), settings, shards: Vec::new(), data_dir }, snapshot))
     }
 
     /// Starts the controller thread serving commands sent to the returned handle.
-    pub fn spawn(
-        mut self,
-        shards: Vec<flume::Sender<ShardCommand>>,
-    ) -> std::io::Result<ControllerHandle> {
+    pub fn spawn(mut self, shards: Vec<flume::Sender<ShardCommand>>) -> std::io::Result<ControllerHandle> {
         self.shards = shards;
         let (tx, rx) = flume::bounded(COMMAND_QUEUE);
-        std::thread::Builder::new()
-            .name("sluice-controller".into())
-            .spawn(move || {
-                while let Ok(cmd) = rx.recv() {
-                    self.handle(cmd);
-                }
-            })?;
+        std::thread::Builder::new().name("sluice-controller".into()).spawn(move || {
+            while let Ok(cmd) = rx.recv() {
+                self.handle(cmd);
+            }
+        })?;
         Ok(ControllerHandle { tx })
     }
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::CreateTopics {
-                topics,
-                validate_only,
-                reply,
-            } => {
-                let out = topics
-                    .into_iter()
-                    .map(|t| self.create_topic(t, validate_only))
-                    .collect();
+            Command::CreateTopics { topics, validate_only, reply } => {
+                let out = topics.into_iter().map(|t| self.create_topic(t, validate_only)).collect();
                 let _ = reply.send(out);
             }
             Command::DeleteTopics { names, reply } => {
                 let out = names.into_iter().map(|n| self.delete_topic(&n)).collect();
                 let _ = reply.send(out);
             }
-            Command::CreatePartitions {
-                name,
-                count,
-                validate_only,
-                reply,
-            } => {
+            Command::CreatePartitions { name, count, validate_only, reply } => {
                 let _ = reply.send(self.create_partitions(&name, count, validate_only));
+            }
+            Command::AllocateProducerId { reply } => {
+                let id = self.snapshot.load().next_producer_id;
+                let r = self.commit(MetaRecord::ProducerIdsAllocated { next: id + 1 }).map(|next| {
+                    self.snapshot.store(next);
+                    id
+                });
+                let _ = reply.send(r);
             }
         }
     }
@@ -337,10 +257,7 @@ impl Controller {
     fn commit(&mut self, rec: MetaRecord) -> Result<Arc<ClusterMeta>, AdminError> {
         self.log.append(std::slice::from_ref(&rec)).map_err(|e| {
             warn!("metadata log write failed: {e}");
-            AdminError::new(
-                ErrorCode::KafkaStorageError,
-                format!("metadata log write failed: {e}"),
-            )
+            AdminError::new(ErrorCode::KafkaStorageError, format!("metadata log write failed: {e}"))
         })?;
         let mut next = (**self.snapshot.load()).clone();
         apply(&mut next, &rec);
@@ -359,10 +276,7 @@ impl Controller {
                 continue;
             }
             let (done, rx) = flume::bounded(1);
-            if self.shards[shard]
-                .send(ShardCommand::Open { partitions, done })
-                .is_ok()
-            {
+            if self.shards[shard].send(ShardCommand::Open { partitions, done }).is_ok() {
                 waits.push(rx);
             }
         }
@@ -371,31 +285,18 @@ impl Controller {
         }
     }
 
-    fn create_topic(
-        &mut self,
-        t: NewTopic,
-        validate_only: bool,
-    ) -> Result<Arc<TopicMeta>, AdminError> {
-        topic_name::validate(&t.name)
-            .map_err(|e| AdminError::new(ErrorCode::InvalidTopic, e.to_string()))?;
+    fn create_topic(&mut self, t: NewTopic, validate_only: bool) -> Result<Arc<TopicMeta>, AdminError> {
+        topic_name::validate(&t.name).map_err(|e| AdminError::new(ErrorCode::InvalidTopic, e.to_string()))?;
         let current = self.snapshot.load_full();
         if current.topic(&t.name).is_some() {
-            return Err(AdminError::new(
-                ErrorCode::TopicAlreadyExists,
-                format!("Topic '{}' already exists.", t.name),
-            ));
+            return Err(AdminError::new(ErrorCode::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
         }
-        let rf = if t.replication_factor == -1 {
-            self.settings.default_replication_factor()
-        } else {
-            t.replication_factor
-        };
+        let rf =
+            if t.replication_factor == -1 { self.settings.default_replication_factor() } else { t.replication_factor };
         if rf != 1 {
             return Err(AdminError::new(
                 ErrorCode::InvalidReplicationFactor,
-                format!(
-                    "replication factor {rf} is not possible: this broker keeps one replica of each partition"
-                ),
+                format!("replication factor {rf} is not possible: this broker keeps one replica of each partition"),
             ));
         }
         for (k, v) in &t.configs {
@@ -413,11 +314,7 @@ impl Controller {
                 a
             }
             None => {
-                let n = if t.partitions == -1 {
-                    self.settings.num_partitions()
-                } else {
-                    t.partitions
-                };
+                let n = if t.partitions == -1 { self.settings.num_partitions() } else { t.partitions };
                 if n <= 0 {
                     return Err(AdminError::new(
                         ErrorCode::InvalidPartitions,
@@ -427,12 +324,7 @@ impl Controller {
                 placement::place(&mut current.partitions_per_node(), n as usize)
             }
         };
-        let topic = Arc::new(TopicMeta {
-            name: t.name.clone(),
-            id: Uuid::new_v4(),
-            leaders,
-            configs: t.configs,
-        });
+        let topic = Arc::new(TopicMeta { name: t.name.clone(), id: Uuid::new_v4(), leaders, configs: t.configs });
         if validate_only {
             return Ok(topic);
         }
@@ -440,11 +332,7 @@ impl Controller {
             name: topic.name.clone(),
             id: *topic.id.as_bytes(),
             leaders: topic.leaders.clone(),
-            configs: topic
-                .configs
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            configs: topic.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         })?;
         self.open_on_shards(&topic, 0..topic.leaders.len());
         self.snapshot.store(next);
@@ -454,25 +342,14 @@ impl Controller {
 
     fn delete_topic(&mut self, name: &str) -> Result<Uuid, AdminError> {
         let Some(topic) = self.snapshot.load().topic(name).cloned() else {
-            return Err(AdminError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("topic {name:?} does not exist"),
-            ));
+            return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
         };
-        let next = self.commit(MetaRecord::TopicDeleted {
-            name: name.to_string(),
-        })?;
+        let next = self.commit(MetaRecord::TopicDeleted { name: name.to_string() })?;
         self.snapshot.store(next);
         let mut waits = Vec::new();
         for shard in &self.shards {
             let (done, rx) = flume::bounded(1);
-            if shard
-                .send(ShardCommand::DropTopic {
-                    name: name.to_string(),
-                    done,
-                })
-                .is_ok()
-            {
+            if shard.send(ShardCommand::DropTopic { name: name.to_string(), done }).is_ok() {
                 waits.push(rx);
             }
         }
@@ -481,28 +358,20 @@ impl Controller {
         }
         for p in 0..topic.leaders.len() {
             let dir = self.data_dir.join(format!("{name}-{p}"));
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    warn!(dir = %dir.display(), "could not remove deleted partition: {e}");
-                }
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(dir = %dir.display(), "could not remove deleted partition: {e}");
             }
         }
         info!(topic = name, "deleted topic");
         Ok(topic.id)
     }
 
-    fn create_partitions(
-        &mut self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<(), AdminError> {
+    fn create_partitions(&mut self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
         let current = self.snapshot.load_full();
         let Some(topic) = current.topic(name).cloned() else {
-            return Err(AdminError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("topic {name:?} does not exist"),
-            ));
+            return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
         };
         let have = topic.leaders.len() as i32;
         if count <= have {
@@ -517,10 +386,7 @@ impl Controller {
         if validate_only {
             return Ok(());
         }
-        let next = self.commit(MetaRecord::PartitionsAdded {
-            name: name.to_string(),
-            leaders,
-        })?;
+        let next = self.commit(MetaRecord::PartitionsAdded { name: name.to_string(), leaders })?;
         let grown = next.topic(name).expect("just grown").clone();
         self.open_on_shards(&grown, have as usize..count as usize);
         self.snapshot.store(next);

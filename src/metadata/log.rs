@@ -24,11 +24,7 @@ impl MetadataLog {
     /// record was never acknowledged, because acknowledgement follows fsync.
     pub fn open(data_dir: &Path) -> std::io::Result<(Self, Vec<MetaRecord>)> {
         let path = data_dir.join(FILE_NAME);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)?;
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path)?;
         let mut buf = Vec::new();
         file.read_to_end(&mut buf)?;
         let mut records = Vec::new();

@@ -29,6 +29,8 @@ pub struct ClusterMeta {
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
     /// Topic names by id.
     pub ids: HashMap<Uuid, String>,
+    /// The next producer id InitProducerId may hand out.
+    pub next_producer_id: i64,
 }
 
 impl ClusterMeta {

@@ -8,11 +8,7 @@ pub fn place(counts: &mut [usize], n: usize) -> Vec<i32> {
     assert!(!counts.is_empty(), "placement needs at least one node");
     (0..n)
         .map(|_| {
-            let (node, _) = counts
-                .iter()
-                .enumerate()
-                .min_by_key(|&(i, c)| (*c, i))
-                .expect("non-empty");
+            let (node, _) = counts.iter().enumerate().min_by_key(|&(i, c)| (*c, i)).expect("non-empty");
             counts[node] += 1;
             node as i32
         })

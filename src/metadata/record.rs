@@ -9,22 +9,15 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum MetaRecord {
     /// A topic was created with these partition leaders and configs.
-    TopicCreated {
-        name: String,
-        id: [u8; 16],
-        leaders: Vec<i32>,
-        configs: Vec<(String, String)>,
-    },
+    TopicCreated { name: String, id: [u8; 16], leaders: Vec<i32>, configs: Vec<(String, String)> },
     /// A topic was deleted.
     TopicDeleted { name: String },
     /// Partitions were added to a topic (their leaders, in partition order).
     PartitionsAdded { name: String, leaders: Vec<i32> },
     /// A partition moved to another node (the shard count changed).
-    PartitionMoved {
-        name: String,
-        partition: i32,
-        leader: i32,
-    },
+    PartitionMoved { name: String, partition: i32, leader: i32 },
+    /// Producer ids below `next` have been handed out (InitProducerId).
+    ProducerIdsAllocated { next: i64 },
 }
 
 /// A record frame that does not check out.
@@ -55,17 +48,15 @@ pub fn decode(buf: &[u8]) -> Result<(MetaRecord, usize), RecordError> {
     }
     let len = u32::from_be_bytes(buf[0..4].try_into().expect("4")) as usize;
     let crc = u32::from_be_bytes(buf[4..8].try_into().expect("4"));
-    let payload = buf
-        .get(FRAME_HEADER..FRAME_HEADER + len)
-        .ok_or(RecordError::Truncated)?;
+    let payload = buf.get(FRAME_HEADER..FRAME_HEADER + len).ok_or(RecordError::Truncated)?;
     if crc32c::crc32c(payload) != crc {
         return Err(RecordError::Checksum);
     }
     // rkyv needs its input aligned; the frame inside the file is not.
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(len);
     aligned.extend_from_slice(payload);
-    let rec = rkyv::from_bytes::<MetaRecord, rancor::Error>(&aligned)
-        .map_err(|e| RecordError::Decode(e.to_string()))?;
+    let rec =
+        rkyv::from_bytes::<MetaRecord, rancor::Error>(&aligned).map_err(|e| RecordError::Decode(e.to_string()))?;
     Ok((rec, FRAME_HEADER + len))
 }
 
@@ -82,10 +73,7 @@ mod tests {
                 leaders: vec![0, 1],
                 configs: vec![("retention.ms".into(), "1".into())],
             },
-            MetaRecord::PartitionsAdded {
-                name: "t".into(),
-                leaders: vec![0],
-            },
+            MetaRecord::PartitionsAdded { name: "t".into(), leaders: vec![0] },
             MetaRecord::TopicDeleted { name: "t".into() },
         ];
         let mut buf = Vec::new();
@@ -101,10 +89,7 @@ mod tests {
         }
         assert_eq!(out, recs);
         let (_, first) = decode(&buf).unwrap();
-        assert!(matches!(
-            decode(&buf[..first - 1]),
-            Err(RecordError::Truncated)
-        ));
+        assert!(matches!(decode(&buf[..first - 1]), Err(RecordError::Truncated)));
         let mut bad = buf.clone();
         bad[10] ^= 1;
         assert!(matches!(decode(&bad), Err(RecordError::Checksum)));

@@ -30,10 +30,7 @@ pub fn validate(name: &str) -> Result<(), TopicNameError> {
     if name.len() > MAX_LEN {
         return Err(TopicNameError::TooLong(name.len()));
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
         return Err(TopicNameError::IllegalChars(name.to_string()));
     }
     Ok(())
@@ -48,18 +45,9 @@ mod tests {
         assert!(validate("test-topic_1.x").is_ok());
         assert_eq!(validate(""), Err(TopicNameError::Empty));
         assert_eq!(validate(".."), Err(TopicNameError::Dots));
-        assert!(matches!(
-            validate(&"a".repeat(250)),
-            Err(TopicNameError::TooLong(250))
-        ));
+        assert!(matches!(validate(&"a".repeat(250)), Err(TopicNameError::TooLong(250))));
         assert!(validate(&"a".repeat(249)).is_ok());
-        assert!(matches!(
-            validate("bad/name"),
-            Err(TopicNameError::IllegalChars(_))
-        ));
-        assert!(matches!(
-            validate("spa ce"),
-            Err(TopicNameError::IllegalChars(_))
-        ));
+        assert!(matches!(validate("bad/name"), Err(TopicNameError::IllegalChars(_))));
+        assert!(matches!(validate("spa ce"), Err(TopicNameError::IllegalChars(_))));
     }
 }

@@ -72,10 +72,7 @@ impl BatchHeader {
 /// (length and magic), without checking the CRC.
 pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     if buf.len() < HEADER_LEN {
-        return Err(BatchError::Truncated {
-            have: buf.len(),
-            need: HEADER_LEN,
-        });
+        return Err(BatchError::Truncated { have: buf.len(), need: HEADER_LEN });
     }
     let batch_length = i32_at(buf, BATCH_LENGTH);
     if batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
@@ -87,18 +84,12 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     }
     let total_len = batch_length as usize + LOG_OVERHEAD;
     if buf.len() < total_len {
-        return Err(BatchError::Truncated {
-            have: buf.len(),
-            need: total_len,
-        });
+        return Err(BatchError::Truncated { have: buf.len(), need: total_len });
     }
     let last_offset_delta = i32_at(buf, LAST_OFFSET_DELTA);
     let record_count = i32_at(buf, RECORD_COUNT);
     if last_offset_delta < 0 || record_count < 0 {
-        return Err(BatchError::Count {
-            count: record_count,
-            delta: last_offset_delta,
-        });
+        return Err(BatchError::Count { count: record_count, delta: last_offset_delta });
     }
     Ok(BatchHeader {
         base_offset: i64_at(buf, BASE_OFFSET),
@@ -127,10 +118,7 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
 pub fn validate_all(mut buf: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
     let mut headers = Vec::with_capacity(1);
     if buf.is_empty() {
-        return Err(BatchError::Truncated {
-            have: 0,
-            need: HEADER_LEN,
-        });
+        return Err(BatchError::Truncated { have: 0, need: HEADER_LEN });
     }
     while !buf.is_empty() {
         let h = validate(buf)?;
@@ -174,11 +162,7 @@ fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
 /// `target`, for ListOffsets by timestamp. Record timestamps are only decoded
 /// for uncompressed batches; a compressed batch answers with its base offset
 /// and its largest timestamp.
-pub fn first_offset_at_or_after(
-    batch: &[u8],
-    header: &BatchHeader,
-    target: i64,
-) -> Option<(i64, i64)> {
+pub fn first_offset_at_or_after(batch: &[u8], header: &BatchHeader, target: i64) -> Option<(i64, i64)> {
     if header.max_timestamp < target {
         return None;
     }
@@ -193,10 +177,7 @@ pub fn first_offset_at_or_after(
         let ts_delta = read_varint(batch, &mut pos)?;
         let offset_delta = read_varint(batch, &mut pos)?;
         if header.base_timestamp + ts_delta >= target {
-            return Some((
-                header.base_offset + offset_delta,
-                header.base_timestamp + ts_delta,
-            ));
+            return Some((header.base_offset + offset_delta, header.base_timestamp + ts_delta));
         }
         pos = start + usize::try_from(len).ok()?;
     }
@@ -267,14 +248,8 @@ pub(crate) mod tests {
     #[test]
     fn truncated_and_bad_magic_are_rejected() {
         let b = make_batch(2, 0);
-        assert!(matches!(
-            validate(&b[..b.len() - 1]),
-            Err(BatchError::Truncated { .. })
-        ));
-        assert!(matches!(
-            validate(&b[..10]),
-            Err(BatchError::Truncated { .. })
-        ));
+        assert!(matches!(validate(&b[..b.len() - 1]), Err(BatchError::Truncated { .. })));
+        assert!(matches!(validate(&b[..10]), Err(BatchError::Truncated { .. })));
         let mut m = b.clone();
         m[16] = 1;
         assert_eq!(validate(&m), Err(BatchError::Magic(1)));

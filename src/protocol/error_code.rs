@@ -4,16 +4,13 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i16)]
 pub enum ErrorCode {
-    None = 0,
     OffsetOutOfRange = 1,
     CorruptMessage = 2,
     UnknownTopicOrPartition = 3,
-    LeaderNotAvailable = 5,
     NotLeaderOrFollower = 6,
     RequestTimedOut = 7,
     MessageTooLarge = 10,
     InvalidTopic = 17,
-    NotEnoughReplicas = 19,
     InvalidRequiredAcks = 21,
     UnsupportedVersion = 35,
     TopicAlreadyExists = 36,
@@ -22,7 +19,7 @@ pub enum ErrorCode {
     InvalidReplicaAssignment = 39,
     InvalidConfig = 40,
     InvalidRequest = 42,
-    UnsupportedForMessageFormat = 43,
+    TransactionalIdAuthorizationFailed = 53,
     KafkaStorageError = 56,
     UnknownTopicId = 100,
 }

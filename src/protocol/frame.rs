@@ -18,17 +18,9 @@ pub enum FrameError {
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),
     #[error("unsupported version {version} of {key:?}")]
-    UnsupportedVersion {
-        key: ApiKey,
-        version: i16,
-        correlation_id: i32,
-    },
+    UnsupportedVersion { key: ApiKey, version: i16, correlation_id: i32 },
     #[error("malformed {key:?} v{version} request: {detail}")]
-    Malformed {
-        key: ApiKey,
-        version: i16,
-        detail: String,
-    },
+    Malformed { key: ApiKey, version: i16, detail: String },
 }
 
 /// A decoded request.
@@ -54,49 +46,25 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, FrameError> {
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let api_key = ApiKey::try_from(raw_key).map_err(|_| FrameError::UnknownApiKey(raw_key))?;
     if !versions::is_served(api_key, version) {
-        return Err(FrameError::UnsupportedVersion {
-            key: api_key,
-            version,
-            correlation_id,
-        });
+        return Err(FrameError::UnsupportedVersion { key: api_key, version, correlation_id });
     }
-    let malformed = |e: &dyn std::fmt::Display| FrameError::Malformed {
-        key: api_key,
-        version,
-        detail: e.to_string(),
-    };
-    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
-        .map_err(|e| malformed(&e))?;
+    let malformed = |e: &dyn std::fmt::Display| FrameError::Malformed { key: api_key, version, detail: e.to_string() };
+    let header =
+        RequestHeader::decode(&mut frame, api_key.request_header_version(version)).map_err(|e| malformed(&e))?;
     let body = RequestKind::decode(api_key, &mut frame, version).map_err(|e| malformed(&e))?;
-    Ok(Request {
-        api_key,
-        version,
-        header,
-        body,
-    })
+    Ok(Request { api_key, version, header, body })
 }
 
 /// Encodes a response frame, length prefix included. ApiVersions always uses
 /// response header v0 so that clients can parse it before they know versions.
 /// A body that cannot be encoded in `version` (a handler set a field that
 /// version lacks) is a bug: it is logged and the response is dropped.
-pub fn encode_response(
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &ResponseKind,
-) -> Option<Bytes> {
-    let header_version = if api_key == ApiKey::ApiVersions {
-        0
-    } else {
-        api_key.response_header_version(version)
-    };
+pub fn encode_response(api_key: ApiKey, version: i16, correlation_id: i32, body: &ResponseKind) -> Option<Bytes> {
+    let header_version = if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header
-        .encode(&mut buf, header_version)
-        .expect("a response header always encodes");
+    header.encode(&mut buf, header_version).expect("a response header always encodes");
     if let Err(e) = body.encode(&mut buf, version) {
         tracing::error!("cannot encode {api_key:?} v{version} response: {e}");
         return None;

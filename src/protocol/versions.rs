@@ -19,22 +19,12 @@ pub struct Supported {
 }
 
 const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
-    Supported {
-        key,
-        min,
-        max,
-        min_served: min,
-    }
+    Supported { key, min, max, min_served: min }
 }
 
 /// Every API sluice serves.
 pub const SUPPORTED: &[Supported] = &[
-    Supported {
-        key: ApiKey::Produce,
-        min: 0,
-        max: 11,
-        min_served: 3,
-    },
+    Supported { key: ApiKey::Produce, min: 0, max: 11, min_served: 3 },
     api(ApiKey::Fetch, 4, 16),
     api(ApiKey::ListOffsets, 1, 6),
     api(ApiKey::Metadata, 0, 12),
@@ -44,6 +34,7 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 1),
+    api(ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The served range for `key`, if sluice implements it.

@@ -17,11 +17,7 @@ impl BatchCache {
     /// An empty cache holding at most `limit` bytes (plus the newest batch,
     /// which is always kept so a single large batch is still cached).
     pub fn new(limit: usize) -> Self {
-        Self {
-            batches: VecDeque::new(),
-            bytes: 0,
-            limit,
-        }
+        Self { batches: VecDeque::new(), bytes: 0, limit }
     }
 
     /// Adds the next batch of the log (`base..=last`).
@@ -77,11 +73,7 @@ mod tests {
         assert!(c.read(0, 100).is_none(), "oldest batch evicted");
         assert_eq!(c.read(2, 100).unwrap().len(), 2);
         assert_eq!(c.read(4, 100).unwrap(), vec![Bytes::from_static(b"cccc")]);
-        assert_eq!(
-            c.read(2, 1).unwrap().len(),
-            1,
-            "first batch returned even over the limit"
-        );
+        assert_eq!(c.read(2, 1).unwrap().len(), 1, "first batch returned even over the limit");
         assert!(c.read(6, 100).unwrap().is_empty());
     }
 }

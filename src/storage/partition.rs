@@ -138,16 +138,9 @@ fn prepare_dir(dir: &PathBuf, topic_id: Uuid) -> io::Result<Vec<i64>> {
 impl PartitionLog {
     /// Opens a partition directory, recovering its segments: every batch is
     /// validated and a torn or corrupt tail is cut off and logged.
-    pub async fn open(
-        dir: PathBuf,
-        topic_id: Uuid,
-        limits: Limits,
-        notify: Rc<Notify>,
-    ) -> io::Result<Rc<Self>> {
+    pub async fn open(dir: PathBuf, topic_id: Uuid, limits: Limits, notify: Rc<Notify>) -> io::Result<Rc<Self>> {
         let d = dir.clone();
-        let mut bases = glommio::executor()
-            .spawn_blocking(move || prepare_dir(&d, topic_id))
-            .await?;
+        let mut bases = glommio::executor().spawn_blocking(move || prepare_dir(&d, topic_id)).await?;
         if bases.is_empty() {
             bases.push(0);
         }
@@ -164,9 +157,7 @@ impl PartitionLog {
                     entries: Vec::new(),
                     valid_len: 0,
                     file_len: file.file_size().await.map_err(io::Error::from)?,
-                    torn: Some(format!(
-                        "segment starts at {base} but the log continues at {expected}"
-                    )),
+                    torn: Some(format!("segment starts at {base} but the log continues at {expected}")),
                 }
             };
             if let Some(why) = &scan.torn {
@@ -178,18 +169,12 @@ impl PartitionLog {
                 );
             }
             if scan.valid_len < scan.file_len {
-                file.truncate(scan.valid_len)
-                    .await
-                    .map_err(io::Error::from)?;
+                file.truncate(scan.valid_len).await.map_err(io::Error::from)?;
                 file.fdatasync().await.map_err(io::Error::from)?;
             }
             expected = scan.entries.last().map_or(expected, |e| e.last_offset + 1);
             index.extend(scan.entries);
-            segments.push(Segment {
-                base_offset: base,
-                file: Rc::new(file),
-                size: scan.valid_len,
-            });
+            segments.push(Segment { base_offset: base, file: Rc::new(file), size: scan.valid_len });
             if scan.torn.is_some() && i + 1 < bases.len() {
                 cut_at = Some(i + 1);
                 break;
@@ -199,9 +184,7 @@ impl PartitionLog {
             for &base in &bases[from..] {
                 warn!(dir = %dir.display(), segment = base, "removing segment after a corrupt one");
                 let p = segment::log_path(&dir, base);
-                glommio::executor()
-                    .spawn_blocking(move || std::fs::remove_file(p))
-                    .await?;
+                glommio::executor().spawn_blocking(move || std::fs::remove_file(p)).await?;
             }
         }
         let active = segments.last().expect("at least one segment");
@@ -235,12 +218,7 @@ impl PartitionLog {
             cache: BatchCache::new(limits.cache_bytes),
             closed: false,
         };
-        Ok(Rc::new(Self {
-            dir,
-            limits,
-            notify,
-            state: RefCell::new(state),
-        }))
+        Ok(Rc::new(Self { dir, limits, notify, state: RefCell::new(state) }))
     }
 
     /// The durable end of the log: readers see offsets below it.
@@ -256,11 +234,7 @@ impl PartitionLog {
     /// Appends validated batches (`headers` describe `records` in order),
     /// assigning offsets. Returns the first offset and the end offset
     /// (exclusive); durability follows through [`PartitionLog::durable`].
-    pub fn append(
-        self: &Rc<Self>,
-        records: &[u8],
-        headers: &[BatchHeader],
-    ) -> Result<(i64, i64), StorageError> {
+    pub fn append(self: &Rc<Self>, records: &[u8], headers: &[BatchHeader]) -> Result<(i64, i64), StorageError> {
         let mut st = self.state.borrow_mut();
         if st.closed {
             return Err(StorageError::Closed);
@@ -276,11 +250,7 @@ impl PartitionLog {
                 st.write_pos = 0;
             }
             let (segment_base, position, offset) = (st.write_segment, st.write_pos, st.next_offset);
-            if st
-                .pending
-                .back()
-                .is_none_or(|c| c.segment_base != segment_base)
-            {
+            if st.pending.back().is_none_or(|c| c.segment_base != segment_base) {
                 st.pending.push_back(Chunk {
                     segment_base,
                     start_pos: position,
@@ -319,10 +289,7 @@ impl PartitionLog {
     }
 
     /// Resolves once every offset below `end` is durable (or failed).
-    pub fn durable(
-        &self,
-        end: i64,
-    ) -> impl std::future::Future<Output = Result<(), StorageError>> + use<> {
+    pub fn durable(&self, end: i64) -> impl std::future::Future<Output = Result<(), StorageError>> + use<> {
         let rx = {
             let mut st = self.state.borrow_mut();
             if st.high_watermark >= end {
@@ -374,20 +341,13 @@ impl PartitionLog {
             let path = segment::log_path(&self.dir, chunk.segment_base);
             let file = segment::open_file(&path).await?;
             let mut st = self.state.borrow_mut();
-            st.segments.push(Segment {
-                base_offset: chunk.segment_base,
-                file: Rc::new(file),
-                size: 0,
-            });
+            st.segments.push(Segment { base_offset: chunk.segment_base, file: Rc::new(file), size: 0 });
             st.tail.clear();
         }
         let (file, tail) = {
             let st = self.state.borrow();
             let active = st.segments.last().expect("a segment");
-            assert_eq!(
-                active.size, chunk.start_pos,
-                "chunks are written in order, each where the last ended"
-            );
+            assert_eq!(active.size, chunk.start_pos, "chunks are written in order, each where the last ended");
             (active.file.clone(), st.tail.clone())
         };
         let aligned_start = chunk.start_pos - tail.len() as u64;
@@ -399,14 +359,9 @@ impl PartitionLog {
         out[..tail.len()].copy_from_slice(&tail);
         out[tail.len()..used].copy_from_slice(&chunk.buf);
         out[used..].fill(0);
-        let written = file
-            .write_at(dma, aligned_start)
-            .await
-            .map_err(io::Error::from)?;
+        let written = file.write_at(dma, aligned_start).await.map_err(io::Error::from)?;
         if written != total {
-            return Err(io::Error::other(format!(
-                "short write: {written} of {total} bytes"
-            )));
+            return Err(io::Error::other(format!("short write: {written} of {total} bytes")));
         }
         file.fdatasync().await.map_err(io::Error::from)
     }
@@ -430,11 +385,7 @@ impl PartitionLog {
         let data = chunk.buf.freeze();
         for e in &chunk.entries {
             let rel = (e.position - chunk.start_pos) as usize;
-            st.cache.push(
-                e.base_offset,
-                e.last_offset,
-                data.slice(rel..rel + e.len as usize),
-            );
+            st.cache.push(e.base_offset, e.last_offset, data.slice(rel..rel + e.len as usize));
         }
         st.index.extend_from_slice(&chunk.entries);
         st.high_watermark = chunk.end_offset;
@@ -482,25 +433,14 @@ impl PartitionLog {
             let st = self.state.borrow();
             let (hw, start) = (st.high_watermark, st.log_start_offset);
             if offset < start || offset > hw {
-                return Err(ReadError::OutOfRange {
-                    offset,
-                    start,
-                    end: hw,
-                });
+                return Err(ReadError::OutOfRange { offset, start, end: hw });
             }
-            let empty = Fetched {
-                records: Bytes::new(),
-                high_watermark: hw,
-                log_start_offset: start,
-            };
+            let empty = Fetched { records: Bytes::new(), high_watermark: hw, log_start_offset: start };
             if offset == hw {
                 return Ok(empty);
             }
             if let Some(parts) = st.cache.read(offset, max_bytes) {
-                return Ok(Fetched {
-                    records: concat(parts),
-                    ..empty
-                });
+                return Ok(Fetched { records: concat(parts), ..empty });
             }
             let i = index::find(&st.index, offset);
             let Some(first) = st.index.get(i) else {
@@ -508,34 +448,16 @@ impl PartitionLog {
             };
             let mut len = 0u64;
             for e in &st.index[i..] {
-                if e.segment_base != first.segment_base
-                    || (len > 0 && len + u64::from(e.len) > max_bytes as u64)
-                {
+                if e.segment_base != first.segment_base || (len > 0 && len + u64::from(e.len) > max_bytes as u64) {
                     break;
                 }
                 len += u64::from(e.len);
             }
-            let seg = st
-                .segments
-                .partition_point(|s| s.base_offset <= first.segment_base)
-                - 1;
-            (
-                st.segments[seg].file.clone(),
-                first.position,
-                len,
-                hw,
-                start,
-            )
+            let seg = st.segments.partition_point(|s| s.base_offset <= first.segment_base) - 1;
+            (st.segments[seg].file.clone(), first.position, len, hw, start)
         };
-        let data = file
-            .read_at(pos, len as usize)
-            .await
-            .map_err(|e| ReadError::Io(e.to_string()))?;
-        Ok(Fetched {
-            records: Bytes::copy_from_slice(&data),
-            high_watermark: hw,
-            log_start_offset: start,
-        })
+        let data = file.read_at(pos, len as usize).await.map_err(|e| ReadError::Io(e.to_string()))?;
+        Ok(Fetched { records: Bytes::copy_from_slice(&data), high_watermark: hw, log_start_offset: start })
     }
 
     /// The first offset whose record timestamp is at least `ts`, with that
@@ -543,12 +465,7 @@ impl PartitionLog {
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, ReadError> {
         let candidates: Vec<BatchEntry> = {
             let st = self.state.borrow();
-            st.index
-                .iter()
-                .filter(|e| e.max_timestamp >= ts)
-                .take(1)
-                .copied()
-                .collect()
+            st.index.iter().filter(|e| e.max_timestamp >= ts).take(1).copied().collect()
         };
         let Some(entry) = candidates.first() else {
             return Ok(None);
@@ -557,8 +474,7 @@ impl PartitionLog {
         let Ok(h) = batch::parse_header(&fetched.records) else {
             return Ok(Some((entry.base_offset, entry.max_timestamp)));
         };
-        Ok(batch::first_offset_at_or_after(&fetched.records, &h, ts)
-            .or(Some((entry.base_offset, entry.max_timestamp))))
+        Ok(batch::first_offset_at_or_after(&fetched.records, &h, ts).or(Some((entry.base_offset, entry.max_timestamp))))
     }
 }
 

@@ -34,13 +34,7 @@ struct Window {
 
 impl Window {
     /// Makes `[pos, pos + need)` available; false if the file is shorter.
-    async fn fill(
-        &mut self,
-        file: &DmaFile,
-        file_len: u64,
-        pos: u64,
-        need: usize,
-    ) -> io::Result<bool> {
+    async fn fill(&mut self, file: &DmaFile, file_len: u64, pos: u64, need: usize) -> io::Result<bool> {
         if pos + need as u64 > file_len {
             return Ok(false);
         }
@@ -65,10 +59,7 @@ impl Window {
 /// Scans a segment whose first batch must have offset `base_offset`.
 pub async fn scan(file: &DmaFile, segment_base: i64, base_offset: i64) -> io::Result<ScanResult> {
     let file_len = file.file_size().await.map_err(io::Error::from)?;
-    let mut w = Window {
-        start: 0,
-        buf: Vec::new(),
-    };
+    let mut w = Window { start: 0, buf: Vec::new() };
     let mut entries = Vec::new();
     let mut pos = 0u64;
     let mut expected = base_offset;
@@ -77,10 +68,7 @@ pub async fn scan(file: &DmaFile, segment_base: i64, base_offset: i64) -> io::Re
             break None;
         }
         if !w.fill(file, file_len, pos, HEADER_LEN).await? {
-            break Some(format!(
-                "{} trailing bytes are shorter than a batch header",
-                file_len - pos
-            ));
+            break Some(format!("{} trailing bytes are shorter than a batch header", file_len - pos));
         }
         let head = w.slice(pos, HEADER_LEN);
         let batch_length = i32::from_be_bytes(head[8..12].try_into().expect("4"));
@@ -93,9 +81,7 @@ pub async fn scan(file: &DmaFile, segment_base: i64, base_offset: i64) -> io::Re
         }
         let total = batch_length as usize + LOG_OVERHEAD;
         if !w.fill(file, file_len, pos, total).await? {
-            break Some(format!(
-                "batch of {total} bytes runs past the end of the file"
-            ));
+            break Some(format!("batch of {total} bytes runs past the end of the file"));
         }
         match batch::validate(w.slice(pos, total)) {
             Ok(h) if h.base_offset == expected => {
@@ -111,18 +97,10 @@ pub async fn scan(file: &DmaFile, segment_base: i64, base_offset: i64) -> io::Re
                 pos += total as u64;
             }
             Ok(h) => {
-                break Some(format!(
-                    "batch has offset {} where {expected} was due",
-                    h.base_offset
-                ));
+                break Some(format!("batch has offset {} where {expected} was due", h.base_offset));
             }
             Err(e) => break Some(e.to_string()),
         }
     };
-    Ok(ScanResult {
-        entries,
-        valid_len: pos,
-        file_len,
-        torn,
-    })
+    Ok(ScanResult { entries, valid_len: pos, file_len, torn })
 }

@@ -33,13 +33,7 @@ pub fn parse_log_name(name: &str) -> Option<i64> {
 
 /// Opens (creating if absent) a segment file for reading and writing.
 pub async fn open_file(path: &Path) -> io::Result<DmaFile> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .dma_open(path)
-        .await
-        .map_err(io::Error::from)
+    OpenOptions::new().read(true).write(true).create(true).dma_open(path).await.map_err(io::Error::from)
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ def _create(broker, topic, partitions=1, config=None, validate_only=False):
                                    config=config or {})],
                          validate_only=validate_only, operation_timeout=30,
                          request_timeout=30)
-    return fs[topic]
+    fut = fs[topic]
+    fut.admin = a  # the AdminClient must outlive the future it resolves
+    return fut
 
 
 def _create_error(broker, topic, partitions=1, **kw_):
@@ -38,7 +40,8 @@ def _wait_absent(broker, topic, timeout=15):
 
 def _describe(broker, restype, name):
     res = ConfigResource(restype, name)
-    fs = h.admin(broker).describe_configs([res], request_timeout=30)
+    a = h.admin(broker)
+    fs = a.describe_configs([res], request_timeout=30)
     (fut,) = fs.values()
     return fut.result(30)
 
@@ -124,7 +127,8 @@ def test_deleted_topic_stays_deleted_after_restart(broker):
     topic = h.unique("delr")
     h.create_topic(broker, topic, 2)
     h.produce_records(broker, topic, [(None, b"x", 0)])
-    h.admin(broker).delete_topics([topic], operation_timeout=30)[topic].result(30)
+    a = h.admin(broker)
+    a.delete_topics([topic], operation_timeout=30)[topic].result(30)
     _wait_absent(broker, topic)
     broker.restart()
     assert topic not in h.list_topics(broker).topics

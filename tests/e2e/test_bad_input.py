@@ -148,6 +148,24 @@ def test_body_shorter_than_its_arrays_claim(healthy_after):
         c.closed_or_response()
 
 
+@pytest.mark.parametrize("api_key, version, body", [
+    # Metadata v1: a 15-byte request claiming 2^31-1 topics
+    (kw.API_METADATA, 1, kw.i32(2**31 - 1)),
+    # Metadata v9 (flexible): compact array length 2^31 as an unsigned varint
+    (kw.API_METADATA, 9, b"\x80\x80\x80\x80\x08"),
+    # Produce v3: 2^31-1 topics
+    (kw.API_PRODUCE, 3, kw.i16(-1) + kw.i16(1) + kw.i32(1000) + kw.i32(2**31 - 1)),
+])
+def test_huge_array_length_does_not_kill_broker(healthy_after, api_key, version, body):
+    """Regression: the codec reserved memory for the claimed element count, so
+    the allocation failed and the process aborted (see vendor/kafka-protocol)."""
+    for shard in range(healthy_after.shards):
+        with conn(healthy_after, shard) as c:
+            c.send(kw.request_frame(api_key, version, 77, body, flexible=version >= 9))
+            c.closed_or_response()
+        healthy_after.assert_alive()
+
+
 def test_produce_records_field_longer_than_frame(healthy_after):
     topic = h.unique("trunc")
     h.create_topic(healthy_after, topic, 1)

@@ -121,6 +121,7 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     std::fs::create_dir_all(&opts.data_dir).map_err(dir_err)?;
     probe_io_uring()?;
     let cluster_id = cluster_id(&opts.data_dir).map_err(dir_err)?;
+    crate::storage::iopoll_probe::prepare(&opts.data_dir).map_err(dir_err)?;
     let settings = Arc::new(opts.settings.clone());
     let (controller, snapshot) =
         Controller::open(opts.data_dir.clone(), cluster_id.clone(), opts.shards as i32, opts.settings.clone())

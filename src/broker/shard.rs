@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 use crate::broker::connection;
 use crate::broker::context::ShardCtx;
 use crate::metadata::controller::ShardCommand;
+use crate::storage::iopoll_probe;
 
 /// Runs shard `ctx.node_id` until the process ends. `ready` reports whether
 /// its partitions opened and its port is bound.
@@ -21,6 +22,10 @@ pub async fn run(
     bind: SocketAddr,
     ready: flume::Sender<Result<(), String>>,
 ) {
+    if let Err(e) = iopoll_probe::prime(&ctx.data_dir).await {
+        let _ = ready.send(Err(format!("shard {}: cannot open the I/O probe file: {e}", ctx.node_id)));
+        return;
+    }
     let snapshot = ctx.snapshot.load_full();
     for topic in snapshot.topics.values() {
         for (p, &leader) in topic.leaders.iter().enumerate() {

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod index;
+pub mod iopoll_probe;
 pub mod partition;
 pub mod recovery;
 pub mod segment;

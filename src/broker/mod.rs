@@ -48,11 +48,11 @@ pub enum BrokerError {
     DataDir { path: PathBuf, source: std::io::Error },
     #[error(
         "io_uring is unavailable ({0}).\n\
-         sluice needs io_uring (Linux 5.8+) and about {mib} MiB of lockable memory per shard.\n\
+         sluice needs io_uring (Linux 5.8+) and {kib} KiB of lockable memory per shard.\n\
          - If running in a container, allow the io_uring syscalls (e.g. docker --security-opt seccomp=unconfined)\n\
          - Raise the locked-memory limit: `ulimit -l unlimited`, or LimitMEMLOCK=infinity in the systemd unit\n\
          - Check /proc/sys/kernel/io_uring_disabled is 0",
-        mib = 1
+        kib = IO_MEMORY >> 10
     )]
     IoUring(String),
     #[error("cannot start shard {shard}: {reason}")]
@@ -99,8 +99,26 @@ pub fn default_shards() -> usize {
     allowed_cpus().len()
 }
 
+/// Asks the kernel for a small io_uring directly. glommio panics (and the
+/// release build aborts) when the ring cannot be made, so this must come
+/// first: it turns EPERM (seccomp, `kernel.io_uring_disabled`) or ENOSYS into
+/// an error with advice.
+fn probe_kernel_io_uring() -> Result<(), BrokerError> {
+    // struct io_uring_params is 120 bytes; zeroed means "defaults".
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup reads and writes `params` (120 bytes) only.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return Err(BrokerError::IoUring(format!("io_uring_setup: {}", std::io::Error::last_os_error())));
+    }
+    // SAFETY: fd is a ring descriptor this function owns.
+    unsafe { libc::close(fd as libc::c_int) };
+    Ok(())
+}
+
 /// Fails early, with advice, if io_uring cannot be set up here.
 fn probe_io_uring() -> Result<(), BrokerError> {
+    probe_kernel_io_uring()?;
     let made = std::panic::catch_unwind(|| LocalExecutorBuilder::new(Placement::Unbound).io_memory(IO_MEMORY).make());
     match made {
         Ok(Ok(ex)) => {

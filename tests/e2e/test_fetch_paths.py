@@ -52,3 +52,92 @@ def test_watermarks_follow_durable_end(broker):
         assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False) == (0, 10)
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------------------
+# raw Fetch v4: long poll, limits, non-null empty records
+# ---------------------------------------------------------------------------
+
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import kafka_wire as kw  # noqa: E402
+
+HOST = "127.0.0.1"
+
+
+def _leader_conn(broker, topic, part=0):
+    return kw.WireConn(HOST, broker.shard_port(h.partition_leaders(broker, topic)[part]))
+
+
+def _produce(c, topic, records):
+    pr = kw.parse_produce_v3_response(c.request(
+        kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, kw.build_record_batch(records))))
+    assert pr[(topic, 0)][0] == 0, pr
+
+
+def _fetch(c, topic, offset, **kw_):
+    fr = kw.parse_fetch_v4_response(c.request(kw.API_FETCH, 4, kw.fetch_v4_body(topic, 0, offset, **kw_)))
+    return fr[(topic, 0)]
+
+
+def test_fetch_long_poll_waits_then_returns_empty_not_null(broker):
+    topic = h.unique("lp")
+    h.create_topic(broker, topic, 1)
+    with _leader_conn(broker, topic) as c:
+        t0 = time.monotonic()
+        err, hw, recs = _fetch(c, topic, 0, max_wait_ms=800, min_bytes=1)
+        waited = time.monotonic() - t0
+    assert (err, hw) == (0, 0)
+    assert recs == b"", f"records must be empty bytes, not {recs!r}"
+    assert 0.7 <= waited < 5, f"long poll returned after {waited:.2f}s, max_wait_ms was 800"
+
+
+def test_fetch_long_poll_wakes_when_data_arrives(broker):
+    topic = h.unique("lpw")
+    h.create_topic(broker, topic, 1)
+    result = {}
+
+    def waiter():
+        with _leader_conn(broker, topic) as c:
+            t0 = time.monotonic()
+            result["fetch"] = _fetch(c, topic, 0, max_wait_ms=10_000, min_bytes=1)
+            result["waited"] = time.monotonic() - t0
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.5)
+    with _leader_conn(broker, topic) as c:
+        _produce(c, topic, [(b"k", b"wake up")])
+    t.join(15)
+    err, hw, recs = result["fetch"]
+    assert (err, hw) == (0, 1)
+    assert [r["value"] for r in kw.decode_record_batches(recs)] == [b"wake up"]
+    assert result["waited"] < 5, f"fetch slept {result['waited']:.2f}s after data arrived"
+
+
+def test_fetch_byte_limits(broker):
+    topic = h.unique("lim")
+    h.create_topic(broker, topic, 1)
+    with _leader_conn(broker, topic) as c:
+        for i in range(3):
+            _produce(c, topic, [(None, bytes([i]) * 1000)])  # three batches of ~1070 bytes
+        _err, _hw, all3 = _fetch(c, topic, 0)
+        assert len(kw.decode_record_batches(all3)) == 3
+        one = len(all3) // 3
+        # KIP-74: a limit smaller than the first batch still returns that batch
+        err, _hw, recs = _fetch(c, topic, 0, partition_max_bytes=1)
+        assert err == 0 and len(kw.decode_record_batches(recs)) == 1
+        err, _hw, recs = _fetch(c, topic, 0, max_bytes=1, partition_max_bytes=1 << 20)
+        assert err == 0 and len(kw.decode_record_batches(recs)) == 1
+        # room for two batches but not three
+        err, _hw, recs = _fetch(c, topic, 0, partition_max_bytes=2 * one + 10)
+        assert [r["value"][0] for r in kw.decode_record_batches(recs)] == [0, 1]
+        err, _hw, recs = _fetch(c, topic, 0, max_bytes=2 * one + 10)
+        assert [r["value"][0] for r in kw.decode_record_batches(recs)] == [0, 1]
+        # from the middle
+        err, _hw, recs = _fetch(c, topic, 2)
+        assert [r["value"][0] for r in kw.decode_record_batches(recs)] == [2]
+        # past the end
+        err, hw, recs = _fetch(c, topic, 4, max_wait_ms=0)
+        assert (err, hw) == (1, 3)

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
+use glommio::channels::local_channel;
 use thiserror::Error;
 use tracing::{error, info, warn};
 use uuid::Uuid;
@@ -77,7 +78,9 @@ struct Chunk {
     end_offset: i64,
 }
 
-type Waiter = flume::Sender<Result<(), StorageError>>;
+/// A produce request waiting for its batches to be durable. A single-thread
+/// channel: no atomics or locks on the produce path.
+type Waiter = local_channel::LocalSender<Result<(), StorageError>>;
 
 struct State {
     segments: Vec<Segment>,
@@ -295,7 +298,7 @@ impl PartitionLog {
             if st.high_watermark >= end {
                 None
             } else {
-                let (tx, rx) = flume::bounded(1);
+                let (tx, rx) = local_channel::new_bounded(1);
                 st.waiters.push_back((end, tx));
                 Some(rx)
             }
@@ -303,7 +306,7 @@ impl PartitionLog {
         async move {
             match rx {
                 None => Ok(()),
-                Some(rx) => rx.recv_async().await.unwrap_or(Err(StorageError::Closed)),
+                Some(rx) => rx.recv().await.unwrap_or(Err(StorageError::Closed)),
             }
         }
     }
@@ -392,7 +395,7 @@ impl PartitionLog {
         let hw = st.high_watermark;
         while st.waiters.front().is_some_and(|(end, _)| *end <= hw) {
             let (_, w) = st.waiters.pop_front().expect("checked");
-            let _ = w.send(Ok(()));
+            let _ = w.try_send(Ok(()));
         }
         drop(st);
         self.notify.notify_all();
@@ -411,7 +414,7 @@ impl PartitionLog {
         st.write_pos = size;
         let err = StorageError::Io(e.to_string());
         for (_, w) in st.waiters.drain(..) {
-            let _ = w.send(Err(err.clone()));
+            let _ = w.try_send(Err(err.clone()));
         }
     }
 
@@ -422,7 +425,7 @@ impl PartitionLog {
         st.pending.clear();
         st.cache.clear();
         for (_, w) in st.waiters.drain(..) {
-            let _ = w.send(Err(StorageError::Closed));
+            let _ = w.try_send(Err(StorageError::Closed));
         }
     }
 

@@ -33,6 +33,7 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     ("default.replication.factor", "1", Kind::Int),
     ("message.max.bytes", "1048588", Kind::Int),
     ("socket.request.max.bytes", "104857600", Kind::Int),
+    ("fetch.max.bytes", "57671680", Kind::Int),
     ("log.segment.bytes", "1073741824", Kind::Int),
     ("log.roll.ms", "604800000", Kind::Int),
     ("log.retention.ms", "604800000", Kind::Int),
@@ -161,6 +162,11 @@ impl BrokerSettings {
     /// `default.replication.factor`.
     pub fn default_replication_factor(&self) -> i16 {
         self.int("default.replication.factor") as i16
+    }
+    /// `fetch.max.bytes`: the most record bytes one fetch response carries
+    /// (beyond one batch, which KIP-74 always allows).
+    pub fn fetch_max_bytes(&self) -> usize {
+        self.int("fetch.max.bytes").max(0) as usize
     }
     /// `socket.request.max.bytes`.
     pub fn socket_request_max_bytes(&self) -> usize {

@@ -29,7 +29,8 @@ fn partition_error(index: i32, code: ErrorCode) -> PartitionData {
 /// carries, and whether any partition has an error (which ends the wait).
 async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
     let meta = ctx.snapshot.load_full();
-    let mut budget = req.max_bytes.max(0) as usize;
+    // The broker's `fetch.max.bytes` caps what a client may ask for.
+    let mut budget = (req.max_bytes.max(0) as usize).min(ctx.settings.fetch_max_bytes());
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
@@ -46,7 +47,7 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
                 continue;
             };
             let owned = topic.leaders.get(index as usize).is_some_and(|&l| l == ctx.node_id);
-            let log = if owned { ctx.partition(&topic.name, index) } else { None };
+            let log = if owned { ctx.partition(topic, index) } else { None };
             let Some(log) = log else {
                 any_error = true;
                 let code = if index < 0 || index as usize >= topic.leaders.len() {
@@ -59,16 +60,7 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
             };
             let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
             // KIP-74: until something is returned, allow one whole batch.
-            let limit = if total == 0 { limit.max(1) } else { limit };
-            let data = if limit == 0 {
-                Ok(crate::storage::Fetched {
-                    records: Bytes::new(),
-                    high_watermark: log.high_watermark(),
-                    log_start_offset: log.log_start_offset(),
-                })
-            } else {
-                log.read(p.fetch_offset, limit).await
-            };
+            let data = log.read(p.fetch_offset, limit, total == 0).await;
             match data {
                 Ok(f) => {
                     total += f.records.len();

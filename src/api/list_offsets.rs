@@ -29,7 +29,7 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
                 partitions.push(base.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
                 continue;
             };
-            let log = if leader == ctx.node_id { ctx.partition(&topic.name, index) } else { None };
+            let log = if leader == ctx.node_id { ctx.partition(topic, index) } else { None };
             let Some(log) = log else {
                 partitions.push(base.with_error_code(ErrorCode::NotLeaderOrFollower.code()));
                 continue;

@@ -13,7 +13,7 @@ use tracing::warn;
 use super::metadata::default_topic;
 use super::str_bytes;
 use crate::broker::context::ShardCtx;
-use crate::metadata::topic_name;
+use crate::metadata::{TopicMeta, topic_name};
 use crate::protocol::{ErrorCode, batch};
 use crate::storage::StorageError;
 
@@ -65,7 +65,7 @@ pub fn handle(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> impl Future<Output = O
                     Some(&leader) if leader != ctx.node_id || index < 0 => {
                         error(index, ErrorCode::NotLeaderOrFollower, None)
                     }
-                    Some(_) => append(ctx, name, index, p.records.as_deref(), &topic.configs),
+                    Some(_) => append(ctx, topic, index, p.records.as_deref()),
                 }
             } else {
                 error(index, ErrorCode::UnknownTopicOrPartition, None)
@@ -103,14 +103,9 @@ pub fn handle(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> impl Future<Output = O
     }
 }
 
-fn append(
-    ctx: &ShardCtx,
-    topic: &str,
-    index: i32,
-    records: Option<&[u8]>,
-    configs: &std::collections::BTreeMap<String, String>,
-) -> Outcome {
-    let Some(log) = ctx.partition(topic, index) else {
+fn append(ctx: &ShardCtx, meta: &TopicMeta, index: i32, records: Option<&[u8]>) -> Outcome {
+    let topic = meta.name.as_str();
+    let Some(log) = ctx.partition(meta, index) else {
         return error(index, ErrorCode::NotLeaderOrFollower, Some("partition is not open on this shard".into()));
     };
     let Some(records) = records else {
@@ -123,7 +118,7 @@ fn append(
             return error(index, ErrorCode::CorruptMessage, Some(e.to_string()));
         }
     };
-    let max = ctx.settings.topic_value(configs, "max.message.bytes");
+    let max = ctx.settings.topic_value(&meta.configs, "max.message.bytes");
     if let Some(h) = headers.iter().find(|h| h.total_len as i64 > max) {
         return error(
             index,

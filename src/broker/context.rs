@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use crate::broker::notify::Notify;
 use crate::config::BrokerSettings;
 use crate::metadata::TopicMeta;
@@ -50,8 +52,9 @@ pub struct ShardCtx {
     pub data_dir: PathBuf,
     /// Signalled whenever a partition's high watermark moves.
     pub notify: Rc<Notify>,
-    /// Owned partition logs: topic name -> partition index -> log.
-    partitions: RefCell<HashMap<String, Vec<Option<Rc<PartitionLog>>>>>,
+    /// Owned partition logs: topic name -> (topic id, partition index -> log).
+    /// The id tells a re-created topic from the deleted one of the same name.
+    partitions: RefCell<HashMap<String, (Uuid, Vec<Option<Rc<PartitionLog>>>)>>,
 }
 
 impl ShardCtx {
@@ -76,10 +79,14 @@ impl ShardCtx {
         }
     }
 
-    /// The log of an owned partition.
-    pub fn partition(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
+    /// The log of an owned partition of `topic` (name and id must match).
+    pub fn partition(&self, topic: &TopicMeta, partition: i32) -> Option<Rc<PartitionLog>> {
         let parts = self.partitions.borrow();
-        parts.get(topic)?.get(usize::try_from(partition).ok()?)?.clone()
+        let (id, slots) = parts.get(&topic.name)?;
+        if *id != topic.id {
+            return None;
+        }
+        slots.get(usize::try_from(partition).ok()?)?.clone()
     }
 
     /// Opens (recovering, or creating) one owned partition's log.
@@ -91,7 +98,8 @@ impl ShardCtx {
         };
         let log = PartitionLog::open(dir, topic.id, limits, self.notify.clone()).await?;
         let mut parts = self.partitions.borrow_mut();
-        let slots = parts.entry(topic.name.clone()).or_default();
+        let (id, slots) = parts.entry(topic.name.clone()).or_insert_with(|| (topic.id, Vec::new()));
+        assert_eq!(*id, topic.id, "a deleted topic's logs are dropped before its name is reused");
         let i = partition as usize;
         if slots.len() <= i {
             slots.resize(i + 1, None);
@@ -100,11 +108,12 @@ impl ShardCtx {
         Ok(())
     }
 
-    /// Closes every partition of a deleted topic.
-    pub fn drop_topic(&self, topic: &str) {
-        if let Some(slots) = self.partitions.borrow_mut().remove(topic) {
+    /// Closes every partition of a deleted topic, waiting for writes in flight.
+    pub async fn drop_topic(&self, topic: &str) {
+        let removed = self.partitions.borrow_mut().remove(topic);
+        if let Some((_, slots)) = removed {
             for log in slots.into_iter().flatten() {
-                log.close();
+                log.close().await;
             }
         }
     }

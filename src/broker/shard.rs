@@ -79,7 +79,7 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             let _ = done.send(());
         }
         ShardCommand::DropTopic { name, done } => {
-            ctx.drop_topic(&name);
+            ctx.drop_topic(&name).await;
             let _ = done.send(());
         }
     }

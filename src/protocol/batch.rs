@@ -88,7 +88,9 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     }
     let last_offset_delta = i32_at(buf, LAST_OFFSET_DELTA);
     let record_count = i32_at(buf, RECORD_COUNT);
-    if last_offset_delta < 0 || record_count < 0 {
+    // Offsets are assigned per batch: a count that disagrees with the offset
+    // delta would give records offsets that overlap the next batch's.
+    if record_count <= 0 || i64::from(record_count) != i64::from(last_offset_delta) + 1 {
         return Err(BatchError::Count { count: record_count, delta: last_offset_delta });
     }
     Ok(BatchHeader {
@@ -253,6 +255,12 @@ pub(crate) mod tests {
         let mut m = b.clone();
         m[16] = 1;
         assert_eq!(validate(&m), Err(BatchError::Magic(1)));
+        // record count 2 with lastOffsetDelta 0 (CRC fixed up so only the count is wrong)
+        let mut c = b.clone();
+        c[23..27].copy_from_slice(&0i32.to_be_bytes());
+        let crc = crc32c::crc32c(&c[21..]);
+        c[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(validate(&c), Err(BatchError::Count { count: 2, delta: 0 }));
         assert!(validate_all(&[]).is_err());
     }
 

@@ -40,8 +40,9 @@ impl BatchCache {
     }
 
     /// The batches from the one containing `offset` on, up to `max_bytes`
-    /// (at least one batch), or `None` if `offset` is older than the cache.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Option<Vec<Bytes>> {
+    /// (but at least one batch if `min_one`), or `None` if `offset` is older
+    /// than the cache.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Option<Vec<Bytes>> {
         let &(first, _, _) = self.batches.front()?;
         if offset < first {
             return None;
@@ -50,11 +51,12 @@ impl BatchCache {
         let mut out = Vec::new();
         let mut total = 0;
         for (_, _, b) in self.batches.range(start..) {
-            if !out.is_empty() && total + b.len() > max_bytes {
-                break;
+            if (min_one && out.is_empty()) || total + b.len() <= max_bytes {
+                total += b.len();
+                out.push(b.clone());
+                continue;
             }
-            total += b.len();
-            out.push(b.clone());
+            break;
         }
         Some(out)
     }
@@ -70,10 +72,12 @@ mod tests {
         c.push(0, 1, Bytes::from_static(b"aaaa"));
         c.push(2, 2, Bytes::from_static(b"bbbb"));
         c.push(3, 5, Bytes::from_static(b"cccc"));
-        assert!(c.read(0, 100).is_none(), "oldest batch evicted");
-        assert_eq!(c.read(2, 100).unwrap().len(), 2);
-        assert_eq!(c.read(4, 100).unwrap(), vec![Bytes::from_static(b"cccc")]);
-        assert_eq!(c.read(2, 1).unwrap().len(), 1, "first batch returned even over the limit");
-        assert!(c.read(6, 100).unwrap().is_empty());
+        assert!(c.read(0, 100, true).is_none(), "oldest batch evicted");
+        assert_eq!(c.read(2, 100, true).unwrap().len(), 2);
+        assert_eq!(c.read(4, 100, true).unwrap(), vec![Bytes::from_static(b"cccc")]);
+        assert_eq!(c.read(2, 1, true).unwrap().len(), 1, "first batch returned even over the limit");
+        assert!(c.read(2, 1, false).unwrap().is_empty(), "over the limit without min_one");
+        assert_eq!(c.read(2, 8, false).unwrap().len(), 2);
+        assert!(c.read(6, 100, true).unwrap().is_empty());
     }
 }

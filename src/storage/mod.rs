@@ -5,7 +5,8 @@ pub mod cache;
 pub mod index;
 pub mod iopoll_probe;
 pub mod partition;
+pub mod partition_dir;
 pub mod recovery;
 pub mod segment;
 
-pub use partition::{Fetched, Limits, PartitionLog, ReadError, StorageError};
+pub use partition::{Limits, PartitionLog, ReadError, StorageError};

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::cache::BatchCache;
 use super::index::{self, BatchEntry};
+use super::partition_dir;
 use super::recovery;
 use super::segment::{self, Segment};
 use crate::broker::notify::Notify;
@@ -25,11 +26,6 @@ use crate::protocol::batch::{self, BatchHeader};
 
 /// Direct-I/O page size: writes start and end on these boundaries.
 const PAGE: u64 = 4096;
-
-/// Name of the file recording which topic id a partition directory holds
-/// (Kafka's `partition.metadata`), so a re-created topic never reads a
-/// deleted one's leftovers.
-const PARTITION_METADATA: &str = "partition.metadata";
 
 /// Sizes that bound a partition's files and memory.
 #[derive(Debug, Clone, Copy)]
@@ -106,36 +102,11 @@ struct State {
 pub struct PartitionLog {
     dir: PathBuf,
     limits: Limits,
+    /// The shard's "data arrived" signal, for long-polling fetches.
     notify: Rc<Notify>,
+    /// Signalled when the flusher stops (nothing left to write).
+    idle: Rc<Notify>,
     state: RefCell<State>,
-}
-
-/// Blocking directory setup, run off the reactor: creates the directory,
-/// clears leftovers of a different topic id, and lists segment bases.
-fn prepare_dir(dir: &PathBuf, topic_id: Uuid) -> io::Result<Vec<i64>> {
-    std::fs::create_dir_all(dir)?;
-    let meta = dir.join(PARTITION_METADATA);
-    let want = format!("version: 0\ntopic_id: {topic_id}\n");
-    match std::fs::read_to_string(&meta) {
-        Ok(have) if have == want => {}
-        Ok(_) => {
-            warn!(dir = %dir.display(), "directory holds another topic's data; clearing it");
-            for e in std::fs::read_dir(dir)? {
-                std::fs::remove_file(e?.path())?;
-            }
-            std::fs::write(&meta, &want)?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::write(&meta, &want)?,
-        Err(e) => return Err(e),
-    }
-    let mut bases = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        if let Some(b) = e?.file_name().to_str().and_then(segment::parse_log_name) {
-            bases.push(b);
-        }
-    }
-    bases.sort_unstable();
-    Ok(bases)
 }
 
 impl PartitionLog {
@@ -143,7 +114,7 @@ impl PartitionLog {
     /// validated and a torn or corrupt tail is cut off and logged.
     pub async fn open(dir: PathBuf, topic_id: Uuid, limits: Limits, notify: Rc<Notify>) -> io::Result<Rc<Self>> {
         let d = dir.clone();
-        let mut bases = glommio::executor().spawn_blocking(move || prepare_dir(&d, topic_id)).await?;
+        let mut bases = glommio::executor().spawn_blocking(move || partition_dir::prepare(&d, topic_id)).await?;
         if bases.is_empty() {
             bases.push(0);
         }
@@ -152,17 +123,15 @@ impl PartitionLog {
         let mut expected = bases[0];
         let mut cut_at = None;
         for (i, &base) in bases.iter().enumerate() {
+            if base != expected {
+                // A segment whose name does not continue the log cannot be
+                // appended to under that name: it and all later ones go.
+                warn!(dir = %dir.display(), segment = base, expected, "segment does not continue the log");
+                cut_at = Some(i);
+                break;
+            }
             let file = segment::open_file(&segment::log_path(&dir, base)).await?;
-            let scan = if base == expected {
-                recovery::scan(&file, base, expected).await?
-            } else {
-                recovery::ScanResult {
-                    entries: Vec::new(),
-                    valid_len: 0,
-                    file_len: file.file_size().await.map_err(io::Error::from)?,
-                    torn: Some(format!("segment starts at {base} but the log continues at {expected}")),
-                }
-            };
+            let scan = recovery::scan(&file, base, expected, i + 1 == bases.len()).await?;
             if let Some(why) = &scan.torn {
                 let lost_from = scan.entries.last().map_or(expected, |e| e.last_offset + 1);
                 warn!(
@@ -221,7 +190,7 @@ impl PartitionLog {
             cache: BatchCache::new(limits.cache_bytes),
             closed: false,
         };
-        Ok(Rc::new(Self { dir, limits, notify, state: RefCell::new(state) }))
+        Ok(Rc::new(Self { dir, limits, notify, idle: Rc::new(Notify::default()), state: RefCell::new(state) }))
     }
 
     /// The durable end of the log: readers see offsets below it.
@@ -316,17 +285,41 @@ impl PartitionLog {
             let chunk = {
                 let mut st = self.state.borrow_mut();
                 match st.pending.pop_front() {
-                    Some(c) => c,
-                    None => {
+                    Some(c) if !st.closed => c,
+                    _ => {
                         st.flushing = false;
+                        drop(st);
+                        self.idle.notify_all();
                         return;
                     }
                 }
             };
             match self.write_chunk(&chunk).await {
                 Ok(()) => self.publish(chunk),
-                Err(e) => self.fail(&e),
+                Err(e) => {
+                    self.fail(&e);
+                    self.discard_failed_write().await;
+                }
             }
+        }
+    }
+
+    /// After a failed write, bytes of it may still have reached the disk past
+    /// the durable end. Cut them off before anything else is written, or a
+    /// later write ending on a page boundary would leave them readable by
+    /// recovery, and never-acknowledged batches could reappear after a crash.
+    async fn discard_failed_write(&self) {
+        let (file, size) = {
+            let st = self.state.borrow();
+            let active = st.segments.last().expect("a segment");
+            (active.file.clone(), active.size)
+        };
+        let cut = async {
+            file.truncate(size).await?;
+            file.fdatasync().await
+        };
+        if let Err(e) = cut.await {
+            error!(dir = %self.dir.display(), "cannot cut the failed write off the log: {e}");
         }
     }
 
@@ -341,6 +334,11 @@ impl PartitionLog {
             // Seal the old segment at its logical size (dropping page padding).
             old.truncate(size).await.map_err(io::Error::from)?;
             old.fdatasync().await.map_err(io::Error::from)?;
+            if self.state.borrow().closed {
+                // Deleted meanwhile: its directory may already belong to a
+                // re-created topic of the same name.
+                return Err(io::Error::other("partition closed"));
+            }
             let path = segment::log_path(&self.dir, chunk.segment_base);
             let file = segment::open_file(&path).await?;
             let mut st = self.state.borrow_mut();
@@ -385,11 +383,7 @@ impl PartitionLog {
         }
         st.tail = tail;
         st.segments.last_mut().expect("a segment").size = end_pos;
-        let data = chunk.buf.freeze();
-        for e in &chunk.entries {
-            let rel = (e.position - chunk.start_pos) as usize;
-            st.cache.push(e.base_offset, e.last_offset, data.slice(rel..rel + e.len as usize));
-        }
+        cache_chunk(&mut st.cache, self.limits.cache_bytes, chunk.buf.freeze(), chunk.start_pos, &chunk.entries);
         st.index.extend_from_slice(&chunk.entries);
         st.high_watermark = chunk.end_offset;
         let hw = st.high_watermark;
@@ -418,20 +412,29 @@ impl PartitionLog {
         }
     }
 
-    /// Closes the log (its topic was deleted): pending appends fail.
-    pub fn close(&self) {
-        let mut st = self.state.borrow_mut();
-        st.closed = true;
-        st.pending.clear();
-        st.cache.clear();
-        for (_, w) in st.waiters.drain(..) {
-            let _ = w.try_send(Err(StorageError::Closed));
+    /// Closes the log (its topic was deleted): pending appends fail, and this
+    /// resolves once no write is in flight, so the directory can go.
+    pub async fn close(&self) {
+        let idle = self.idle.notified();
+        let flushing = {
+            let mut st = self.state.borrow_mut();
+            st.closed = true;
+            st.pending.clear();
+            st.cache.clear();
+            for (_, w) in st.waiters.drain(..) {
+                let _ = w.try_send(Err(StorageError::Closed));
+            }
+            st.flushing
+        };
+        if flushing {
+            idle.await;
         }
     }
 
     /// Reads whole batches from the one containing `offset`, up to
-    /// `max_bytes` (but always at least one batch when any is available).
-    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<Fetched, ReadError> {
+    /// `max_bytes`; with `min_one`, at least one batch even if it is larger
+    /// (KIP-74: only the first partition of a fetch response gets this).
+    pub async fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Fetched, ReadError> {
         let (file, pos, len, hw, start) = {
             let st = self.state.borrow();
             let (hw, start) = (st.high_watermark, st.log_start_offset);
@@ -442,7 +445,7 @@ impl PartitionLog {
             if offset == hw {
                 return Ok(empty);
             }
-            if let Some(parts) = st.cache.read(offset, max_bytes) {
+            if let Some(parts) = st.cache.read(offset, max_bytes, min_one) {
                 return Ok(Fetched { records: concat(parts), ..empty });
             }
             let i = index::find(&st.index, offset);
@@ -451,10 +454,14 @@ impl PartitionLog {
             };
             let mut len = 0u64;
             for e in &st.index[i..] {
-                if e.segment_base != first.segment_base || (len > 0 && len + u64::from(e.len) > max_bytes as u64) {
+                let fits = len + u64::from(e.len) <= max_bytes as u64 || (min_one && len == 0);
+                if e.segment_base != first.segment_base || !fits {
                     break;
                 }
                 len += u64::from(e.len);
+            }
+            if len == 0 {
+                return Ok(empty);
             }
             let seg = st.segments.partition_point(|s| s.base_offset <= first.segment_base) - 1;
             (st.segments[seg].file.clone(), first.position, len, hw, start)
@@ -473,11 +480,45 @@ impl PartitionLog {
         let Some(entry) = candidates.first() else {
             return Ok(None);
         };
-        let fetched = self.read(entry.base_offset, entry.len as usize).await?;
+        let fetched = self.read(entry.base_offset, entry.len as usize, true).await?;
         let Ok(h) = batch::parse_header(&fetched.records) else {
             return Ok(Some((entry.base_offset, entry.max_timestamp)));
         };
         Ok(batch::first_offset_at_or_after(&fetched.records, &h, ts).or(Some((entry.base_offset, entry.max_timestamp))))
+    }
+}
+
+/// Puts a written chunk's batches into the cache. Cache entries are slices
+/// of the chunk, which keeps the whole chunk alive; when only the newest
+/// batches of a large chunk (a burst) fit in the cache, they are copied out so
+/// that the rest of the chunk is freed rather than pinned.
+fn cache_chunk(cache: &mut BatchCache, limit: usize, data: Bytes, start_pos: u64, entries: &[BatchEntry]) {
+    let Some(last) = entries.last() else {
+        return;
+    };
+    // The newest batches that fit (always at least the last one).
+    let mut first = entries.len() - 1;
+    let mut kept = last.len as usize;
+    while first > 0 && kept + entries[first - 1].len as usize <= limit {
+        first -= 1;
+        kept += entries[first].len as usize;
+    }
+    if first == 0 {
+        push_entries(cache, &data, start_pos, entries);
+        return;
+    }
+    // Older batches of this chunk are skipped, so older cached ones must go
+    // too: the cache holds a contiguous suffix of the log.
+    cache.clear();
+    let from = entries[first].position;
+    let copy = Bytes::copy_from_slice(&data[(from - start_pos) as usize..]);
+    push_entries(cache, &copy, from, &entries[first..]);
+}
+
+fn push_entries(cache: &mut BatchCache, data: &Bytes, start_pos: u64, entries: &[BatchEntry]) {
+    for e in entries {
+        let rel = (e.position - start_pos) as usize;
+        cache.push(e.base_offset, e.last_offset, data.slice(rel..rel + e.len as usize));
     }
 }
 

@@ -56,8 +56,10 @@ impl Window {
     }
 }
 
-/// Scans a segment whose first batch must have offset `base_offset`.
-pub async fn scan(file: &DmaFile, segment_base: i64, base_offset: i64) -> io::Result<ScanResult> {
+/// Scans a segment whose first batch must have offset `base_offset`. Only
+/// the last segment may end in zero padding (from a partial-page write); a
+/// sealed segment was truncated to its logical size when it was rolled.
+pub async fn scan(file: &DmaFile, segment_base: i64, base_offset: i64, is_last: bool) -> io::Result<ScanResult> {
     let file_len = file.file_size().await.map_err(io::Error::from)?;
     let mut w = Window { start: 0, buf: Vec::new() };
     let mut entries = Vec::new();
@@ -72,7 +74,7 @@ pub async fn scan(file: &DmaFile, segment_base: i64, base_offset: i64) -> io::Re
         }
         let head = w.slice(pos, HEADER_LEN);
         let batch_length = i32::from_be_bytes(head[8..12].try_into().expect("4"));
-        if batch_length == 0 && head.iter().all(|&b| b == 0) {
+        if is_last && batch_length == 0 && head.iter().all(|&b| b == 0) {
             // Zero padding from the last partial-page write, or a torn zero page.
             break None;
         }

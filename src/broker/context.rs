@@ -36,6 +36,9 @@ impl Endpoints {
 /// Default bytes of recent batches cached per partition.
 pub const PARTITION_CACHE_BYTES: usize = 4 << 20;
 
+/// One topic's owned partition logs, with the topic id they belong to.
+type TopicLogs = (Uuid, Vec<Option<Rc<PartitionLog>>>);
+
 /// A shard's state, shared by its connections (same thread only).
 pub struct ShardCtx {
     /// This shard's node id.
@@ -54,7 +57,7 @@ pub struct ShardCtx {
     pub notify: Rc<Notify>,
     /// Owned partition logs: topic name -> (topic id, partition index -> log).
     /// The id tells a re-created topic from the deleted one of the same name.
-    partitions: RefCell<HashMap<String, (Uuid, Vec<Option<Rc<PartitionLog>>>)>>,
+    partitions: RefCell<HashMap<String, TopicLogs>>,
 }
 
 impl ShardCtx {

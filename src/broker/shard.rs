@@ -71,12 +71,15 @@ pub async fn run(
 async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
     match cmd {
         ShardCommand::Open { partitions, done } => {
+            let mut result = Ok(());
             for (topic, p) in partitions {
                 if let Err(e) = ctx.open_partition(&topic, p).await {
                     error!(shard = ctx.node_id, topic = %topic.name, partition = p, "cannot open partition: {e}");
+                    result = Err(format!("{}-{p} on shard {}: {e}", topic.name, ctx.node_id));
+                    break;
                 }
             }
-            let _ = done.send(());
+            let _ = done.send(result);
         }
         ShardCommand::DropTopic { name, done } => {
             ctx.drop_topic(&name).await;

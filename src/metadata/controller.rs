@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use super::log::MetadataLog;
@@ -23,6 +23,17 @@ use crate::protocol::ErrorCode;
 /// Bound on queued admin commands: admin traffic is small; a full queue
 /// means the controller is stuck and callers should wait, not pile up.
 pub const COMMAND_QUEUE: usize = 1024;
+
+/// Most partitions one topic may have: a bound on what one request can make
+/// the controller allocate, persist and open.
+pub const MAX_PARTITIONS: i32 = 100_000;
+
+fn too_many_partitions(n: i32) -> AdminError {
+    AdminError::new(
+        ErrorCode::InvalidPartitions,
+        format!("{n} partitions requested; at most {MAX_PARTITIONS} per topic"),
+    )
+}
 
 /// The shared, lock-free-to-read metadata snapshot.
 pub type Snapshot = Arc<ArcSwap<ClusterMeta>>;
@@ -62,7 +73,7 @@ pub struct NewTopic {
 /// shard's partition logs reflect the change.
 pub enum ShardCommand {
     /// Open (creating if needed) these partitions, owned by this shard.
-    Open { partitions: Vec<(Arc<TopicMeta>, i32)>, done: flume::Sender<()> },
+    Open { partitions: Vec<(Arc<TopicMeta>, i32)>, done: flume::Sender<Result<(), String>> },
     /// Close and forget every partition of this topic.
     DropTopic { name: String, done: flume::Sender<()> },
 }
@@ -265,7 +276,7 @@ impl Controller {
     }
 
     /// Tells each owning shard to open `partitions` of `topic`, and waits.
-    fn open_on_shards(&self, topic: &Arc<TopicMeta>, partitions: std::ops::Range<usize>) {
+    fn open_on_shards(&self, topic: &Arc<TopicMeta>, partitions: std::ops::Range<usize>) -> Result<(), String> {
         let mut per_shard: Vec<Vec<(Arc<TopicMeta>, i32)>> = vec![Vec::new(); self.shards.len()];
         for p in partitions {
             per_shard[topic.leaders[p] as usize].push((topic.clone(), p as i32));
@@ -276,12 +287,41 @@ impl Controller {
                 continue;
             }
             let (done, rx) = flume::bounded(1);
-            if self.shards[shard].send(ShardCommand::Open { partitions, done }).is_ok() {
+            self.shards[shard]
+                .send(ShardCommand::Open { partitions, done })
+                .map_err(|_| format!("shard {shard} is not running"))?;
+            waits.push(rx);
+        }
+        let mut result = Ok(());
+        for w in waits {
+            let r = w.recv().unwrap_or_else(|_| Err("a shard stopped".to_string()));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
+    /// Has every shard close its logs of `name`, then removes the directories
+    /// of its first `partitions` partitions.
+    fn drop_on_shards(&self, name: &str, partitions: usize) {
+        let mut waits = Vec::new();
+        for shard in &self.shards {
+            let (done, rx) = flume::bounded(1);
+            if shard.send(ShardCommand::DropTopic { name: name.to_string(), done }).is_ok() {
                 waits.push(rx);
             }
         }
         for w in waits {
             let _ = w.recv();
+        }
+        for p in 0..partitions {
+            let dir = self.data_dir.join(format!("{name}-{p}"));
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(dir = %dir.display(), "could not remove deleted partition: {e}");
+            }
         }
     }
 
@@ -305,6 +345,9 @@ impl Controller {
         }
         let leaders = match t.assignment {
             Some(a) => {
+                if a.len() > MAX_PARTITIONS as usize {
+                    return Err(too_many_partitions(a.len() as i32));
+                }
                 if let Some(bad) = a.iter().find(|&&n| n < 0 || n >= current.nodes) {
                     return Err(AdminError::new(
                         ErrorCode::InvalidReplicaAssignment,
@@ -315,6 +358,9 @@ impl Controller {
             }
             None => {
                 let n = if t.partitions == -1 { self.settings.num_partitions() } else { t.partitions };
+                if n > MAX_PARTITIONS {
+                    return Err(too_many_partitions(n));
+                }
                 if n <= 0 {
                     return Err(AdminError::new(
                         ErrorCode::InvalidPartitions,
@@ -334,7 +380,13 @@ impl Controller {
             leaders: topic.leaders.clone(),
             configs: topic.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         })?;
-        self.open_on_shards(&topic, 0..topic.leaders.len());
+        if let Err(e) = self.open_on_shards(&topic, 0..topic.leaders.len()) {
+            // Undo: a topic whose logs cannot be opened must not be published.
+            warn!(topic = %topic.name, "cannot open the new topic's partitions, removing it: {e}");
+            self.commit(MetaRecord::TopicDeleted { name: topic.name.clone() })?;
+            self.drop_on_shards(&topic.name, topic.leaders.len());
+            return Err(AdminError::new(ErrorCode::KafkaStorageError, format!("cannot open partition logs: {e}")));
+        }
         self.snapshot.store(next);
         info!(topic = %topic.name, partitions = topic.leaders.len(), "created topic");
         Ok(topic)
@@ -346,24 +398,7 @@ impl Controller {
         };
         let next = self.commit(MetaRecord::TopicDeleted { name: name.to_string() })?;
         self.snapshot.store(next);
-        let mut waits = Vec::new();
-        for shard in &self.shards {
-            let (done, rx) = flume::bounded(1);
-            if shard.send(ShardCommand::DropTopic { name: name.to_string(), done }).is_ok() {
-                waits.push(rx);
-            }
-        }
-        for w in waits {
-            let _ = w.recv();
-        }
-        for p in 0..topic.leaders.len() {
-            let dir = self.data_dir.join(format!("{name}-{p}"));
-            if let Err(e) = std::fs::remove_dir_all(&dir)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                warn!(dir = %dir.display(), "could not remove deleted partition: {e}");
-            }
-        }
+        self.drop_on_shards(name, topic.leaders.len());
         info!(topic = name, "deleted topic");
         Ok(topic.id)
     }
@@ -374,6 +409,9 @@ impl Controller {
             return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
         };
         let have = topic.leaders.len() as i32;
+        if count > MAX_PARTITIONS {
+            return Err(too_many_partitions(count));
+        }
         if count <= have {
             return Err(AdminError::new(
                 ErrorCode::InvalidPartitions,
@@ -388,8 +426,13 @@ impl Controller {
         }
         let next = self.commit(MetaRecord::PartitionsAdded { name: name.to_string(), leaders })?;
         let grown = next.topic(name).expect("just grown").clone();
-        self.open_on_shards(&grown, have as usize..count as usize);
+        let opened = self.open_on_shards(&grown, have as usize..count as usize);
         self.snapshot.store(next);
+        if let Err(e) = opened {
+            // The partitions are committed; a restart retries opening them.
+            error!(topic = name, "added partitions cannot be opened: {e}");
+            return Err(AdminError::new(ErrorCode::KafkaStorageError, format!("cannot open new partition logs: {e}")));
+        }
         info!(topic = name, from = have, to = count, "added partitions");
         Ok(())
     }

@@ -16,6 +16,8 @@ pub const FILE_NAME: &str = "__cluster_metadata.log";
 /// The open metadata log.
 pub struct MetadataLog {
     file: File,
+    /// Set when a failed append could not be undone: no more appends.
+    broken: Option<String>,
 }
 
 impl MetadataLog {
@@ -44,16 +46,31 @@ impl MetadataLog {
             }
         }
         file.seek(SeekFrom::End(0))?;
-        Ok((Self { file }, records))
+        Ok((Self { file, broken: None }, records))
     }
 
-    /// Appends records and makes them durable before returning.
+    /// Appends records and makes them durable before returning. On failure
+    /// the file is cut back to where it was, so a half-written record cannot
+    /// hide every later record from the next replay.
     pub fn append(&mut self, recs: &[MetaRecord]) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for r in recs {
             record::encode(r, &mut buf);
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()
+        if let Some(why) = &self.broken {
+            return Err(std::io::Error::other(why.clone()));
+        }
+        let before = self.file.metadata()?.len();
+        let written = self.file.write_all(&buf).and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            if let Err(cut) = self.file.set_len(before).and_then(|()| self.file.sync_all()) {
+                // The log may now hold a torn record that replay would stop
+                // at; refusing further changes keeps later ones from being
+                // acknowledged and then lost.
+                self.broken = Some(format!("cannot undo a failed metadata write ({e}): {cut}"));
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 }

@@ -94,6 +94,40 @@ def test_create_duplicate_topic(broker):
     assert len(h.list_topics(broker).topics[topic].partitions) == 2
 
 
+def test_create_topic_too_many_partitions(broker):
+    """Partition counts are bounded (100,000 per topic) so one request cannot
+    make the controller allocate and open without limit. librdkafka refuses
+    such counts itself, so this goes through kafka-python."""
+    from kafka.admin import KafkaAdminClient, NewPartitions as KPNewPartitions, NewTopic as KPNewTopic
+    topic = h.unique("many")
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        r = a.create_topics([KPNewTopic(topic, 2_000_000_000, 1)], raise_errors=False)
+        assert [t["error_code"] for t in r["topics"]] == [37], r  # INVALID_PARTITIONS
+        _create(broker, topic, 1).result(30)
+        r = a.create_partitions({topic: KPNewPartitions(2_000_000_000)}, raise_errors=False)
+        assert [t.error_code for t in r.results] == [37], r
+    finally:
+        a.close()
+    assert len(h.list_topics(broker).topics[topic].partitions) == 1
+    h.assert_healthy(broker)
+
+
+def test_create_topic_whose_log_cannot_be_opened_is_not_created(broker):
+    """A partition directory that cannot be created (here a plain file sits
+    where it belongs) fails the create with KAFKA_STORAGE_ERROR, and the topic
+    is not left in metadata with a leader that cannot serve it."""
+    topic = h.unique("blocked")
+    (broker.data_dir / f"{topic}-0").write_bytes(b"in the way")
+    assert _create_error(broker, topic, 1) == KafkaError.KAFKA_STORAGE_ERROR  # 56
+    assert topic not in h.list_topics(broker).topics
+    (broker.data_dir / f"{topic}-0").unlink()
+    _create(broker, topic, 1).result(30)
+    h.wait_topic(broker, topic, 1)
+    broker.restart()
+    h.wait_topic(broker, topic, 1)
+
+
 # ---------------------------------------------------------------------------
 # DeleteTopics
 # ---------------------------------------------------------------------------

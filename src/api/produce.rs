@@ -76,6 +76,15 @@ pub fn handle(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> impl Future<Output = O
     }
     async move {
         if acks == 0 {
+            // No response, but the connection still waits for the writes:
+            // that is what keeps acks=0 producers from queueing without bound.
+            for (_, outcomes) in topics {
+                for o in outcomes {
+                    if let Outcome::Waiting { durable, .. } = o {
+                        let _ = durable.await;
+                    }
+                }
+            }
             return None;
         }
         let mut responses = Vec::with_capacity(topics.len());

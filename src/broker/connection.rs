@@ -3,7 +3,7 @@
 //! requests proceed (pipelining), so produce requests on one connection
 //! share a group commit instead of waiting for each other's fsync.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -12,14 +12,21 @@ use bytes::{Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
+use glommio::sync::{Semaphore, StaticPermit};
+use kafka_protocol::messages::ApiKey;
 use tracing::{debug, warn};
 
 use crate::api::{self, Pending};
 use crate::broker::context::ShardCtx;
+use crate::broker::notify::Notify;
 use crate::protocol::frame::{self, FrameError};
 
 /// Most requests in flight per connection before reading pauses.
 pub const MAX_IN_FLIGHT: usize = 256;
+
+/// Most request bytes in flight per connection before reading pauses (a
+/// larger single request is still admitted alone).
+pub const MAX_IN_FLIGHT_BYTES: usize = 64 << 20;
 
 /// The stream shared by the reading and the writing task. Reads and writes
 /// keep separate state inside glommio's stream, and each borrow lasts one
@@ -51,47 +58,85 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
     let stream = Shared(Rc::new(RefCell::new(stream)));
-    let (tx, rx) = local_channel::new_bounded::<Pending>(MAX_IN_FLIGHT);
+    let (tx, rx) = local_channel::new_bounded::<(Pending, StaticPermit)>(MAX_IN_FLIGHT);
+    // Responses written so far (or skipped, for acks=0), for ordering barriers.
+    let done = Rc::new(Cell::new(0u64));
+    let progress = Rc::new(Notify::default());
+    let budget = Rc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES as u64));
     let mut writer_stream = stream.clone();
     let writer_peer = peer.clone();
+    let (writer_done, writer_progress) = (done.clone(), progress.clone());
     let writer = glommio::spawn_local(async move {
-        while let Some(pending) = rx.recv().await {
+        while let Some((pending, permit)) = rx.recv().await {
             if let Some(frame) = pending.await
                 && let Err(e) = writer_stream.write_all(&frame).await
             {
                 debug!(peer = %writer_peer, "write failed: {e}");
-                return;
+                break;
             }
+            drop(permit);
+            writer_done.set(writer_done.get() + 1);
+            writer_progress.notify_all();
         }
+        // Unblock a reader waiting at a barrier: nothing more will be written.
+        writer_done.set(u64::MAX);
+        writer_progress.notify_all();
     });
     let max = ctx.settings.socket_request_max_bytes();
     let mut reader = stream.clone();
+    let mut queued = 0u64;
     loop {
-        match read_frame(&mut reader, max).await {
-            Ok(Some(frame)) => {
-                let pending = match frame::decode_request(frame) {
-                    Ok(req) => api::dispatch(&ctx, req),
-                    Err(FrameError::UnsupportedVersion {
-                        key: kafka_protocol::messages::ApiKey::ApiVersions,
-                        version,
-                        correlation_id,
-                    }) => {
-                        debug!(peer = %peer, version, "ApiVersions version not supported; answering with v0");
-                        api::api_versions::unsupported(correlation_id)
-                    }
-                    Err(e) => {
-                        warn!(peer = %peer, "closing connection: {e}");
-                        break;
-                    }
-                };
-                if tx.send(pending).await.is_err() {
-                    break;
-                }
-            }
+        let len = match read_len(&mut reader, max).await {
+            Ok(Some(len)) => len,
             Ok(None) => break,
             Err(e) => {
                 warn!(peer = %peer, "closing connection: {e}");
                 break;
+            }
+        };
+        // Request bytes held by this connection are bounded: a client that
+        // sends faster than the disk takes waits here, as Kafka's
+        // queued.max.request.bytes makes it wait.
+        let Ok(permit) = budget.acquire_static_permit(len.min(MAX_IN_FLIGHT_BYTES) as u64).await else {
+            break;
+        };
+        let frame = match read_body(&mut reader, len).await {
+            Ok(frame) => frame,
+            Err(e) => {
+                warn!(peer = %peer, "closing connection: {e}");
+                break;
+            }
+        };
+        let (pending, barrier) = match frame::decode_request(frame) {
+            Ok(req) => {
+                let barrier = !matches!(req.api_key, ApiKey::Produce | ApiKey::Fetch);
+                (api::dispatch(&ctx, req), barrier)
+            }
+            Err(FrameError::UnsupportedVersion { key: ApiKey::ApiVersions, version, correlation_id }) => {
+                debug!(peer = %peer, version, "ApiVersions version not supported; answering with v0");
+                (api::api_versions::unsupported(correlation_id), false)
+            }
+            Err(e) => {
+                warn!(peer = %peer, "closing connection: {e}");
+                break;
+            }
+        };
+        if tx.send((pending, permit)).await.is_err() {
+            break;
+        }
+        queued += 1;
+        if barrier {
+            // Kafka handles a connection's requests one at a time. Produce
+            // appends as soon as it is read, so after an admin or metadata
+            // request (which runs when the writer reaches it), wait until it
+            // has run before reading on: a pipelined CreateTopics then Produce
+            // must see the topic.
+            while done.get() < queued {
+                let notified = progress.notified();
+                if done.get() >= queued {
+                    break;
+                }
+                notified.await;
             }
         }
     }
@@ -110,16 +155,14 @@ enum ReadError {
     Truncated(std::io::Error),
 }
 
-/// Reads one length-prefixed frame; `None` on a clean end of stream.
-async fn read_frame(r: &mut Shared, max: usize) -> Result<Option<Bytes>, ReadError> {
+/// Reads a frame's length prefix; `None` on a clean end of stream.
+async fn read_len(r: &mut Shared, max: usize) -> Result<Option<usize>, ReadError> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
         match r.read(&mut len[got..]).await {
             Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => {
-                return Err(ReadError::Truncated(std::io::ErrorKind::UnexpectedEof.into()));
-            }
+            Ok(0) => return Err(ReadError::Truncated(std::io::ErrorKind::UnexpectedEof.into())),
             Ok(n) => got += n,
             Err(e) if got == 0 => {
                 debug!("read failed: {e}");
@@ -132,7 +175,12 @@ async fn read_frame(r: &mut Shared, max: usize) -> Result<Option<Bytes>, ReadErr
     if len < 0 || len as usize > max {
         return Err(ReadError::BadLength { len, max });
     }
-    let mut body = BytesMut::zeroed(len as usize);
+    Ok(Some(len as usize))
+}
+
+/// Reads a frame's body of `len` bytes.
+async fn read_body(r: &mut Shared, len: usize) -> Result<Bytes, ReadError> {
+    let mut body = BytesMut::zeroed(len);
     r.read_exact(&mut body).await.map_err(ReadError::Truncated)?;
-    Ok(Some(body.freeze()))
+    Ok(body.freeze())
 }

@@ -141,3 +141,26 @@ def test_fetch_byte_limits(broker):
         # past the end
         err, hw, recs = _fetch(c, topic, 4, max_wait_ms=0)
         assert (err, hw) == (1, 3)
+
+
+def test_pipelined_metadata_autocreate_then_produce_keeps_order(broker):
+    """Kafka answers a connection's requests in order, as if one at a time.
+    Produce appends as soon as it is read, so a Produce pipelined right
+    behind a Metadata request that auto-creates its topic must still find
+    the topic (regression: it got UNKNOWN_TOPIC_OR_PARTITION)."""
+    for i in range(5):
+        topic = h.unique(f"pipe{i}")
+        # A single-partition topic lives on shard 0 (the emptiest node first).
+        with kw.WireConn(HOST, broker.shard_port(0)) as c:
+            c.send(kw.request_frame(kw.API_METADATA, 4, 1, kw.metadata_v4_body([topic], True))
+                   + kw.request_frame(kw.API_PRODUCE, 3, 2, kw.produce_v3_body(
+                       topic, 0, kw.build_record_batch([(b"k", b"v")]))))
+            md = c.recv_frame()
+            pr = c.recv_frame()
+        assert md[:4] == (1).to_bytes(4, "big") and pr[:4] == (2).to_bytes(4, "big")
+        leaders = h.partition_leaders(broker, topic)
+        if leaders[0] != 0:
+            continue  # placed on the other shard: NOT_LEADER is right there
+        assert kw.parse_produce_v3_response(pr[4:])[(topic, 0)] == (0, 0)
+        return
+    raise AssertionError("no auto-created topic landed on shard 0 in 5 tries")

@@ -10,6 +10,10 @@ use anyhow::{bail, Result};
 use std::convert::TryFrom;
 use std::string::String as StdString;
 
+/// sluice patch: most elements an array decoder reserves up front; larger
+/// arrays grow as elements actually decode.
+const MAX_RESERVE: usize = 1024;
+
 macro_rules! define_copy_impl {
     ($e:ident, $t:ty) => (
         impl Encoder<$t> for $e {
@@ -988,7 +992,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
                 // sluice patch: the length comes from the wire; never reserve
                 // more elements than there are bytes left to decode them from,
                 // or a 15-byte request can make the allocator abort the process.
-                let mut result = Vec::with_capacity((n as usize).min(buf.remaining()));
+                let mut result = Vec::with_capacity((n as usize).min(buf.remaining()).min(MAX_RESERVE));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1097,7 +1101,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
             0 => Ok(None),
             n => {
                 // sluice patch: see Array::decode.
-                let mut result = Vec::with_capacity(((n - 1) as usize).min(buf.remaining()));
+                let mut result = Vec::with_capacity(((n - 1) as usize).min(buf.remaining()).min(MAX_RESERVE));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }

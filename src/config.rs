@@ -38,6 +38,7 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     ("log.roll.ms", "604800000", Kind::Int),
     ("log.retention.ms", "604800000", Kind::Int),
     ("log.retention.bytes", "-1", Kind::Int),
+    ("log.retention.check.interval.ms", "300000", Kind::Int),
     ("log.cleanup.policy", "delete", Kind::Text),
     ("log.message.timestamp.type", "CreateTime", Kind::Text),
     ("compression.type", "producer", Kind::Text),
@@ -167,6 +168,10 @@ impl BrokerSettings {
     /// (beyond one batch, which KIP-74 always allows).
     pub fn fetch_max_bytes(&self) -> usize {
         self.int("fetch.max.bytes").max(0) as usize
+    }
+    /// `log.retention.check.interval.ms`: how often retention runs.
+    pub fn retention_check_interval_ms(&self) -> u64 {
+        self.int("log.retention.check.interval.ms").max(0) as u64
     }
     /// `socket.request.max.bytes`.
     pub fn socket_request_max_bytes(&self) -> usize {

@@ -3,6 +3,7 @@
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -48,6 +49,7 @@ pub fn dispatch(ctx: &Rc<ShardCtx>, req: Request) -> Pending {
         }
         RequestKind::DescribeCluster(r) => Box::pin(async move { respond(describe_cluster::handle(&ctx, r).into()) }),
         RequestKind::DescribeConfigs(r) => Box::pin(async move { respond(describe_configs::handle(&ctx, r).into()) }),
+        RequestKind::DeleteRecords(r) => Box::pin(async move { respond(delete_records::handle(&ctx, r).await.into()) }),
         RequestKind::InitProducerId(r) => {
             Box::pin(async move { respond(init_producer_id::handle(&ctx, r).await.into()) })
         }

@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod context;
 pub mod notify;
+pub mod retention_task;
 pub mod shard;
 
 use std::net::{IpAddr, SocketAddr};

@@ -9,8 +9,8 @@ use std::time::Duration;
 use glommio::net::TcpListener;
 use tracing::{error, info, warn};
 
-use crate::broker::connection;
 use crate::broker::context::ShardCtx;
+use crate::broker::{connection, retention_task};
 use crate::metadata::controller::ShardCommand;
 use crate::storage::iopoll_probe;
 
@@ -47,6 +47,16 @@ pub async fn run(
     };
     info!(shard = ctx.node_id, %bind, "listening");
     let _ = ready.send(Ok(()));
+    // Retention runs in a task queue of its own with a small share, so that
+    // deleting segments never delays request handling.
+    let background = glommio::executor().create_task_queue(
+        glommio::Shares::Static(10),
+        glommio::Latency::NotImportant,
+        "background",
+    );
+    if let Err(e) = glommio::spawn_local_into(retention_task::run(ctx.clone()), background).map(|t| t.detach()) {
+        error!(shard = ctx.node_id, "cannot start the retention task: {e}");
+    }
     let cmd_ctx = ctx.clone();
     glommio::spawn_local(async move {
         while let Ok(cmd) = commands.recv_async().await {

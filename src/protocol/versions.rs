@@ -35,6 +35,7 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 1),
     api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// The served range for `key`, if sluice implements it.

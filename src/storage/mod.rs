@@ -7,6 +7,8 @@ pub mod iopoll_probe;
 pub mod partition;
 pub mod partition_dir;
 pub mod recovery;
+pub mod retention;
 pub mod segment;
+pub mod start_offset;
 
 pub use partition::{Limits, PartitionLog, ReadError, StorageError};

@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use glommio::channels::local_channel;
+use glommio::sync::Semaphore;
 use thiserror::Error;
 use tracing::{error, info, warn};
 use uuid::Uuid;
@@ -20,7 +21,9 @@ use super::cache::BatchCache;
 use super::index::{self, BatchEntry};
 use super::partition_dir;
 use super::recovery;
+use super::retention::{self, SegmentInfo};
 use super::segment::{self, Segment};
+use super::start_offset;
 use crate::broker::notify::Notify;
 use crate::protocol::batch::{self, BatchHeader};
 
@@ -106,6 +109,8 @@ pub struct PartitionLog {
     notify: Rc<Notify>,
     /// Signalled when the flusher stops (nothing left to write).
     idle: Rc<Notify>,
+    /// Serializes moves of the log start offset (admin and retention only).
+    start_moves: Semaphore,
     state: RefCell<State>,
 }
 
@@ -171,7 +176,10 @@ impl PartitionLog {
         } else {
             Vec::new()
         };
-        let log_start_offset = segments[0].base_offset;
+        // DeleteRecords or retention may have moved the start into a segment.
+        let d = dir.clone();
+        let recorded = glommio::executor().spawn_blocking(move || start_offset::read(&d)).await?;
+        let log_start_offset = recorded.unwrap_or(i64::MIN).clamp(segments[0].base_offset, expected);
         if !index.is_empty() {
             info!(dir = %dir.display(), segments = segments.len(), start = log_start_offset, end = expected, "recovered partition");
         }
@@ -190,7 +198,14 @@ impl PartitionLog {
             cache: BatchCache::new(limits.cache_bytes),
             closed: false,
         };
-        Ok(Rc::new(Self { dir, limits, notify, idle: Rc::new(Notify::default()), state: RefCell::new(state) }))
+        Ok(Rc::new(Self {
+            dir,
+            limits,
+            notify,
+            idle: Rc::new(Notify::default()),
+            start_moves: Semaphore::new(1),
+            state: RefCell::new(state),
+        }))
     }
 
     /// The durable end of the log: readers see offsets below it.
@@ -468,6 +483,98 @@ impl PartitionLog {
         };
         let data = file.read_at(pos, len as usize).await.map_err(|e| ReadError::Io(e.to_string()))?;
         Ok(Fetched { records: Bytes::copy_from_slice(&data), high_watermark: hw, log_start_offset: start })
+    }
+
+    /// Deletes the oldest sealed segments that `retention.ms` (against the
+    /// segment's largest timestamp) or `retention.bytes` no longer keep.
+    /// Returns how many segments went.
+    pub async fn enforce_retention(&self, now_ms: i64, retention_ms: i64, retention_bytes: i64) -> io::Result<usize> {
+        let new_start = {
+            let st = self.state.borrow();
+            let sealed = &st.segments[..st.segments.len() - 1];
+            let infos: Vec<SegmentInfo> = sealed
+                .iter()
+                .map(|s| {
+                    let max_timestamp = st
+                        .index
+                        .iter()
+                        .filter(|e| e.segment_base == s.base_offset)
+                        .map(|e| e.max_timestamp)
+                        .max()
+                        .unwrap_or(-1);
+                    SegmentInfo { size: s.size, max_timestamp }
+                })
+                .collect();
+            let total = st.segments.iter().map(|s| s.size).sum();
+            let n = retention::deletable(&infos, total, now_ms, retention_ms, retention_bytes);
+            if n == 0 {
+                return Ok(0);
+            }
+            st.segments[n].base_offset.max(st.log_start_offset)
+        };
+        self.advance_start(new_start).await
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1: the high
+    /// watermark) and deletes the segments wholly below it. Returns the new
+    /// low watermark.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, ReadError> {
+        let (hw, start) = {
+            let st = self.state.borrow();
+            (st.high_watermark, st.log_start_offset)
+        };
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(ReadError::OutOfRange { offset, start, end: hw });
+        }
+        if target > start {
+            self.advance_start(target).await.map_err(|e| ReadError::Io(e.to_string()))?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Moves the log start offset to `new_start` (persisted first), then
+    /// deletes the sealed segments that lie wholly below it. Returns how many
+    /// segments were deleted.
+    async fn advance_start(&self, new_start: i64) -> io::Result<usize> {
+        // One advance at a time (retention and DeleteRecords may race), so a
+        // smaller start offset is never persisted after a larger one.
+        let _serial = self.start_moves.acquire_permit(1).await.map_err(io::Error::from)?;
+        if new_start <= self.log_start_offset() {
+            return Ok(0);
+        }
+        let dir = self.dir.clone();
+        glommio::executor().spawn_blocking(move || start_offset::write(&dir, new_start)).await?;
+        let removed: Vec<i64> = {
+            let mut st = self.state.borrow_mut();
+            if new_start <= st.log_start_offset {
+                return Ok(0);
+            }
+            st.log_start_offset = new_start;
+            let mut n = 0;
+            while n + 1 < st.segments.len() && st.segments[n + 1].base_offset <= new_start {
+                n += 1;
+            }
+            let removed = st.segments.drain(..n).map(|s| s.base_offset).collect();
+            let first_base = st.segments[0].base_offset;
+            let keep_from = st.index.partition_point(|e| e.segment_base < first_base);
+            st.index.drain(..keep_from);
+            removed
+        };
+        if !removed.is_empty() {
+            info!(dir = %self.dir.display(), start = new_start, segments = ?removed, "deleting segments below the log start");
+            let dir = self.dir.clone();
+            let paths: Vec<PathBuf> = removed.iter().map(|&b| segment::log_path(&dir, b)).collect();
+            glommio::executor()
+                .spawn_blocking(move || {
+                    for p in paths {
+                        std::fs::remove_file(&p)?;
+                    }
+                    partition_dir::sync_dir(&dir)
+                })
+                .await?;
+        }
+        Ok(removed.len())
     }
 
     /// The first offset whose record timestamp is at least `ts`, with that

@@ -81,14 +81,16 @@ def _kill_leftover_brokers():
 class Broker:
     """One ``sluice broker`` process (with N shards) under test."""
 
-    def __init__(self, workdir, shards=2, overrides=None, name="broker"):
+    def __init__(self, workdir, shards=2, overrides=None, name="broker", data_dir=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.shards = shards
         self.overrides = dict(overrides or {})
-        self.data_dir = self.workdir / "data"
-        self.data_dir.mkdir(exist_ok=True)
+        # The data dir may live elsewhere (e.g. on a small test filesystem);
+        # the broker log always stays in workdir.
+        self.data_dir = Path(data_dir) if data_dir is not None else self.workdir / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / f"{name}.log"
         self.port = None
         self.proc = None
@@ -274,13 +276,15 @@ class Broker:
 
 @pytest.fixture
 def broker_factory(request, tmp_path):
-    """Call ``broker_factory(shards=2, overrides={...})`` to start a broker."""
+    """Call ``broker_factory(shards=2, overrides={...})`` to start a broker
+    (``data_dir=...`` puts its data somewhere other than its work dir)."""
     brokers = []
     request.node._sluice_brokers = brokers
 
-    def make(shards=2, overrides=None, start=True, name=None):
+    def make(shards=2, overrides=None, start=True, name=None, data_dir=None):
         name = name or f"broker{len(brokers)}"
-        b = Broker(tmp_path / name, shards=shards, overrides=overrides, name=name)
+        b = Broker(tmp_path / name, shards=shards, overrides=overrides, name=name,
+                   data_dir=data_dir)
         brokers.append(b)
         if start:
             b.start()

@@ -1,5 +1,7 @@
 """Client-side helpers (confluent-kafka / librdkafka) shared by the e2e tests."""
 
+import re
+import threading
 import time
 import uuid
 
@@ -180,3 +182,86 @@ def assert_healthy(broker, topic="health-check"):
     got = consume_all(broker, topic, [part], start=off, timeout=30, expect=1)
     assert got and got[0][1] == value, f"health-check record not read back: {got[:3]}"
     broker.assert_alive()
+
+
+class AckRecorder(threading.Thread):
+    """Produce continuously with acks=all; record every acknowledged record.
+
+    Values are ``f"{tag}-{i}"`` (unique if tags are), keys ``str(i % 64)``.
+    ``acked`` maps (partition, offset) -> value; an offset acknowledged twice
+    within this producer is kept in ``double_acks``; ``error_codes`` counts
+    failed deliveries by KafkaError code. ``conf`` overrides producer settings.
+    """
+
+    def __init__(self, broker, topic, tag, **conf):
+        super().__init__(daemon=True)
+        c = {
+            "linger.ms": 2,
+            "retries": 0,  # no silent re-sends of records after the crash
+            "message.timeout.ms": 60000,
+            "socket.timeout.ms": 10000,
+            "reconnect.backoff.max.ms": 500,
+            "queue.buffering.max.messages": 20000,
+        }
+        c.update(conf)
+        self.producer = producer(broker, acks="all", **c)
+        self.topic = topic
+        self.tag = tag
+        self.acked = {}
+        self.double_acks = []
+        self.errors = 0
+        self.error_codes = {}
+        self.stop_flag = threading.Event()
+        self.exc = None
+        self.sent = 0
+
+    def _cb(self, err, msg):
+        if err is None:
+            po = (msg.partition(), msg.offset())
+            if po in self.acked:
+                self.double_acks.append((po, self.acked[po], msg.value()))
+            self.acked[po] = msg.value()
+        else:
+            self.errors += 1
+            self.error_codes[err.code()] = self.error_codes.get(err.code(), 0) + 1
+
+    def run(self):
+        try:
+            i = 0
+            while not self.stop_flag.is_set():
+                value = f"{self.tag}-{i}".encode()
+                try:
+                    self.producer.produce(self.topic, key=str(i % 64).encode(), value=value,
+                                          on_delivery=self._cb)
+                    i += 1
+                    self.sent = i
+                except BufferError:
+                    self.producer.poll(0.01)
+                    continue
+                self.producer.poll(0)
+                if i % 200 == 0:
+                    time.sleep(0.001)  # let the main thread run
+        except Exception as e:  # noqa: BLE001
+            self.exc = e
+
+    def finish(self):
+        """Stop producing; drain delivery reports that already arrived and
+        fail everything still in flight."""
+        self.stop_flag.set()
+        self.join(10)
+        assert not self.is_alive(), "producer thread did not stop"
+        self.producer.poll(0.5)
+        self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+        self.producer.flush(5)
+        if self.exc:
+            raise self.exc
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def broker_log_since_last_start(broker):
+    """The broker's log (ANSI colours stripped) since its most recent start."""
+    text = _ANSI.sub("", broker.log_path.read_bytes().decode("utf-8", "replace"))
+    marker = text.rfind("===== [harness] start #")
+    return text[marker:] if marker >= 0 else text

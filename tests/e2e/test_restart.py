@@ -1,7 +1,6 @@
 """Durability across restarts: clean SIGTERM restart and kill -9 during
 acks=all production."""
 
-import threading
 import time
 from collections import defaultdict
 
@@ -66,65 +65,6 @@ def test_clean_restart_keeps_topics_and_records(broker):
     assert sorted(got2, key=by_pos) == sorted(got, key=by_pos)
 
 
-class AckRecorder(threading.Thread):
-    """Produce continuously with acks=all; record every acknowledged record."""
-
-    def __init__(self, broker, topic, tag):
-        super().__init__(daemon=True)
-        self.producer = h.producer(broker, acks="all", **{
-            "linger.ms": 2,
-            "retries": 0,  # no silent re-sends of records after the crash
-            "message.timeout.ms": 60000,
-            "socket.timeout.ms": 10000,
-            "reconnect.backoff.max.ms": 500,
-            "queue.buffering.max.messages": 20000,
-        })
-        self.topic = topic
-        self.tag = tag
-        self.acked = {}
-        self.errors = 0
-        self.stop_flag = threading.Event()
-        self.exc = None
-        self.sent = 0
-
-    def _cb(self, err, msg):
-        if err is None:
-            self.acked[(msg.partition(), msg.offset())] = msg.value()
-        else:
-            self.errors += 1
-
-    def run(self):
-        try:
-            i = 0
-            while not self.stop_flag.is_set():
-                value = f"{self.tag}-{i}".encode()
-                try:
-                    self.producer.produce(self.topic, key=str(i % 64).encode(), value=value,
-                                          on_delivery=self._cb)
-                    i += 1
-                    self.sent = i
-                except BufferError:
-                    self.producer.poll(0.01)
-                    continue
-                self.producer.poll(0)
-                if i % 200 == 0:
-                    time.sleep(0.001)  # let the main thread run
-        except Exception as e:  # noqa: BLE001
-            self.exc = e
-
-    def finish(self):
-        """Stop producing; drain delivery reports that already arrived and
-        fail everything still in flight."""
-        self.stop_flag.set()
-        self.join(10)
-        assert not self.is_alive(), "producer thread did not stop"
-        self.producer.poll(0.5)
-        self.producer.purge(in_queue=True, in_flight=True, blocking=False)
-        self.producer.flush(5)
-        if self.exc:
-            raise self.exc
-
-
 @pytest.mark.timeout(600)
 def test_kill9_during_acks_all_loses_no_acked_record(broker):
     topic = h.unique("k9")
@@ -134,7 +74,7 @@ def test_kill9_during_acks_all_loses_no_acked_record(broker):
 
     all_acked = {}
     for rnd in range(3):
-        rec = AckRecorder(broker, topic, f"round{rnd}")
+        rec = h.AckRecorder(broker, topic, f"round{rnd}")
         rec.start()
         # wait for ~2 s of production (and at least some acknowledgements)
         deadline = time.monotonic() + 20

@@ -1,0 +1,47 @@
+//! DeleteRecords: advance partitions' log start offsets; whole segments below
+//! the new start are deleted.
+
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
+use crate::broker::context::ShardCtx;
+use crate::protocol::ErrorCode;
+use crate::storage::ReadError;
+
+/// Answers DeleteRecords.
+pub async fn handle(ctx: &ShardCtx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let meta = ctx.snapshot.load_full();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let topic = meta.topic(&t.name);
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let base =
+                DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1);
+            let code = match topic {
+                None => Err(ErrorCode::UnknownTopicOrPartition),
+                Some(topic) => match topic.leaders.get(p.partition_index as usize) {
+                    None => Err(ErrorCode::UnknownTopicOrPartition),
+                    Some(&leader) if leader != ctx.node_id => Err(ErrorCode::NotLeaderOrFollower),
+                    Some(_) => match ctx.partition(topic, p.partition_index) {
+                        None => Err(ErrorCode::NotLeaderOrFollower),
+                        Some(log) => match log.delete_records(p.offset).await {
+                            Ok(low) => Ok(low),
+                            Err(ReadError::OutOfRange { .. }) => Err(ErrorCode::OffsetOutOfRange),
+                            Err(e @ ReadError::Io(_)) => {
+                                tracing::error!(topic = %topic.name, partition = p.partition_index, "delete records failed: {e}");
+                                Err(ErrorCode::KafkaStorageError)
+                            }
+                        },
+                    },
+                },
+            };
+            partitions.push(match code {
+                Ok(low) => base.with_low_watermark(low),
+                Err(code) => base.with_error_code(code.code()),
+            });
+        }
+        topics.push(DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions));
+    }
+    DeleteRecordsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,40 @@
+//! The shard's background retention pass: every
+//! `log.retention.check.interval.ms`, each owned partition drops the oldest
+//! segments its topic's `retention.ms` / `retention.bytes` no longer keep.
+//! It runs in its own low-priority task queue, so request handling comes
+//! first.
+
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracing::error;
+
+use crate::broker::context::ShardCtx;
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs retention passes forever.
+pub async fn run(ctx: Rc<ShardCtx>) {
+    let interval = Duration::from_millis(ctx.settings.retention_check_interval_ms().max(10));
+    loop {
+        glommio::timer::sleep(interval).await;
+        let meta = ctx.snapshot.load_full();
+        for topic in meta.topics.values() {
+            let retention_ms = ctx.settings.topic_value(&topic.configs, "retention.ms");
+            let retention_bytes = ctx.settings.topic_value(&topic.configs, "retention.bytes");
+            if retention_ms < 0 && retention_bytes < 0 {
+                continue;
+            }
+            for p in 0..topic.leaders.len() as i32 {
+                let Some(log) = ctx.partition(topic, p) else {
+                    continue;
+                };
+                if let Err(e) = log.enforce_retention(now_ms(), retention_ms, retention_bytes).await {
+                    error!(topic = %topic.name, partition = p, "retention pass failed: {e}");
+                }
+            }
+        }
+    }
+}

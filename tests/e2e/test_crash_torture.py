@@ -1,0 +1,151 @@
+"""Crash torture: SIGKILL the broker at random moments during acks=all
+production, many times over, and check after every restart that
+
+  * every acknowledged record is at its offset with identical bytes,
+  * offsets are dense in every partition (no holes, starting at 0),
+  * nothing appears twice (every value is unique, and only values that
+    were actually sent appear),
+  * no partition's log end goes backwards: it stays above the highest
+    acknowledged offset, and never drops below the end seen after the
+    previous restart (what recovery kept was already on disk).
+
+Set SLUICE_TORTURE_SEED to replay a run (the seed is printed).
+"""
+
+import os
+import random
+import re
+import time
+from collections import defaultdict
+
+import pytest
+from confluent_kafka import TopicPartition
+
+import helpers as h
+
+PARTITIONS = 4
+ROUNDS = 12
+MIN_DELAY_S, MAX_DELAY_S = 0.3, 1.5
+VALUE_RE = re.compile(rb"^r(\d+)-(\d+)$")
+
+
+def _watermarks(broker, topic):
+    c = h.consumer(broker)
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+                for p in range(PARTITIONS)}
+    finally:
+        c.close()
+
+
+def _verify(broker, topic, rnd, all_acked, sent, prev_ends):
+    """Check the log against everything acknowledged so far; return the
+    per-partition log ends."""
+    ctx = f"round {rnd} (after {rnd + 1} kill -9s)"
+    marks = _watermarks(broker, topic)
+    total = sum(hi - lo for lo, hi in marks.values())
+    got = h.consume_all(broker, topic, range(PARTITIONS), timeout=120, expect=total)
+
+    stored = {}
+    dup_offsets = []
+    for _k, v, p, o, _ts in got:
+        if (p, o) in stored:
+            dup_offsets.append((p, o))
+        stored[(p, o)] = v
+    assert not dup_offsets, f"{ctx}: offsets delivered twice by the consumer: {dup_offsets[:5]}"
+
+    # every acknowledged record, at its offset, byte-identical
+    missing = sorted(po for po in all_acked if po not in stored)
+    wrong = sorted((po, all_acked[po], stored[po]) for po in all_acked
+                   if po in stored and stored[po] != all_acked[po])
+    assert not missing and not wrong, (
+        f"{ctx}: {len(missing)} acknowledged records missing (first: "
+        f"{[(po, all_acked[po]) for po in missing[:5]]}), {len(wrong)} with different bytes "
+        f"(first (offset, acked, stored): {wrong[:5]}); acked={len(all_acked)} "
+        f"consumed={len(got)} watermarks={marks}")
+
+    # dense offsets from 0 up to the high watermark in every partition
+    by_part = defaultdict(list)
+    for (p, o) in stored:
+        by_part[p].append(o)
+    ends = {}
+    for p in range(PARTITIONS):
+        lo, hi = marks[p]
+        offs = sorted(by_part.get(p, []))
+        assert lo == 0, f"{ctx}: partition {p} log start {lo}, expected 0"
+        if offs != list(range(hi)):
+            holes = sorted(set(range(hi)) - set(offs))
+            beyond = [o for o in offs if o >= hi]
+            raise AssertionError(
+                f"{ctx}: partition {p} offsets not dense 0..{hi}: {len(offs)} consumed, "
+                f"holes {holes[:10]}, beyond the high watermark {beyond[:10]}")
+        ends[p] = hi
+        max_acked = max((o for (pp, o) in all_acked if pp == p), default=-1)
+        assert hi >= max_acked + 1, \
+            f"{ctx}: partition {p} log end {hi} below max acknowledged offset {max_acked} + 1"
+        assert hi >= prev_ends.get(p, 0), \
+            f"{ctx}: partition {p} log end went backwards: {prev_ends[p]} -> {hi}"
+
+    # nothing twice, and nothing that was never sent
+    where = {}
+    dups = []
+    bogus = []
+    for po, v in stored.items():
+        m = VALUE_RE.match(v or b"")
+        if not m or int(m.group(1)) > rnd or int(m.group(2)) >= sent[int(m.group(1))]:
+            bogus.append((po, v))
+        if v in where:
+            dups.append((v, where[v], po))
+        where[v] = po
+    assert not dups, f"{ctx}: {len(dups)} values stored twice, first (value, at, at): {dups[:5]}"
+    assert not bogus, f"{ctx}: {len(bogus)} stored values never sent, first: {bogus[:5]}"
+    return ends, len(stored)
+
+
+@pytest.mark.timeout(300)
+def test_random_kill9_during_acks_all_production(broker):
+    seed = int(os.environ.get("SLUICE_TORTURE_SEED", random.randrange(1 << 32)))
+    print(f"crash torture seed: {seed} (replay with SLUICE_TORTURE_SEED={seed})")
+    rng = random.Random(seed)
+    t0 = time.monotonic()
+
+    topic = h.unique("torture")
+    h.create_topic(broker, topic, PARTITIONS)
+    leaders = h.partition_leaders(broker, topic)
+    assert set(leaders.values()) == {0, 1}, f"partitions not spread over both shards: {leaders}"
+
+    all_acked = {}
+    sent = {}
+    ends = {}
+    rounds_with_acks = 0
+    for rnd in range(ROUNDS):
+        delay = rng.uniform(MIN_DELAY_S, MAX_DELAY_S)
+        rec = h.AckRecorder(broker, topic, f"r{rnd}", **{"enable.idempotence": False})
+        rec.start()
+        time.sleep(delay)
+        broker.kill9()
+        rec.finish()
+        sent[rnd] = rec.sent
+        assert not rec.double_acks, \
+            f"round {rnd}: offsets acknowledged twice: {rec.double_acks[:5]}"
+        again = [(po, all_acked[po], v) for po, v in rec.acked.items() if po in all_acked]
+        assert not again, \
+            f"round {rnd}: offsets acknowledged in an earlier round acknowledged again: {again[:5]}"
+        all_acked.update(rec.acked)
+        if rec.acked:
+            rounds_with_acks += 1
+        n_acked, n_sent, n_err, codes = len(rec.acked), rec.sent, rec.errors, rec.error_codes
+        del rec
+
+        broker.restart()
+        h.wait_topic(broker, topic, PARTITIONS)
+        ends, n_stored = _verify(broker, topic, rnd, all_acked, sent, ends)
+        print(f"round {rnd}: killed after {delay:.2f}s; sent {n_sent}, acked {n_acked}, "
+              f"failed {n_err} {codes}; stored {n_stored} (acked in total {len(all_acked)}), "
+              f"log ends {ends}; t={time.monotonic() - t0:.1f}s")
+
+    assert rounds_with_acks >= ROUNDS // 2, \
+        f"only {rounds_with_acks} of {ROUNDS} rounds got any acknowledgement before the kill"
+    assert {p for p, _o in all_acked} == set(range(PARTITIONS)), \
+        f"acks only for partitions {sorted({p for p, _o in all_acked})}"
+    h.assert_healthy(broker)

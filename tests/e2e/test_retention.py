@@ -1,0 +1,116 @@
+"""Retention (retention.bytes, retention.ms) and DeleteRecords, observed
+through real clients: the earliest offset moves, whole segment files go, and
+what remains reads back densely."""
+
+import time
+
+from confluent_kafka import KafkaError, TopicPartition
+
+import helpers as h
+
+FAST = {"log.retention.check.interval.ms": "100"}
+SEGMENT = 65536
+
+
+def _segments(broker, topic, p=0):
+    return sorted(f.name for f in (broker.data_dir / f"{topic}-{p}").glob("*.log"))
+
+
+def _watermarks(broker, topic, p=0):
+    c = h.consumer(broker)
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+    finally:
+        c.close()
+
+
+def _fill(broker, topic, n=600):
+    recs = [(None, f"{i:06d}".encode() * 170, 0) for i in range(n)]  # ~1 KiB each
+    return h.produce_records(broker, topic, recs, **{"linger.ms": 0, "batch.num.messages": 20})
+
+
+def _wait(cond, what, timeout=15):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _check_suffix(broker, topic, acked, low):
+    got = h.consume_all(broker, topic, [0])
+    offsets = [o for *_r, o, _ts in got]
+    assert offsets == list(range(low, len(acked))), f"expected dense {low}..{len(acked)}, got {offsets[:3]}..."
+    by_offset = {o: v for _k, v, _p, o in acked}
+    assert all(v == by_offset[o] for _k, v, _p, o, _ts in got)
+
+
+def test_retention_bytes_deletes_oldest_segments(broker_factory):
+    broker = broker_factory(overrides=FAST)
+    topic = h.unique("rbytes")
+    h.create_topic(broker, topic, 1, config={"segment.bytes": str(SEGMENT), "retention.bytes": str(3 * SEGMENT)})
+    acked = _fill(broker, topic)
+    before = _segments(broker, topic)
+    assert len(before) >= 8, before
+    _wait(lambda: _watermarks(broker, topic)[0] > 0, "the earliest offset to move")
+    low, high = _watermarks(broker, topic)
+    after = _segments(broker, topic)
+    assert len(after) < len(before) and after[-1] == before[-1], (before, after)
+    assert after[0] == f"{low:020d}.log", "the log now starts at the first kept segment"
+    total = sum((broker.data_dir / f"{topic}-0" / s).stat().st_size for s in after)
+    assert total >= 3 * SEGMENT - SEGMENT, f"kept {total} bytes: retention keeps at least retention.bytes"
+    assert high == len(acked)
+    _check_suffix(broker, topic, acked, low)
+
+
+def test_retention_ms_deletes_expired_segments(broker_factory):
+    broker = broker_factory(overrides=FAST)
+    topic = h.unique("rms")
+    h.create_topic(broker, topic, 1, config={"segment.bytes": str(SEGMENT), "retention.ms": "1500"})
+    acked = _fill(broker, topic, 300)
+    time.sleep(0.5)
+    assert _watermarks(broker, topic)[0] == 0, "nothing has expired yet"
+    _wait(lambda: _watermarks(broker, topic)[0] > 0, "expired segments to go", timeout=20)
+    low, _high = _watermarks(broker, topic)
+    # every sealed segment expired; only the active one stays
+    assert len(_segments(broker, topic)) == 1
+    _check_suffix(broker, topic, acked, low)
+
+
+def test_delete_records_moves_log_start_and_survives_restart(broker):
+    topic = h.unique("delrec")
+    h.create_topic(broker, topic, 1, config={"segment.bytes": str(SEGMENT)})
+    acked = _fill(broker, topic, 400)
+    a = h.admin(broker)
+    res = a.delete_records([TopicPartition(topic, 0, 123)], request_timeout=30, operation_timeout=30)
+    (fut,) = res.values()
+    assert fut.result(30).low_watermark == 123
+    assert _watermarks(broker, topic) == (123, 400)
+    _check_suffix(broker, topic, acked, 123)
+    segs = _segments(broker, topic)
+    assert int(segs[0][:-4]) <= 123 < (int(segs[1][:-4]) if len(segs) > 1 else 1 << 62), \
+        f"segments wholly below 123 deleted, the one holding it kept: {segs}"
+    # below the log start is out of range
+    c = h.consumer(broker, **{"auto.offset.reset": "error"})
+    try:
+        c.assign([TopicPartition(topic, 0, 5)])
+        deadline = time.monotonic() + 10
+        err = None
+        while err is None and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is not None:
+                err = m.error()
+        assert err is not None and err.code() == KafkaError._AUTO_OFFSET_RESET, err
+    finally:
+        c.close()
+    # beyond the high watermark is refused
+    res = a.delete_records([TopicPartition(topic, 0, 401)], request_timeout=30, operation_timeout=30)
+    (fut,) = res.values()
+    try:
+        fut.result(30)
+        raise AssertionError("deleting past the high watermark must fail")
+    except Exception as e:  # noqa: BLE001
+        assert "OFFSET_OUT_OF_RANGE" in str(e) or "out of range" in str(e).lower(), e
+    broker.kill9()
+    broker.restart()
+    assert _watermarks(broker, topic) == (123, 400), "the log start offset is persisted"
+    _check_suffix(broker, topic, acked, 123)

@@ -98,6 +98,7 @@ impl ShardCtx {
         let limits = Limits {
             segment_bytes: self.settings.topic_value(&topic.configs, "segment.bytes").max(4096) as u64,
             cache_bytes: PARTITION_CACHE_BYTES,
+            index_interval: self.settings.topic_value(&topic.configs, "index.interval.bytes").max(1) as u64,
         };
         let log = PartitionLog::open(dir, topic.id, limits, self.notify.clone()).await?;
         let mut parts = self.partitions.borrow_mut();

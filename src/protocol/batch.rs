@@ -104,6 +104,40 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     })
 }
 
+/// The fields a reader needs to walk a log: read from the first
+/// [`HEADER_LEN`] bytes of a batch, without needing the rest of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peek {
+    /// First offset.
+    pub base_offset: i64,
+    /// Last offset.
+    pub last_offset: i64,
+    /// Largest timestamp.
+    pub max_timestamp: i64,
+    /// Size of the whole batch, log overhead included.
+    pub total_len: usize,
+}
+
+/// Reads a stored batch's header; `None` if `buf` is shorter than a header
+/// or the length field is impossible (which, in a validated log, means the
+/// walk went off the batch boundaries).
+pub fn peek(buf: &[u8]) -> Option<Peek> {
+    if buf.len() < HEADER_LEN {
+        return None;
+    }
+    let batch_length = i32_at(buf, BATCH_LENGTH);
+    if batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
+        return None;
+    }
+    let base_offset = i64_at(buf, BASE_OFFSET);
+    Some(Peek {
+        base_offset,
+        last_offset: base_offset + i64::from(i32_at(buf, LAST_OFFSET_DELTA)),
+        max_timestamp: i64_at(buf, MAX_TIMESTAMP),
+        total_len: batch_length as usize + LOG_OVERHEAD,
+    })
+}
+
 /// Parses and fully validates (CRC included) the batch at the start of `buf`.
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = parse_header(buf)?;

@@ -10,5 +10,6 @@ pub mod recovery;
 pub mod retention;
 pub mod segment;
 pub mod start_offset;
+pub mod walk;
 
 pub use partition::{Limits, PartitionLog, ReadError, StorageError};

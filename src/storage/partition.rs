@@ -18,12 +18,13 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use super::cache::BatchCache;
-use super::index::{self, BatchEntry};
+use super::index::{BatchEntry, SegmentIndex};
 use super::partition_dir;
 use super::recovery;
 use super::retention::{self, SegmentInfo};
 use super::segment::{self, Segment};
 use super::start_offset;
+use super::walk;
 use crate::broker::notify::Notify;
 use crate::protocol::batch::{self, BatchHeader};
 
@@ -37,6 +38,8 @@ pub struct Limits {
     pub segment_bytes: u64,
     /// Bytes of recent batches kept in memory for tailing readers.
     pub cache_bytes: usize,
+    /// Log bytes between sparse index entries (`index.interval.bytes`).
+    pub index_interval: u64,
 }
 
 /// Why an append could not be made durable.
@@ -83,7 +86,6 @@ type Waiter = local_channel::LocalSender<Result<(), StorageError>>;
 
 struct State {
     segments: Vec<Segment>,
-    index: Vec<BatchEntry>,
     next_offset: i64,
     high_watermark: i64,
     log_start_offset: i64,
@@ -124,7 +126,6 @@ impl PartitionLog {
             bases.push(0);
         }
         let mut segments = Vec::new();
-        let mut index = Vec::new();
         let mut expected = bases[0];
         let mut cut_at = None;
         for (i, &base) in bases.iter().enumerate() {
@@ -136,9 +137,9 @@ impl PartitionLog {
                 break;
             }
             let file = segment::open_file(&segment::log_path(&dir, base)).await?;
-            let scan = recovery::scan(&file, base, expected, i + 1 == bases.len()).await?;
+            let scan = recovery::scan(&file, base, expected, i + 1 == bases.len(), limits.index_interval).await?;
             if let Some(why) = &scan.torn {
-                let lost_from = scan.entries.last().map_or(expected, |e| e.last_offset + 1);
+                let lost_from = scan.index.next_offset.unwrap_or(expected);
                 warn!(
                     dir = %dir.display(), segment = base, at = scan.valid_len,
                     bytes = scan.file_len - scan.valid_len, offsets_from = lost_from,
@@ -149,9 +150,8 @@ impl PartitionLog {
                 file.truncate(scan.valid_len).await.map_err(io::Error::from)?;
                 file.fdatasync().await.map_err(io::Error::from)?;
             }
-            expected = scan.entries.last().map_or(expected, |e| e.last_offset + 1);
-            index.extend(scan.entries);
-            segments.push(Segment { base_offset: base, file: Rc::new(file), size: scan.valid_len });
+            expected = scan.index.next_offset.unwrap_or(expected);
+            segments.push(Segment { base_offset: base, file: Rc::new(file), size: scan.valid_len, index: scan.index });
             if scan.torn.is_some() && i + 1 < bases.len() {
                 cut_at = Some(i + 1);
                 break;
@@ -180,14 +180,13 @@ impl PartitionLog {
         let d = dir.clone();
         let recorded = glommio::executor().spawn_blocking(move || start_offset::read(&d)).await?;
         let log_start_offset = recorded.unwrap_or(i64::MIN).clamp(segments[0].base_offset, expected);
-        if !index.is_empty() {
+        if expected > segments[0].base_offset {
             info!(dir = %dir.display(), segments = segments.len(), start = log_start_offset, end = expected, "recovered partition");
         }
         let state = State {
             write_segment: active.base_offset,
             write_pos: active.size,
             segments,
-            index,
             next_offset: expected,
             high_watermark: expected,
             log_start_offset,
@@ -357,7 +356,12 @@ impl PartitionLog {
             let path = segment::log_path(&self.dir, chunk.segment_base);
             let file = segment::open_file(&path).await?;
             let mut st = self.state.borrow_mut();
-            st.segments.push(Segment { base_offset: chunk.segment_base, file: Rc::new(file), size: 0 });
+            st.segments.push(Segment {
+                base_offset: chunk.segment_base,
+                file: Rc::new(file),
+                size: 0,
+                index: SegmentIndex::new(),
+            });
             st.tail.clear();
         }
         let (file, tail) = {
@@ -399,7 +403,11 @@ impl PartitionLog {
         st.tail = tail;
         st.segments.last_mut().expect("a segment").size = end_pos;
         cache_chunk(&mut st.cache, self.limits.cache_bytes, chunk.buf.freeze(), chunk.start_pos, &chunk.entries);
-        st.index.extend_from_slice(&chunk.entries);
+        let interval = self.limits.index_interval;
+        let active = st.segments.last_mut().expect("a segment");
+        for e in &chunk.entries {
+            active.index.append(e, interval);
+        }
         st.high_watermark = chunk.end_offset;
         let hw = st.high_watermark;
         while st.waiters.front().is_some_and(|(end, _)| *end <= hw) {
@@ -450,7 +458,7 @@ impl PartitionLog {
     /// `max_bytes`; with `min_one`, at least one batch even if it is larger
     /// (KIP-74: only the first partition of a fetch response gets this).
     pub async fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Fetched, ReadError> {
-        let (file, pos, len, hw, start) = {
+        let (file, pos, end, hw, start) = {
             let st = self.state.borrow();
             let (hw, start) = (st.high_watermark, st.log_start_offset);
             if offset < start || offset > hw {
@@ -463,26 +471,16 @@ impl PartitionLog {
             if let Some(parts) = st.cache.read(offset, max_bytes, min_one) {
                 return Ok(Fetched { records: concat(parts), ..empty });
             }
-            let i = index::find(&st.index, offset);
-            let Some(first) = st.index.get(i) else {
-                return Ok(empty);
-            };
-            let mut len = 0u64;
-            for e in &st.index[i..] {
-                let fits = len + u64::from(e.len) <= max_bytes as u64 || (min_one && len == 0);
-                if e.segment_base != first.segment_base || !fits {
-                    break;
-                }
-                len += u64::from(e.len);
-            }
-            if len == 0 {
-                return Ok(empty);
-            }
-            let seg = st.segments.partition_point(|s| s.base_offset <= first.segment_base) - 1;
-            (st.segments[seg].file.clone(), first.position, len, hw, start)
+            // The segment holding `offset`, and where its index says to start.
+            let seg = &st.segments[st.segments.partition_point(|s| s.base_offset <= offset) - 1];
+            (seg.file.clone(), seg.index.floor_position(offset), seg.size, hw, start)
         };
-        let data = file.read_at(pos, len as usize).await.map_err(|e| ReadError::Io(e.to_string()))?;
-        Ok(Fetched { records: Bytes::copy_from_slice(&data), high_watermark: hw, log_start_offset: start })
+        let io_err = |e: io::Error| ReadError::Io(e.to_string());
+        let Some((at, first)) = walk::find(&file, pos, end, |p| p.last_offset >= offset).await.map_err(io_err)? else {
+            return Ok(Fetched { records: Bytes::new(), high_watermark: hw, log_start_offset: start });
+        };
+        let records = walk::read_from(&file, at, &first, end, max_bytes, min_one).await.map_err(io_err)?;
+        Ok(Fetched { records, high_watermark: hw, log_start_offset: start })
     }
 
     /// Deletes the oldest sealed segments that `retention.ms` (against the
@@ -492,19 +490,8 @@ impl PartitionLog {
         let new_start = {
             let st = self.state.borrow();
             let sealed = &st.segments[..st.segments.len() - 1];
-            let infos: Vec<SegmentInfo> = sealed
-                .iter()
-                .map(|s| {
-                    let max_timestamp = st
-                        .index
-                        .iter()
-                        .filter(|e| e.segment_base == s.base_offset)
-                        .map(|e| e.max_timestamp)
-                        .max()
-                        .unwrap_or(-1);
-                    SegmentInfo { size: s.size, max_timestamp }
-                })
-                .collect();
+            let infos: Vec<SegmentInfo> =
+                sealed.iter().map(|s| SegmentInfo { size: s.size, max_timestamp: s.index.max_timestamp }).collect();
             let total = st.segments.iter().map(|s| s.size).sum();
             let n = retention::deletable(&infos, total, now_ms, retention_ms, retention_bytes);
             if n == 0 {
@@ -555,11 +542,7 @@ impl PartitionLog {
             while n + 1 < st.segments.len() && st.segments[n + 1].base_offset <= new_start {
                 n += 1;
             }
-            let removed = st.segments.drain(..n).map(|s| s.base_offset).collect();
-            let first_base = st.segments[0].base_offset;
-            let keep_from = st.index.partition_point(|e| e.segment_base < first_base);
-            st.index.drain(..keep_from);
-            removed
+            st.segments.drain(..n).map(|s| s.base_offset).collect()
         };
         if !removed.is_empty() {
             info!(dir = %self.dir.display(), start = new_start, segments = ?removed, "deleting segments below the log start");
@@ -579,19 +562,28 @@ impl PartitionLog {
 
     /// The first offset whose record timestamp is at least `ts`, with that
     /// timestamp, for ListOffsets by time; `None` if every record is older.
+    /// The time index finds the segment and where to start; the walk reads
+    /// batch headers from there.
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, ReadError> {
-        let candidates: Vec<BatchEntry> = {
+        let found = {
             let st = self.state.borrow();
-            st.index.iter().filter(|e| e.max_timestamp >= ts).take(1).copied().collect()
+            st.segments.iter().find_map(|s| s.index.time_floor_position(ts).map(|pos| (s.file.clone(), pos, s.size)))
         };
-        let Some(entry) = candidates.first() else {
+        let Some((file, pos, end)) = found else {
             return Ok(None);
         };
-        let fetched = self.read(entry.base_offset, entry.len as usize, true).await?;
-        let Ok(h) = batch::parse_header(&fetched.records) else {
-            return Ok(Some((entry.base_offset, entry.max_timestamp)));
+        let io_err = |e: io::Error| ReadError::Io(e.to_string());
+        let Some((at, first)) = walk::find(&file, pos, end, |p| p.max_timestamp >= ts).await.map_err(io_err)? else {
+            return Ok(None);
         };
-        Ok(batch::first_offset_at_or_after(&fetched.records, &h, ts).or(Some((entry.base_offset, entry.max_timestamp))))
+        let data = walk::read_from(&file, at, &first, end, first.total_len, true).await.map_err(io_err)?;
+        let start = self.log_start_offset();
+        let answer = match batch::parse_header(&data) {
+            Ok(h) => batch::first_offset_at_or_after(&data, &h, ts).unwrap_or((first.base_offset, first.max_timestamp)),
+            Err(_) => (first.base_offset, first.max_timestamp),
+        };
+        // Records below the log start are gone even if their segment is not.
+        Ok(Some((answer.0.max(start), answer.1)))
     }
 }
 

@@ -7,7 +7,7 @@ use std::io;
 
 use glommio::io::DmaFile;
 
-use super::index::BatchEntry;
+use super::index::{BatchEntry, SegmentIndex};
 use crate::protocol::batch::{self, HEADER_LEN, LOG_OVERHEAD};
 
 /// Read window for the scan.
@@ -16,8 +16,8 @@ const WINDOW: usize = 1 << 20;
 /// What a scan found.
 #[derive(Debug)]
 pub struct ScanResult {
-    /// The intact batches, in order.
-    pub entries: Vec<BatchEntry>,
+    /// The index of the intact batches.
+    pub index: SegmentIndex,
     /// Bytes of intact data: the segment's logical end.
     pub valid_len: u64,
     /// File size before any cut.
@@ -59,10 +59,16 @@ impl Window {
 /// Scans a segment whose first batch must have offset `base_offset`. Only
 /// the last segment may end in zero padding (from a partial-page write); a
 /// sealed segment was truncated to its logical size when it was rolled.
-pub async fn scan(file: &DmaFile, segment_base: i64, base_offset: i64, is_last: bool) -> io::Result<ScanResult> {
+pub async fn scan(
+    file: &DmaFile,
+    segment_base: i64,
+    base_offset: i64,
+    is_last: bool,
+    index_interval: u64,
+) -> io::Result<ScanResult> {
     let file_len = file.file_size().await.map_err(io::Error::from)?;
     let mut w = Window { start: 0, buf: Vec::new() };
-    let mut entries = Vec::new();
+    let mut index = SegmentIndex::new();
     let mut pos = 0u64;
     let mut expected = base_offset;
     let torn = loop {
@@ -87,14 +93,17 @@ pub async fn scan(file: &DmaFile, segment_base: i64, base_offset: i64, is_last: 
         }
         match batch::validate(w.slice(pos, total)) {
             Ok(h) if h.base_offset == expected => {
-                entries.push(BatchEntry {
-                    base_offset: h.base_offset,
-                    last_offset: h.last_offset(),
-                    max_timestamp: h.max_timestamp,
-                    segment_base,
-                    position: pos,
-                    len: total as u32,
-                });
+                index.append(
+                    &BatchEntry {
+                        base_offset: h.base_offset,
+                        last_offset: h.last_offset(),
+                        max_timestamp: h.max_timestamp,
+                        segment_base,
+                        position: pos,
+                        len: total as u32,
+                    },
+                    index_interval,
+                );
                 expected = h.last_offset() + 1;
                 pos += total as u64;
             }
@@ -104,5 +113,5 @@ pub async fn scan(file: &DmaFile, segment_base: i64, base_offset: i64, is_last: 
             Err(e) => break Some(e.to_string()),
         }
     };
-    Ok(ScanResult { entries, valid_len: pos, file_len, torn })
+    Ok(ScanResult { index, valid_len: pos, file_len, torn })
 }

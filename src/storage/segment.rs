@@ -7,6 +7,8 @@ use std::rc::Rc;
 
 use glommio::io::{DmaFile, OpenOptions};
 
+use super::index::SegmentIndex;
+
 /// One segment of a partition's log.
 pub struct Segment {
     /// Offset of the first batch this segment holds (or will hold).
@@ -15,6 +17,8 @@ pub struct Segment {
     pub file: Rc<DmaFile>,
     /// Durable logical size in bytes: everything below it is fsynced.
     pub size: u64,
+    /// Sparse offset and time index of its durable batches.
+    pub index: SegmentIndex,
 }
 
 /// `<dir>/<base offset, 20 digits>.log`.

@@ -55,6 +55,8 @@ pub struct ShardCtx {
     pub data_dir: PathBuf,
     /// Signalled whenever a partition's high watermark moves.
     pub notify: Rc<Notify>,
+    /// The previous run shut down cleanly: index files can be trusted.
+    pub clean_start: bool,
     /// Owned partition logs: topic name -> (topic id, partition index -> log).
     /// The id tells a re-created topic from the deleted one of the same name.
     partitions: RefCell<HashMap<String, TopicLogs>>,
@@ -69,6 +71,7 @@ impl ShardCtx {
         settings: Arc<BrokerSettings>,
         endpoints: Arc<Endpoints>,
         data_dir: PathBuf,
+        clean_start: bool,
     ) -> Self {
         Self {
             node_id,
@@ -78,6 +81,7 @@ impl ShardCtx {
             endpoints,
             data_dir,
             notify: Rc::new(Notify::default()),
+            clean_start,
             partitions: RefCell::new(HashMap::new()),
         }
     }
@@ -100,7 +104,7 @@ impl ShardCtx {
             cache_bytes: PARTITION_CACHE_BYTES,
             index_interval: self.settings.topic_value(&topic.configs, "index.interval.bytes").max(1) as u64,
         };
-        let log = PartitionLog::open(dir, topic.id, limits, self.notify.clone()).await?;
+        let log = PartitionLog::open(dir, topic.id, limits, self.notify.clone(), self.clean_start).await?;
         let mut parts = self.partitions.borrow_mut();
         let (id, slots) = parts.entry(topic.name.clone()).or_insert_with(|| (topic.id, Vec::new()));
         assert_eq!(*id, topic.id, "a deleted topic's logs are dropped before its name is reused");
@@ -110,6 +114,11 @@ impl ShardCtx {
         }
         slots[i] = Some(log);
         Ok(())
+    }
+
+    /// Every open partition log of this shard.
+    pub fn all_logs(&self) -> Vec<Rc<PartitionLog>> {
+        self.partitions.borrow().values().flat_map(|(_, slots)| slots.iter().flatten().cloned()).collect()
     }
 
     /// Closes every partition of a deleted topic, waiting for writes in flight.

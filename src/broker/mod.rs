@@ -6,6 +6,7 @@ pub mod context;
 pub mod notify;
 pub mod retention_task;
 pub mod shard;
+pub mod shutdown;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -58,6 +59,8 @@ pub enum BrokerError {
     IoUring(String),
     #[error("cannot start shard {shard}: {reason}")]
     Shard { shard: usize, reason: String },
+    #[error("data directory {0} is in use by another sluice broker (its .lock is held)")]
+    Locked(PathBuf),
     #[error("port {port} + {shards} shards exceeds 65535")]
     Ports { port: u16, shards: usize },
 }
@@ -80,6 +83,20 @@ fn cluster_id(data_dir: &Path) -> std::io::Result<String> {
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, &path)?;
     Ok(id)
+}
+
+/// Takes an exclusive `flock` on `<data-dir>/.lock`; the bool says whether
+/// it was free. The lock goes with the process, even on kill -9.
+fn lock_data_dir(data_dir: &Path) -> std::io::Result<(std::fs::File, bool)> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(data_dir.join(".lock"))?;
+    // SAFETY: flock on an fd we own.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok((f, true));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok((f, false)) } else { Err(e) }
 }
 
 /// The CPUs this process may run on, to pin shards to.
@@ -131,21 +148,32 @@ fn probe_io_uring() -> Result<(), BrokerError> {
     }
 }
 
-/// Runs the broker until the process is killed.
+/// Runs the broker until SIGTERM or SIGINT (clean shutdown) or a kill.
 pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
+    // Before any thread exists, so that all of them inherit the mask.
+    let signals = shutdown::block_signals();
     let dir_err = |source| BrokerError::DataDir { path: opts.data_dir.clone(), source };
     if usize::from(opts.port) + opts.shards > 65536 {
         return Err(BrokerError::Ports { port: opts.port, shards: opts.shards });
     }
     std::fs::create_dir_all(&opts.data_dir).map_err(dir_err)?;
+    // Held for the life of the process: two brokers on one directory would
+    // corrupt each other's logs.
+    let lock = lock_data_dir(&opts.data_dir).map_err(dir_err)?;
+    if !lock.1 {
+        return Err(BrokerError::Locked(opts.data_dir.clone()));
+    }
+    std::mem::forget(lock.0);
     probe_io_uring()?;
     let cluster_id = cluster_id(&opts.data_dir).map_err(dir_err)?;
     crate::storage::iopoll_probe::prepare(&opts.data_dir).map_err(dir_err)?;
+    let clean_start = shutdown::take_marker(&opts.data_dir).map_err(dir_err)?;
     let settings = Arc::new(opts.settings.clone());
     let (controller, snapshot) =
         Controller::open(opts.data_dir.clone(), cluster_id.clone(), opts.shards as i32, opts.settings.clone())
             .map_err(dir_err)?;
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..opts.shards).map(|_| flume::bounded(64)).unzip();
+    let shard_commands = senders.clone();
     let handle = controller.spawn(senders).map_err(dir_err)?;
     let endpoints = Arc::new(Endpoints { advertised_host: opts.advertised_host.clone(), base_port: opts.port });
     let cpus = allowed_cpus();
@@ -161,7 +189,8 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
             .io_memory(IO_MEMORY)
             .spawn(move || async move {
                 let (snapshot, controller, settings, endpoints, data_dir) = ctx_parts;
-                let ctx = Rc::new(ShardCtx::new(k as i32, snapshot, controller, settings, endpoints, data_dir));
+                let ctx =
+                    Rc::new(ShardCtx::new(k as i32, snapshot, controller, settings, endpoints, data_dir, clean_start));
                 shard::run(ctx, commands, bind, ready_tx).await;
             })
             .map_err(|e| BrokerError::Shard { shard: k, reason: e.to_string() })?;
@@ -187,10 +216,13 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
         advertised = %opts.advertised_host,
         data_dir = %opts.data_dir.display(),
         cluster_id = %cluster_id,
+        clean_start,
         "sluice broker ready"
     );
-    for j in joins {
-        let _ = j.join();
-    }
+    let sig = shutdown::wait_for_signal(&signals);
+    info!(signal = sig, "shutting down");
+    shutdown::shut_down(&shard_commands, &opts.data_dir);
+    // Shard threads end with the process.
+    drop(joins);
     Ok(())
 }

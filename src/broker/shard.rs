@@ -38,7 +38,7 @@ pub async fn run(
             }
         }
     }
-    let listener = match TcpListener::bind(bind) {
+    let listener = match listen(bind) {
         Ok(l) => l,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {}: cannot listen on {bind}: {e}", ctx.node_id)));
@@ -78,6 +78,17 @@ pub async fn run(
     }
 }
 
+/// Binds the shard's port. Not glommio's `TcpListener::bind`: that sets
+/// SO_REUSEPORT, which lets a second broker bind the same port and silently
+/// take half the connections. std's listener sets only SO_REUSEADDR (so a
+/// restart can rebind while old connections sit in TIME_WAIT).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    // SAFETY: the fd is a bound, listening TCP socket that we give away.
+    Ok(unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) })
+}
+
 async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
     match cmd {
         ShardCommand::Open { partitions, done } => {
@@ -87,6 +98,16 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
                     error!(shard = ctx.node_id, topic = %topic.name, partition = p, "cannot open partition: {e}");
                     result = Err(format!("{}-{p} on shard {}: {e}", topic.name, ctx.node_id));
                     break;
+                }
+            }
+            let _ = done.send(result);
+        }
+        ShardCommand::Shutdown { done } => {
+            let mut result = Ok(());
+            for log in ctx.all_logs() {
+                if let Err(e) = log.shutdown().await {
+                    error!(shard = ctx.node_id, "clean shutdown of a partition failed: {e}");
+                    result = Err(e.to_string());
                 }
             }
             let _ = done.send(result);

@@ -76,6 +76,8 @@ pub enum ShardCommand {
     Open { partitions: Vec<(Arc<TopicMeta>, i32)>, done: flume::Sender<Result<(), String>> },
     /// Close and forget every partition of this topic.
     DropTopic { name: String, done: flume::Sender<()> },
+    /// Clean shutdown: flush every partition, write its indexes, refuse more.
+    Shutdown { done: flume::Sender<Result<(), String>> },
 }
 
 /// Commands to the controller.

@@ -85,6 +85,36 @@ impl SegmentIndex {
         self.next_offset = Some(e.last_offset + 1);
     }
 
+    /// Rebuilds an index from its files for a segment of `size` bytes: time
+    /// entries get the position of the offset entry at or before them (a
+    /// valid place to start a walk). `None` if an entry points past the end.
+    pub fn from_files(loaded: super::index_file::Loaded, size: u64) -> Option<Self> {
+        if loaded.offsets.last().is_some_and(|e| e.position >= size) {
+            return None;
+        }
+        let mut ix = Self { offsets: loaded.offsets, max_timestamp: -1, ..Self::default() };
+        ix.times = loaded
+            .times
+            .iter()
+            .map(|&(timestamp, offset)| TimeEntry { timestamp, offset, position: ix.floor_position(offset) })
+            .collect();
+        ix.max_timestamp = ix.times.last().map_or(-1, |t| t.timestamp);
+        Some(ix)
+    }
+
+    /// Prepares to re-index the segment from its last offset entry on (after
+    /// a restart): drops that entry and later time entries, and returns the
+    /// entry, where the walk or scan resumes.
+    pub fn resume_point(&mut self) -> OffsetEntry {
+        let last = self.offsets.pop().unwrap_or(OffsetEntry { offset: 0, position: 0 });
+        self.times.retain(|t| t.position < last.position);
+        self.max_timestamp = self.times.last().map_or(-1, |t| t.timestamp);
+        self.next_offset = None;
+        // The resumed batch must start a new entry.
+        self.bytes_since_entry = u64::MAX;
+        last
+    }
+
     /// Where to start walking batches to find `offset`: the position of the
     /// last indexed batch starting at or before it.
     pub fn floor_position(&self, offset: i64) -> u64 {

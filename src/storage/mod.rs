@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod index;
+pub mod index_file;
 pub mod iopoll_probe;
 pub mod partition;
 pub mod partition_dir;

@@ -7,11 +7,12 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use glommio::channels::local_channel;
+use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 use thiserror::Error;
 use tracing::{error, info, warn};
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 use super::cache::BatchCache;
 use super::index::{BatchEntry, SegmentIndex};
+use super::index_file;
 use super::partition_dir;
 use super::recovery;
 use super::retention::{self, SegmentInfo};
@@ -26,7 +28,7 @@ use super::segment::{self, Segment};
 use super::start_offset;
 use super::walk;
 use crate::broker::notify::Notify;
-use crate::protocol::batch::{self, BatchHeader};
+use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
 
 /// Direct-I/O page size: writes start and end on these boundaries.
 const PAGE: u64 = 4096;
@@ -119,7 +121,15 @@ pub struct PartitionLog {
 impl PartitionLog {
     /// Opens a partition directory, recovering its segments: every batch is
     /// validated and a torn or corrupt tail is cut off and logged.
-    pub async fn open(dir: PathBuf, topic_id: Uuid, limits: Limits, notify: Rc<Notify>) -> io::Result<Rc<Self>> {
+    /// After a clean shutdown (`clean`), index files are trusted and the
+    /// active segment's tail is only walked, not checksummed.
+    pub async fn open(
+        dir: PathBuf,
+        topic_id: Uuid,
+        limits: Limits,
+        notify: Rc<Notify>,
+        clean: bool,
+    ) -> io::Result<Rc<Self>> {
         let d = dir.clone();
         let mut bases = glommio::executor().spawn_blocking(move || partition_dir::prepare(&d, topic_id)).await?;
         if bases.is_empty() {
@@ -137,7 +147,8 @@ impl PartitionLog {
                 break;
             }
             let file = segment::open_file(&segment::log_path(&dir, base)).await?;
-            let scan = recovery::scan(&file, base, expected, i + 1 == bases.len(), limits.index_interval).await?;
+            let next_base = bases.get(i + 1).copied();
+            let scan = recover_segment(&dir, &file, base, next_base, clean, limits.index_interval).await?;
             if let Some(why) = &scan.torn {
                 let lost_from = scan.index.next_offset.unwrap_or(expected);
                 warn!(
@@ -342,12 +353,20 @@ impl PartitionLog {
         let roll = {
             let st = self.state.borrow();
             let active = st.segments.last().expect("a segment");
-            (active.base_offset != chunk.segment_base).then(|| (active.file.clone(), active.size))
+            (active.base_offset != chunk.segment_base)
+                .then(|| (active.file.clone(), active.size, active.base_offset, active.index.clone()))
         };
-        if let Some((old, size)) = roll {
+        if let Some((old, size, old_base, old_index)) = roll {
             // Seal the old segment at its logical size (dropping page padding).
             old.truncate(size).await.map_err(io::Error::from)?;
             old.fdatasync().await.map_err(io::Error::from)?;
+            let dir = self.dir.clone();
+            if let Err(e) =
+                glommio::executor().spawn_blocking(move || index_file::write(&dir, old_base, &old_index)).await
+            {
+                // Not fatal: the next start rebuilds a missing index.
+                warn!(dir = %self.dir.display(), segment = old_base, "cannot write index files: {e}");
+            }
             if self.state.borrow().closed {
                 // Deleted meanwhile: its directory may already belong to a
                 // re-created topic of the same name.
@@ -454,6 +473,32 @@ impl PartitionLog {
         }
     }
 
+    /// Clean shutdown: lets everything appended so far reach the disk, then
+    /// refuses further appends, cuts the active segment to its logical size
+    /// and writes its index files, so the next start need not scan it.
+    pub async fn shutdown(&self) -> io::Result<()> {
+        loop {
+            let idle = self.idle.notified();
+            if !self.state.borrow().flushing {
+                break;
+            }
+            idle.await;
+        }
+        let (file, size, base, index) = {
+            let mut st = self.state.borrow_mut();
+            st.closed = true;
+            let active = st.segments.last().expect("a segment");
+            (active.file.clone(), active.size, active.base_offset, active.index.clone())
+        };
+        file.truncate(size).await.map_err(io::Error::from)?;
+        file.fdatasync().await.map_err(io::Error::from)?;
+        if index.next_offset.is_some() {
+            let dir = self.dir.clone();
+            glommio::executor().spawn_blocking(move || index_file::write(&dir, base, &index)).await?;
+        }
+        Ok(())
+    }
+
     /// Reads whole batches from the one containing `offset`, up to
     /// `max_bytes`; with `min_one`, at least one batch even if it is larger
     /// (KIP-74: only the first partition of a fetch response gets this).
@@ -548,10 +593,12 @@ impl PartitionLog {
             info!(dir = %self.dir.display(), start = new_start, segments = ?removed, "deleting segments below the log start");
             let dir = self.dir.clone();
             let paths: Vec<PathBuf> = removed.iter().map(|&b| segment::log_path(&dir, b)).collect();
+            let removed_bases = removed.clone();
             glommio::executor()
                 .spawn_blocking(move || {
-                    for p in paths {
-                        std::fs::remove_file(&p)?;
+                    for (p, base) in paths.iter().zip(removed_bases) {
+                        std::fs::remove_file(p)?;
+                        index_file::remove(&dir, base)?;
                     }
                     partition_dir::sync_dir(&dir)
                 })
@@ -619,6 +666,53 @@ fn push_entries(cache: &mut BatchCache, data: &Bytes, start_pos: u64, entries: &
         let rel = (e.position - start_pos) as usize;
         cache.push(e.base_offset, e.last_offset, data.slice(rel..rel + e.len as usize));
     }
+}
+
+/// Recovers one segment: from its index files when they check out (a
+/// sealed segment then needs no read at all beyond one header, the active
+/// one is scanned only from its last index entry), otherwise by a full scan.
+/// Rebuilt or resumed indexes are written back so the next start is quick.
+async fn recover_segment(
+    dir: &Path,
+    file: &DmaFile,
+    base: i64,
+    next_base: Option<i64>,
+    clean: bool,
+    interval: u64,
+) -> io::Result<recovery::ScanResult> {
+    let size = file.file_size().await.map_err(io::Error::from)?;
+    let d = dir.to_path_buf();
+    let loaded = glommio::executor().spawn_blocking(move || index_file::read(&d, base)).await.unwrap_or_else(|e| {
+        warn!(dir = %dir.display(), segment = base, "cannot read index files, rebuilding them: {e}");
+        None
+    });
+    let mut from = recovery::ScanFrom::start(base);
+    let mut trusted = false;
+    if let Some(mut index) = loaded.and_then(|l| SegmentIndex::from_files(l, size)) {
+        let last = *index.offsets.last().expect("loaded indexes are not empty");
+        let head = file.read_at(last.position, HEADER_LEN).await.map_err(io::Error::from)?;
+        if batch::peek(&head).is_some_and(|p| p.base_offset == last.offset) {
+            if let Some(next) = next_base {
+                // Sealed: fsynced and cut to size before its successor existed.
+                index.next_offset = Some(next);
+                return Ok(recovery::ScanResult { index, valid_len: size, file_len: size, torn: None });
+            }
+            let resume = index.resume_point();
+            from = recovery::ScanFrom { position: resume.position, offset: resume.offset, index, verify_crc: !clean };
+            trusted = true;
+        }
+    }
+    if !trusted && size > 0 {
+        info!(dir = %dir.display(), segment = base, "rebuilding the segment's indexes from the log");
+    }
+    let scan = recovery::scan(file, base, from, next_base.is_none(), interval).await?;
+    if scan.index.next_offset.is_some() {
+        let (d, ix) = (dir.to_path_buf(), scan.index.clone());
+        if let Err(e) = glommio::executor().spawn_blocking(move || index_file::write(&d, base, &ix)).await {
+            warn!(dir = %dir.display(), segment = base, "cannot write index files: {e}");
+        }
+    }
+    Ok(scan)
 }
 
 fn concat(parts: Vec<Bytes>) -> Bytes {

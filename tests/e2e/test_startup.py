@@ -53,3 +53,20 @@ def test_io_uring_disabled_is_explained(tmp_path):
     assert r.returncode == 1, r
     assert "io_uring is unavailable" in r.stderr and "io_uring_disabled" in r.stderr
     assert "panicked" not in r.stderr
+
+
+def test_second_broker_on_same_data_dir_or_ports_is_refused(broker, tmp_path):
+    """Two brokers on one data directory would corrupt each other's logs, and
+    two on one port would split the clients between them (glommio's own bind
+    sets SO_REUSEPORT, which allowed exactly that)."""
+    same_dir = subprocess.run(
+        [str(sluice_bin()), "broker", "--data-dir", str(broker.data_dir), "--host", "127.0.0.1",
+         "--port", str(broker.port + 10), "--shards", "1"],
+        capture_output=True, timeout=30, text=True)
+    assert same_dir.returncode == 1 and "in use by another sluice broker" in same_dir.stderr, same_dir
+    same_port = subprocess.run(
+        [str(sluice_bin()), "broker", "--data-dir", str(tmp_path / "other"), "--host", "127.0.0.1",
+         "--port", str(broker.port), "--shards", "1"],
+        capture_output=True, timeout=30, text=True)
+    assert same_port.returncode == 1 and "cannot listen" in same_port.stderr, same_port
+    broker.assert_alive()

@@ -37,6 +37,9 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     ("log.segment.bytes", "1073741824", Kind::Int),
     ("log.roll.ms", "604800000", Kind::Int),
     ("log.index.interval.bytes", "4096", Kind::Int),
+    // sluice's default is durable before acknowledging: every write synced.
+    ("log.flush.interval.messages", "1", Kind::Int),
+    ("log.flush.interval.ms", "9223372036854775807", Kind::Int),
     ("log.retention.ms", "604800000", Kind::Int),
     ("log.retention.bytes", "-1", Kind::Int),
     ("log.retention.check.interval.ms", "300000", Kind::Int),
@@ -55,6 +58,8 @@ const TOPIC_KEYS: &[(&str, &str, Kind)] = &[
     ("segment.bytes", "log.segment.bytes", Kind::Int),
     ("segment.ms", "log.roll.ms", Kind::Int),
     ("index.interval.bytes", "log.index.interval.bytes", Kind::Int),
+    ("flush.messages", "log.flush.interval.messages", Kind::Int),
+    ("flush.ms", "log.flush.interval.ms", Kind::Int),
     ("max.message.bytes", "message.max.bytes", Kind::Int),
     ("message.timestamp.type", "log.message.timestamp.type", Kind::Text),
     ("min.insync.replicas", "min.insync.replicas", Kind::Int),

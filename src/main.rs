@@ -47,6 +47,10 @@ struct BrokerArgs {
     /// Number of shards (default: one per available core).
     #[arg(long)]
     shards: Option<usize>,
+    /// Bytes of recent batches each shard keeps in memory for tailing
+    /// consumers (the oldest are evicted first, across partitions).
+    #[arg(long, default_value_t = 128 << 20)]
+    cache_bytes: usize,
     /// A server.properties-style file of Kafka broker settings.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -70,8 +74,15 @@ fn broker(args: BrokerArgs) -> Result<(), String> {
     let advertised_host = args
         .advertised_host
         .unwrap_or_else(|| if args.host.is_unspecified() { "127.0.0.1".to_string() } else { args.host.to_string() });
-    let opts =
-        BrokerOptions { data_dir: args.data_dir, host: args.host, port: args.port, advertised_host, shards, settings };
+    let opts = BrokerOptions {
+        data_dir: args.data_dir,
+        host: args.host,
+        port: args.port,
+        advertised_host,
+        shards,
+        cache_bytes: args.cache_bytes,
+        settings,
+    };
     broker::run(opts).map_err(|e| e.to_string())
 }
 

@@ -15,6 +15,7 @@ use crate::broker::notify::Notify;
 use crate::config::BrokerSettings;
 use crate::metadata::TopicMeta;
 use crate::metadata::controller::{ControllerHandle, Snapshot};
+use crate::storage::cache_budget::CacheBudget;
 use crate::storage::{Limits, PartitionLog};
 
 /// How the broker is reached, for Metadata and DescribeCluster.
@@ -32,9 +33,6 @@ impl Endpoints {
         i32::from(self.base_port) + node
     }
 }
-
-/// Default bytes of recent batches cached per partition.
-pub const PARTITION_CACHE_BYTES: usize = 4 << 20;
 
 /// One topic's owned partition logs, with the topic id they belong to.
 type TopicLogs = (Uuid, Vec<Option<Rc<PartitionLog>>>);
@@ -57,31 +55,46 @@ pub struct ShardCtx {
     pub notify: Rc<Notify>,
     /// The previous run shut down cleanly: index files can be trusted.
     pub clean_start: bool,
+    /// Bound on this shard's cached batches.
+    pub cache_budget: Rc<CacheBudget>,
     /// Owned partition logs: topic name -> (topic id, partition index -> log).
     /// The id tells a re-created topic from the deleted one of the same name.
     partitions: RefCell<HashMap<String, TopicLogs>>,
 }
 
+/// What a shard starts with (all of it `Send`, to cross into its thread).
+pub struct ShardSetup {
+    /// This shard's node id.
+    pub node_id: i32,
+    /// Cluster metadata.
+    pub snapshot: Snapshot,
+    /// The controller.
+    pub controller: ControllerHandle,
+    /// Broker settings.
+    pub settings: Arc<BrokerSettings>,
+    /// Advertised addresses.
+    pub endpoints: Arc<Endpoints>,
+    /// Root of the data directory.
+    pub data_dir: PathBuf,
+    /// The previous run shut down cleanly.
+    pub clean_start: bool,
+    /// Bytes of recent batches this shard may cache.
+    pub cache_bytes: usize,
+}
+
 impl ShardCtx {
     /// A shard context with no partitions open yet.
-    pub fn new(
-        node_id: i32,
-        snapshot: Snapshot,
-        controller: ControllerHandle,
-        settings: Arc<BrokerSettings>,
-        endpoints: Arc<Endpoints>,
-        data_dir: PathBuf,
-        clean_start: bool,
-    ) -> Self {
+    pub fn new(s: ShardSetup) -> Self {
         Self {
-            node_id,
-            snapshot,
-            controller,
-            settings,
-            endpoints,
-            data_dir,
+            node_id: s.node_id,
+            snapshot: s.snapshot,
+            controller: s.controller,
+            settings: s.settings,
+            endpoints: s.endpoints,
+            data_dir: s.data_dir,
             notify: Rc::new(Notify::default()),
-            clean_start,
+            clean_start: s.clean_start,
+            cache_budget: Rc::new(CacheBudget::new(s.cache_bytes)),
             partitions: RefCell::new(HashMap::new()),
         }
     }
@@ -101,10 +114,13 @@ impl ShardCtx {
         let dir = self.data_dir.join(format!("{}-{partition}", topic.name));
         let limits = Limits {
             segment_bytes: self.settings.topic_value(&topic.configs, "segment.bytes").max(4096) as u64,
-            cache_bytes: PARTITION_CACHE_BYTES,
             index_interval: self.settings.topic_value(&topic.configs, "index.interval.bytes").max(1) as u64,
+            flush_messages: self.settings.topic_value(&topic.configs, "flush.messages").max(1),
+            flush_ms: self.settings.topic_value(&topic.configs, "flush.ms").max(0),
         };
-        let log = PartitionLog::open(dir, topic.id, limits, self.notify.clone(), self.clean_start).await?;
+        let log =
+            PartitionLog::open(dir, topic.id, limits, self.notify.clone(), self.cache_budget.clone(), self.clean_start)
+                .await?;
         let mut parts = self.partitions.borrow_mut();
         let (id, slots) = parts.entry(topic.name.clone()).or_insert_with(|| (topic.id, Vec::new()));
         assert_eq!(*id, topic.id, "a deleted topic's logs are dropped before its name is reused");

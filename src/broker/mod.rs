@@ -19,7 +19,7 @@ use tracing::info;
 
 use crate::config::BrokerSettings;
 use crate::metadata::controller::Controller;
-use context::{Endpoints, ShardCtx};
+use context::{Endpoints, ShardCtx, ShardSetup};
 
 /// Locked memory each executor registers for I/O buffers. Small on purpose:
 /// the default locked-memory limit is often 8 MiB for the whole process, and
@@ -39,6 +39,8 @@ pub struct BrokerOptions {
     pub advertised_host: String,
     /// Number of shards.
     pub shards: usize,
+    /// Bytes of recent batches each shard keeps in memory.
+    pub cache_bytes: usize,
     /// Broker settings.
     pub settings: BrokerSettings,
 }
@@ -182,16 +184,22 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     for (k, commands) in receivers.into_iter().enumerate() {
         let (ready_tx, ready_rx) = flume::bounded(1);
         readies.push(ready_rx);
-        let ctx_parts = (snapshot.clone(), handle.clone(), settings.clone(), endpoints.clone(), opts.data_dir.clone());
+        let setup = ShardSetup {
+            node_id: k as i32,
+            snapshot: snapshot.clone(),
+            controller: handle.clone(),
+            settings: settings.clone(),
+            endpoints: endpoints.clone(),
+            data_dir: opts.data_dir.clone(),
+            clean_start,
+            cache_bytes: opts.cache_bytes,
+        };
         let bind = SocketAddr::new(opts.host, opts.port + k as u16);
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpus[k % cpus.len()]))
             .name(&format!("shard-{k}"))
             .io_memory(IO_MEMORY)
             .spawn(move || async move {
-                let (snapshot, controller, settings, endpoints, data_dir) = ctx_parts;
-                let ctx =
-                    Rc::new(ShardCtx::new(k as i32, snapshot, controller, settings, endpoints, data_dir, clean_start));
-                shard::run(ctx, commands, bind, ready_tx).await;
+                shard::run(Rc::new(ShardCtx::new(setup)), commands, bind, ready_tx).await;
             })
             .map_err(|e| BrokerError::Shard { shard: k, reason: e.to_string() })?;
         joins.push(join);

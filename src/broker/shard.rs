@@ -38,7 +38,7 @@ pub async fn run(
             }
         }
     }
-    let listener = match listen(bind) {
+    let listener = match listen(bind).await {
         Ok(l) => l,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {}: cannot listen on {bind}: {e}", ctx.node_id)));
@@ -78,13 +78,27 @@ pub async fn run(
     }
 }
 
+/// How long a start waits for its port to be released.
+const BIND_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Binds the shard's port. Not glommio's `TcpListener::bind`: that sets
 /// SO_REUSEPORT, which lets a second broker bind the same port and silently
 /// take half the connections. std's listener sets only SO_REUSEADDR (so a
-/// restart can rebind while old connections sit in TIME_WAIT).
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// restart can rebind while old connections sit in TIME_WAIT). A killed
+/// broker's listening sockets outlive the process for a moment (its io_uring
+/// rings are torn down asynchronously), so EADDRINUSE is retried briefly.
+async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     use std::os::fd::{FromRawFd, IntoRawFd};
-    let std_listener = std::net::TcpListener::bind(addr)?;
+    let deadline = std::time::Instant::now() + BIND_PATIENCE;
+    let std_listener = loop {
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => break l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     // SAFETY: the fd is a bound, listening TCP socket that we give away.
     Ok(unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) })
 }

@@ -33,6 +33,15 @@ impl BatchCache {
         }
     }
 
+    /// Drops the oldest batch if it is the one based at `base` (the shard
+    /// budget evicts in caching order; a batch already gone is ignored).
+    pub fn evict_front(&mut self, base: i64) {
+        if self.batches.front().is_some_and(|(b, _, _)| *b == base) {
+            let (_, _, data) = self.batches.pop_front().expect("checked");
+            self.bytes -= data.len();
+        }
+    }
+
     /// Drops everything (after a failed write or a truncation).
     pub fn clear(&mut self) {
         self.batches.clear();

@@ -2,6 +2,7 @@
 //! in-memory index and recent-batch cache, and recovery on start.
 
 pub mod cache;
+pub mod cache_budget;
 pub mod index;
 pub mod index_file;
 pub mod iopoll_probe;

@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use super::cache::BatchCache;
+use super::cache_budget::CacheBudget;
 use super::index::{BatchEntry, SegmentIndex};
 use super::index_file;
 use super::partition_dir;
@@ -38,10 +39,12 @@ const PAGE: u64 = 4096;
 pub struct Limits {
     /// Roll to a new segment past this many bytes (`segment.bytes`).
     pub segment_bytes: u64,
-    /// Bytes of recent batches kept in memory for tailing readers.
-    pub cache_bytes: usize,
     /// Log bytes between sparse index entries (`index.interval.bytes`).
     pub index_interval: u64,
+    /// fdatasync once this many messages are unsynced (`flush.messages`).
+    pub flush_messages: i64,
+    /// ... or once the last sync is this old (`flush.ms`).
+    pub flush_ms: i64,
 }
 
 /// Why an append could not be made durable.
@@ -103,6 +106,11 @@ struct State {
     waiters: VecDeque<(i64, Waiter)>,
     cache: BatchCache,
     closed: bool,
+    /// Messages written but not yet fdatasynced (relaxed flush policy only).
+    unsynced_messages: i64,
+    last_sync: std::time::Instant,
+    /// A delayed fdatasync is scheduled.
+    sync_timer: bool,
 }
 
 /// A partition's log.
@@ -115,6 +123,8 @@ pub struct PartitionLog {
     idle: Rc<Notify>,
     /// Serializes moves of the log start offset (admin and retention only).
     start_moves: Semaphore,
+    /// The shard's bound on cached batches.
+    cache_budget: Rc<CacheBudget>,
     state: RefCell<State>,
 }
 
@@ -128,6 +138,7 @@ impl PartitionLog {
         topic_id: Uuid,
         limits: Limits,
         notify: Rc<Notify>,
+        cache_budget: Rc<CacheBudget>,
         clean: bool,
     ) -> io::Result<Rc<Self>> {
         let d = dir.clone();
@@ -205,8 +216,11 @@ impl PartitionLog {
             pending: VecDeque::new(),
             flushing: false,
             waiters: VecDeque::new(),
-            cache: BatchCache::new(limits.cache_bytes),
+            cache: BatchCache::new(cache_budget.limit()),
             closed: false,
+            unsynced_messages: 0,
+            last_sync: std::time::Instant::now(),
+            sync_timer: false,
         };
         Ok(Rc::new(Self {
             dir,
@@ -214,6 +228,7 @@ impl PartitionLog {
             notify,
             idle: Rc::new(Notify::default()),
             start_moves: Semaphore::new(1),
+            cache_budget,
             state: RefCell::new(state),
         }))
     }
@@ -349,7 +364,7 @@ impl PartitionLog {
     }
 
     /// Writes one chunk at its place and fdatasyncs it.
-    async fn write_chunk(&self, chunk: &Chunk) -> io::Result<()> {
+    async fn write_chunk(self: &Rc<Self>, chunk: &Chunk) -> io::Result<()> {
         let roll = {
             let st = self.state.borrow();
             let active = st.segments.last().expect("a segment");
@@ -402,11 +417,59 @@ impl PartitionLog {
         if written != total {
             return Err(io::Error::other(format!("short write: {written} of {total} bytes")));
         }
-        file.fdatasync().await.map_err(io::Error::from)
+        let messages = chunk.end_offset - chunk.entries.first().map_or(chunk.end_offset, |e| e.base_offset);
+        if self.sync_due(messages) {
+            file.fdatasync().await.map_err(io::Error::from)?;
+            self.synced();
+        } else {
+            self.schedule_sync();
+        }
+        Ok(())
+    }
+
+    /// Counts `messages` as written and says whether the flush policy wants
+    /// an fdatasync before they are acknowledged. With the default
+    /// `flush.messages=1` every write is synced.
+    fn sync_due(&self, messages: i64) -> bool {
+        let mut st = self.state.borrow_mut();
+        st.unsynced_messages += messages;
+        st.unsynced_messages >= self.limits.flush_messages
+            || st.last_sync.elapsed().as_millis() >= self.limits.flush_ms.max(0) as u128
+    }
+
+    fn synced(&self) {
+        let mut st = self.state.borrow_mut();
+        st.unsynced_messages = 0;
+        st.last_sync = std::time::Instant::now();
+    }
+
+    /// Under a relaxed flush policy, makes sure unsynced writes get their
+    /// fdatasync within `flush.ms`.
+    fn schedule_sync(self: &Rc<Self>) {
+        let delay = u64::try_from(self.limits.flush_ms).unwrap_or(0);
+        if delay >= u64::MAX / 4 || std::mem::replace(&mut self.state.borrow_mut().sync_timer, true) {
+            return;
+        }
+        let log = self.clone();
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(std::time::Duration::from_millis(delay)).await;
+            let file = log.state.borrow().segments.last().expect("a segment").file.clone();
+            match file.fdatasync().await {
+                Ok(()) => log.synced(),
+                Err(e) => error!(dir = %log.dir.display(), "scheduled fdatasync failed: {e}"),
+            }
+            log.state.borrow_mut().sync_timer = false;
+        })
+        .detach();
+    }
+
+    /// Drops a cached batch for the shard's cache budget.
+    pub fn evict_cached(&self, base: i64) {
+        self.state.borrow_mut().cache.evict_front(base);
     }
 
     /// Makes a written chunk visible: index, cache, high watermark, waiters.
-    fn publish(&self, chunk: Chunk) {
+    fn publish(self: &Rc<Self>, chunk: Chunk) {
         let mut st = self.state.borrow_mut();
         let end_pos = chunk.start_pos + chunk.buf.len() as u64;
         let tail_start = end_pos / PAGE * PAGE;
@@ -421,7 +484,8 @@ impl PartitionLog {
         }
         st.tail = tail;
         st.segments.last_mut().expect("a segment").size = end_pos;
-        cache_chunk(&mut st.cache, self.limits.cache_bytes, chunk.buf.freeze(), chunk.start_pos, &chunk.entries);
+        let cached =
+            cache_chunk(&mut st.cache, self.cache_budget.limit(), chunk.buf.freeze(), chunk.start_pos, &chunk.entries);
         let interval = self.limits.index_interval;
         let active = st.segments.last_mut().expect("a segment");
         for e in &chunk.entries {
@@ -434,6 +498,7 @@ impl PartitionLog {
             let _ = w.try_send(Ok(()));
         }
         drop(st);
+        self.cache_budget.charge(&Rc::downgrade(self), &cached);
         self.notify.notify_all();
     }
 
@@ -638,9 +703,16 @@ impl PartitionLog {
 /// of the chunk, which keeps the whole chunk alive; when only the newest
 /// batches of a large chunk (a burst) fit in the cache, they are copied out so
 /// that the rest of the chunk is freed rather than pinned.
-fn cache_chunk(cache: &mut BatchCache, limit: usize, data: Bytes, start_pos: u64, entries: &[BatchEntry]) {
+/// Returns the (base offset, bytes) of the batches it cached.
+fn cache_chunk(
+    cache: &mut BatchCache,
+    limit: usize,
+    data: Bytes,
+    start_pos: u64,
+    entries: &[BatchEntry],
+) -> Vec<(i64, usize)> {
     let Some(last) = entries.last() else {
-        return;
+        return Vec::new();
     };
     // The newest batches that fit (always at least the last one).
     let mut first = entries.len() - 1;
@@ -650,22 +722,25 @@ fn cache_chunk(cache: &mut BatchCache, limit: usize, data: Bytes, start_pos: u64
         kept += entries[first].len as usize;
     }
     if first == 0 {
-        push_entries(cache, &data, start_pos, entries);
-        return;
+        return push_entries(cache, &data, start_pos, entries);
     }
     // Older batches of this chunk are skipped, so older cached ones must go
     // too: the cache holds a contiguous suffix of the log.
     cache.clear();
     let from = entries[first].position;
     let copy = Bytes::copy_from_slice(&data[(from - start_pos) as usize..]);
-    push_entries(cache, &copy, from, &entries[first..]);
+    push_entries(cache, &copy, from, &entries[first..])
 }
 
-fn push_entries(cache: &mut BatchCache, data: &Bytes, start_pos: u64, entries: &[BatchEntry]) {
-    for e in entries {
-        let rel = (e.position - start_pos) as usize;
-        cache.push(e.base_offset, e.last_offset, data.slice(rel..rel + e.len as usize));
-    }
+fn push_entries(cache: &mut BatchCache, data: &Bytes, start_pos: u64, entries: &[BatchEntry]) -> Vec<(i64, usize)> {
+    entries
+        .iter()
+        .map(|e| {
+            let rel = (e.position - start_pos) as usize;
+            cache.push(e.base_offset, e.last_offset, data.slice(rel..rel + e.len as usize));
+            (e.base_offset, e.len as usize)
+        })
+        .collect()
 }
 
 /// Recovers one segment: from its index files when they check out (a

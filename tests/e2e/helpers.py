@@ -1,5 +1,6 @@
 """Client-side helpers (confluent-kafka / librdkafka) shared by the e2e tests."""
 
+import gc
 import re
 import threading
 import time
@@ -190,11 +191,13 @@ class AckRecorder(threading.Thread):
     Values are ``f"{tag}-{i}"`` (unique if tags are), keys ``str(i % 64)``.
     ``acked`` maps (partition, offset) -> value; an offset acknowledged twice
     within this producer is kept in ``double_acks``; ``error_codes`` counts
-    failed deliveries by KafkaError code. ``conf`` overrides producer settings.
+    failed deliveries by KafkaError code. ``rate`` caps records per second;
+    ``conf`` overrides producer settings.
     """
 
-    def __init__(self, broker, topic, tag, **conf):
+    def __init__(self, broker, topic, tag, rate=None, **conf):
         super().__init__(daemon=True)
+        self.rate = rate  # records per second at most (None: as fast as possible)
         c = {
             "linger.ms": 2,
             "retries": 0,  # no silent re-sends of records after the crash
@@ -228,7 +231,11 @@ class AckRecorder(threading.Thread):
     def run(self):
         try:
             i = 0
+            t0 = time.monotonic()
             while not self.stop_flag.is_set():
+                if self.rate is not None and i >= self.rate * (time.monotonic() - t0):
+                    self.producer.poll(0.005)
+                    continue
                 value = f"{self.tag}-{i}".encode()
                 try:
                     self.producer.produce(self.topic, key=str(i % 64).encode(), value=value,
@@ -253,6 +260,11 @@ class AckRecorder(threading.Thread):
         self.producer.poll(0.5)
         self.producer.purge(in_queue=True, in_flight=True, blocking=False)
         self.producer.flush(5)
+        # Destroy the client now: a purged request that was never sent stays
+        # in librdkafka's output queue and would otherwise be sent to the
+        # restarted broker (records the test saw fail appearing later).
+        self.producer = None
+        gc.collect()
         if self.exc:
             raise self.exc
 

@@ -98,10 +98,15 @@ def _field(line, name):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("damage", ["flip_last_bytes", "cut_mid_batch"])
-def test_damaged_last_batch_is_cut_on_restart(broker, damage):
+@pytest.mark.parametrize("damage, segment_bytes", [
+    ("flip_last_bytes", None),
+    ("cut_mid_batch", None),
+    ("flip_last_bytes", 2048),  # the log has rolled: damage in a later segment
+])
+def test_damaged_last_batch_is_cut_on_restart(broker, damage, segment_bytes):
     topic = h.unique("tail")
-    h.create_topic(broker, topic, 1)
+    h.create_topic(broker, topic, 1,
+                   config={"segment.bytes": str(segment_bytes)} if segment_bytes else None)
     port = _leader_port(broker, topic)
 
     expected = {}  # offset -> (key, value)
@@ -123,8 +128,11 @@ def test_damaged_last_batch_is_cut_on_restart(broker, damage):
     seg = _active_segment(broker, topic)
     data = bytearray(seg.read_bytes())
     batches = _walk_batches(data)
-    assert [base for _pos, base, _t in batches] == bases, \
-        f"{seg.name}: batches at offsets {[b for _p, b, _t in batches]}, expected {bases}"
+    in_seg = [base for _pos, base, _t in batches]
+    assert in_seg and in_seg == bases[-len(in_seg):] and in_seg[0] == int(seg.stem), \
+        f"{seg.name}: batches at offsets {in_seg}, expected a suffix of {bases}"
+    if segment_bytes:
+        assert len(in_seg) < len(bases), f"log did not roll: {seg.name} holds every batch"
     last_pos, last_base, last_total = batches[-1]
     logical_end = last_pos + last_total
     assert not any(data[logical_end:]), "bytes after the logical end are not zero padding"
@@ -137,7 +145,7 @@ def test_damaged_last_batch_is_cut_on_restart(broker, damage):
         file_len = logical_end - 10
         with open(seg, "r+b") as f:
             f.truncate(file_len)
-    print(f"{damage}: {seg.name} logical end {logical_end}, file {len(data)} -> {file_len} "
+    print(f"{damage}: {seg.name} ({len(in_seg)} of {len(bases)} batches) logical end {logical_end}, file {len(data)} -> {file_len} "
           f"bytes, last batch at {last_pos} (offset {last_base}, {last_total} bytes)")
 
     broker.restart()

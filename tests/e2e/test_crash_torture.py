@@ -24,8 +24,9 @@ from confluent_kafka import TopicPartition
 import helpers as h
 
 PARTITIONS = 4
-ROUNDS = 12
+ROUNDS = 15
 MIN_DELAY_S, MAX_DELAY_S = 0.3, 1.5
+RATE = 25000  # records/s: plenty of batches in flight at each kill, bounded data
 VALUE_RE = re.compile(rb"^r(\d+)-(\d+)$")
 
 
@@ -44,7 +45,11 @@ def _verify(broker, topic, rnd, all_acked, sent, prev_ends):
     ctx = f"round {rnd} (after {rnd + 1} kill -9s)"
     marks = _watermarks(broker, topic)
     total = sum(hi - lo for lo, hi in marks.values())
-    got = h.consume_all(broker, topic, range(PARTITIONS), timeout=120, expect=total)
+    got = h.consume_all(broker, topic, range(PARTITIONS), timeout=60, expect=total)
+    after = _watermarks(broker, topic)
+    assert after == marks, (
+        f"{ctx}: the log changed while nothing was producing: watermarks {marks} "
+        f"before reading, {after} after")
 
     stored = {}
     dup_offsets = []
@@ -120,7 +125,8 @@ def test_random_kill9_during_acks_all_production(broker):
     rounds_with_acks = 0
     for rnd in range(ROUNDS):
         delay = rng.uniform(MIN_DELAY_S, MAX_DELAY_S)
-        rec = h.AckRecorder(broker, topic, f"r{rnd}", **{"enable.idempotence": False})
+        rec = h.AckRecorder(broker, topic, f"r{rnd}", rate=RATE,
+                            **{"enable.idempotence": False})
         rec.start()
         time.sleep(delay)
         broker.kill9()

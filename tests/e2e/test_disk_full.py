@@ -1,0 +1,238 @@
+"""Disk full: on a small dedicated ext4 filesystem, acks=all production runs
+until the disk fills. The failing produce requests get KAFKA_STORAGE_ERROR
+(56), the broker stays up, every acknowledged record stays readable (and
+nothing that failed appears), and once space is freed production resumes
+at the next offset: dense, nothing lost, nothing resurrected by a restart."""
+
+import os
+import shutil
+import struct
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
+
+import helpers as h
+import kafka_wire as kw
+
+FS_SIZE = "48M"
+LEAVE_FREE = 4 * 1024 * 1024  # bytes left free next to the filler file
+RECORD_SIZE = 1024
+PRODUCE_CHUNK = 200  # records produced per flush
+TRUNCATION_MSG = "truncating torn or corrupt log tail"
+
+
+def _run(cmd):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A freshly made 48 MiB ext4 filesystem loop-mounted at tmp_path/mnt
+    (root only); unmounted again at teardown, even on failure."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to loop-mount a small filesystem")
+    for tool in ("mkfs.ext4", "mount", "umount"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found")
+    img = tmp_path / "fs.img"
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = _run(["truncate", "-s", FS_SIZE, str(img)])
+    assert r.returncode == 0, f"truncate failed: {r.stderr}"
+    # -m 0: no blocks reserved for root (the broker runs as root here)
+    r = _run(["mkfs.ext4", "-q", "-F", "-m", "0", str(img)])
+    assert r.returncode == 0, f"mkfs.ext4 failed: {r.stderr}"
+    r = _run(["mount", "-o", "loop", str(img), str(mnt)])
+    if r.returncode != 0:
+        img.unlink()
+        pytest.skip(f"cannot loop-mount a test filesystem: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        for _ in range(20):
+            r = _run(["umount", str(mnt)])
+            if r.returncode == 0:
+                break
+            time.sleep(0.25)
+        else:
+            _run(["umount", "-l", str(mnt)])  # detach anyway; freed once unused
+        img.unlink(missing_ok=True)
+
+
+def _free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def _value(seq):
+    head = f"v{seq:08d}-".encode()
+    return head + bytes([97 + seq % 26]) * (RECORD_SIZE - len(head))
+
+
+def _produce(p, topic, seqs, timeout=60):
+    """Produce values for ``seqs`` to partition 0 and wait for every delivery
+    report. Returns ([(seq, offset) acked], [(seq, KafkaError) failed])."""
+    acked, failed = [], []
+
+    def make_cb(seq):
+        def cb(err, msg):
+            if err is None:
+                acked.append((seq, msg.offset()))
+            else:
+                failed.append((seq, err))
+        return cb
+
+    for seq in seqs:
+        while True:
+            try:
+                p.produce(topic, value=_value(seq), partition=0, on_delivery=make_cb(seq))
+                break
+            except BufferError:
+                p.poll(0.05)
+    left = p.flush(timeout)
+    assert left == 0, f"{left} records still undelivered {timeout}s after producing them"
+    assert len(acked) + len(failed) == len(seqs)
+    return acked, failed
+
+
+def _check_segment_file(broker, topic, n, ctx):
+    """Look at the bytes on disk: the (single) segment holds batches for
+    offsets 0..n-1 and nothing but zero padding after them, i.e. the bytes
+    of the failed writes were cut off."""
+    segs = sorted((broker.data_dir / f"{topic}-0").glob("*.log"))
+    assert len(segs) == 1, f"{ctx}: expected one segment, got {[s.name for s in segs]}"
+    data = segs[0].read_bytes()
+    pos = 0
+    while pos + 12 <= len(data):
+        _base, length = struct.unpack_from(">qi", data, pos)
+        if length == 0 or pos + 12 + length > len(data):
+            break
+        pos += 12 + length
+    last = kw.decode_record_batches(data[:pos])[-1]["offset"] if pos else -1
+    garbage = len(data) - pos - data[pos:].count(0)
+    assert last == n - 1 and garbage == 0, (
+        f"{ctx}: {segs[0].name} ({len(data)} bytes) has batches up to offset {last} "
+        f"(expected {n - 1}) ending at byte {pos}, then {garbage} non-zero bytes")
+
+
+def _check_log(broker, topic, acked, ctx):
+    """The partition holds exactly the acknowledged records: offsets
+    0..n-1, byte-identical, and the high watermark is n."""
+    got = h.consume_all(broker, topic, [0], timeout=60, expect=len(acked))
+    stored = {o: v for _k, v, _p, o, _ts in got}
+    missing = sorted(set(acked) - set(stored))
+    wrong = sorted(o for o in acked if o in stored and stored[o] != acked[o])
+    extra = sorted(set(stored) - set(acked))
+    assert not missing and not wrong and not extra, (
+        f"{ctx}: {len(missing)} acknowledged records missing (first {missing[:5]}), "
+        f"{len(wrong)} with different bytes (first {wrong[:5]}), {len(extra)} records "
+        f"that were never acknowledged (first {[(o, stored[o][:12]) for o in extra[:5]]})")
+    assert sorted(acked) == list(range(len(acked))), \
+        f"{ctx}: acknowledged offsets are not dense 0..{len(acked)}"
+    c = h.consumer(broker)
+    try:
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+    finally:
+        c.close()
+    assert (lo, hi) == (0, len(acked)), \
+        f"{ctx}: watermarks {(lo, hi)}, expected (0, {len(acked)})"
+
+
+@pytest.mark.timeout(180)
+def test_disk_full_fails_produce_then_recovers(small_fs, broker_factory):
+    broker = broker_factory(data_dir=small_fs / "data")
+    topic = h.unique("full")
+    h.create_topic(broker, topic, 1)
+
+    free = _free_bytes(small_fs)
+    filler = small_fs / "filler"
+    with open(filler, "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, free - LEAVE_FREE)
+    print(f"filesystem: {free} bytes free, filler takes {free - LEAVE_FREE}, "
+          f"{_free_bytes(small_fs)} left")
+
+    p = h.producer(broker, acks="all", retries=0, **{
+        "enable.idempotence": False,
+        "linger.ms": 5,
+        "message.timeout.ms": 30000,
+        "request.timeout.ms": 20000,
+    })
+    acked = {}  # offset -> value
+    failures = []
+    seq = 0
+    max_seq = 4 * (LEAVE_FREE // RECORD_SIZE)  # far more than fits
+    t0 = time.monotonic()
+    while not failures:
+        assert seq < max_seq, (
+            f"no produce failed after {seq} records of {RECORD_SIZE} bytes with only "
+            f"{LEAVE_FREE} bytes free; free now {_free_bytes(small_fs)}")
+        ok, failed = _produce(p, topic, range(seq, seq + PRODUCE_CHUNK))
+        for s, off in ok:
+            assert off not in acked, f"offset {off} acknowledged twice"
+            acked[off] = _value(s)
+        failures += failed
+        seq += PRODUCE_CHUNK
+    codes = {e.code() for _s, e in failures}
+    print(f"disk full after {time.monotonic() - t0:.1f}s: {len(acked)} records acked, "
+          f"{len(failures)} failed; first error: {failures[0][1]}")
+    assert codes == {KafkaError.KAFKA_STORAGE_ERROR}, (
+        f"expected only KAFKA_STORAGE_ERROR (56) failures, got codes {sorted(codes)}: "
+        f"{[str(e) for _s, e in failures[:3]]}")
+    assert KafkaError.KAFKA_STORAGE_ERROR == 56
+    broker.assert_alive()
+    assert acked, "no record was acknowledged before the disk filled"
+
+    # Still full: each further produce either fits into what is left or fails
+    # with 56 (the log end was rolled back, so the next one simply tries
+    # again); none hangs, offsets stay dense, the broker keeps running.
+    failed_attempts = 0
+    attempts = 0
+    while failed_attempts < 3:
+        attempts += 1
+        assert attempts <= 100, \
+            f"disk never full again: {attempts} produces of 10 records after the first failure"
+        ok, failed = _produce(p, topic, range(seq, seq + 10), timeout=30)
+        for s, off in ok:
+            assert off not in acked, f"offset {off} acknowledged twice"
+            acked[off] = _value(s)
+        for _s, e in failed:
+            assert e.code() == KafkaError.KAFKA_STORAGE_ERROR, \
+                f"produce on a full disk failed with {e} (code {e.code()}), expected 56"
+        failed_attempts += bool(failed)
+        seq += 10
+    print(f"{attempts} more produces of 10 records while full, {failed_attempts} failed; "
+          f"{len(acked)} records acked")
+    broker.assert_alive()
+
+    # fetches of existing data keep working while the disk is full
+    _check_log(broker, topic, acked, "disk full")
+    _check_segment_file(broker, topic, len(acked), "disk full")
+
+    # free space: production resumes at the next offset
+    filler.unlink()
+    n = len(acked)
+    ok, failed = _produce(p, topic, range(seq, seq + 50))
+    assert not failed, \
+        f"produce still fails after freeing space: {[str(e) for _s, e in failed[:3]]}"
+    offsets = sorted(off for _s, off in ok)
+    assert offsets == list(range(n, n + 50)), \
+        f"after freeing space records went to offsets {offsets[:3]}..{offsets[-3:]}, expected {n}.."
+    for s, off in ok:
+        acked[off] = _value(s)
+    seq += 50
+    _check_log(broker, topic, acked, "after freeing space")
+    p.flush(5)
+    del p
+
+    # nothing failed comes back after a crash and restart
+    broker.kill9()
+    broker.restart()
+    h.wait_topic(broker, topic, 1)
+    log = h.broker_log_since_last_start(broker)
+    torn = [ln for ln in log.splitlines() if TRUNCATION_MSG in ln]
+    assert not torn, f"restart after the disk-full episode found a damaged log: {torn}"
+    _check_log(broker, topic, acked, "after kill -9 and restart")
+    _check_segment_file(broker, topic, len(acked), "after kill -9 and restart")
+    print(f"{len(acked)} records acked in total; all present after restart")

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Append throughput of one shard with fdatasync before every acknowledgement,
+# side by side with fio's sequential direct writes on the same disk (the
+# physical limit), in one run. Usage: scripts/bench-append.sh [DIR] [SECONDS]
+# DIR must be on the disk under test (default: ./bench-data); needs fio.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+DIR="${1:-$PWD/bench-data}"
+SECS="${2:-10}"
+PORT=29392
+mkdir -p "$DIR"
+command -v fio >/dev/null || { echo "fio is needed (apt-get install fio)" >&2; exit 1; }
+cargo build --release -q -p sluice -p bench-harness
+
+fio_mib() { # $1: extra fio flags
+    fio --name=seq --filename="$DIR/fio.dat" --size=4G --bs=1M --rw=write --direct=1 --ioengine=io_uring \
+        --iodepth=4 --runtime="$SECS" --time_based $1 --output-format=terse --terse-version=3 2>/dev/null |
+        awk -F';' '{printf "%.1f", $48/1024}'
+    rm -f "$DIR/fio.dat"
+}
+
+FIO_RAW=$(fio_mib "")
+FIO_SYNC=$(fio_mib "--fdatasync=1")
+
+rm -rf "$DIR/sluice"
+target/release/sluice broker --data-dir "$DIR/sluice" --host 127.0.0.1 --port $PORT --shards 1 \
+    > "$DIR/broker.log" 2>&1 &
+BROKER=$!
+trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$DIR/sluice"' EXIT
+sleep 1
+RESULTS=()
+for parts in 1 4; do
+    line=$(target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "append-$parts" \
+        --partitions $parts --duration "$SECS" --inflight 16 --batch-records 256 | tail -1)
+    mib=$(sed -E 's/.* ([0-9.]+) MiB\/s.*/\1/' <<<"$line")
+    RESULTS+=("$parts $mib")
+    echo "$line"
+done
+echo "fio sequential direct 1 MiB writes:            $FIO_RAW MiB/s"
+echo "fio same, fdatasync after every write:         $FIO_SYNC MiB/s"
+for r in "${RESULTS[@]}"; do
+    set -- $r
+    awk -v p="$1" -v m="$2" -v raw="$FIO_RAW" -v sync="$FIO_SYNC" 'BEGIN {
+        printf "sluice 1 shard, %d partition(s), acks=all:   %.1f MiB/s = %.0f%% of fio, %.0f%% of fio+fdatasync\n",
+            p, m, 100*m/raw, 100*m/sync }'
+done

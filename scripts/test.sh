@@ -11,11 +11,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
 
-echo "==> cargo build --release"
-cargo build --release
+echo "==> cargo build --release --workspace"
+cargo build --release --workspace
 
-echo "==> cargo test --release"
-cargo test --release
+echo "==> cargo test --release --workspace"
+cargo test --release --workspace
 
 VENV="$ROOT/.venv"
 REQ="$ROOT/tests/e2e/requirements.txt"

@@ -90,7 +90,12 @@ fn produce(args: ProduceArgs) -> Result<(), wire::BenchError> {
         let now = Instant::now();
         let total = records.load(Ordering::Relaxed);
         let rate = (total - last.0) as f64 / (now - last.1).as_secs_f64();
-        println!("{:>6.1}s  {:>10.0} rec/s  {:>8.1} MiB/s", (now - start).as_secs_f64(), rate, rate * bytes_per_record / 1048576.0);
+        println!(
+            "{:>6.1}s  {:>10.0} rec/s  {:>8.1} MiB/s",
+            (now - start).as_secs_f64(),
+            rate,
+            rate * bytes_per_record / 1048576.0
+        );
         last = (total, now);
     }
     stop.store(true, Ordering::Relaxed);

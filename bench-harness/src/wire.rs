@@ -86,7 +86,12 @@ impl Conn {
     }
 
     /// Creates `topic` unless it exists.
-    pub fn create_topic(&mut self, topic: &str, partitions: i32, configs: &[(String, String)]) -> Result<(), BenchError> {
+    pub fn create_topic(
+        &mut self,
+        topic: &str,
+        partitions: i32,
+        configs: &[(String, String)],
+    ) -> Result<(), BenchError> {
         let t = CreatableTopic::default()
             .with_name(TopicName(StrBytes::from_string(topic.into())))
             .with_num_partitions(partitions)
@@ -136,11 +141,9 @@ impl Conn {
     /// A Produce request frame carrying `batch` to one partition.
     pub fn produce_request(&mut self, topic: &str, partition: i32, acks: i16, batch: &Bytes) -> BytesMut {
         let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.into())))
-                .with_partition_data(vec![
-                    PartitionProduceData::default().with_index(partition).with_records(Some(batch.clone())),
-                ]),
+            TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.into()))).with_partition_data(
+                vec![PartitionProduceData::default().with_index(partition).with_records(Some(batch.clone()))],
+            ),
         ]);
         self.frame(ApiKey::Produce, PRODUCE_V, &req).expect("a produce request encodes")
     }

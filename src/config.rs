@@ -37,6 +37,7 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     ("log.segment.bytes", "1073741824", Kind::Int),
     ("log.roll.ms", "604800000", Kind::Int),
     ("log.index.interval.bytes", "4096", Kind::Int),
+    ("log.preallocate", "false", Kind::Bool),
     // sluice's default is durable before acknowledging: every write synced.
     ("log.flush.interval.messages", "1", Kind::Int),
     ("log.flush.interval.ms", "9223372036854775807", Kind::Int),
@@ -58,6 +59,7 @@ const TOPIC_KEYS: &[(&str, &str, Kind)] = &[
     ("segment.bytes", "log.segment.bytes", Kind::Int),
     ("segment.ms", "log.roll.ms", Kind::Int),
     ("index.interval.bytes", "log.index.interval.bytes", Kind::Int),
+    ("preallocate", "log.preallocate", Kind::Bool),
     ("flush.messages", "log.flush.interval.messages", Kind::Int),
     ("flush.ms", "log.flush.interval.ms", Kind::Int),
     ("max.message.bytes", "message.max.bytes", Kind::Int),
@@ -201,6 +203,15 @@ impl BrokerSettings {
                 }
             })
             .collect()
+    }
+
+    /// The effective value of a topic setting, as text.
+    pub fn topic_text<'a>(&'a self, overrides: &'a BTreeMap<String, String>, key: &str) -> &'a str {
+        if let Some(v) = overrides.get(key) {
+            return v;
+        }
+        let (_, broker_key, _) = TOPIC_KEYS.iter().find(|(k, _, _)| *k == key).expect("known topic key");
+        self.get(broker_key)
     }
 
     /// The effective value of a topic setting.

@@ -115,6 +115,8 @@ impl ShardCtx {
         let limits = Limits {
             segment_bytes: self.settings.topic_value(&topic.configs, "segment.bytes").max(4096) as u64,
             index_interval: self.settings.topic_value(&topic.configs, "index.interval.bytes").max(1) as u64,
+            segment_ms: self.settings.topic_value(&topic.configs, "segment.ms").max(1),
+            preallocate: self.settings.topic_text(&topic.configs, "preallocate") == "true",
             flush_messages: self.settings.topic_value(&topic.configs, "flush.messages").max(1),
             flush_ms: self.settings.topic_value(&topic.configs, "flush.ms").max(0),
         };

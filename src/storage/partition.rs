@@ -41,6 +41,11 @@ pub struct Limits {
     pub segment_bytes: u64,
     /// Log bytes between sparse index entries (`index.interval.bytes`).
     pub index_interval: u64,
+    /// Roll a segment once its first batch is this old (`segment.ms`).
+    pub segment_ms: i64,
+    /// Reserve `segment.bytes` on disk when a segment is created
+    /// (`preallocate`), so a full disk shows at roll time, not mid-segment.
+    pub preallocate: bool,
     /// fdatasync once this many messages are unsynced (`flush.messages`).
     pub flush_messages: i64,
     /// ... or once the last sync is this old (`flush.ms`).
@@ -98,6 +103,9 @@ struct State {
     write_segment: i64,
     /// Logical end of `write_segment`, pending bytes included.
     write_pos: u64,
+    /// When `write_segment` got its first batch (wall clock, ms): it rolls
+    /// once this is `segment.ms` old.
+    write_segment_since_ms: i64,
     /// Durable bytes of the active segment's last partial page, rewritten
     /// with the next write because direct I/O writes whole pages.
     tail: Vec<u8>,
@@ -187,6 +195,9 @@ impl PartitionLog {
             }
         }
         let active = segments.last().expect("at least one segment");
+        if active.size == 0 && limits.preallocate {
+            active.file.pre_allocate(limits.segment_bytes, true).await.map_err(io::Error::from)?;
+        }
         let tail_start = active.size / PAGE * PAGE;
         let tail = if active.size > tail_start {
             active
@@ -207,6 +218,7 @@ impl PartitionLog {
         }
         let state = State {
             write_segment: active.base_offset,
+            write_segment_since_ms: active.index.times.first().map_or_else(now_ms, |t| t.timestamp.min(now_ms())),
             write_pos: active.size,
             segments,
             next_offset: expected,
@@ -257,9 +269,16 @@ impl PartitionLog {
             let bytes = &records[at..at + h.total_len];
             at += h.total_len;
             let len = h.total_len as u64;
-            if st.write_pos > 0 && st.write_pos + len > self.limits.segment_bytes {
+            let now = now_ms();
+            if st.write_pos == 0 {
+                st.write_segment_since_ms = now;
+            }
+            let too_big = st.write_pos + len > self.limits.segment_bytes;
+            let too_old = now.saturating_sub(st.write_segment_since_ms) >= self.limits.segment_ms;
+            if st.write_pos > 0 && (too_big || too_old) {
                 st.write_segment = st.next_offset;
                 st.write_pos = 0;
+                st.write_segment_since_ms = now;
             }
             let (segment_base, position, offset) = (st.write_segment, st.write_pos, st.next_offset);
             if st.pending.back().is_none_or(|c| c.segment_base != segment_base) {
@@ -389,6 +408,11 @@ impl PartitionLog {
             }
             let path = segment::log_path(&self.dir, chunk.segment_base);
             let file = segment::open_file(&path).await?;
+            if self.limits.preallocate {
+                // KEEP_SIZE: blocks are reserved but the file's size stays
+                // its logical size, which recovery relies on.
+                file.pre_allocate(self.limits.segment_bytes, true).await.map_err(io::Error::from)?;
+            }
             let mut st = self.state.borrow_mut();
             st.segments.push(Segment {
                 base_offset: chunk.segment_base,
@@ -788,6 +812,11 @@ async fn recover_segment(
         }
     }
     Ok(scan)
+}
+
+/// Wall-clock time in milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn concat(parts: Vec<Bytes>) -> Bytes {

@@ -137,3 +137,26 @@ def test_segments_roll_and_survive_restart(broker):
         assert {o: v for _k, v, _p, o, _ts in got} == by_offset, f"round {rnd}"
         broker.kill9()
         broker.restart()
+
+
+def test_segment_ms_rolls_by_age_and_preallocate_keeps_logical_size(broker):
+    """segment.ms rolls a segment once its first batch is that old;
+    preallocate reserves segment.bytes without changing the file's size."""
+    topic = h.unique("age")
+    h.create_topic(broker, topic, 1, config={"segment.ms": "300", "preallocate": "true",
+                                             "segment.bytes": str(8 << 20)})
+    pdir = broker.data_dir / f"{topic}-0"
+    acked = []
+    for i in range(3):
+        acked += h.produce_records(broker, topic, [(None, f"v{i}".encode(), 0)])
+        time.sleep(0.5)
+    segs = sorted(p.name for p in pdir.glob("*.log"))
+    assert len(segs) == 3, f"one segment per 300 ms-apart batch: {segs}"
+    active = pdir / segs[-1]
+    st = active.stat()
+    assert st.st_size < 4096 * 2, f"logical size kept: {st.st_size}"
+    assert st.st_blocks * 512 >= 8 << 20, f"space reserved: {st.st_blocks * 512} bytes"
+    broker.kill9()
+    broker.restart()
+    got = h.consume_all(broker, topic, [0], expect=3)
+    assert [v for _k, v, *_r in got] == [b"v0", b"v1", b"v2"]

@@ -38,6 +38,7 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     ("log.roll.ms", "604800000", Kind::Int),
     ("log.index.interval.bytes", "4096", Kind::Int),
     ("log.preallocate", "false", Kind::Bool),
+    ("log.cleaner.delete.retention.ms", "86400000", Kind::Int),
     // sluice's default is durable before acknowledging: every write synced.
     ("log.flush.interval.messages", "1", Kind::Int),
     ("log.flush.interval.ms", "9223372036854775807", Kind::Int),
@@ -60,6 +61,7 @@ const TOPIC_KEYS: &[(&str, &str, Kind)] = &[
     ("segment.ms", "log.roll.ms", Kind::Int),
     ("index.interval.bytes", "log.index.interval.bytes", Kind::Int),
     ("preallocate", "log.preallocate", Kind::Bool),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms", Kind::Int),
     ("flush.messages", "log.flush.interval.messages", Kind::Int),
     ("flush.ms", "log.flush.interval.ms", Kind::Int),
     ("max.message.bytes", "message.max.bytes", Kind::Int),

@@ -1,6 +1,7 @@
-//! The shard's background retention pass: every
-//! `log.retention.check.interval.ms`, each owned partition drops the oldest
-//! segments its topic's `retention.ms` / `retention.bytes` no longer keep.
+//! The shard's background cleanup pass: every
+//! `log.retention.check.interval.ms`, each owned partition of a `delete`
+//! topic drops the oldest segments its `retention.ms` / `retention.bytes` no
+//! longer keep, and each partition of a `compact` topic is compacted.
 //! It runs in its own low-priority task queue, so request handling comes
 //! first.
 
@@ -22,16 +23,22 @@ pub async fn run(ctx: Rc<ShardCtx>) {
         glommio::timer::sleep(interval).await;
         let meta = ctx.snapshot.load_full();
         for topic in meta.topics.values() {
+            let policy = ctx.settings.topic_text(&topic.configs, "cleanup.policy");
+            let (delete, compact) = (policy.contains("delete"), policy.contains("compact"));
             let retention_ms = ctx.settings.topic_value(&topic.configs, "retention.ms");
             let retention_bytes = ctx.settings.topic_value(&topic.configs, "retention.bytes");
-            if retention_ms < 0 && retention_bytes < 0 {
-                continue;
-            }
+            let tombstones_until = now_ms() - ctx.settings.topic_value(&topic.configs, "delete.retention.ms");
             for p in 0..topic.leaders.len() as i32 {
                 let Some(log) = ctx.partition(topic, p) else {
                     continue;
                 };
-                if let Err(e) = log.enforce_retention(now_ms(), retention_ms, retention_bytes).await {
+                if compact && let Err(e) = log.compact(tombstones_until).await {
+                    error!(topic = %topic.name, partition = p, "compaction failed: {e}");
+                }
+                if delete
+                    && (retention_ms >= 0 || retention_bytes >= 0)
+                    && let Err(e) = log.enforce_retention(now_ms(), retention_ms, retention_bytes).await
+                {
                     error!(topic = %topic.name, partition = p, "retention pass failed: {e}");
                 }
             }

@@ -88,9 +88,9 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     }
     let last_offset_delta = i32_at(buf, LAST_OFFSET_DELTA);
     let record_count = i32_at(buf, RECORD_COUNT);
-    // Offsets are assigned per batch: a count that disagrees with the offset
-    // delta would give records offsets that overlap the next batch's.
-    if record_count <= 0 || i64::from(record_count) != i64::from(last_offset_delta) + 1 {
+    // Compaction removes records from stored batches while keeping their
+    // offset span, so a stored batch may hold fewer records than its span.
+    if record_count < 0 || last_offset_delta < 0 || i64::from(record_count) > i64::from(last_offset_delta) + 1 {
         return Err(BatchError::Count { count: record_count, delta: last_offset_delta });
     }
     Ok(BatchHeader {
@@ -158,6 +158,12 @@ pub fn validate_all(mut buf: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
     }
     while !buf.is_empty() {
         let h = validate(buf)?;
+        // Offsets are assigned per batch: a produced batch must hold exactly
+        // the records its offset span says, or its records' offsets would
+        // overlap the next batch's.
+        if h.record_count == 0 || i64::from(h.record_count) != i64::from(h.last_offset_delta) + 1 {
+            return Err(BatchError::Count { count: h.record_count, delta: h.last_offset_delta });
+        }
         buf = &buf[h.total_len..];
         headers.push(h);
     }
@@ -295,6 +301,13 @@ pub(crate) mod tests {
         let crc = crc32c::crc32c(&c[21..]);
         c[17..21].copy_from_slice(&crc.to_be_bytes());
         assert_eq!(validate(&c), Err(BatchError::Count { count: 2, delta: 0 }));
+        // fewer records than the span: a compacted stored batch, but not a produced one
+        let mut f = b.clone();
+        f[23..27].copy_from_slice(&5i32.to_be_bytes());
+        let crc = crc32c::crc32c(&f[21..]);
+        f[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(validate(&f).is_ok());
+        assert_eq!(validate_all(&f), Err(BatchError::Count { count: 2, delta: 5 }));
         assert!(validate_all(&[]).is_err());
     }
 

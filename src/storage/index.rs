@@ -64,7 +64,7 @@ impl SegmentIndex {
 
     /// Records the next batch of the segment (batches come in log order).
     pub fn append(&mut self, e: &BatchEntry, interval: u64) {
-        debug_assert!(self.next_offset.is_none_or(|n| n == e.base_offset), "batches are indexed in order");
+        debug_assert!(self.next_offset.is_none_or(|n| n <= e.base_offset), "batches are indexed in order");
         if self.offsets.is_empty() || self.bytes_since_entry >= interval {
             self.offsets.push(OffsetEntry { offset: e.base_offset, position: e.position });
             self.bytes_since_entry = 0;

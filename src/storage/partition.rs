@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::cache::BatchCache;
 use super::cache_budget::CacheBudget;
+use super::compaction;
 use super::index::{BatchEntry, SegmentIndex};
 use super::index_file;
 use super::partition_dir;
@@ -158,9 +159,10 @@ impl PartitionLog {
         let mut expected = bases[0];
         let mut cut_at = None;
         for (i, &base) in bases.iter().enumerate() {
-            if base != expected {
-                // A segment whose name does not continue the log cannot be
+            if base < expected {
+                // A segment whose name overlaps the log before it cannot be
                 // appended to under that name: it and all later ones go.
+                // (A gap is fine: compaction can empty a segment's tail.)
                 warn!(dir = %dir.display(), segment = base, expected, "segment does not continue the log");
                 cut_at = Some(i);
                 break;
@@ -592,7 +594,7 @@ impl PartitionLog {
     /// `max_bytes`; with `min_one`, at least one batch even if it is larger
     /// (KIP-74: only the first partition of a fetch response gets this).
     pub async fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Fetched, ReadError> {
-        let (file, pos, end, hw, start) = {
+        let (segs, hw, start) = {
             let st = self.state.borrow();
             let (hw, start) = (st.high_watermark, st.log_start_offset);
             if offset < start || offset > hw {
@@ -605,16 +607,25 @@ impl PartitionLog {
             if let Some(parts) = st.cache.read(offset, max_bytes, min_one) {
                 return Ok(Fetched { records: concat(parts), ..empty });
             }
-            // The segment holding `offset`, and where its index says to start.
-            let seg = &st.segments[st.segments.partition_point(|s| s.base_offset <= offset) - 1];
-            (seg.file.clone(), seg.index.floor_position(offset), seg.size, hw, start)
+            // The segment holding `offset`, where its index says to start, and
+            // the segments after it (compaction can leave a segment with no
+            // batch at or after `offset`: the read then goes on to the next).
+            let i = st.segments.partition_point(|s| s.base_offset <= offset) - 1;
+            let segs: Vec<(Rc<DmaFile>, u64, u64)> = st.segments[i..]
+                .iter()
+                .enumerate()
+                .map(|(k, s)| (s.file.clone(), if k == 0 { s.index.floor_position(offset) } else { 0 }, s.size))
+                .collect();
+            (segs, hw, start)
         };
         let io_err = |e: io::Error| ReadError::Io(e.to_string());
-        let Some((at, first)) = walk::find(&file, pos, end, |p| p.last_offset >= offset).await.map_err(io_err)? else {
-            return Ok(Fetched { records: Bytes::new(), high_watermark: hw, log_start_offset: start });
-        };
-        let records = walk::read_from(&file, at, &first, end, max_bytes, min_one).await.map_err(io_err)?;
-        Ok(Fetched { records, high_watermark: hw, log_start_offset: start })
+        for (file, pos, end) in segs {
+            if let Some((at, first)) = walk::find(&file, pos, end, |p| p.last_offset >= offset).await.map_err(io_err)? {
+                let records = walk::read_from(&file, at, &first, end, max_bytes, min_one).await.map_err(io_err)?;
+                return Ok(Fetched { records, high_watermark: hw, log_start_offset: start });
+            }
+        }
+        Ok(Fetched { records: Bytes::new(), high_watermark: hw, log_start_offset: start })
     }
 
     /// Deletes the oldest sealed segments that `retention.ms` (against the
@@ -652,6 +663,83 @@ impl PartitionLog {
             self.advance_start(target).await.map_err(|e| ReadError::Io(e.to_string()))?;
         }
         Ok(self.log_start_offset())
+    }
+
+    /// Compacts the sealed segments (`cleanup.policy=compact`): every record
+    /// not the latest of its key, and tombstones older than
+    /// `tombstone_cutoff_ms`, go. Each changed segment is rewritten to a new
+    /// file that atomically replaces the old one; reads in flight keep the
+    /// old file open. The active segment is left alone, as in Kafka. Returns
+    /// how many segments were rewritten.
+    pub async fn compact(&self, tombstone_cutoff_ms: i64) -> io::Result<usize> {
+        // One segment-list change at a time (retention, DeleteRecords).
+        let _serial = self.start_moves.acquire_permit(1).await.map_err(io::Error::from)?;
+        let segments: Vec<(i64, Rc<DmaFile>, u64)> = {
+            let st = self.state.borrow();
+            st.segments.iter().map(|s| (s.base_offset, s.file.clone(), s.size)).collect()
+        };
+        if segments.len() < 2 {
+            return Ok(0);
+        }
+        let mut latest = compaction::LatestByKey::new();
+        for (_, file, size) in &segments {
+            walk::for_each(file, 0, *size, |_, b| compaction::note_keys(&mut latest, b)).await?;
+        }
+        let mut rewritten = 0;
+        for (base, file, size) in &segments[..segments.len() - 1] {
+            let mut out = Vec::with_capacity(*size as usize);
+            walk::for_each(file, 0, *size, |_, b| {
+                if let Some(kept) = compaction::clean_batch(&latest, b, tombstone_cutoff_ms) {
+                    out.extend_from_slice(&kept);
+                }
+            })
+            .await?;
+            if out.len() as u64 == *size {
+                continue;
+            }
+            let mut index = SegmentIndex::new();
+            let mut pos = 0usize;
+            while let Some(p) = batch::peek(&out[pos..]) {
+                let e = BatchEntry {
+                    base_offset: p.base_offset,
+                    last_offset: p.last_offset,
+                    max_timestamp: p.max_timestamp,
+                    segment_base: *base,
+                    position: pos as u64,
+                    len: p.total_len as u32,
+                };
+                index.append(&e, self.limits.index_interval);
+                pos += p.total_len;
+            }
+            let (dir, base, len, ix) = (self.dir.clone(), *base, out.len() as u64, index.clone());
+            glommio::executor()
+                .spawn_blocking(move || -> io::Result<()> {
+                    let path = segment::log_path(&dir, base);
+                    let tmp = path.with_extension("cleaned");
+                    std::fs::write(&tmp, &out)?;
+                    std::fs::File::open(&tmp)?.sync_all()?;
+                    std::fs::rename(&tmp, &path)?;
+                    partition_dir::sync_dir(&dir)?;
+                    index_file::write(&dir, base, &ix)
+                })
+                .await?;
+            let new_file = segment::open_file(&segment::log_path(&self.dir, base)).await?;
+            let mut st = self.state.borrow_mut();
+            let last = st.segments.len() - 1;
+            if let Some(seg) = st.segments[..last].iter_mut().find(|s| s.base_offset == base) {
+                seg.file = Rc::new(new_file);
+                seg.size = len;
+                seg.index = index;
+            }
+            rewritten += 1;
+        }
+        if rewritten > 0 {
+            // The cache holds batches as produced; readers now get the
+            // compacted ones from the segments.
+            self.state.borrow_mut().cache.clear();
+            info!(dir = %self.dir.display(), segments = rewritten, keys = latest.len(), "compacted");
+        }
+        Ok(rewritten)
     }
 
     /// Moves the log start offset to `new_start` (persisted first), then

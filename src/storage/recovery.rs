@@ -117,7 +117,8 @@ pub async fn scan(
             batch::parse_header(w.slice(pos, total))
         };
         match checked {
-            Ok(h) if h.base_offset == expected => {
+            // `>=`: compaction may leave gaps between batches.
+            Ok(h) if h.base_offset >= expected => {
                 index.append(
                     &BatchEntry {
                         base_offset: h.base_offset,

@@ -77,3 +77,29 @@ pub async fn read_from(
     }
     Ok(Bytes::copy_from_slice(&buf[..cut]))
 }
+
+/// Calls `f(position, batch)` for every whole batch in `[start, end)`, in
+/// order, reading the file in bounded windows (compaction's full pass).
+pub async fn for_each(file: &DmaFile, start: u64, end: u64, mut f: impl FnMut(u64, &[u8])) -> io::Result<()> {
+    const WINDOW: usize = 1 << 20;
+    let mut pos = start;
+    while pos < end {
+        let head = file.read_at(pos, HEADER_LEN.min((end - pos) as usize)).await?;
+        let p = batch::peek(&head).ok_or_else(|| corrupt(pos))?;
+        let len = ((end - pos) as usize).min(WINDOW.max(p.total_len));
+        let buf = file.read_at(pos, len).await?;
+        let mut rel = 0usize;
+        while let Some(p) = batch::peek(&buf[rel..]) {
+            if rel + p.total_len > buf.len() {
+                break;
+            }
+            f(pos + rel as u64, &buf[rel..rel + p.total_len]);
+            rel += p.total_len;
+        }
+        if rel == 0 {
+            return Err(corrupt(pos));
+        }
+        pos += rel as u64;
+    }
+    Ok(())
+}

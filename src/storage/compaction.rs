@@ -1,0 +1,225 @@
+//! Log compaction (`cleanup.policy=compact`): keep only the latest record of
+//! each key in the sealed segments, and drop tombstones (null values) once
+//! they are `delete.retention.ms` old. Offsets never change: a batch keeps its
+//! base offset and `lastOffsetDelta` and loses records in between, and a
+//! batch left empty is dropped, so the log may have offset gaps, as Kafka's
+//! does. Records are decoded only here, never on the produce/fetch path, and
+//! only uncompressed batches are cleaned (compressed ones are kept whole).
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
+
+/// One record of an uncompressed batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordView {
+    /// Its offset.
+    pub offset: i64,
+    /// Its key (`None`: null key).
+    pub key: Option<Vec<u8>>,
+    /// Null value: a delete marker for its key.
+    pub tombstone: bool,
+    /// Where its bytes sit inside the batch.
+    pub range: Range<usize>,
+}
+
+fn varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut value: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let byte = *buf.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+/// The records of an uncompressed batch; `None` for a compressed or
+/// malformed one (which compaction then keeps as it is).
+pub fn records(batch_bytes: &[u8], h: &BatchHeader) -> Option<Vec<RecordView>> {
+    if batch::is_compressed(h.attributes) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(h.record_count as usize);
+    let mut pos = HEADER_LEN;
+    for _ in 0..h.record_count {
+        let len = usize::try_from(varint(batch_bytes, &mut pos)?).ok()?;
+        let start = pos;
+        let end = start.checked_add(len).filter(|&e| e <= batch_bytes.len())?;
+        let mut p = start + 1; // attributes
+        varint(batch_bytes, &mut p)?; // timestamp delta
+        let offset_delta = varint(batch_bytes, &mut p)?;
+        let key_len = varint(batch_bytes, &mut p)?;
+        let key = if key_len < 0 {
+            None
+        } else {
+            let k = batch_bytes.get(p..p + key_len as usize)?.to_vec();
+            p += key_len as usize;
+            Some(k)
+        };
+        let value_len = varint(batch_bytes, &mut p)?;
+        // The record's own length prefix is part of what is kept.
+        let prefix = varint_len(len as i64);
+        out.push(RecordView {
+            offset: h.base_offset + offset_delta,
+            key,
+            tombstone: value_len < 0,
+            range: start - prefix..end,
+        });
+        pos = end;
+    }
+    Some(out)
+}
+
+fn varint_len(v: i64) -> usize {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    let mut n = 1;
+    while z >= 0x80 {
+        z >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// A batch holding only the records at `keep` (ranges into `batch_bytes`),
+/// with length, record count and CRC-32C fixed; base offset, last offset
+/// delta and timestamps unchanged.
+pub fn rebuild(batch_bytes: &[u8], keep: &[Range<usize>]) -> Vec<u8> {
+    let mut out = batch_bytes[..HEADER_LEN].to_vec();
+    for r in keep {
+        out.extend_from_slice(&batch_bytes[r.clone()]);
+    }
+    let batch_length = (out.len() - batch::LOG_OVERHEAD) as i32;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    out[57..61].copy_from_slice(&(keep.len() as i32).to_be_bytes());
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Latest offset of every key seen so far.
+pub type LatestByKey = HashMap<Vec<u8>, i64>;
+
+/// Records the keys of one batch into `latest`.
+pub fn note_keys(latest: &mut LatestByKey, batch_bytes: &[u8]) {
+    let Ok(h) = batch::parse_header(batch_bytes) else {
+        return;
+    };
+    for r in records(batch_bytes, &h).unwrap_or_default() {
+        if let Some(k) = r.key {
+            latest.insert(k, r.offset);
+        }
+    }
+}
+
+/// The cleaned form of one batch: `None` to drop it, or its bytes (the same
+/// bytes when nothing goes). A record stays if it has no key, is the latest
+/// of its key, and is not a tombstone older than `tombstone_cutoff_ms`.
+pub fn clean_batch(latest: &LatestByKey, batch_bytes: &[u8], tombstone_cutoff_ms: i64) -> Option<Vec<u8>> {
+    let Ok(h) = batch::parse_header(batch_bytes) else {
+        return Some(batch_bytes.to_vec());
+    };
+    let Some(recs) = records(batch_bytes, &h) else {
+        return Some(batch_bytes.to_vec());
+    };
+    let keep: Vec<Range<usize>> = recs
+        .iter()
+        .filter(|r| match &r.key {
+            None => true,
+            Some(k) => latest.get(k) == Some(&r.offset) && !(r.tombstone && h.max_timestamp < tombstone_cutoff_ms),
+        })
+        .map(|r| r.range.clone())
+        .collect();
+    match keep.len() {
+        0 => None,
+        n if n == recs.len() => Some(batch_bytes.to_vec()),
+        _ => Some(rebuild(batch_bytes, &keep)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zig(v: i64) -> Vec<u8> {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        let mut out = Vec::new();
+        loop {
+            if z < 0x80 {
+                out.push(z as u8);
+                return out;
+            }
+            out.push((z as u8 & 0x7f) | 0x80);
+            z >>= 7;
+        }
+    }
+
+    /// A batch of (key, value) records at offsets base.. with timestamp ts.
+    fn batch(base: i64, ts: i64, recs: &[(&[u8], Option<&[u8]>)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (i, (k, v)) in recs.iter().enumerate() {
+            let mut r = vec![0u8];
+            r.extend(zig(0));
+            r.extend(zig(i as i64));
+            r.extend(zig(k.len() as i64));
+            r.extend_from_slice(k);
+            match v {
+                Some(v) => {
+                    r.extend(zig(v.len() as i64));
+                    r.extend_from_slice(v);
+                }
+                None => r.extend(zig(-1)),
+            }
+            r.extend(zig(0));
+            body.extend(zig(r.len() as i64));
+            body.extend(r);
+        }
+        let mut b = vec![0u8; HEADER_LEN];
+        b.extend(body);
+        let n = recs.len() as i32;
+        b[0..8].copy_from_slice(&base.to_be_bytes());
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[16] = 2;
+        b[23..27].copy_from_slice(&(n - 1).to_be_bytes());
+        b[27..35].copy_from_slice(&ts.to_be_bytes());
+        b[35..43].copy_from_slice(&ts.to_be_bytes());
+        b[57..61].copy_from_slice(&n.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn keeps_latest_per_key_and_expires_tombstones() {
+        let b1 = batch(0, 100, &[(b"a", Some(b"1")), (b"b", Some(b"1")), (b"a", Some(b"2"))]);
+        let b2 = batch(3, 200, &[(b"b", None), (b"c", Some(b"1"))]);
+        let mut latest = LatestByKey::new();
+        note_keys(&mut latest, &b1);
+        note_keys(&mut latest, &b2);
+        assert_eq!(latest[&b"a".to_vec()], 2);
+        // b1: only a=2 (offset 2) stays; offsets and the batch's span are kept
+        let c1 = clean_batch(&latest, &b1, 0).unwrap();
+        let h = batch::validate(&c1).expect("a valid batch with a correct CRC");
+        assert_eq!((h.base_offset, h.last_offset(), h.record_count), (0, 2, 1));
+        let r = records(&c1, &h).unwrap();
+        assert_eq!((r[0].offset, r[0].key.as_deref()), (2, Some(&b"a"[..])));
+        // b2 unchanged while the tombstone is young, then the tombstone goes
+        assert_eq!(clean_batch(&latest, &b2, 150).unwrap(), b2);
+        let c2 = clean_batch(&latest, &b2, 250).unwrap();
+        let h2 = batch::validate(&c2).unwrap();
+        assert_eq!(records(&c2, &h2).unwrap().iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4]);
+        // a batch whose records are all superseded is dropped
+        let b3 = batch(5, 300, &[(b"c", Some(b"0"))]);
+        let mut l2 = latest.clone();
+        l2.insert(b"c".to_vec(), 9);
+        assert_eq!(clean_batch(&l2, &b3, 0), None);
+    }
+}

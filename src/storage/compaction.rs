@@ -122,7 +122,14 @@ pub fn note_keys(latest: &mut LatestByKey, batch_bytes: &[u8]) {
 /// The cleaned form of one batch: `None` to drop it, or its bytes (the same
 /// bytes when nothing goes). A record stays if it has no key, is the latest
 /// of its key, and is not a tombstone older than `tombstone_cutoff_ms`.
-pub fn clean_batch(latest: &LatestByKey, batch_bytes: &[u8], tombstone_cutoff_ms: i64) -> Option<Vec<u8>> {
+/// `young_tombstones` is set when a tombstone stays only because of its age
+/// (a later pass must look again).
+pub fn clean_batch(
+    latest: &LatestByKey,
+    batch_bytes: &[u8],
+    tombstone_cutoff_ms: i64,
+    young_tombstones: &mut bool,
+) -> Option<Vec<u8>> {
     let Ok(h) = batch::parse_header(batch_bytes) else {
         return Some(batch_bytes.to_vec());
     };
@@ -133,7 +140,13 @@ pub fn clean_batch(latest: &LatestByKey, batch_bytes: &[u8], tombstone_cutoff_ms
         .iter()
         .filter(|r| match &r.key {
             None => true,
-            Some(k) => latest.get(k) == Some(&r.offset) && !(r.tombstone && h.max_timestamp < tombstone_cutoff_ms),
+            Some(k) => {
+                let is_latest = latest.get(k) == Some(&r.offset);
+                if is_latest && r.tombstone && h.max_timestamp >= tombstone_cutoff_ms {
+                    *young_tombstones = true;
+                }
+                is_latest && !(r.tombstone && h.max_timestamp < tombstone_cutoff_ms)
+            }
         })
         .map(|r| r.range.clone())
         .collect();
@@ -206,20 +219,20 @@ mod tests {
         note_keys(&mut latest, &b2);
         assert_eq!(latest[&b"a".to_vec()], 2);
         // b1: only a=2 (offset 2) stays; offsets and the batch's span are kept
-        let c1 = clean_batch(&latest, &b1, 0).unwrap();
+        let c1 = clean_batch(&latest, &b1, 0, &mut false).unwrap();
         let h = batch::validate(&c1).expect("a valid batch with a correct CRC");
         assert_eq!((h.base_offset, h.last_offset(), h.record_count), (0, 2, 1));
         let r = records(&c1, &h).unwrap();
         assert_eq!((r[0].offset, r[0].key.as_deref()), (2, Some(&b"a"[..])));
         // b2 unchanged while the tombstone is young, then the tombstone goes
-        assert_eq!(clean_batch(&latest, &b2, 150).unwrap(), b2);
-        let c2 = clean_batch(&latest, &b2, 250).unwrap();
+        assert_eq!(clean_batch(&latest, &b2, 150, &mut false).unwrap(), b2);
+        let c2 = clean_batch(&latest, &b2, 250, &mut false).unwrap();
         let h2 = batch::validate(&c2).unwrap();
         assert_eq!(records(&c2, &h2).unwrap().iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4]);
         // a batch whose records are all superseded is dropped
         let b3 = batch(5, 300, &[(b"c", Some(b"0"))]);
         let mut l2 = latest.clone();
         l2.insert(b"c".to_vec(), 9);
-        assert_eq!(clean_batch(&l2, &b3, 0), None);
+        assert_eq!(clean_batch(&l2, &b3, 0, &mut false), None);
     }
 }

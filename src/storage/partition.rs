@@ -4,7 +4,7 @@
 //! flight shares the next one (group commit). Only durable batches are
 //! visible to readers: the high watermark is the durable end of the log.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -134,6 +134,10 @@ pub struct PartitionLog {
     start_moves: Semaphore,
     /// The shard's bound on cached batches.
     cache_budget: Rc<CacheBudget>,
+    /// Active segment when compaction last ran, and whether it left
+    /// tombstones that are not old enough to go yet.
+    compacted_at: Cell<Option<i64>>,
+    young_tombstones: Cell<bool>,
     state: RefCell<State>,
 }
 
@@ -243,6 +247,8 @@ impl PartitionLog {
             idle: Rc::new(Notify::default()),
             start_moves: Semaphore::new(1),
             cache_budget,
+            compacted_at: Cell::new(None),
+            young_tombstones: Cell::new(false),
             state: RefCell::new(state),
         }))
     }
@@ -681,6 +687,13 @@ impl PartitionLog {
         if segments.len() < 2 {
             return Ok(0);
         }
+        // Nothing new to clean: no segment sealed since the last pass and no
+        // tombstone waiting to expire. (Kafka's dirty-ratio trigger, simplified.)
+        let active_base = segments[segments.len() - 1].0;
+        if self.compacted_at.get() == Some(active_base) && !self.young_tombstones.get() {
+            return Ok(0);
+        }
+        let mut young_tombstones = false;
         let mut latest = compaction::LatestByKey::new();
         for (_, file, size) in &segments {
             walk::for_each(file, 0, *size, |_, b| compaction::note_keys(&mut latest, b)).await?;
@@ -689,7 +702,7 @@ impl PartitionLog {
         for (base, file, size) in &segments[..segments.len() - 1] {
             let mut out = Vec::with_capacity(*size as usize);
             walk::for_each(file, 0, *size, |_, b| {
-                if let Some(kept) = compaction::clean_batch(&latest, b, tombstone_cutoff_ms) {
+                if let Some(kept) = compaction::clean_batch(&latest, b, tombstone_cutoff_ms, &mut young_tombstones) {
                     out.extend_from_slice(&kept);
                 }
             })
@@ -733,6 +746,8 @@ impl PartitionLog {
             }
             rewritten += 1;
         }
+        self.compacted_at.set(Some(active_base));
+        self.young_tombstones.set(young_tombstones);
         if rewritten > 0 {
             // The cache holds batches as produced; readers now get the
             // compacted ones from the segments.

@@ -33,13 +33,14 @@ pub async fn handle(ctx: &ShardCtx, req: CreateTopicsRequest) -> CreateTopicsRes
                 .collect(),
         })
         .collect();
-    let results = ctx.controller.create_topics(topics, req.validate_only).await;
+    let results = ctx.cfg.controller.create_topics(topics, req.validate_only).await;
     let topics = names
         .into_iter()
         .zip(results)
         .map(|(name, r)| match r {
             Ok(t) => {
                 let configs = ctx
+                    .cfg
                     .settings
                     .topic_entries(&t.configs)
                     .into_iter()

@@ -13,7 +13,7 @@ const BROKER: i8 = 4;
 
 /// Answers DescribeConfigs.
 pub fn handle(ctx: &ShardCtx, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    let meta = ctx.snapshot.load();
+    let meta = ctx.cfg.snapshot.load();
     let results = req
         .resources
         .into_iter()
@@ -23,7 +23,7 @@ pub fn handle(ctx: &ShardCtx, req: DescribeConfigsRequest) -> DescribeConfigsRes
                 .with_resource_name(r.resource_name.clone());
             let entries: Result<Vec<ConfigEntry>, (ErrorCode, String)> = match r.resource_type {
                 TOPIC => match meta.topic(&r.resource_name) {
-                    Some(t) => Ok(ctx.settings.topic_entries(&t.configs)),
+                    Some(t) => Ok(ctx.cfg.settings.topic_entries(&t.configs)),
                     None => Err((
                         ErrorCode::UnknownTopicOrPartition,
                         format!("topic {:?} does not exist", &*r.resource_name),
@@ -33,7 +33,7 @@ pub fn handle(ctx: &ShardCtx, req: DescribeConfigsRequest) -> DescribeConfigsRes
                     let known = r.resource_name.is_empty()
                         || r.resource_name.parse::<i32>().is_ok_and(|n| (0..meta.nodes).contains(&n));
                     if known {
-                        Ok(ctx.settings.entries())
+                        Ok(ctx.cfg.settings.entries())
                     } else {
                         Err((ErrorCode::InvalidRequest, format!("no broker {:?}", &*r.resource_name)))
                     }

@@ -28,9 +28,9 @@ fn partition_error(index: i32, code: ErrorCode) -> PartitionData {
 /// One pass over the requested partitions: the response, the bytes it
 /// carries, and whether any partition has an error (which ends the wait).
 async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
-    let meta = ctx.snapshot.load_full();
+    let meta = ctx.cfg.snapshot.load_full();
     // The broker's `fetch.max.bytes` caps what a client may ask for.
-    let mut budget = (req.max_bytes.max(0) as usize).min(ctx.settings.fetch_max_bytes());
+    let mut budget = (req.max_bytes.max(0) as usize).min(ctx.cfg.settings.fetch_max_bytes());
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
@@ -46,7 +46,7 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
                 partitions.push(partition_error(index, unknown));
                 continue;
             };
-            let owned = topic.leaders.get(index as usize).is_some_and(|&l| l == ctx.node_id);
+            let owned = topic.leaders.get(index as usize).is_some_and(|&l| l == ctx.cfg.node_id);
             let log = if owned { ctx.partition(topic, index) } else { None };
             let Some(log) = log else {
                 any_error = true;

@@ -12,7 +12,7 @@ const EARLIEST: i64 = -2;
 
 /// Answers ListOffsets.
 pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsResponse {
-    let meta = ctx.snapshot.load_full();
+    let meta = ctx.cfg.snapshot.load_full();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let topic = meta.topic(&t.name);
@@ -29,7 +29,7 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
                 partitions.push(base.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
                 continue;
             };
-            let log = if leader == ctx.node_id { ctx.partition(topic, index) } else { None };
+            let log = if leader == ctx.cfg.node_id { ctx.partition(topic, index) } else { None };
             let Some(log) = log else {
                 partitions.push(base.with_error_code(ErrorCode::NotLeaderOrFollower.code()));
                 continue;

@@ -39,13 +39,13 @@ fn error(index: i32, code: ErrorCode, message: Option<String>) -> Outcome {
 /// for acks=0) once every append is durable.
 pub fn handle(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> impl Future<Output = Option<ProduceResponse>> + use<> {
     let acks = req.acks;
-    let meta = ctx.snapshot.load();
+    let meta = ctx.cfg.snapshot.load();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in &req.topic_data {
         let name: &str = &t.name;
         let topic = meta.topic(name);
-        if topic.is_none() && ctx.settings.auto_create_topics() && topic_name::validate(name).is_ok() {
-            let controller = ctx.controller.clone();
+        if topic.is_none() && ctx.cfg.settings.auto_create_topics() && topic_name::validate(name).is_ok() {
+            let controller = ctx.cfg.controller.clone();
             let new = default_topic(name);
             glommio::spawn_local(async move {
                 let _ = controller.create_topics(vec![new], false).await;
@@ -62,7 +62,7 @@ pub fn handle(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> impl Future<Output = O
             } else if let Some(topic) = topic {
                 match topic.leaders.get(index as usize) {
                     None => error(index, ErrorCode::UnknownTopicOrPartition, None),
-                    Some(&leader) if leader != ctx.node_id || index < 0 => {
+                    Some(&leader) if leader != ctx.cfg.node_id || index < 0 => {
                         error(index, ErrorCode::NotLeaderOrFollower, None)
                     }
                     Some(_) => append(ctx, topic, index, p.records.as_deref()),
@@ -127,7 +127,7 @@ fn append(ctx: &ShardCtx, meta: &TopicMeta, index: i32, records: Option<&[u8]>) 
             return error(index, ErrorCode::CorruptMessage, Some(e.to_string()));
         }
     };
-    let max = ctx.settings.topic_value(&meta.configs, "max.message.bytes");
+    let max = ctx.cfg.settings.topic_value(&meta.configs, "max.message.bytes");
     if let Some(h) = headers.iter().find(|h| h.total_len as i64 > max) {
         return error(
             index,

@@ -82,7 +82,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
         writer_done.set(u64::MAX);
         writer_progress.notify_all();
     });
-    let max = ctx.settings.socket_request_max_bytes();
+    let max = ctx.cfg.settings.socket_request_max_bytes();
     let mut reader = stream.clone();
     let mut queued = 0u64;
     loop {

@@ -37,31 +37,6 @@ impl Endpoints {
 /// One topic's owned partition logs, with the topic id they belong to.
 type TopicLogs = (Uuid, Vec<Option<Rc<PartitionLog>>>);
 
-/// A shard's state, shared by its connections (same thread only).
-pub struct ShardCtx {
-    /// This shard's node id.
-    pub node_id: i32,
-    /// Cluster metadata.
-    pub snapshot: Snapshot,
-    /// The controller, for admin changes.
-    pub controller: ControllerHandle,
-    /// Broker settings.
-    pub settings: Arc<BrokerSettings>,
-    /// Advertised addresses.
-    pub endpoints: Arc<Endpoints>,
-    /// Root of the data directory.
-    pub data_dir: PathBuf,
-    /// Signalled whenever a partition's high watermark moves.
-    pub notify: Rc<Notify>,
-    /// The previous run shut down cleanly: index files can be trusted.
-    pub clean_start: bool,
-    /// Bound on this shard's cached batches.
-    pub cache_budget: Rc<CacheBudget>,
-    /// Owned partition logs: topic name -> (topic id, partition index -> log).
-    /// The id tells a re-created topic from the deleted one of the same name.
-    partitions: RefCell<HashMap<String, TopicLogs>>,
-}
-
 /// What a shard starts with (all of it `Send`, to cross into its thread).
 pub struct ShardSetup {
     /// This shard's node id.
@@ -82,21 +57,24 @@ pub struct ShardSetup {
     pub cache_bytes: usize,
 }
 
+/// A shard's state, shared by its connections (same thread only).
+pub struct ShardCtx {
+    /// What the shard was started with.
+    pub cfg: ShardSetup,
+    /// Signalled whenever a partition's high watermark moves.
+    pub notify: Rc<Notify>,
+    /// Bound on this shard's cached batches.
+    pub cache_budget: Rc<CacheBudget>,
+    /// Owned partition logs: topic name -> (topic id, partition index -> log).
+    /// The id tells a re-created topic from the deleted one of the same name.
+    partitions: RefCell<HashMap<String, TopicLogs>>,
+}
+
 impl ShardCtx {
     /// A shard context with no partitions open yet.
-    pub fn new(s: ShardSetup) -> Self {
-        Self {
-            node_id: s.node_id,
-            snapshot: s.snapshot,
-            controller: s.controller,
-            settings: s.settings,
-            endpoints: s.endpoints,
-            data_dir: s.data_dir,
-            notify: Rc::new(Notify::default()),
-            clean_start: s.clean_start,
-            cache_budget: Rc::new(CacheBudget::new(s.cache_bytes)),
-            partitions: RefCell::new(HashMap::new()),
-        }
+    pub fn new(cfg: ShardSetup) -> Self {
+        let cache_budget = Rc::new(CacheBudget::new(cfg.cache_bytes));
+        Self { cfg, notify: Rc::new(Notify::default()), cache_budget, partitions: RefCell::new(HashMap::new()) }
     }
 
     /// The log of an owned partition of `topic` (name and id must match).
@@ -111,18 +89,24 @@ impl ShardCtx {
 
     /// Opens (recovering, or creating) one owned partition's log.
     pub async fn open_partition(&self, topic: &TopicMeta, partition: i32) -> std::io::Result<()> {
-        let dir = self.data_dir.join(format!("{}-{partition}", topic.name));
+        let dir = self.cfg.data_dir.join(format!("{}-{partition}", topic.name));
         let limits = Limits {
-            segment_bytes: self.settings.topic_value(&topic.configs, "segment.bytes").max(4096) as u64,
-            index_interval: self.settings.topic_value(&topic.configs, "index.interval.bytes").max(1) as u64,
-            segment_ms: self.settings.topic_value(&topic.configs, "segment.ms").max(1),
-            preallocate: self.settings.topic_text(&topic.configs, "preallocate") == "true",
-            flush_messages: self.settings.topic_value(&topic.configs, "flush.messages").max(1),
-            flush_ms: self.settings.topic_value(&topic.configs, "flush.ms").max(0),
+            segment_bytes: self.cfg.settings.topic_value(&topic.configs, "segment.bytes").max(4096) as u64,
+            index_interval: self.cfg.settings.topic_value(&topic.configs, "index.interval.bytes").max(1) as u64,
+            segment_ms: self.cfg.settings.topic_value(&topic.configs, "segment.ms").max(1),
+            preallocate: self.cfg.settings.topic_text(&topic.configs, "preallocate") == "true",
+            flush_messages: self.cfg.settings.topic_value(&topic.configs, "flush.messages").max(1),
+            flush_ms: self.cfg.settings.topic_value(&topic.configs, "flush.ms").max(0),
         };
-        let log =
-            PartitionLog::open(dir, topic.id, limits, self.notify.clone(), self.cache_budget.clone(), self.clean_start)
-                .await?;
+        let log = PartitionLog::open(
+            dir,
+            topic.id,
+            limits,
+            self.notify.clone(),
+            self.cache_budget.clone(),
+            self.cfg.clean_start,
+        )
+        .await?;
         let mut parts = self.partitions.borrow_mut();
         let (id, slots) = parts.entry(topic.name.clone()).or_insert_with(|| (topic.id, Vec::new()));
         assert_eq!(*id, topic.id, "a deleted topic's logs are dropped before its name is reused");

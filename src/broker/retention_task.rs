@@ -18,16 +18,16 @@ fn now_ms() -> i64 {
 
 /// Runs retention passes forever.
 pub async fn run(ctx: Rc<ShardCtx>) {
-    let interval = Duration::from_millis(ctx.settings.retention_check_interval_ms().max(10));
+    let interval = Duration::from_millis(ctx.cfg.settings.retention_check_interval_ms().max(10));
     loop {
         glommio::timer::sleep(interval).await;
-        let meta = ctx.snapshot.load_full();
+        let meta = ctx.cfg.snapshot.load_full();
         for topic in meta.topics.values() {
-            let policy = ctx.settings.topic_text(&topic.configs, "cleanup.policy");
+            let policy = ctx.cfg.settings.topic_text(&topic.configs, "cleanup.policy");
             let (delete, compact) = (policy.contains("delete"), policy.contains("compact"));
-            let retention_ms = ctx.settings.topic_value(&topic.configs, "retention.ms");
-            let retention_bytes = ctx.settings.topic_value(&topic.configs, "retention.bytes");
-            let tombstones_until = now_ms() - ctx.settings.topic_value(&topic.configs, "delete.retention.ms");
+            let retention_ms = ctx.cfg.settings.topic_value(&topic.configs, "retention.ms");
+            let retention_bytes = ctx.cfg.settings.topic_value(&topic.configs, "retention.bytes");
+            let tombstones_until = now_ms() - ctx.cfg.settings.topic_value(&topic.configs, "delete.retention.ms");
             for p in 0..topic.leaders.len() as i32 {
                 let Some(log) = ctx.partition(topic, p) else {
                     continue;

@@ -14,7 +14,7 @@ use crate::broker::{connection, retention_task};
 use crate::metadata::controller::ShardCommand;
 use crate::storage::iopoll_probe;
 
-/// Runs shard `ctx.node_id` until the process ends. `ready` reports whether
+/// Runs shard `ctx.cfg.node_id` until the process ends. `ready` reports whether
 /// its partitions opened and its port is bound.
 pub async fn run(
     ctx: Rc<ShardCtx>,
@@ -22,18 +22,18 @@ pub async fn run(
     bind: SocketAddr,
     ready: flume::Sender<Result<(), String>>,
 ) {
-    if let Err(e) = iopoll_probe::prime(&ctx.data_dir).await {
-        let _ = ready.send(Err(format!("shard {}: cannot open the I/O probe file: {e}", ctx.node_id)));
+    if let Err(e) = iopoll_probe::prime(&ctx.cfg.data_dir).await {
+        let _ = ready.send(Err(format!("shard {}: cannot open the I/O probe file: {e}", ctx.cfg.node_id)));
         return;
     }
-    let snapshot = ctx.snapshot.load_full();
+    let snapshot = ctx.cfg.snapshot.load_full();
     for topic in snapshot.topics.values() {
         for (p, &leader) in topic.leaders.iter().enumerate() {
-            if leader == ctx.node_id
+            if leader == ctx.cfg.node_id
                 && let Err(e) = ctx.open_partition(topic, p as i32).await
             {
-                let _ =
-                    ready.send(Err(format!("shard {}: cannot open partition {}-{p}: {e}", ctx.node_id, topic.name)));
+                let _ = ready
+                    .send(Err(format!("shard {}: cannot open partition {}-{p}: {e}", ctx.cfg.node_id, topic.name)));
                 return;
             }
         }
@@ -41,11 +41,11 @@ pub async fn run(
     let listener = match listen(bind).await {
         Ok(l) => l,
         Err(e) => {
-            let _ = ready.send(Err(format!("shard {}: cannot listen on {bind}: {e}", ctx.node_id)));
+            let _ = ready.send(Err(format!("shard {}: cannot listen on {bind}: {e}", ctx.cfg.node_id)));
             return;
         }
     };
-    info!(shard = ctx.node_id, %bind, "listening");
+    info!(shard = ctx.cfg.node_id, %bind, "listening");
     let _ = ready.send(Ok(()));
     // Retention runs in a task queue of its own with a small share, so that
     // deleting segments never delays request handling.
@@ -55,7 +55,7 @@ pub async fn run(
         "background",
     );
     if let Err(e) = glommio::spawn_local_into(retention_task::run(ctx.clone()), background).map(|t| t.detach()) {
-        error!(shard = ctx.node_id, "cannot start the retention task: {e}");
+        error!(shard = ctx.cfg.node_id, "cannot start the retention task: {e}");
     }
     let cmd_ctx = ctx.clone();
     glommio::spawn_local(async move {
@@ -71,7 +71,7 @@ pub async fn run(
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning.
-                warn!(shard = ctx.node_id, "accept failed: {e}");
+                warn!(shard = ctx.cfg.node_id, "accept failed: {e}");
                 glommio::timer::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -109,8 +109,8 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             let mut result = Ok(());
             for (topic, p) in partitions {
                 if let Err(e) = ctx.open_partition(&topic, p).await {
-                    error!(shard = ctx.node_id, topic = %topic.name, partition = p, "cannot open partition: {e}");
-                    result = Err(format!("{}-{p} on shard {}: {e}", topic.name, ctx.node_id));
+                    error!(shard = ctx.cfg.node_id, topic = %topic.name, partition = p, "cannot open partition: {e}");
+                    result = Err(format!("{}-{p} on shard {}: {e}", topic.name, ctx.cfg.node_id));
                     break;
                 }
             }
@@ -120,7 +120,7 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             let mut result = Ok(());
             for log in ctx.all_logs() {
                 if let Err(e) = log.shutdown().await {
-                    error!(shard = ctx.node_id, "clean shutdown of a partition failed: {e}");
+                    error!(shard = ctx.cfg.node_id, "clean shutdown of a partition failed: {e}");
                     result = Err(e.to_string());
                 }
             }

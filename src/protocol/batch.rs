@@ -182,7 +182,8 @@ pub fn is_compressed(attributes: i16) -> bool {
     attributes & 0x7 != 0
 }
 
-fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
+/// Reads a zigzag varint (records' length and delta fields) at `pos`.
+pub fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
     let mut value: u64 = 0;
     let mut shift = 0;
     loop {

@@ -24,23 +24,6 @@ pub struct RecordView {
     pub range: Range<usize>,
 }
 
-fn varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut value: u64 = 0;
-    let mut shift = 0;
-    loop {
-        let byte = *buf.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-}
-
 /// The records of an uncompressed batch; `None` for a compressed or
 /// malformed one (which compaction then keeps as it is).
 pub fn records(batch_bytes: &[u8], h: &BatchHeader) -> Option<Vec<RecordView>> {
@@ -50,13 +33,13 @@ pub fn records(batch_bytes: &[u8], h: &BatchHeader) -> Option<Vec<RecordView>> {
     let mut out = Vec::with_capacity(h.record_count as usize);
     let mut pos = HEADER_LEN;
     for _ in 0..h.record_count {
-        let len = usize::try_from(varint(batch_bytes, &mut pos)?).ok()?;
+        let len = usize::try_from(batch::read_varint(batch_bytes, &mut pos)?).ok()?;
         let start = pos;
         let end = start.checked_add(len).filter(|&e| e <= batch_bytes.len())?;
         let mut p = start + 1; // attributes
-        varint(batch_bytes, &mut p)?; // timestamp delta
-        let offset_delta = varint(batch_bytes, &mut p)?;
-        let key_len = varint(batch_bytes, &mut p)?;
+        batch::read_varint(batch_bytes, &mut p)?; // timestamp delta
+        let offset_delta = batch::read_varint(batch_bytes, &mut p)?;
+        let key_len = batch::read_varint(batch_bytes, &mut p)?;
         let key = if key_len < 0 {
             None
         } else {
@@ -64,7 +47,7 @@ pub fn records(batch_bytes: &[u8], h: &BatchHeader) -> Option<Vec<RecordView>> {
             p += key_len as usize;
             Some(k)
         };
-        let value_len = varint(batch_bytes, &mut p)?;
+        let value_len = batch::read_varint(batch_bytes, &mut p)?;
         // The record's own length prefix is part of what is kept.
         let prefix = varint_len(len as i64);
         out.push(RecordView {

@@ -36,6 +36,17 @@ if ! command -v kcat >/dev/null 2>&1 && ! command -v kafkacat >/dev/null 2>&1; t
     echo "WARNING: kcat not found; tests/e2e/test_kcat.py will FAIL (apt-get install kcat)" >&2
 fi
 
+# KafkaJS for tests/e2e/test_kafkajs.py (pinned by package-lock.json).
+JS="$ROOT/tests/e2e/js"
+if command -v npm >/dev/null 2>&1; then
+    if [[ ! -d "$JS/node_modules/kafkajs" || "$JS/package-lock.json" -nt "$JS/node_modules" ]]; then
+        echo "==> npm ci (KafkaJS)"
+        npm ci --prefix "$JS" --no-audit --no-fund --silent
+    fi
+else
+    echo "WARNING: npm not found; tests/e2e/test_kafkajs.py will FAIL" >&2
+fi
+
 export SLUICE_BIN="${SLUICE_BIN:-$ROOT/target/release/sluice}"
 echo "==> pytest tests/e2e (broker: $SLUICE_BIN)"
 # shellcheck disable=SC2086

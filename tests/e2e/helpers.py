@@ -277,3 +277,13 @@ def broker_log_since_last_start(broker):
     text = _ANSI.sub("", broker.log_path.read_bytes().decode("utf-8", "replace"))
     marker = text.rfind("===== [harness] start #")
     return text[marker:] if marker >= 0 else text
+
+
+def assert_acked_readable(acked, stored, context, detail=""):
+    """Every acknowledged (partition, offset) -> value is stored identically."""
+    missing = sorted(po for po in acked if po not in stored)
+    wrong = sorted((po, acked[po], stored[po]) for po in acked if po in stored and stored[po] != acked[po])
+    assert not missing and not wrong, (
+        f"{context}: {len(missing)} acknowledged records missing (first: "
+        f"{[(po, acked[po]) for po in missing[:5]]}), {len(wrong)} with different bytes "
+        f"(first (offset, acked, stored): {wrong[:5]}); acked={len(acked)} stored={len(stored)} {detail}")

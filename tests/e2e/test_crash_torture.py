@@ -60,14 +60,7 @@ def _verify(broker, topic, rnd, all_acked, sent, prev_ends):
     assert not dup_offsets, f"{ctx}: offsets delivered twice by the consumer: {dup_offsets[:5]}"
 
     # every acknowledged record, at its offset, byte-identical
-    missing = sorted(po for po in all_acked if po not in stored)
-    wrong = sorted((po, all_acked[po], stored[po]) for po in all_acked
-                   if po in stored and stored[po] != all_acked[po])
-    assert not missing and not wrong, (
-        f"{ctx}: {len(missing)} acknowledged records missing (first: "
-        f"{[(po, all_acked[po]) for po in missing[:5]]}), {len(wrong)} with different bytes "
-        f"(first (offset, acked, stored): {wrong[:5]}); acked={len(all_acked)} "
-        f"consumed={len(got)} watermarks={marks}")
+    h.assert_acked_readable(all_acked, stored, ctx, f"consumed={len(got)} watermarks={marks}")
 
     # dense offsets from 0 up to the high watermark in every partition
     by_part = defaultdict(list)

@@ -15,13 +15,7 @@ PARTITIONS = 4
 def _check_all_present(acked, got, context):
     """Every acked (partition, offset) -> value must be consumed identically."""
     stored = {(p, o): v for _k, v, p, o, _ts in got}
-    missing = [(po, v) for po, v in acked.items() if po not in stored]
-    wrong = [(po, v, stored[po]) for po, v in acked.items()
-             if po in stored and stored[po] != v]
-    assert not missing and not wrong, (
-        f"{context}: {len(missing)} acknowledged records missing "
-        f"(first: {sorted(missing)[:5]}), {len(wrong)} with a different value "
-        f"(first: {sorted(wrong)[:5]}); acked={len(acked)} consumed={len(got)}")
+    h.assert_acked_readable(acked, stored, context, f"consumed={len(got)}")
     # offsets must be dense: no holes within a partition
     by_part = defaultdict(list)
     for (p, o) in stored:

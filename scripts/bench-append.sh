@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Append throughput of one shard with fdatasync before every acknowledgement,
 # side by side with fio's sequential direct writes on the same disk (the
-# physical limit), in one run. Usage: scripts/bench-append.sh [DIR] [SECONDS]
-# DIR must be on the disk under test (default: ./bench-data); needs fio.
+# physical limit) and iperf3's loopback TCP bandwidth (the client's path to
+# the broker), in one run. Also prints the broker's CPU seconds per GiB
+# appended, which is steadier than MiB/s on a shared machine.
+# Usage: scripts/bench-append.sh [DIR] [SECONDS]
+# DIR must be on the disk under test (default: ./bench-data); needs fio,
+# and iperf3 for the loopback figure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DIR="${1:-$PWD/bench-data}"
@@ -21,6 +25,14 @@ fio_mib() { # $1: extra fio flags
 
 FIO_RAW=$(fio_mib "")
 FIO_SYNC=$(fio_mib "--fdatasync=1")
+LOOPBACK=n/a
+if command -v iperf3 >/dev/null; then
+    iperf3 -s -1 -p 29399 >/dev/null 2>&1 &
+    sleep 0.5
+    LOOPBACK=$(iperf3 -c 127.0.0.1 -p 29399 -t "$SECS" -J | python3 -c \
+        'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/8/2**20))')
+fi
+TCK=$(getconf CLK_TCK)
 
 rm -rf "$DIR/sluice"
 target/release/sluice broker --data-dir "$DIR/sluice" --host 127.0.0.1 --port $PORT --shards 1 \
@@ -30,17 +42,23 @@ trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$DIR/sluice"' 
 sleep 1
 RESULTS=()
 for parts in 1 4; do
+    cpu0=$(awk '{print $14+$15}' /proc/$BROKER/stat)
     line=$(target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "append-$parts" \
         --partitions $parts --duration "$SECS" --inflight 16 --batch-records 256 | tail -1)
+    cpu1=$(awk '{print $14+$15}' /proc/$BROKER/stat)
     mib=$(sed -E 's/.* ([0-9.]+) MiB\/s.*/\1/' <<<"$line")
-    RESULTS+=("$parts $mib")
+    RESULTS+=("$parts $mib $(awk -v c=$((cpu1 - cpu0)) -v t="$TCK" -v m="$mib" -v s="$SECS" \
+        'BEGIN { printf "%.2f", (c / t) / (m * s / 1024) }')")
     echo "$line"
 done
 echo "fio sequential direct 1 MiB writes:            $FIO_RAW MiB/s"
 echo "fio same, fdatasync after every write:         $FIO_SYNC MiB/s"
+echo "iperf3 loopback TCP:                           $LOOPBACK MiB/s"
 for r in "${RESULTS[@]}"; do
     set -- $r
-    awk -v p="$1" -v m="$2" -v raw="$FIO_RAW" -v sync="$FIO_SYNC" 'BEGIN {
-        printf "sluice 1 shard, %d partition(s), acks=all:   %.1f MiB/s = %.0f%% of fio, %.0f%% of fio+fdatasync\n",
-            p, m, 100*m/raw, 100*m/sync }'
+    awk -v p="$1" -v m="$2" -v cpu="$3" -v raw="$FIO_RAW" -v sync="$FIO_SYNC" -v lo="$LOOPBACK" 'BEGIN {
+        printf "sluice 1 shard, %d partition(s), acks=all:   %.1f MiB/s = %.0f%% of fio, %.0f%% of fio+fdatasync",
+            p, m, 100*m/raw, 100*m/sync
+        if (lo != "n/a") printf ", %.0f%% of loopback", 100*m/lo
+        printf "; broker CPU %s s per GiB\n", cpu }'
 done

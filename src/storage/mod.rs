@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod cache_budget;
+pub mod chunk;
 pub mod compaction;
 pub mod index;
 pub mod index_file;

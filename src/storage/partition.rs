@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::cache::BatchCache;
 use super::cache_budget::CacheBudget;
+use super::chunk::{Chunk, PAGE};
 use super::compaction;
 use super::index::{BatchEntry, SegmentIndex};
 use super::index_file;
@@ -32,8 +33,8 @@ use super::walk;
 use crate::broker::notify::Notify;
 use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
 
-/// Direct-I/O page size: writes start and end on these boundaries.
-const PAGE: u64 = 4096;
+/// Most chunks written together under one fdatasync.
+const MAX_GROUP: usize = 64;
 
 /// Sizes that bound a partition's files and memory.
 #[derive(Debug, Clone, Copy)]
@@ -80,15 +81,6 @@ pub struct Fetched {
     pub high_watermark: i64,
     /// First offset still in the log.
     pub log_start_offset: i64,
-}
-
-/// Appended batches waiting for their write, all bound for one segment.
-struct Chunk {
-    segment_base: i64,
-    start_pos: u64,
-    buf: BytesMut,
-    entries: Vec<BatchEntry>,
-    end_offset: i64,
 }
 
 /// A produce request waiting for its batches to be durable. A single-thread
@@ -273,11 +265,11 @@ impl PartitionLog {
         }
         let base = st.next_offset;
         let mut at = 0;
+        let now = now_ms();
         for h in headers {
             let bytes = &records[at..at + h.total_len];
             at += h.total_len;
             let len = h.total_len as u64;
-            let now = now_ms();
             if st.write_pos == 0 {
                 st.write_segment_since_ms = now;
             }
@@ -289,19 +281,13 @@ impl PartitionLog {
                 st.write_segment_since_ms = now;
             }
             let (segment_base, position, offset) = (st.write_segment, st.write_pos, st.next_offset);
-            if st.pending.back().is_none_or(|c| c.segment_base != segment_base) {
-                st.pending.push_back(Chunk {
-                    segment_base,
-                    start_pos: position,
-                    buf: BytesMut::new(),
-                    entries: Vec::new(),
-                    end_offset: offset,
-                });
+            let fits = st.pending.back().is_some_and(|c| c.segment_base == segment_base && c.room() >= h.total_len);
+            if !fits {
+                let file = st.segments.last().expect("a segment").file.clone();
+                st.pending.push_back(Chunk::new(&file, segment_base, position, offset, h.total_len));
             }
             let chunk = st.pending.back_mut().expect("just ensured");
-            let from = chunk.buf.len();
-            chunk.buf.extend_from_slice(bytes);
-            batch::assign_offset(&mut chunk.buf[from..], offset, 0);
+            batch::assign_offset(chunk.push(bytes), offset, 0);
             let entry = BatchEntry {
                 base_offset: offset,
                 last_offset: offset + i64::from(h.last_offset_delta),
@@ -349,20 +335,30 @@ impl PartitionLog {
 
     async fn flush_loop(self: Rc<Self>) {
         loop {
-            let chunk = {
+            let mut group = Vec::new();
+            {
                 let mut st = self.state.borrow_mut();
-                match st.pending.pop_front() {
-                    Some(c) if !st.closed => c,
-                    _ => {
-                        st.flushing = false;
-                        drop(st);
-                        self.idle.notify_all();
-                        return;
+                if !st.closed {
+                    while group.len() < MAX_GROUP
+                        && let Some(c) = st.pending.front()
+                        && group.first().is_none_or(|g: &Chunk| g.segment_base == c.segment_base)
+                    {
+                        group.push(st.pending.pop_front().expect("just seen"));
                     }
                 }
-            };
-            match self.write_chunk(&chunk).await {
-                Ok(()) => self.publish(chunk),
+                if group.is_empty() {
+                    st.flushing = false;
+                    drop(st);
+                    self.idle.notify_all();
+                    return;
+                }
+            }
+            match self.write_group(&mut group).await {
+                Ok(()) => {
+                    for chunk in group {
+                        self.publish(chunk);
+                    }
+                }
                 Err(e) => {
                     self.fail(&e);
                     self.discard_failed_write().await;
@@ -390,12 +386,14 @@ impl PartitionLog {
         }
     }
 
-    /// Writes one chunk at its place and fdatasyncs it.
-    async fn write_chunk(self: &Rc<Self>, chunk: &Chunk) -> io::Result<()> {
+    /// Writes chunks of one segment in order, each at its place, then
+    /// fdatasyncs once for all of them (as the flush policy asks).
+    async fn write_group(self: &Rc<Self>, group: &mut [Chunk]) -> io::Result<()> {
+        let segment_base = group[0].segment_base;
         let roll = {
             let st = self.state.borrow();
             let active = st.segments.last().expect("a segment");
-            (active.base_offset != chunk.segment_base)
+            (active.base_offset != segment_base)
                 .then(|| (active.file.clone(), active.size, active.base_offset, active.index.clone()))
         };
         if let Some((old, size, old_base, old_index)) = roll {
@@ -414,7 +412,7 @@ impl PartitionLog {
                 // re-created topic of the same name.
                 return Err(io::Error::other("partition closed"));
             }
-            let path = segment::log_path(&self.dir, chunk.segment_base);
+            let path = segment::log_path(&self.dir, segment_base);
             let file = segment::open_file(&path).await?;
             if self.limits.preallocate {
                 // KEEP_SIZE: blocks are reserved but the file's size stays
@@ -423,33 +421,32 @@ impl PartitionLog {
             }
             let mut st = self.state.borrow_mut();
             st.segments.push(Segment {
-                base_offset: chunk.segment_base,
+                base_offset: segment_base,
                 file: Rc::new(file),
                 size: 0,
                 index: SegmentIndex::new(),
             });
             st.tail.clear();
         }
-        let (file, tail) = {
+        let (file, mut tail, mut pos) = {
             let st = self.state.borrow();
             let active = st.segments.last().expect("a segment");
-            assert_eq!(active.size, chunk.start_pos, "chunks are written in order, each where the last ended");
-            (active.file.clone(), st.tail.clone())
+            (active.file.clone(), st.tail.clone(), active.size)
         };
-        let aligned_start = chunk.start_pos - tail.len() as u64;
-        debug_assert_eq!(aligned_start % PAGE, 0);
-        let used = tail.len() + chunk.buf.len();
-        let total = used.div_ceil(PAGE as usize) * PAGE as usize;
-        let mut dma = file.alloc_dma_buffer(total);
-        let out = dma.as_bytes_mut();
-        out[..tail.len()].copy_from_slice(&tail);
-        out[tail.len()..used].copy_from_slice(&chunk.buf);
-        out[used..].fill(0);
-        let written = file.write_at(dma, aligned_start).await.map_err(io::Error::from)?;
-        if written != total {
-            return Err(io::Error::other(format!("short write: {written} of {total} bytes")));
+        let mut messages = 0;
+        for chunk in group.iter_mut() {
+            assert_eq!(chunk.segment_base, segment_base, "a group is one segment's");
+            assert_eq!(pos, chunk.start_pos, "chunks are written in order, each where the last ended");
+            let (buf, at) = chunk.seal(&tail);
+            let total = buf.len();
+            let written = file.write_rc_at(buf, at).await.map_err(io::Error::from)?;
+            if written != total {
+                return Err(io::Error::other(format!("short write: {written} of {total} bytes")));
+            }
+            tail = chunk.page_tail().to_vec();
+            pos = chunk.end_pos();
+            messages += chunk.end_offset - chunk.entries.first().map_or(chunk.end_offset, |e| e.base_offset);
         }
-        let messages = chunk.end_offset - chunk.entries.first().map_or(chunk.end_offset, |e| e.base_offset);
         if self.sync_due(messages) {
             file.fdatasync().await.map_err(io::Error::from)?;
             self.synced();
@@ -501,29 +498,18 @@ impl PartitionLog {
     }
 
     /// Makes a written chunk visible: index, cache, high watermark, waiters.
-    fn publish(self: &Rc<Self>, chunk: Chunk) {
+    fn publish(self: &Rc<Self>, mut chunk: Chunk) {
         let mut st = self.state.borrow_mut();
-        let end_pos = chunk.start_pos + chunk.buf.len() as u64;
-        let tail_start = end_pos / PAGE * PAGE;
-        let mut tail = Vec::with_capacity((end_pos - tail_start) as usize);
-        if tail_start < chunk.start_pos {
-            let keep = (chunk.start_pos - tail_start) as usize;
-            let old = st.tail.len() - keep;
-            tail.extend_from_slice(&st.tail[old..]);
-            tail.extend_from_slice(&chunk.buf);
-        } else {
-            tail.extend_from_slice(&chunk.buf[(tail_start - chunk.start_pos) as usize..]);
-        }
-        st.tail = tail;
-        st.segments.last_mut().expect("a segment").size = end_pos;
-        let cached =
-            cache_chunk(&mut st.cache, self.cache_budget.limit(), chunk.buf.freeze(), chunk.start_pos, &chunk.entries);
+        st.tail = chunk.page_tail().to_vec();
+        st.segments.last_mut().expect("a segment").size = chunk.end_pos();
         let interval = self.limits.index_interval;
         let active = st.segments.last_mut().expect("a segment");
         for e in &chunk.entries {
             active.index.append(e, interval);
         }
-        st.high_watermark = chunk.end_offset;
+        let (start_pos, end_offset, entries) = (chunk.start_pos, chunk.end_offset, std::mem::take(&mut chunk.entries));
+        let cached = cache_chunk(&mut st.cache, self.cache_budget.limit(), chunk.into_bytes(), start_pos, &entries);
+        st.high_watermark = end_offset;
         let hw = st.high_watermark;
         while st.waiters.front().is_some_and(|(end, _)| *end <= hw) {
             let (_, w) = st.waiters.pop_front().expect("checked");

@@ -1,0 +1,149 @@
+//! Appended batches waiting for their write, held in the aligned buffer that
+//! direct I/O writes from. A batch is copied once, from the request into this
+//! buffer; after the write the same memory becomes the cached copy that
+//! tailing consumers read, so nothing is copied again on the way to disk.
+
+use std::rc::Rc;
+use std::thread::{self, ThreadId};
+
+use bytes::Bytes;
+use glommio::io::{DmaBuffer, DmaFile};
+
+use super::index::BatchEntry;
+
+/// Direct-I/O page size: writes start and end on these boundaries.
+pub const PAGE: u64 = 4096;
+
+/// Smallest buffer a chunk allocates. Produce requests that arrive during one
+/// fdatasync mostly share a chunk (one write); untouched pages of it are never
+/// made resident, and a mostly empty chunk is copied out before caching.
+pub const CHUNK_CAPACITY: usize = 1 << 20;
+
+/// Batches bound for one segment, contiguous in the log.
+pub struct Chunk {
+    /// The segment they go to.
+    pub segment_base: i64,
+    /// Log position of the first batch.
+    pub start_pos: u64,
+    /// Each batch's offsets and place.
+    pub entries: Vec<BatchEntry>,
+    /// One past the last offset.
+    pub end_offset: i64,
+    /// Bytes at the front reserved for the durable part of the page
+    /// `start_pos` falls in, which the write must rewrite (filled in by
+    /// [`Chunk::seal`]).
+    prefix: usize,
+    /// Bytes of `buf` in use, prefix included.
+    used: usize,
+    /// Unshared until the chunk is sealed for its write.
+    buf: Rc<DmaBuffer>,
+}
+
+impl Chunk {
+    /// An empty chunk at `start_pos` with room for at least `need` bytes.
+    pub fn new(file: &DmaFile, segment_base: i64, start_pos: u64, end_offset: i64, need: usize) -> Self {
+        let prefix = (start_pos % PAGE) as usize;
+        let capacity = round_up(prefix + need.max(CHUNK_CAPACITY));
+        Self {
+            segment_base,
+            start_pos,
+            entries: Vec::new(),
+            end_offset,
+            prefix,
+            used: prefix,
+            buf: Rc::new(file.alloc_dma_buffer(capacity)),
+        }
+    }
+
+    /// Free bytes left for batches.
+    pub fn room(&self) -> usize {
+        self.buf.len() - self.used
+    }
+
+    /// Bytes of batches held.
+    pub fn data_len(&self) -> usize {
+        self.used - self.prefix
+    }
+
+    /// Log position one past the last batch.
+    pub fn end_pos(&self) -> u64 {
+        self.start_pos + self.data_len() as u64
+    }
+
+    /// Copies `bytes` in after the last batch and returns the copy, for the
+    /// caller to stamp offsets into.
+    pub fn push(&mut self, bytes: &[u8]) -> &mut [u8] {
+        assert!(bytes.len() <= self.room(), "callers check room() first");
+        let from = self.used;
+        self.used += bytes.len();
+        let buf = Rc::get_mut(&mut self.buf).expect("a chunk's buffer is not shared before it is sealed");
+        let out = &mut buf.as_bytes_mut()[from..self.used];
+        out.copy_from_slice(bytes);
+        out
+    }
+
+    /// Readies the chunk for its write: `tail` (the durable bytes of the page
+    /// the chunk starts in) goes in front, the last page is zero-padded, and
+    /// the buffer is cut to whole pages. Returns the buffer and the aligned
+    /// file position it is written at.
+    pub fn seal(&mut self, tail: &[u8]) -> (Rc<DmaBuffer>, u64) {
+        assert_eq!(tail.len(), self.prefix, "the tail is what lies before start_pos in its page");
+        let total = round_up(self.used);
+        let buf = Rc::get_mut(&mut self.buf).expect("a chunk is sealed once");
+        let bytes = buf.as_bytes_mut();
+        bytes[..self.prefix].copy_from_slice(tail);
+        bytes[self.used..total].fill(0);
+        buf.trim_to_size(total);
+        let aligned = self.start_pos - self.prefix as u64;
+        debug_assert_eq!(aligned % PAGE, 0);
+        (self.buf.clone(), aligned)
+    }
+
+    /// The bytes of the last, partial page (empty when the chunk ends on a
+    /// page boundary): the next write must rewrite them. Valid once sealed.
+    pub fn page_tail(&self) -> &[u8] {
+        let from = (self.end_pos() / PAGE * PAGE).max(self.start_pos - self.prefix as u64);
+        let rel = (from - (self.start_pos - self.prefix as u64)) as usize;
+        &self.buf.as_bytes()[rel..self.used]
+    }
+
+    /// The batches as shared bytes, for the cache. The buffer itself is
+    /// shared when it is mostly full; a mostly empty one is copied out so that
+    /// the cache does not pin unused capacity.
+    pub fn into_bytes(self) -> Bytes {
+        let data = &self.buf.as_bytes()[self.prefix..self.used];
+        if data.len() * 2 < self.buf.len() {
+            return Bytes::copy_from_slice(data);
+        }
+        let (from, to) = (self.prefix, self.used);
+        Bytes::from_owner(ShardLocal { buf: self.buf, thread: thread::current().id() }).slice(from..to)
+    }
+}
+
+/// A DMA buffer owned by `Bytes`, which wants a `Send` owner. Record bytes
+/// never leave the shard that received them (shared-nothing), so the `Rc`
+/// inside is only ever touched on its own thread; `Drop` asserts it.
+struct ShardLocal {
+    buf: Rc<DmaBuffer>,
+    thread: ThreadId,
+}
+
+// SAFETY: see the type's comment: the value is created, read and dropped on
+// one shard's thread, which `drop` checks (an abort, not a data race).
+unsafe impl Send for ShardLocal {}
+
+impl AsRef<[u8]> for ShardLocal {
+    fn as_ref(&self) -> &[u8] {
+        self.buf.as_bytes()
+    }
+}
+
+impl Drop for ShardLocal {
+    fn drop(&mut self) {
+        assert_eq!(thread::current().id(), self.thread, "record bytes crossed shards");
+    }
+}
+
+fn round_up(n: usize) -> usize {
+    n.div_ceil(PAGE as usize) * PAGE as usize
+}

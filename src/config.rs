@@ -49,6 +49,16 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     ("log.message.timestamp.type", "CreateTime", Kind::Text),
     ("compression.type", "producer", Kind::Text),
     ("min.insync.replicas", "1", Kind::Int),
+    // Consumer groups (classic protocol).
+    ("group.initial.rebalance.delay.ms", "3000", Kind::Int),
+    ("group.min.session.timeout.ms", "6000", Kind::Int),
+    ("group.max.session.timeout.ms", "1800000", Kind::Int),
+    ("group.max.size", "2147483647", Kind::Int),
+    ("offsets.topic.num.partitions", "50", Kind::Int),
+    ("offsets.topic.segment.bytes", "104857600", Kind::Int),
+    ("offsets.retention.minutes", "10080", Kind::Int),
+    ("offsets.retention.check.interval.ms", "600000", Kind::Int),
+    ("offset.metadata.max.bytes", "4096", Kind::Int),
 ];
 
 /// Topic keys: (topic key, broker key it defaults from, kind).
@@ -183,6 +193,10 @@ impl BrokerSettings {
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub fn retention_check_interval_ms(&self) -> u64 {
         self.int("log.retention.check.interval.ms").max(0) as u64
+    }
+    /// An integer broker setting by its Kafka key (one of `BROKER_KEYS`).
+    pub fn broker_int(&self, key: &str) -> i64 {
+        self.int(key)
     }
     /// `socket.request.max.bytes`.
     pub fn socket_request_max_bytes(&self) -> usize {

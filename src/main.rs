@@ -3,6 +3,7 @@
 mod api;
 mod broker;
 mod config;
+mod group;
 mod metadata;
 mod protocol;
 mod storage;

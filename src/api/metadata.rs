@@ -31,6 +31,7 @@ pub fn topic_entry(t: &TopicMeta) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(t.name.clone()))))
         .with_topic_id(t.id)
+        .with_is_internal(t.name == crate::group::OFFSETS_TOPIC)
         .with_partitions(partitions)
 }
 

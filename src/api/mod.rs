@@ -3,15 +3,26 @@
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,10 +38,13 @@ use crate::protocol::frame::{self, Request};
 /// A response on its way: an encoded frame, or nothing (acks=0 produce).
 pub type Pending = Pin<Box<dyn Future<Output = Option<Bytes>>>>;
 
-/// Starts handling `req`. Work whose order matters (appends) happens now,
-/// before this returns; the rest happens when the result is polled.
-pub fn dispatch(ctx: &Rc<ShardCtx>, req: Request) -> Pending {
+/// Starts handling `req` from the client at `client_host` (Kafka's
+/// "/address" form). Work whose order matters (appends) happens now, before
+/// this returns; the rest happens when the result is polled.
+pub fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -> Pending {
     let (key, version, correlation_id) = (req.api_key, req.version, req.header.correlation_id);
+    let client_id = req.header.client_id.as_deref().unwrap_or_default().to_string();
+    let client_host = client_host.clone();
     let ctx = ctx.clone();
     let respond = move |body: ResponseKind| frame::encode_response(key, version, correlation_id, &body);
     match req.body {
@@ -53,6 +67,31 @@ pub fn dispatch(ctx: &Rc<ShardCtx>, req: Request) -> Pending {
         RequestKind::InitProducerId(r) => {
             Box::pin(async move { respond(init_producer_id::handle(&ctx, r).await.into()) })
         }
+        RequestKind::FindCoordinator(r) => {
+            Box::pin(async move { respond(find_coordinator::handle(&ctx, r, version).await.into()) })
+        }
+        RequestKind::JoinGroup(r) => {
+            Box::pin(
+                async move { respond(join_group::handle(&ctx, r, version, &client_id, &client_host).await.into()) },
+            )
+        }
+        RequestKind::SyncGroup(r) => {
+            Box::pin(async move { respond(sync_group::handle(&ctx, r, version).await.into()) })
+        }
+        RequestKind::Heartbeat(r) => Box::pin(async move { respond(heartbeat::handle(&ctx, r).await.into()) }),
+        RequestKind::LeaveGroup(r) => {
+            Box::pin(async move { respond(leave_group::handle(&ctx, r, version).await.into()) })
+        }
+        RequestKind::OffsetCommit(r) => Box::pin(async move { respond(offset_commit::handle(&ctx, r).await.into()) }),
+        RequestKind::OffsetFetch(r) => {
+            Box::pin(async move { respond(offset_fetch::handle(&ctx, r, version).await.into()) })
+        }
+        RequestKind::DescribeGroups(r) => {
+            Box::pin(async move { respond(describe_groups::handle(&ctx, r, version).await.into()) })
+        }
+        RequestKind::ListGroups(r) => Box::pin(async move { respond(list_groups::handle(&ctx, r).await.into()) }),
+        RequestKind::DeleteGroups(r) => Box::pin(async move { respond(delete_groups::handle(&ctx, r).await.into()) }),
+        RequestKind::OffsetDelete(r) => Box::pin(async move { respond(offset_delete::handle(&ctx, r).await.into()) }),
         other => {
             // The version table only admits the APIs above; anything else is a
             // bug in that table, answered by closing the connection.

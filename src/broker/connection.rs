@@ -56,6 +56,8 @@ impl AsyncWrite for Shared {
 /// cannot be answered.
 pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+    // Kafka shows a member's host as InetAddress.toString(): "/127.0.0.1".
+    let client_host: Rc<str> = stream.peer_addr().map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
     let _ = stream.set_nodelay(true);
     let stream = Shared(Rc::new(RefCell::new(stream)));
     let (tx, rx) = local_channel::new_bounded::<(Pending, StaticPermit)>(MAX_IN_FLIGHT);
@@ -110,7 +112,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
         let (pending, barrier) = match frame::decode_request(frame) {
             Ok(req) => {
                 let barrier = !matches!(req.api_key, ApiKey::Produce | ApiKey::Fetch);
-                (api::dispatch(&ctx, req), barrier)
+                (api::dispatch(&ctx, req, &client_host), barrier)
             }
             Err(FrameError::UnsupportedVersion { key: ApiKey::ApiVersions, version, correlation_id }) => {
                 debug!(peer = %peer, version, "ApiVersions version not supported; answering with v0");

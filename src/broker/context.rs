@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::broker::notify::Notify;
 use crate::config::BrokerSettings;
+use crate::group::Coordinator;
 use crate::metadata::TopicMeta;
 use crate::metadata::controller::{ControllerHandle, Snapshot};
 use crate::storage::cache_budget::CacheBudget;
@@ -65,6 +66,9 @@ pub struct ShardCtx {
     pub notify: Rc<Notify>,
     /// Bound on this shard's cached batches.
     pub cache_budget: Rc<CacheBudget>,
+    /// Coordinator of the groups whose `__consumer_offsets` partition this
+    /// shard owns.
+    pub groups: Coordinator,
     /// Owned partition logs: topic name -> (topic id, partition index -> log).
     /// The id tells a re-created topic from the deleted one of the same name.
     partitions: RefCell<HashMap<String, TopicLogs>>,
@@ -74,7 +78,13 @@ impl ShardCtx {
     /// A shard context with no partitions open yet.
     pub fn new(cfg: ShardSetup) -> Self {
         let cache_budget = Rc::new(CacheBudget::new(cfg.cache_bytes));
-        Self { cfg, notify: Rc::new(Notify::default()), cache_budget, partitions: RefCell::new(HashMap::new()) }
+        Self {
+            cfg,
+            notify: Rc::new(Notify::default()),
+            cache_budget,
+            groups: Coordinator::default(),
+            partitions: RefCell::new(HashMap::new()),
+        }
     }
 
     /// The log of an owned partition of `topic` (name and id must match).

@@ -57,6 +57,7 @@ pub async fn run(
     if let Err(e) = glommio::spawn_local_into(retention_task::run(ctx.clone()), background).map(|t| t.detach()) {
         error!(shard = ctx.cfg.node_id, "cannot start the retention task: {e}");
     }
+    glommio::spawn_local(crate::group::timer_task::run(ctx.clone())).detach();
     let cmd_ctx = ctx.clone();
     glommio::spawn_local(async move {
         while let Ok(cmd) = commands.recv_async().await {

@@ -1,0 +1,77 @@
+//! FindCoordinator: the node of the shard owning a group's
+//! `__consumer_offsets` partition (created on first use, as Kafka does).
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::str_bytes;
+use crate::broker::context::ShardCtx;
+use crate::group::OFFSETS_TOPIC;
+use crate::group::coordinator::partition_for;
+use crate::metadata::controller::NewTopic;
+use crate::protocol::ErrorCode;
+
+/// Key type of a consumer group (1 is a transactional id).
+const GROUP_KEY: i8 = 0;
+
+/// Creates `__consumer_offsets` if it does not exist yet.
+async fn ensure_offsets_topic(ctx: &ShardCtx) {
+    if ctx.cfg.snapshot.load().topic(OFFSETS_TOPIC).is_some() {
+        return;
+    }
+    let s = &ctx.cfg.settings;
+    let configs = [
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), s.broker_int("offsets.topic.segment.bytes").to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let topic = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: s.broker_int("offsets.topic.num.partitions").clamp(1, 10_000) as i32,
+        replication_factor: -1,
+        assignment: None,
+        configs,
+    };
+    // A concurrent creator wins with TOPIC_ALREADY_EXISTS: fine either way.
+    if let Some(Err(e)) = ctx.cfg.controller.create_topics(vec![topic], false).await.into_iter().next() {
+        tracing::debug!("creating {OFFSETS_TOPIC}: {e:?}");
+    }
+}
+
+fn locate(ctx: &ShardCtx, key: &str, key_type: i8) -> Coordinator {
+    let base = Coordinator::default().with_key(StrBytes::from_string(key.to_string())).with_node_id(BrokerId(-1));
+    let fail =
+        |code: ErrorCode, msg: &str| base.clone().with_error_code(code.code()).with_error_message(Some(str_bytes(msg)));
+    if key_type != GROUP_KEY {
+        return fail(ErrorCode::CoordinatorNotAvailable, "transactions are not supported");
+    }
+    if key.is_empty() {
+        return fail(ErrorCode::InvalidRequest, "the group id is empty");
+    }
+    let meta = ctx.cfg.snapshot.load();
+    let Some(topic) = meta.topic(OFFSETS_TOPIC).filter(|t| !t.leaders.is_empty()) else {
+        return fail(ErrorCode::CoordinatorNotAvailable, "__consumer_offsets is not available");
+    };
+    let node = topic.leaders[partition_for(key, topic.leaders.len()) as usize];
+    base.with_node_id(BrokerId(node))
+        .with_host(str_bytes(ctx.cfg.endpoints.advertised_host.clone()))
+        .with_port(ctx.cfg.endpoints.port(node))
+}
+
+/// Answers FindCoordinator (one key before v4, a list from v4).
+pub async fn handle(ctx: &ShardCtx, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+    ensure_offsets_topic(ctx).await;
+    if version >= 4 {
+        let coordinators = req.coordinator_keys.iter().map(|k| locate(ctx, k, req.key_type)).collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let c = locate(ctx, &req.key, req.key_type);
+    FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_error_message(c.error_message)
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port)
+}

@@ -1,0 +1,51 @@
+//! JoinGroup: a member joins (or rejoins) and waits for the rebalance.
+
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+
+use super::str_bytes;
+use crate::broker::context::ShardCtx;
+use crate::group::coordinator::JoinRequest;
+
+/// Answers JoinGroup once the member's rebalance completes.
+pub async fn handle(
+    ctx: &ShardCtx,
+    req: JoinGroupRequest,
+    version: i16,
+    client_id: &str,
+    client_host: &str,
+) -> JoinGroupResponse {
+    let join = JoinRequest {
+        group_id: req.group_id.to_string(),
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.map(|s| s.to_string()),
+        client_id: client_id.to_string(),
+        client_host: client_host.to_string(),
+        session_timeout_ms: req.session_timeout_ms,
+        // v0 has no rebalance timeout: Kafka uses the session timeout.
+        rebalance_timeout_ms: if version >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms },
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
+        require_known_member_id: version >= 4,
+    };
+    let r = ctx.groups.join(ctx, join).await;
+    let members = r
+        .members
+        .into_iter()
+        .map(|(id, inst, meta)| {
+            JoinGroupResponseMember::default()
+                .with_member_id(str_bytes(id))
+                .with_group_instance_id(if version >= 5 { inst.map(str_bytes) } else { None })
+                .with_metadata(meta)
+        })
+        .collect();
+    JoinGroupResponse::default()
+        .with_error_code(r.error.code())
+        .with_generation_id(r.generation)
+        .with_protocol_type(if version >= 7 { r.protocol_type.map(str_bytes) } else { None })
+        .with_protocol_name(r.protocol_name.map(str_bytes).or_else(|| (version < 7).then(|| str_bytes(""))))
+        .with_leader(str_bytes(r.leader))
+        .with_skip_assignment(version >= 9 && r.skip_assignment)
+        .with_member_id(str_bytes(r.member_id))
+        .with_members(members)
+}

@@ -1,0 +1,27 @@
+//! SyncGroup: the leader hands in the assignment, every member gets its part.
+
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+
+use super::str_bytes;
+use crate::broker::context::ShardCtx;
+use crate::group::coordinator::SyncRequest;
+
+/// Answers SyncGroup once the generation's assignment is stored.
+pub async fn handle(ctx: &ShardCtx, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    let sync = SyncRequest {
+        group_id: req.group_id.to_string(),
+        generation: req.generation_id,
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.map(|s| s.to_string()),
+        protocol_type: req.protocol_type.map(|s| s.to_string()),
+        protocol_name: req.protocol_name.map(|s| s.to_string()),
+        assignments: req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
+    };
+    let r = ctx.groups.sync(ctx, sync).await;
+    let v5 = version >= 5;
+    SyncGroupResponse::default()
+        .with_error_code(r.error.code())
+        .with_protocol_type(if v5 { r.protocol_type.map(str_bytes) } else { None })
+        .with_protocol_name(if v5 { r.protocol_name.map(str_bytes) } else { None })
+        .with_assignment(r.assignment)
+}

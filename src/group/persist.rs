@@ -1,0 +1,117 @@
+//! Writing group records into a `__consumer_offsets` partition (one batch,
+//! acknowledged once durable, like any produce with acks=all) and reading a
+//! partition back into records on load.
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use thiserror::Error;
+
+use super::record::{self, RecordKey, RecordValue};
+use crate::protocol::batch;
+use crate::storage::PartitionLog;
+
+/// Why group records could not be written or read.
+#[derive(Debug, Error)]
+pub enum PersistError {
+    #[error("cannot encode group records: {0}")]
+    Encode(String),
+    #[error("cannot store group records: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("cannot read __consumer_offsets: {0}")]
+    Read(#[from] crate::storage::ReadError),
+    #[error("corrupt batch in __consumer_offsets at offset {0}")]
+    Corrupt(i64),
+}
+
+/// A record to write: a key and its value, or a tombstone.
+pub type Write = (RecordKey, Option<RecordValue>);
+
+/// Appends `writes` as one batch and waits until it is durable.
+pub async fn append(log: &Rc<PartitionLog>, writes: &[Write], now_ms: i64) -> Result<(), PersistError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<Record> = writes
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now_ms,
+            key: Some(record::encode_key(k)),
+            value: v.as_ref().map(record::encode_value),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).map_err(|e| PersistError::Encode(e.to_string()))?;
+    let headers = batch::validate_all(&buf).map_err(|e| PersistError::Encode(e.to_string()))?;
+    let (_, end) = log.append(&buf, &headers)?;
+    log.durable(end).await?;
+    Ok(())
+}
+
+/// Reads every record of the partition, oldest first, and hands each to
+/// `apply` (a `None` value is a tombstone). Records that do not parse are
+/// skipped with a warning: one bad record must not lose a whole partition's
+/// groups.
+pub async fn replay(
+    log: &Rc<PartitionLog>,
+    mut apply: impl FnMut(RecordKey, Option<RecordValue>),
+) -> Result<usize, PersistError> {
+    let mut offset = log.log_start_offset();
+    let end = log.high_watermark();
+    let mut count = 0;
+    while offset < end {
+        let fetched = log.read(offset, 1 << 20, true).await?;
+        if fetched.records.is_empty() {
+            break;
+        }
+        let mut rest: Bytes = fetched.records;
+        while let Some(head) = batch::peek(&rest) {
+            let len = head.total_len;
+            if len > rest.len() {
+                break;
+            }
+            let mut one = rest.split_to(len);
+            let last = head.last_offset;
+            if last >= offset {
+                let set = RecordBatchDecoder::decode(&mut one).map_err(|_| PersistError::Corrupt(head.base_offset))?;
+                for r in set.records {
+                    if r.offset < offset {
+                        continue;
+                    }
+                    let Some(key) = r.key.as_deref().and_then(|k| record::decode_key(k).ok()) else {
+                        tracing::warn!(offset = r.offset, "skipping a __consumer_offsets record with an unknown key");
+                        continue;
+                    };
+                    let value = match r.value.as_deref().map(|v| record::decode_value(&key, v)) {
+                        None => None,
+                        Some(Ok(v)) => Some(v),
+                        Some(Err(e)) => {
+                            tracing::warn!(offset = r.offset, "skipping a __consumer_offsets record: {e}");
+                            continue;
+                        }
+                    };
+                    apply(key, value);
+                    count += 1;
+                }
+            }
+            offset = offset.max(last + 1);
+        }
+    }
+    Ok(count)
+}

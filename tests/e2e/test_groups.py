@@ -314,6 +314,10 @@ def test_committed_offsets_survive_restart_and_go_with_the_group(broker_factory)
     c = consumer(broker, **{"group.id": group})
     committed = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=20)
     assert [tp.offset for tp in committed] == [4, 7]
+    # Lag from the broker's answers: log end offset minus committed offset.
+    lag = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] - tp.offset
+           for p, tp in enumerate(committed)]
+    assert lag == [6, 3]
     c.subscribe([topic])
     seen = []
     deadline = time.monotonic() + 30

@@ -298,3 +298,57 @@ def test_offsets_of_an_empty_group_expire(broker_factory):
     assert fetch(k, keep, topic, [0]) == {0: 1}
     conn.close()
     k.close()
+
+
+def test_rebalance_timeout_drops_members_that_do_not_rejoin(broker_factory):
+    broker = broker_factory(overrides=FAST)
+    group = unique("g")
+    a, _ = coordinator(broker, group)
+    b, _ = coordinator(broker, group)
+    r = a.call(w.JoinGroupRequest(group_id=group, session_timeout_ms=30000, rebalance_timeout_ms=3000,
+                                  member_id="", protocol_type="consumer", protocols=PROTOCOLS), 3)
+    member_a = r.member_id
+    assert sync(a, group, r.generation_id, member_a, [(member_a, b"a")]).error_code == w.NONE
+    result = {}
+    started = time.monotonic()
+    # The rebalance waits for the largest rebalance timeout of the members (3 s each here).
+    t = threading.Thread(target=lambda: result.update(r=b.call(w.JoinGroupRequest(
+        group_id=group, session_timeout_ms=30000, rebalance_timeout_ms=3000, member_id="",
+        protocol_type="consumer", protocols=PROTOCOLS), 3)))
+    t.start()
+    # A keeps heartbeating but never rejoins: heartbeats do not save it.
+    while t.is_alive() and time.monotonic() - started < 15:
+        assert heartbeat(a, group, r.generation_id, member_a) in (w.REBALANCE_IN_PROGRESS, w.UNKNOWN_MEMBER_ID)
+        t.join(0.5)
+    took = time.monotonic() - started
+    rb = result["r"]
+    assert rb.error_code == w.NONE and rb.leader == rb.member_id and [m.member_id for m in rb.members] == [rb.member_id]
+    assert 2.5 <= took < 6, f"rebalance completed after {took:.1f}s with a 3 s rebalance timeout"
+    assert heartbeat(a, group, r.generation_id, member_a) == w.UNKNOWN_MEMBER_ID
+    a.close()
+    b.close()
+
+
+def test_initial_rebalance_delay_gathers_members(broker_factory):
+    broker = broker_factory(overrides={"group.initial.rebalance.delay.ms": "1500"})
+    group = unique("g")
+    conns = [coordinator(broker, group)[0] for _ in range(3)]
+    results = [None] * 3
+    started = time.monotonic()
+
+    def member(i):
+        time.sleep(0.3 * i)  # they trickle in within the delay
+        results[i] = join(conns[i], group, version=3)
+    threads = [threading.Thread(target=member, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    took = time.monotonic() - started
+    # One generation for all three, not one rebalance per arrival.
+    assert {r.generation_id for r in results} == {1}
+    leader = [r for r in results if r.members]
+    assert len(leader) == 1 and len(leader[0].members) == 3
+    assert took >= 1.5, f"the first rebalance did not wait for the delay ({took:.1f}s)"
+    for c in conns:
+        c.close()

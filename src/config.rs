@@ -23,8 +23,13 @@ pub enum ConfigSource {
 enum Kind {
     Int,
     Bool,
-    Text,
+    /// One of these words (Kafka's validators list them).
+    OneOf(&'static [&'static str]),
 }
+
+const CLEANUP_POLICIES: Kind = Kind::OneOf(&["delete", "compact", "compact,delete", "delete,compact"]);
+const COMPRESSION_TYPES: Kind = Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]);
+const TIMESTAMP_TYPES: Kind = Kind::OneOf(&["CreateTime", "LogAppendTime"]);
 
 /// Broker keys sluice knows, with Kafka's defaults.
 const BROKER_KEYS: &[(&str, &str, Kind)] = &[
@@ -45,9 +50,9 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     ("log.retention.ms", "604800000", Kind::Int),
     ("log.retention.bytes", "-1", Kind::Int),
     ("log.retention.check.interval.ms", "300000", Kind::Int),
-    ("log.cleanup.policy", "delete", Kind::Text),
-    ("log.message.timestamp.type", "CreateTime", Kind::Text),
-    ("compression.type", "producer", Kind::Text),
+    ("log.cleanup.policy", "delete", CLEANUP_POLICIES),
+    ("log.message.timestamp.type", "CreateTime", TIMESTAMP_TYPES),
+    ("compression.type", "producer", COMPRESSION_TYPES),
     ("min.insync.replicas", "1", Kind::Int),
     // Consumer groups (classic protocol).
     ("group.initial.rebalance.delay.ms", "3000", Kind::Int),
@@ -63,8 +68,8 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
 
 /// Topic keys: (topic key, broker key it defaults from, kind).
 const TOPIC_KEYS: &[(&str, &str, Kind)] = &[
-    ("cleanup.policy", "log.cleanup.policy", Kind::Text),
-    ("compression.type", "compression.type", Kind::Text),
+    ("cleanup.policy", "log.cleanup.policy", CLEANUP_POLICIES),
+    ("compression.type", "compression.type", COMPRESSION_TYPES),
     ("retention.ms", "log.retention.ms", Kind::Int),
     ("retention.bytes", "log.retention.bytes", Kind::Int),
     ("segment.bytes", "log.segment.bytes", Kind::Int),
@@ -75,7 +80,7 @@ const TOPIC_KEYS: &[(&str, &str, Kind)] = &[
     ("flush.messages", "log.flush.interval.messages", Kind::Int),
     ("flush.ms", "log.flush.interval.ms", Kind::Int),
     ("max.message.bytes", "message.max.bytes", Kind::Int),
-    ("message.timestamp.type", "log.message.timestamp.type", Kind::Text),
+    ("message.timestamp.type", "log.message.timestamp.type", TIMESTAMP_TYPES),
     ("min.insync.replicas", "min.insync.replicas", Kind::Int),
 ];
 
@@ -86,6 +91,8 @@ pub enum ConfigError {
     UnknownKey(String),
     #[error("invalid value {value:?} for {key}: expected {expected}")]
     InvalidValue { key: String, value: String, expected: &'static str },
+    #[error("invalid value {value:?} for {key}: expected one of {allowed}")]
+    NotOneOf { key: String, value: String, allowed: String },
     #[error("malformed setting {0:?}: expected key=value")]
     Malformed(String),
     #[error("cannot read config file {path}: {reason}")]
@@ -100,7 +107,10 @@ fn check_value(key: &str, value: &str, kind: Kind) -> Result<(), ConfigError> {
             "true" | "false" => Ok(()),
             _ => Err(bad("true or false")),
         },
-        Kind::Text => Ok(()),
+        Kind::OneOf(words) if words.contains(&value.trim()) => Ok(()),
+        Kind::OneOf(words) => {
+            Err(ConfigError::NotOneOf { key: key.into(), value: value.into(), allowed: words.join(", ") })
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
+use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use tracing::warn;
@@ -14,7 +15,7 @@ use super::metadata::default_topic;
 use super::str_bytes;
 use crate::broker::context::ShardCtx;
 use crate::metadata::{TopicMeta, topic_name};
-use crate::protocol::{ErrorCode, batch};
+use crate::protocol::{ErrorCode, batch, rewrite};
 use crate::storage::StorageError;
 
 type Durable = Pin<Box<dyn Future<Output = Result<(), StorageError>>>>;
@@ -22,7 +23,7 @@ type Durable = Pin<Box<dyn Future<Output = Result<(), StorageError>>>>;
 /// One partition's outcome: decided now, or once its append is durable.
 enum Outcome {
     Done(PartitionProduceResponse),
-    Waiting { index: i32, base_offset: i64, log_start_offset: i64, durable: Durable },
+    Waiting { index: i32, base_offset: i64, log_start_offset: i64, log_append_time: i64, durable: Durable },
 }
 
 fn error(index: i32, code: ErrorCode, message: Option<String>) -> Outcome {
@@ -93,17 +94,19 @@ pub fn handle(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> impl Future<Output = O
             for o in outcomes {
                 partitions.push(match o {
                     Outcome::Done(r) => r,
-                    Outcome::Waiting { index, base_offset, log_start_offset, durable } => match durable.await {
-                        Ok(()) => PartitionProduceResponse::default()
-                            .with_index(index)
-                            .with_base_offset(base_offset)
-                            .with_log_append_time_ms(-1)
-                            .with_log_start_offset(log_start_offset),
-                        Err(e) => match error(index, ErrorCode::KafkaStorageError, Some(e.to_string())) {
-                            Outcome::Done(r) => r,
-                            Outcome::Waiting { .. } => unreachable!("error() is always Done"),
-                        },
-                    },
+                    Outcome::Waiting { index, base_offset, log_start_offset, log_append_time, durable } => {
+                        match durable.await {
+                            Ok(()) => PartitionProduceResponse::default()
+                                .with_index(index)
+                                .with_base_offset(base_offset)
+                                .with_log_append_time_ms(log_append_time)
+                                .with_log_start_offset(log_start_offset),
+                            Err(e) => match error(index, ErrorCode::KafkaStorageError, Some(e.to_string())) {
+                                Outcome::Done(r) => r,
+                                Outcome::Waiting { .. } => unreachable!("error() is always Done"),
+                            },
+                        }
+                    }
                 });
             }
             responses.push(TopicProduceResponse::default().with_name(name).with_partition_responses(partitions));
@@ -120,7 +123,7 @@ fn append(ctx: &ShardCtx, meta: &TopicMeta, index: i32, records: Option<&[u8]>) 
     let Some(records) = records else {
         return error(index, ErrorCode::CorruptMessage, Some("records are null".into()));
     };
-    let headers = match batch::validate_all(records) {
+    let mut headers = match batch::validate_all(records) {
         Ok(h) => h,
         Err(e) => {
             warn!(topic, partition = index, "rejecting produce: {e}");
@@ -135,13 +138,47 @@ fn append(ctx: &ShardCtx, meta: &TopicMeta, index: i32, records: Option<&[u8]>) 
             Some(format!("batch of {} bytes exceeds max.message.bytes {max}", h.total_len)),
         );
     }
+    // Topic policies that change the stored bytes (off by default).
+    let settings = &ctx.cfg.settings;
+    let mut rewritten: Option<BytesMut> = None;
+    if let Some(codec) = rewrite::target_codec(settings.topic_text(&meta.configs, "compression.type"))
+        && headers.iter().any(|h| rewrite::codec_of(h.attributes) != codec)
+    {
+        match rewrite::recompress(records, codec).map(|b| (batch::validate_all(&b), b)) {
+            Ok((Ok(h), b)) => {
+                headers = h;
+                rewritten = Some(BytesMut::from(b));
+            }
+            Ok((Err(e), _)) => return error(index, ErrorCode::CorruptMessage, Some(e.to_string())),
+            Err(e) => {
+                warn!(topic, partition = index, "rejecting produce: {e}");
+                return error(index, ErrorCode::CorruptMessage, Some(e.to_string()));
+            }
+        }
+    }
+    let mut log_append_time = -1;
+    if settings.topic_text(&meta.configs, "message.timestamp.type") == "LogAppendTime" {
+        log_append_time = now_ms();
+        let mut buf = rewritten.take().unwrap_or_else(|| BytesMut::from(records));
+        rewrite::stamp_log_append_time(&mut buf, log_append_time);
+        for h in &mut headers {
+            h.max_timestamp = log_append_time;
+        }
+        rewritten = Some(buf);
+    }
+    let records = rewritten.as_deref().unwrap_or(records);
     match log.append(records, &headers) {
         Ok((base_offset, end)) => Outcome::Waiting {
             index,
             base_offset,
             log_start_offset: log.log_start_offset(),
+            log_append_time,
             durable: Box::pin(log.durable(end)),
         },
         Err(e) => error(index, ErrorCode::KafkaStorageError, Some(e.to_string())),
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod error_code;
 pub mod frame;
+pub mod rewrite;
 pub mod versions;
 
 pub use error_code::ErrorCode;

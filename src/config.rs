@@ -54,6 +54,7 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     ("log.message.timestamp.type", "CreateTime", TIMESTAMP_TYPES),
     ("compression.type", "producer", COMPRESSION_TYPES),
     ("min.insync.replicas", "1", Kind::Int),
+    ("producer.id.expiration.ms", "86400000", Kind::Int),
     // Consumer groups (classic protocol).
     ("group.initial.rebalance.delay.ms", "3000", Kind::Int),
     ("group.min.session.timeout.ms", "6000", Kind::Int),

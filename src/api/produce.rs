@@ -16,7 +16,8 @@ use super::str_bytes;
 use crate::broker::context::ShardCtx;
 use crate::metadata::{TopicMeta, topic_name};
 use crate::protocol::{ErrorCode, batch, rewrite};
-use crate::storage::StorageError;
+use crate::storage::producer_state::SequenceError;
+use crate::storage::{Appended, StorageError};
 
 type Durable = Pin<Box<dyn Future<Output = Result<(), StorageError>>>>;
 
@@ -168,13 +169,24 @@ fn append(ctx: &ShardCtx, meta: &TopicMeta, index: i32, records: Option<&[u8]>) 
     }
     let records = rewritten.as_deref().unwrap_or(records);
     match log.append(records, &headers) {
-        Ok((base_offset, end)) => Outcome::Waiting {
-            index,
-            base_offset,
-            log_start_offset: log.log_start_offset(),
-            log_append_time,
-            durable: Box::pin(log.durable(end)),
-        },
+        // A retried batch is answered like the original: once it is durable.
+        Ok(Appended::New { base: base_offset, end } | Appended::Duplicate { base: base_offset, end }) => {
+            Outcome::Waiting {
+                index,
+                base_offset,
+                log_start_offset: log.log_start_offset(),
+                log_append_time,
+                durable: Box::pin(log.durable(end)),
+            }
+        }
+        Err(StorageError::Sequence(e)) => {
+            let code = match e {
+                SequenceError::InvalidEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+                SequenceError::OutOfOrder { .. } => ErrorCode::OutOfOrderSequenceNumber,
+            };
+            warn!(topic, partition = index, "rejecting produce: {e}");
+            error(index, code, Some(e.to_string()))
+        }
         Err(e) => error(index, ErrorCode::KafkaStorageError, Some(e.to_string())),
     }
 }

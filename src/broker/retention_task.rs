@@ -1,7 +1,8 @@
 //! The shard's background cleanup pass: every
 //! `log.retention.check.interval.ms`, each owned partition of a `delete`
 //! topic drops the oldest segments its `retention.ms` / `retention.bytes` no
-//! longer keep, and each partition of a `compact` topic is compacted.
+//! longer keep, each partition of a `compact` topic is compacted, and
+//! idempotent producers silent for `producer.id.expiration.ms` are forgotten.
 //! It runs in its own low-priority task queue, so request handling comes
 //! first.
 
@@ -19,6 +20,7 @@ fn now_ms() -> i64 {
 /// Runs retention passes forever.
 pub async fn run(ctx: Rc<ShardCtx>) {
     let interval = Duration::from_millis(ctx.cfg.settings.retention_check_interval_ms().max(10));
+    let producer_expiry = ctx.cfg.settings.broker_int("producer.id.expiration.ms");
     loop {
         glommio::timer::sleep(interval).await;
         let meta = ctx.cfg.snapshot.load_full();
@@ -32,6 +34,7 @@ pub async fn run(ctx: Rc<ShardCtx>) {
                 let Some(log) = ctx.partition(topic, p) else {
                     continue;
                 };
+                log.expire_producers(now_ms(), producer_expiry);
                 if compact && let Err(e) = log.compact(tombstones_until).await {
                     error!(topic = %topic.name, partition = p, "compaction failed: {e}");
                 }

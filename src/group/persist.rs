@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use super::record::{self, RecordKey, RecordValue};
 use crate::protocol::batch;
-use crate::storage::PartitionLog;
+use crate::storage::{Appended, PartitionLog};
 
 /// Why group records could not be written or read.
 #[derive(Debug, Error)]
@@ -59,7 +59,9 @@ pub async fn append(log: &Rc<PartitionLog>, writes: &[Write], now_ms: i64) -> Re
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     RecordBatchEncoder::encode(&mut buf, records.iter(), &options).map_err(|e| PersistError::Encode(e.to_string()))?;
     let headers = batch::validate_all(&buf).map_err(|e| PersistError::Encode(e.to_string()))?;
-    let (_, end) = log.append(&buf, &headers)?;
+    let end = match log.append(&buf, &headers)? {
+        Appended::New { end, .. } | Appended::Duplicate { end, .. } => end,
+    };
     log.durable(end).await?;
     Ok(())
 }

@@ -18,6 +18,9 @@ const ATTRIBUTES: usize = 21;
 const LAST_OFFSET_DELTA: usize = 23;
 const BASE_TIMESTAMP: usize = 27;
 const MAX_TIMESTAMP: usize = 35;
+const PRODUCER_ID: usize = 43;
+const PRODUCER_EPOCH: usize = 51;
+const BASE_SEQUENCE: usize = 53;
 const RECORD_COUNT: usize = 57;
 
 /// Why a batch was rejected.
@@ -59,9 +62,26 @@ pub struct BatchHeader {
     pub attributes: i16,
     /// Number of records.
     pub record_count: i32,
+    /// Idempotent producer id (-1 for none).
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// Sequence number of the first record.
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
+    /// Whether the batch comes from an idempotent producer.
+    pub fn is_idempotent(&self) -> bool {
+        self.producer_id >= 0
+    }
+
+    /// Sequence number of the last record (wrapping as Kafka's do).
+    pub fn last_sequence(&self) -> i32 {
+        let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
+        if last > i64::from(i32::MAX) { (last - i64::from(i32::MAX) - 1) as i32 } else { last as i32 }
+    }
+
     /// Offset of the last record in the batch.
     pub fn last_offset(&self) -> i64 {
         self.base_offset + i64::from(self.last_offset_delta)
@@ -101,6 +121,9 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         max_timestamp: i64_at(buf, MAX_TIMESTAMP),
         attributes: i16::from_be_bytes([buf[ATTRIBUTES], buf[ATTRIBUTES + 1]]),
         record_count,
+        producer_id: i64_at(buf, PRODUCER_ID),
+        producer_epoch: i16::from_be_bytes([buf[PRODUCER_EPOCH], buf[PRODUCER_EPOCH + 1]]),
+        base_sequence: i32_at(buf, BASE_SEQUENCE),
     })
 }
 

@@ -31,6 +31,8 @@ pub enum ErrorCode {
     InvalidReplicaAssignment = 39,
     InvalidConfig = 40,
     InvalidRequest = 42,
+    OutOfOrderSequenceNumber = 45,
+    InvalidProducerEpoch = 47,
     TransactionalIdAuthorizationFailed = 53,
     KafkaStorageError = 56,
     NonEmptyGroup = 68,

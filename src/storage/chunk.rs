@@ -10,6 +10,7 @@ use bytes::Bytes;
 use glommio::io::{DmaBuffer, DmaFile};
 
 use super::index::BatchEntry;
+use super::producer_state::ProducerBatch;
 
 /// Direct-I/O page size: writes start and end on these boundaries.
 pub const PAGE: u64 = 4096;
@@ -29,6 +30,8 @@ pub struct Chunk {
     pub entries: Vec<BatchEntry>,
     /// One past the last offset.
     pub end_offset: i64,
+    /// Idempotent producers' batches in it: (producer id, epoch, batch, max timestamp).
+    pub producers: Vec<(i64, i16, ProducerBatch, i64)>,
     /// Bytes at the front reserved for the durable part of the page
     /// `start_pos` falls in, which the write must rewrite (filled in by
     /// [`Chunk::seal`]).
@@ -49,6 +52,7 @@ impl Chunk {
             start_pos,
             entries: Vec::new(),
             end_offset,
+            producers: Vec::new(),
             prefix,
             used: prefix,
             buf: Rc::new(file.alloc_dma_buffer(capacity)),

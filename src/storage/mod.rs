@@ -10,10 +10,11 @@ pub mod index_file;
 pub mod iopoll_probe;
 pub mod partition;
 pub mod partition_dir;
+pub mod producer_state;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
 pub mod start_offset;
 pub mod walk;
 
-pub use partition::{Limits, PartitionLog, ReadError, StorageError};
+pub use partition::{Appended, Limits, PartitionLog, ReadError, StorageError};

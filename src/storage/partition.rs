@@ -25,6 +25,7 @@ use super::compaction;
 use super::index::{BatchEntry, SegmentIndex};
 use super::index_file;
 use super::partition_dir;
+use super::producer_state::{Check, ProducerBatch, ProducerEntry, ProducerState, SequenceError};
 use super::recovery;
 use super::retention::{self, SegmentInfo};
 use super::segment::{self, Segment};
@@ -61,6 +62,17 @@ pub enum StorageError {
     Io(String),
     #[error("the partition was closed")]
     Closed,
+    #[error("{0}")]
+    Sequence(#[from] SequenceError),
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The batches got offsets `base..end`.
+    New { base: i64, end: i64 },
+    /// An idempotent producer's retry of a batch already at `base..end`.
+    Duplicate { base: i64, end: i64 },
 }
 
 /// Why a read was refused.
@@ -112,6 +124,11 @@ struct State {
     last_sync: std::time::Instant,
     /// A delayed fdatasync is scheduled.
     sync_timer: bool,
+    /// Idempotent producers, as of everything appended (pending included).
+    producers: ProducerState,
+    /// ... and as of the durable log only: what `producers` returns to when
+    /// a write fails.
+    durable_producers: ProducerState,
 }
 
 /// A partition's log.
@@ -214,7 +231,11 @@ impl PartitionLog {
         if expected > segments[0].base_offset {
             info!(dir = %dir.display(), segments = segments.len(), start = log_start_offset, end = expected, "recovered partition");
         }
+        let producers = rebuild_producers(&dir, &segments, expected).await?;
+        let active = segments.last().expect("at least one segment");
         let state = State {
+            producers: producers.clone(),
+            durable_producers: producers,
             write_segment: active.base_offset,
             write_segment_since_ms: active.index.times.first().map_or_else(now_ms, |t| t.timestamp.min(now_ms())),
             write_pos: active.size,
@@ -258,12 +279,58 @@ impl PartitionLog {
     /// Appends validated batches (`headers` describe `records` in order),
     /// assigning offsets. Returns the first offset and the end offset
     /// (exclusive); durability follows through [`PartitionLog::durable`].
-    pub fn append(self: &Rc<Self>, records: &[u8], headers: &[BatchHeader]) -> Result<(i64, i64), StorageError> {
+    pub fn append(self: &Rc<Self>, records: &[u8], headers: &[BatchHeader]) -> Result<Appended, StorageError> {
         let mut st = self.state.borrow_mut();
         if st.closed {
             return Err(StorageError::Closed);
         }
         let base = st.next_offset;
+        // Idempotent producers: check every batch before appending any.
+        let mut appends: Vec<(i64, ProducerEntry, ProducerBatch, i16)> = Vec::new();
+        let mut offset = base;
+        for h in headers {
+            if h.is_idempotent() {
+                let entry = st.producers.producers.get(&h.producer_id).cloned().unwrap_or_default();
+                let mut entry = appends
+                    .iter()
+                    .rev()
+                    .find(|(pid, ..)| *pid == h.producer_id)
+                    .map(|(_, e, _, _)| e.clone())
+                    .unwrap_or(entry);
+                match entry.check(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence())? {
+                    Check::Duplicate(b) if headers.len() == 1 => {
+                        info!(
+                            dir = %self.dir.display(), producer = h.producer_id, sequence = h.base_sequence,
+                            offset = b.first_offset, "duplicate batch from an idempotent producer: answered with its original offset"
+                        );
+                        return Ok(Appended::Duplicate { base: b.first_offset, end: b.last_offset + 1 });
+                    }
+                    Check::Duplicate(_) => {
+                        return Err(SequenceError::OutOfOrder {
+                            producer_id: h.producer_id,
+                            epoch: h.producer_epoch,
+                            seq: h.base_sequence,
+                            last: -1,
+                        }
+                        .into());
+                    }
+                    Check::Fresh => {}
+                }
+                let batch = ProducerBatch {
+                    first_seq: h.base_sequence,
+                    last_seq: h.last_sequence(),
+                    first_offset: offset,
+                    last_offset: offset + i64::from(h.last_offset_delta),
+                };
+                entry.record(h.producer_epoch, batch, h.max_timestamp);
+                appends.push((h.producer_id, entry, batch, h.producer_epoch));
+            }
+            offset += i64::from(h.last_offset_delta) + 1;
+        }
+        for (pid, entry, _, _) in &appends {
+            st.producers.producers.insert(*pid, entry.clone());
+        }
+        let mut appends = appends.into_iter().map(|(pid, _, batch, epoch)| (pid, epoch, batch)).peekable();
         let mut at = 0;
         let now = now_ms();
         for h in headers {
@@ -288,6 +355,10 @@ impl PartitionLog {
             }
             let chunk = st.pending.back_mut().expect("just ensured");
             batch::assign_offset(chunk.push(bytes), offset, 0);
+            if appends.peek().is_some_and(|(_, _, b)| b.first_offset == offset) {
+                let (pid, epoch, b) = appends.next().expect("peeked");
+                chunk.producers.push((pid, epoch, b, h.max_timestamp));
+            }
             let entry = BatchEntry {
                 base_offset: offset,
                 last_offset: offset + i64::from(h.last_offset_delta),
@@ -310,7 +381,7 @@ impl PartitionLog {
         if start_flusher {
             glommio::spawn_local(self.clone().flush_loop()).detach();
         }
-        Ok((base, end))
+        Ok(Appended::New { base, end })
     }
 
     /// Resolves once every offset below `end` is durable (or failed).
@@ -407,6 +478,14 @@ impl PartitionLog {
                 // Not fatal: the next start rebuilds a missing index.
                 warn!(dir = %self.dir.display(), segment = old_base, "cannot write index files: {e}");
             }
+            // Producer state as of the sealed segment's end, so that a start
+            // after a crash replays only the new segment.
+            let (dir, producers) = (self.dir.clone(), self.state.borrow().durable_producers.clone());
+            if let Err(e) =
+                glommio::executor().spawn_blocking(move || producers.write_snapshot(&dir, segment_base)).await
+            {
+                warn!(dir = %self.dir.display(), "cannot write the producer snapshot: {e}");
+            }
             if self.state.borrow().closed {
                 // Deleted meanwhile: its directory may already belong to a
                 // re-created topic of the same name.
@@ -492,6 +571,14 @@ impl PartitionLog {
         .detach();
     }
 
+    /// Forgets idempotent producers silent for `expiration_ms`
+    /// (`producer.id.expiration.ms`).
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let mut st = self.state.borrow_mut();
+        st.durable_producers.expire(now_ms, expiration_ms);
+        st.producers.expire(now_ms, expiration_ms)
+    }
+
     /// Drops a cached batch for the shard's cache budget.
     pub fn evict_cached(&self, base: i64) {
         self.state.borrow_mut().cache.evict_front(base);
@@ -506,6 +593,9 @@ impl PartitionLog {
         let active = st.segments.last_mut().expect("a segment");
         for e in &chunk.entries {
             active.index.append(e, interval);
+        }
+        for (pid, epoch, batch, ts) in std::mem::take(&mut chunk.producers) {
+            st.durable_producers.record(pid, epoch, batch, ts);
         }
         let (start_pos, end_offset, entries) = (chunk.start_pos, chunk.end_offset, std::mem::take(&mut chunk.entries));
         let cached = cache_chunk(&mut st.cache, self.cache_budget.limit(), chunk.into_bytes(), start_pos, &entries);
@@ -527,6 +617,7 @@ impl PartitionLog {
         let mut st = self.state.borrow_mut();
         st.pending.clear();
         st.next_offset = st.high_watermark;
+        st.producers = st.durable_producers.clone();
         let active = st.segments.last().expect("a segment");
         let (base, size) = (active.base_offset, active.size);
         st.write_segment = base;
@@ -575,6 +666,11 @@ impl PartitionLog {
         };
         file.truncate(size).await.map_err(io::Error::from)?;
         file.fdatasync().await.map_err(io::Error::from)?;
+        let (dir, producers, end) = {
+            let st = self.state.borrow();
+            (self.dir.clone(), st.durable_producers.clone(), st.high_watermark)
+        };
+        glommio::executor().spawn_blocking(move || producers.write_snapshot(&dir, end)).await?;
         if index.next_offset.is_some() {
             let dir = self.dir.clone();
             glommio::executor().spawn_blocking(move || index_file::write(&dir, base, &index)).await?;
@@ -901,6 +997,45 @@ async fn recover_segment(
         }
     }
     Ok(scan)
+}
+
+/// Idempotent producers' state on open: the snapshot (if it is valid for
+/// this log), then every idempotent batch after it, read from the log.
+async fn rebuild_producers(dir: &Path, segments: &[Segment], log_end: i64) -> io::Result<ProducerState> {
+    let d = dir.to_path_buf();
+    let snapshot = glommio::executor().spawn_blocking(move || ProducerState::read_snapshot(&d)).await;
+    let first = segments.first().expect("a segment").base_offset;
+    let (mut state, from) = match snapshot {
+        Some((s, end)) if end <= log_end && end >= first => (s, end),
+        // No usable snapshot: what the active segment holds (older state
+        // is lost, and such producers may start anywhere, as in Kafka).
+        _ => (ProducerState::default(), segments.last().expect("a segment").base_offset),
+    };
+    if from >= log_end {
+        return Ok(state);
+    }
+    for (i, seg) in segments.iter().enumerate() {
+        if segments.get(i + 1).is_some_and(|next| next.base_offset <= from) {
+            continue;
+        }
+        let start = if seg.base_offset < from { seg.index.floor_position(from) } else { 0 };
+        walk::for_each(&seg.file, start, seg.size, |_, b| {
+            if let Ok(h) = batch::parse_header(b)
+                && h.is_idempotent()
+                && h.last_offset() >= from
+            {
+                let batch = ProducerBatch {
+                    first_seq: h.base_sequence,
+                    last_seq: h.last_sequence(),
+                    first_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                };
+                state.record(h.producer_id, h.producer_epoch, batch, h.max_timestamp);
+            }
+        })
+        .await?;
+    }
+    Ok(state)
 }
 
 /// Wall-clock time in milliseconds since the epoch.

@@ -4,6 +4,8 @@
 pub mod batch;
 pub mod error_code;
 pub mod frame;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod rewrite;
 pub mod versions;
 

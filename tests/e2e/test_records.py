@@ -186,3 +186,29 @@ def test_record_over_the_limit_is_rejected_and_the_next_one_succeeds(broker_fact
     p.flush(30)
     assert results[0] is not None and results[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
     broker.assert_alive()
+
+
+def batch_with_raw_record(body):
+    """A valid (CRC-correct) one-record v2 batch around a hand-made record body."""
+    rec = kw.varint(len(body)) + body
+    ts = int(time.time() * 1000)
+    after_crc = (kw.i16(0) + kw.i32(0) + kw.i64(ts) + kw.i64(ts) + kw.i64(-1) + kw.i16(-1) + kw.i32(-1)
+                 + kw.i32(1) + rec)
+    after_len = kw.i32(-1) + kw.i8(2) + kw.u32(kw.crc32c(after_crc)) + after_crc
+    return kw.i64(0) + kw.i32(len(after_len)) + after_len
+
+
+def test_record_claiming_two_billion_headers_is_refused_not_fatal(broker):
+    """On a topic that recompresses, the broker decodes records; a record
+    whose header count says 2^31-1 made the codec reserve ~97 GB and abort the
+    process (found by the fuzz harness). Now: CORRUPT_MESSAGE, broker alive."""
+    topic = h.unique("hdrbomb")
+    h.create_topic(broker, topic, partitions=1, config={"compression.type": "zstd"})
+    body = kw.i8(0) + kw.varint(0) + kw.varint(0) + kw.varint(-1) + kw.varint(1) + b"x" + kw.varint(2**31 - 1)
+    with kw.WireConn("127.0.0.1", broker.shard_port(h.partition_leaders(broker, topic)[0])) as c:
+        pr = kw.parse_produce_v3_response(c.request(
+            kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, batch_with_raw_record(body), acks=-1)))
+        assert pr[(topic, 0)][0] == kw.CORRUPT_MESSAGE
+    broker.assert_alive()
+    h.produce_records(broker, topic, [(None, b"fine", 0)])
+    assert [v for _k, v, *_ in h.consume_all(broker, topic, [0], expect=1)] == [b"fine"]

@@ -212,3 +212,48 @@ def test_record_claiming_two_billion_headers_is_refused_not_fatal(broker):
     broker.assert_alive()
     h.produce_records(broker, topic, [(None, b"fine", 0)])
     assert [v for _k, v, *_ in h.consume_all(broker, topic, [0], expect=1)] == [b"fine"]
+
+
+def _produce_raw(broker, topic, records):
+    with kw.WireConn("127.0.0.1", broker.shard_port(h.partition_leaders(broker, topic)[0])) as c:
+        pr = kw.parse_produce_v3_response(c.request(kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, records, acks=-1)))
+        return pr[(topic, 0)]
+
+
+def _with_crc(b):
+    b = bytearray(b)
+    b[17:21] = kw.u32(kw.crc32c(bytes(b[21:])))
+    return bytes(b)
+
+
+def test_invalid_batches_are_corrupt_and_nothing_is_appended(broker):
+    topic = h.unique("inv")
+    h.create_topic(broker, topic, partitions=1)
+    good = kw.build_record_batch([(None, b"a"), (None, b"b")])
+    bad_magic = bytearray(good)
+    bad_magic[16] = 1
+    bad_count = bytearray(good)
+    bad_count[57:61] = kw.i32(5)  # says 5 records, holds 2
+    bad_length = bytearray(good)
+    bad_length[8:12] = kw.i32(len(good) + 100)  # longer than the data
+    for bad in (bytes(bad_magic), _with_crc(bad_count), bytes(bad_length), good[:-1]):
+        # A good batch first, then the bad one: all or nothing.
+        err = _produce_raw(broker, topic, good + bad)[0]
+        assert err == kw.CORRUPT_MESSAGE, err
+    assert _produce_raw(broker, topic, good)[:2] == (0, 0), "something was appended by a refused request"
+    assert len(h.consume_all(broker, topic, [0], expect=2)) == 2
+
+
+def test_silent_producers_expire(broker_factory):
+    """producer.id.expiration.ms: once a producer has been forgotten, its old
+    batch is new again (as in Kafka) - shown here to prove expiry happens."""
+    broker = broker_factory(overrides={"producer.id.expiration.ms": "1500",
+                                       "log.retention.check.interval.ms": "300"})
+    topic = h.unique("exp")
+    h.create_topic(broker, topic, partitions=1)
+    batch = kw.build_record_batch([(None, b"x")], producer_id=31, producer_epoch=0, base_sequence=0,
+                                  base_timestamp=int(time.time() * 1000))
+    assert _produce_raw(broker, topic, batch)[:2] == (0, 0)
+    assert _produce_raw(broker, topic, batch)[:2] == (0, 0)  # deduplicated while remembered
+    time.sleep(3)
+    assert _produce_raw(broker, topic, batch)[:2] == (0, 1)  # forgotten: appended again

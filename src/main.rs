@@ -2,6 +2,7 @@
 
 mod api;
 mod broker;
+mod cli;
 mod config;
 mod group;
 mod metadata;
@@ -28,6 +29,26 @@ struct Cli {
 enum Command {
     /// Run a broker: one shard (and Kafka node) per core.
     Broker(BrokerArgs),
+    /// Create, list, describe, delete or alter topics.
+    ///
+    /// Example: sluice topics --bootstrap-server localhost:9092 create orders --partitions 3
+    Topics(cli::topics::TopicsArgs),
+    /// Produce lines from stdin or a file as records.
+    ///
+    /// Example: printf 'k1:hello\nk2:world\n' | sluice produce --topic demo --key-separator :
+    Produce(cli::produce::ProduceArgs),
+    /// Print records from partitions or as a group member.
+    ///
+    /// Example: sluice consume --topic demo --from-beginning --group readers --print-key
+    Consume(cli::consume::ConsumeArgs),
+    /// List, describe (lag), delete consumer groups or reset their offsets.
+    ///
+    /// Example: sluice groups --bootstrap-server localhost:9092 describe readers
+    Groups(cli::groups::GroupsArgs),
+    /// Show the nodes, the controller and (with --api-versions) the APIs each serves.
+    ///
+    /// Example: sluice cluster --bootstrap-server localhost:9092 --api-versions
+    Cluster(cli::cluster::ClusterArgs),
 }
 
 #[derive(Parser)]
@@ -93,8 +114,22 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Broker(_)) {
+        // The tools end quietly when their reader goes (`| head`), as Unix
+        // tools do, instead of panicking on EPIPE. The broker keeps Rust's
+        // default (SIGPIPE ignored, EPIPE as an error on that one socket).
+        // SAFETY: restoring a default disposition before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Broker(args) => broker(args),
+        Command::Topics(args) => cli::topics::run(args).map_err(|e| e.to_string()),
+        Command::Produce(args) => cli::produce::run(args).map_err(|e| e.to_string()),
+        Command::Consume(args) => cli::consume::run(args).map_err(|e| e.to_string()),
+        Command::Groups(args) => cli::groups::run(args).map_err(|e| e.to_string()),
+        Command::Cluster(args) => cli::cluster::run(args).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

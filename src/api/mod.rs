@@ -12,6 +12,7 @@ pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -66,6 +67,9 @@ pub fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -> Pend
         RequestKind::DeleteRecords(r) => Box::pin(async move { respond(delete_records::handle(&ctx, r).await.into()) }),
         RequestKind::InitProducerId(r) => {
             Box::pin(async move { respond(init_producer_id::handle(&ctx, r).await.into()) })
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            Box::pin(async move { respond(incremental_alter_configs::handle(&ctx, r).await.into()) })
         }
         RequestKind::FindCoordinator(r) => {
             Box::pin(async move { respond(find_coordinator::handle(&ctx, r, version).await.into()) })

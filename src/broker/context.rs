@@ -69,6 +69,8 @@ pub struct ShardCtx {
     /// Coordinator of the groups whose `__consumer_offsets` partition this
     /// shard owns.
     pub groups: Coordinator,
+    /// The shard's listening socket, closed first on a clean shutdown.
+    pub listener_fd: std::cell::Cell<Option<std::os::fd::RawFd>>,
     /// Owned partition logs: topic name -> (topic id, partition index -> log).
     /// The id tells a re-created topic from the deleted one of the same name.
     partitions: RefCell<HashMap<String, TopicLogs>>,
@@ -83,6 +85,7 @@ impl ShardCtx {
             notify: Rc::new(Notify::default()),
             cache_budget,
             groups: Coordinator::default(),
+            listener_fd: std::cell::Cell::new(None),
             partitions: RefCell::new(HashMap::new()),
         }
     }

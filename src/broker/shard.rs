@@ -39,7 +39,10 @@ pub async fn run(
         }
     }
     let listener = match listen(bind).await {
-        Ok(l) => l,
+        Ok((l, fd)) => {
+            ctx.listener_fd.set(Some(fd));
+            l
+        }
         Err(e) => {
             let _ = ready.send(Err(format!("shard {}: cannot listen on {bind}: {e}", ctx.cfg.node_id)));
             return;
@@ -88,7 +91,7 @@ const BIND_PATIENCE: Duration = Duration::from_secs(5);
 /// restart can rebind while old connections sit in TIME_WAIT). A killed
 /// broker's listening sockets outlive the process for a moment (its io_uring
 /// rings are torn down asynchronously), so EADDRINUSE is retried briefly.
-async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+async fn listen(addr: SocketAddr) -> std::io::Result<(TcpListener, std::os::fd::RawFd)> {
     use std::os::fd::{FromRawFd, IntoRawFd};
     let deadline = std::time::Instant::now() + BIND_PATIENCE;
     let std_listener = loop {
@@ -100,8 +103,9 @@ async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
             Err(e) => return Err(e),
         }
     };
+    let fd = std_listener.into_raw_fd();
     // SAFETY: the fd is a bound, listening TCP socket that we give away.
-    Ok(unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) })
+    Ok((unsafe { TcpListener::from_raw_fd(fd) }, fd))
 }
 
 async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
@@ -118,6 +122,16 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             let _ = done.send(result);
         }
         ShardCommand::Shutdown { done } => {
+            // Stop listening first. Left to process exit, the socket lives on
+            // until io_uring's teardown finishes, and a client of the next
+            // broker on this port could be accepted by it and then reset.
+            if let Some(fd) = ctx.listener_fd.take() {
+                // SAFETY: shutdown(2) on our own listening socket; the fd stays
+                // open (owned by the accept loop) and only stops accepting.
+                unsafe {
+                    libc::shutdown(fd, libc::SHUT_RDWR);
+                }
+            }
             let mut result = Ok(());
             for log in ctx.all_logs() {
                 if let Err(e) = log.shutdown().await {

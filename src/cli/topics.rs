@@ -6,8 +6,10 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, TopicName,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -55,15 +57,21 @@ pub enum TopicsCommand {
         #[arg(required = true)]
         topics: Vec<String>,
     },
-    /// Grow a topic's partition count.
+    /// Grow a topic's partition count, and set or delete its configs.
     ///
-    /// Example: sluice topics alter orders --partitions 12
+    /// Example: sluice topics alter orders --partitions 12 --config retention.ms=3600000 --delete-config segment.ms
     Alter {
         /// Topic name.
         topic: String,
         /// New partition count.
         #[arg(long)]
-        partitions: i32,
+        partitions: Option<i32>,
+        /// A topic setting to set, key=value (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+        /// A topic setting to remove (back to the broker default; repeatable).
+        #[arg(long = "delete-config", value_name = "KEY")]
+        delete_configs: Vec<String>,
     },
 }
 
@@ -147,17 +155,51 @@ pub fn run(args: TopicsArgs) -> Result<(), CliError> {
                 println!("Deleted topic {t}.");
             }
         }
-        TopicsCommand::Alter { topic, partitions } => {
+        TopicsCommand::Alter { topic, partitions, configs, delete_configs } => {
             cluster.leaders(&topic)?;
-            let req = CreatePartitionsRequest::default()
-                .with_timeout_ms(30_000)
-                .with_topics(vec![CreatePartitionsTopic::default().with_name(name(&topic)).with_count(partitions)]);
-            let resp = cluster.any().send(req)?;
-            for r in resp.results {
-                let detail = r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
-                check(r.error_code, || format!("cannot alter topic {topic:?}{detail}"))?;
+            if partitions.is_none() && configs.is_empty() && delete_configs.is_empty() {
+                return Err(CliError::Usage("nothing to alter: give --partitions, --config or --delete-config".into()));
             }
-            println!("Topic {topic} now has {partitions} partitions.");
+            if let Some(partitions) = partitions {
+                let req = CreatePartitionsRequest::default()
+                    .with_timeout_ms(30_000)
+                    .with_topics(vec![CreatePartitionsTopic::default().with_name(name(&topic)).with_count(partitions)]);
+                let resp = cluster.any().send(req)?;
+                for r in resp.results {
+                    let detail = r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
+                    check(r.error_code, || format!("cannot alter topic {topic:?}{detail}"))?;
+                }
+                println!("Topic {topic} now has {partitions} partitions.");
+            }
+            if !configs.is_empty() || !delete_configs.is_empty() {
+                let mut ops = Vec::new();
+                for c in &configs {
+                    let (k, v) = key_value(c)?;
+                    ops.push(
+                        AlterableConfig::default()
+                            .with_name(StrBytes::from_string(k))
+                            .with_config_operation(0)
+                            .with_value(Some(StrBytes::from_string(v))),
+                    );
+                }
+                for k in &delete_configs {
+                    ops.push(
+                        AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(1),
+                    );
+                }
+                let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+                    AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_string(topic.clone()))
+                        .with_configs(ops),
+                ]);
+                let resp = cluster.any().send(req)?;
+                for r in resp.responses {
+                    let detail = r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
+                    check(r.error_code, || format!("cannot alter the configs of topic {topic:?}{detail}"))?;
+                }
+                println!("Updated the configs of topic {topic}.");
+            }
         }
     }
     Ok(())

@@ -94,6 +94,13 @@ pub enum Command {
     CreatePartitions { name: String, count: i32, validate_only: bool, reply: flume::Sender<Result<(), AdminError>> },
     /// InitProducerId: a producer id never handed out before.
     AllocateProducerId { reply: flume::Sender<Result<i64, AdminError>> },
+    /// IncrementalAlterConfigs of a topic: set (`Some`) or delete (`None`) overrides.
+    AlterTopicConfigs {
+        name: String,
+        changes: Vec<(String, Option<String>)>,
+        validate_only: bool,
+        reply: flume::Sender<Result<(), AdminError>>,
+    },
 }
 
 /// A handle for shards to send commands to the controller.
@@ -131,6 +138,20 @@ impl ControllerHandle {
     pub async fn create_partitions(&self, name: String, count: i32, validate_only: bool) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
         self.call(Command::CreatePartitions { name, count, validate_only, reply }, rx, || {
+            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
+        })
+        .await
+    }
+
+    /// Sets or deletes a topic's config overrides.
+    pub async fn alter_topic_configs(
+        &self,
+        name: String,
+        changes: Vec<(String, Option<String>)>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let (reply, rx) = flume::bounded(1);
+        self.call(Command::AlterTopicConfigs { name, changes, validate_only, reply }, rx, || {
             Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
         })
         .await
@@ -184,6 +205,13 @@ fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
                 t.leaders.extend_from_slice(leaders);
+                meta.put_topic(t);
+            }
+        }
+        MetaRecord::TopicConfigsSet { name, configs } => {
+            if let Some(t) = meta.topic(name) {
+                let mut t = (**t).clone();
+                t.configs = configs.iter().cloned().collect();
                 meta.put_topic(t);
             }
         }
@@ -255,6 +283,9 @@ impl Controller {
             }
             Command::CreatePartitions { name, count, validate_only, reply } => {
                 let _ = reply.send(self.create_partitions(&name, count, validate_only));
+            }
+            Command::AlterTopicConfigs { name, changes, validate_only, reply } => {
+                let _ = reply.send(self.alter_topic_configs(&name, changes, validate_only));
             }
             Command::AllocateProducerId { reply } => {
                 let id = self.snapshot.load().next_producer_id;
@@ -436,6 +467,45 @@ impl Controller {
             return Err(AdminError::new(ErrorCode::KafkaStorageError, format!("cannot open new partition logs: {e}")));
         }
         info!(topic = name, from = have, to = count, "added partitions");
+        Ok(())
+    }
+
+    fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        changes: Vec<(String, Option<String>)>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let current = self.snapshot.load_full();
+        let Some(topic) = current.topic(name).cloned() else {
+            return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
+        };
+        let mut configs = topic.configs.clone();
+        for (key, value) in changes {
+            match value {
+                Some(v) => {
+                    config::validate_topic_config(&key, &v)
+                        .map_err(|e| AdminError::new(ErrorCode::InvalidConfig, e.to_string()))?;
+                    configs.insert(key, v);
+                }
+                None => {
+                    config::validate_topic_config(&key, "0").or_else(|e| match e {
+                        config::ConfigError::UnknownKey(_) => {
+                            Err(AdminError::new(ErrorCode::InvalidConfig, e.to_string()))
+                        }
+                        _ => Ok(()),
+                    })?;
+                    configs.remove(&key);
+                }
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let configs: Vec<(String, String)> = configs.into_iter().collect();
+        let next = self.commit(MetaRecord::TopicConfigsSet { name: name.to_string(), configs })?;
+        self.snapshot.store(next);
+        info!(topic = name, "altered topic configs");
         Ok(())
     }
 }

@@ -18,6 +18,9 @@ pub enum MetaRecord {
     PartitionMoved { name: String, partition: i32, leader: i32 },
     /// Producer ids below `next` have been handed out (InitProducerId).
     ProducerIdsAllocated { next: i64 },
+    /// A topic's config overrides were replaced by these (IncrementalAlterConfigs).
+    /// New variants go last: the discriminants of stored records must not move.
+    TopicConfigsSet { name: String, configs: Vec<(String, String)> },
 }
 
 /// A record frame that does not check out.

@@ -47,6 +47,7 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// The served range for `key`, if sluice implements it.

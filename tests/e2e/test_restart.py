@@ -154,3 +154,16 @@ def test_segment_ms_rolls_by_age_and_preallocate_keeps_logical_size(broker):
     broker.restart()
     got = h.consume_all(broker, topic, [0], expect=3)
     assert [v for _k, v, *_r in got] == [b"v0", b"v1", b"v2"]
+
+
+def test_first_request_after_a_clean_restart_is_served(broker):
+    """After SIGTERM the old process's listening sockets used to outlive it
+    (io_uring teardown), so a client connecting right after the restart could
+    be accepted by the dead broker's socket and reset. Shards now stop
+    listening before they flush."""
+    import kafka_wire as kw
+    for _ in range(5):
+        broker.restart()
+        with kw.WireConn("127.0.0.1", broker.shard_port(0)) as c:
+            err, apis = kw.parse_api_versions_v0_response(c.request(kw.API_API_VERSIONS, 0, b""))
+            assert err == 0 and apis, "no ApiVersions answer right after the restart"

@@ -222,3 +222,27 @@ def test_cluster_shows_nodes_controller_and_api_versions(broker):
     p = subprocess.run(f"{sluice_bin()} cluster --bootstrap-server {broker.bootstrap} --api-versions | head -1",
                        shell=True, capture_output=True, text=True, timeout=30)
     assert p.stdout.startswith("Bootstrap:") and "panicked" not in p.stderr
+
+
+def test_alter_topic_configs_persist(broker):
+    b = ("--bootstrap-server", broker.bootstrap)
+    topic = h.unique("cfg")
+    sluice("topics", *b, "create", topic, "--config", "segment.ms=600000")
+    r = sluice("topics", *b, "alter", topic, "--config", "retention.ms=7200000", "--delete-config", "segment.ms")
+    assert f"Updated the configs of topic {topic}." in r.stdout
+    line = sluice("topics", *b, "describe", topic).stdout.splitlines()[0]
+    assert line.endswith("Configs: retention.ms=7200000"), line
+    r = sluice("topics", *b, "alter", topic, "--config", "compression.type=brotli", check=False)
+    assert r.returncode != 0 and "INVALID_CONFIG" in r.stderr
+    r = script("kafka-topics.sh", *b, "--alter", "--topic", topic, "--config", "cleanup.policy=compact")
+    broker.restart()
+    line = sluice("topics", *b, "describe", topic).stdout.splitlines()[0]
+    assert line.endswith("Configs: cleanup.policy=compact,retention.ms=7200000"), line
+    # A Kafka client's IncrementalAlterConfigs works the same way.
+    from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource)
+    a = h.admin(broker)
+    res = ConfigResource("topic", topic, incremental_configs=[
+        ConfigEntry("retention.ms", "60000", incremental_operation=AlterConfigOpType.SET)])
+    for f in a.incremental_alter_configs([res]).values():
+        f.result()
+    assert "retention.ms=60000" in sluice("topics", *b, "describe", topic).stdout

@@ -246,3 +246,24 @@ def test_alter_topic_configs_persist(broker):
     for f in a.incremental_alter_configs([res]).values():
         f.result()
     assert "retention.ms=60000" in sluice("topics", *b, "describe", topic).stdout
+
+
+def test_groups_describe_shows_the_active_member(broker):
+    b = ("--bootstrap-server", broker.bootstrap)
+    topic, group = h.unique("act"), h.unique("g")
+    sluice("topics", *b, "create", topic, "--partitions", "2")
+    sluice("produce", *b, "--topic", topic, stdin="a\nb\nc\n")
+    p = subprocess.Popen([sluice_bin(), "consume", *b, "--topic", topic, "--group", group, "--from-beginning"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(3):
+            p.stdout.readline()
+        rows = [ln.split() for ln in sluice("groups", *b, "describe", group).stdout.splitlines()[1:]]
+        assert len(rows) == 2
+        for r in rows:
+            assert r[6].startswith("sluice-cli-") and r[7] == "/127.0.0.1" and r[8] == "sluice-cli", r
+        r = sluice("groups", *b, "delete", group, check=False)
+        assert r.returncode != 0 and "NON_EMPTY_GROUP" in r.stderr
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=20)

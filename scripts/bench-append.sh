@@ -44,9 +44,9 @@ RESULTS=()
 for parts in 1 4; do
     cpu0=$(awk '{print $14+$15}' /proc/$BROKER/stat)
     line=$(target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "append-$parts" \
-        --partitions $parts --duration "$SECS" --inflight 16 --batch-records 256 | tail -1)
+        --partitions $parts --producers $parts --duration "$SECS" --inflight 16 --batch-records 256 | grep 'records/sec')
     cpu1=$(awk '{print $14+$15}' /proc/$BROKER/stat)
-    mib=$(sed -E 's/.* ([0-9.]+) MiB\/s.*/\1/' <<<"$line")
+    mib=$(sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/' <<<"$line" | awk '{printf "%.1f", $1 * 1e6 / 1048576}')
     RESULTS+=("$parts $mib $(awk -v c=$((cpu1 - cpu0)) -v t="$TCK" -v m="$mib" -v s="$SECS" \
         'BEGIN { printf "%.2f", (c / t) / (m * s / 1024) }')")
     echo "$line"

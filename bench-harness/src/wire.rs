@@ -2,23 +2,21 @@
 //! requests the harness sends, all encoded with `kafka-protocol` (the codec
 //! the broker uses), over blocking sockets.
 
-use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 /// Why a benchmark run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +34,8 @@ fn proto(e: impl std::fmt::Display) -> BenchError {
 const CREATE_TOPICS_V: i16 = 4;
 const METADATA_V: i16 = 4;
 const PRODUCE_V: i16 = 7;
+const FETCH_V: i16 = 4;
+const LIST_OFFSETS_V: i16 = 1;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 
 /// One connection to one broker.
@@ -138,6 +138,83 @@ impl Conn {
             .collect()
     }
 
+    /// A second handle on the socket, for a thread that reads responses.
+    pub fn reader(&self) -> Result<TcpStream, BenchError> {
+        Ok(self.stream.try_clone()?)
+    }
+
+    /// Writes a request frame, giving it the next correlation id.
+    pub fn send_frame(&mut self, frame: &mut BytesMut) -> Result<(), BenchError> {
+        self.correlation += 1;
+        // The correlation id sits after length, api key and version.
+        frame[8..12].copy_from_slice(&self.correlation.to_be_bytes());
+        self.stream.write_all(frame)?;
+        Ok(())
+    }
+
+    /// The offset of each partition at `timestamp` (-2 earliest, -1 latest).
+    pub fn list_offsets(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+        timestamp: i64,
+    ) -> Result<Vec<(i32, i64)>, BenchError> {
+        let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+            ListOffsetsTopic::default().with_name(TopicName(StrBytes::from_string(topic.into()))).with_partitions(
+                partitions
+                    .iter()
+                    .map(|&p| ListOffsetsPartition::default().with_partition_index(p).with_timestamp(timestamp))
+                    .collect(),
+            ),
+        ]);
+        let resp: ListOffsetsResponse = self.call(ApiKey::ListOffsets, LIST_OFFSETS_V, &req)?;
+        let mut out = Vec::new();
+        for t in resp.topics {
+            for p in t.partitions {
+                if p.error_code != 0 {
+                    return Err(proto(format!("ListOffsets error {}", p.error_code)));
+                }
+                out.push((p.partition_index, p.offset));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One Fetch of `partitions` (partition, offset): (partition, error,
+    /// high watermark, record bytes) per partition.
+    pub fn fetch(
+        &mut self,
+        topic: &str,
+        partitions: &[(i32, i64)],
+        max_wait_ms: i32,
+    ) -> Result<Vec<(i32, i16, i64, Bytes)>, BenchError> {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(16 << 20)
+            .with_topics(vec![
+                FetchTopic::default().with_topic(TopicName(StrBytes::from_string(topic.into()))).with_partitions(
+                    partitions
+                        .iter()
+                        .map(|&(p, o)| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(o)
+                                .with_partition_max_bytes(4 << 20)
+                        })
+                        .collect(),
+                ),
+            ]);
+        let resp: FetchResponse = self.call(ApiKey::Fetch, FETCH_V, &req)?;
+        Ok(resp
+            .responses
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .map(|p| (p.partition_index, p.error_code, p.high_watermark, p.records.unwrap_or_default()))
+            .collect())
+    }
+
     /// A Produce request frame carrying `batch` to one partition.
     pub fn produce_request(&mut self, topic: &str, partition: i32, acks: i16, batch: &Bytes) -> BytesMut {
         let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(vec![
@@ -147,74 +224,17 @@ impl Conn {
         ]);
         self.frame(ApiKey::Produce, PRODUCE_V, &req).expect("a produce request encodes")
     }
-
-    /// Sends `request` over and over with `inflight` outstanding until
-    /// `stop`, calling `done` with each request's latency.
-    pub fn pipeline(
-        &mut self,
-        request: &BytesMut,
-        inflight: usize,
-        no_response: bool,
-        stop: &AtomicBool,
-        mut done: impl FnMut(Duration),
-    ) -> Result<(), BenchError> {
-        let mut sent: VecDeque<Instant> = VecDeque::with_capacity(inflight);
-        let mut frame = request.clone();
-        while !stop.load(Ordering::Relaxed) || !sent.is_empty() {
-            while sent.len() < inflight && !stop.load(Ordering::Relaxed) {
-                self.correlation += 1;
-                // The correlation id sits after length, api key and version.
-                frame[8..12].copy_from_slice(&self.correlation.to_be_bytes());
-                self.stream.write_all(&frame)?;
-                sent.push_back(Instant::now());
-                if no_response {
-                    done(Duration::ZERO);
-                    sent.pop_back();
-                }
-            }
-            let Some(t0) = sent.pop_front() else {
-                continue;
-            };
-            let mut resp = self.read_frame()?;
-            ResponseHeader::decode(&mut resp, ApiKey::Produce.response_header_version(PRODUCE_V)).map_err(proto)?;
-            let r = ProduceResponse::decode(&mut resp, PRODUCE_V).map_err(proto)?;
-            for t in &r.responses {
-                for p in &t.partition_responses {
-                    if p.error_code != 0 {
-                        return Err(BenchError::Protocol(format!("produce error {}", p.error_code)));
-                    }
-                }
-            }
-            done(t0.elapsed());
-        }
-        Ok(())
-    }
 }
 
-/// One uncompressed v2 batch of `n` records of `size` bytes, built once and
-/// re-sent (the broker assigns offsets; the CRC does not cover them).
-pub fn record_batch(n: usize, size: usize) -> Bytes {
-    let value = Bytes::from(vec![b'x'; size]);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now,
-            key: None,
-            value: Some(value.clone()),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .expect("a record batch encodes");
-    buf.freeze()
+/// Reads one Produce response from `stream`: `Ok(errors)` with the number of
+/// partitions that reported an error.
+pub fn read_produce_response(stream: &mut TcpStream) -> Result<usize, BenchError> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    stream.read_exact(&mut body)?;
+    let mut resp = Bytes::from(body);
+    ResponseHeader::decode(&mut resp, ApiKey::Produce.response_header_version(PRODUCE_V)).map_err(proto)?;
+    let r = ProduceResponse::decode(&mut resp, PRODUCE_V).map_err(proto)?;
+    Ok(r.responses.iter().flat_map(|t| &t.partition_responses).filter(|p| p.error_code != 0).count())
 }

@@ -3,6 +3,7 @@
 mod api;
 mod broker;
 mod cli;
+mod clock;
 mod config;
 mod group;
 mod metadata;

@@ -14,6 +14,7 @@ use tracing::warn;
 use super::metadata::default_topic;
 use super::str_bytes;
 use crate::broker::context::ShardCtx;
+use crate::clock::now_ms;
 use crate::metadata::{TopicMeta, topic_name};
 use crate::protocol::{ErrorCode, batch, rewrite};
 use crate::storage::producer_state::SequenceError;
@@ -189,8 +190,4 @@ fn append(ctx: &ShardCtx, meta: &TopicMeta, index: i32, records: Option<&[u8]>) 
         }
         Err(e) => error(index, ErrorCode::KafkaStorageError, Some(e.to_string())),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -7,15 +7,12 @@
 //! first.
 
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tracing::error;
 
 use crate::broker::context::ShardCtx;
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+use crate::clock::now_ms;
 
 /// Runs retention passes forever.
 pub async fn run(ctx: Rc<ShardCtx>) {

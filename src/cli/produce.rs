@@ -183,7 +183,7 @@ fn send(
     codec: Compression,
     acks: i16,
 ) -> Result<usize, CliError> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now = crate::clock::now_ms();
     let records: Vec<Record> = batch
         .iter()
         .enumerate()

@@ -20,6 +20,7 @@ use super::record::{OffsetValue, RecordKey, RecordValue};
 use super::state::{Group, GroupState, JoinResult, Member, SyncResult};
 use crate::broker::context::ShardCtx;
 use crate::broker::notify::Notify;
+use crate::clock::now_ms;
 use crate::metadata::TopicMeta;
 use crate::protocol::ErrorCode;
 use crate::storage::PartitionLog;
@@ -95,10 +96,6 @@ enum Load {
 pub struct Coordinator {
     groups: RefCell<HashMap<String, Group>>,
     loads: RefCell<HashMap<i32, Load>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn ms(v: i64) -> Duration {

@@ -32,6 +32,7 @@ use super::segment::{self, Segment};
 use super::start_offset;
 use super::walk;
 use crate::broker::notify::Notify;
+use crate::clock::now_ms;
 use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
 
 /// Most chunks written together under one fdatasync.
@@ -1036,11 +1037,6 @@ async fn rebuild_producers(dir: &Path, segments: &[Segment], log_end: i64) -> io
         .await?;
     }
     Ok(state)
-}
-
-/// Wall-clock time in milliseconds since the epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn concat(parts: Vec<Bytes>) -> Bytes {

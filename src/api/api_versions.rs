@@ -23,5 +23,5 @@ pub fn response() -> ApiVersionsResponse {
 pub fn unsupported(correlation_id: i32) -> Pending {
     let body = response().with_error_code(ErrorCode::UnsupportedVersion.code());
     let frame = frame::encode_response(ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(body));
-    Box::pin(async move { frame })
+    Box::pin(async move { frame.map(frame::Frame::One) })
 }

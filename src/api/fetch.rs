@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::broker::context::ShardCtx;
 use crate::protocol::ErrorCode;
+use crate::protocol::zero_copy::StandIns;
 use crate::storage::ReadError;
 
 /// First version that names topics by id instead of by name.
@@ -27,7 +28,8 @@ fn partition_error(index: i32, code: ErrorCode) -> PartitionData {
 
 /// One pass over the requested partitions: the response, the bytes it
 /// carries, and whether any partition has an error (which ends the wait).
-async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResponse, StandIns, usize, bool) {
+    let mut stand_ins = StandIns::default();
     let meta = ctx.cfg.snapshot.load_full();
     // The broker's `fetch.max.bytes` caps what a client may ask for.
     let mut budget = (req.max_bytes.max(0) as usize).min(ctx.cfg.settings.fetch_max_bytes());
@@ -63,15 +65,16 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
             let data = log.read(p.fetch_offset, limit, total == 0).await;
             match data {
                 Ok(f) => {
-                    total += f.records.len();
-                    budget = budget.saturating_sub(f.records.len());
+                    let len = f.len();
+                    total += len;
+                    budget = budget.saturating_sub(len);
                     partitions.push(
                         PartitionData::default()
                             .with_partition_index(index)
                             .with_high_watermark(f.high_watermark)
                             .with_last_stable_offset(f.high_watermark)
                             .with_log_start_offset(f.log_start_offset)
-                            .with_records(Some(f.records)),
+                            .with_records(Some(stand_ins.stand_in(f.pieces))),
                     );
                 }
                 Err(ReadError::OutOfRange { .. }) => {
@@ -94,20 +97,21 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
         responses
             .push(FetchableTopicResponse::default().with_topic(name).with_topic_id(id).with_partitions(partitions));
     }
-    (FetchResponse::default().with_responses(responses), total, any_error)
+    (FetchResponse::default().with_responses(responses), stand_ins, total, any_error)
 }
 
-/// Answers Fetch, waiting for data up to `max_wait_ms`.
-pub async fn handle(ctx: &ShardCtx, req: FetchRequest, version: i16) -> FetchResponse {
+/// Answers Fetch, waiting for data up to `max_wait_ms`. Record sets are
+/// behind stand-ins, for [`crate::protocol::frame::encode_response_pieces`].
+pub async fn handle(ctx: &ShardCtx, req: FetchRequest, version: i16) -> (FetchResponse, StandIns) {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     loop {
         // Subscribe before reading, so data that lands meanwhile wakes us.
         let notified = ctx.notify.notified();
-        let (resp, bytes, any_error) = collect(ctx, &req, version).await;
+        let (resp, stand_ins, bytes, any_error) = collect(ctx, &req, version).await;
         let now = Instant::now();
         if bytes >= min_bytes || any_error || now >= deadline || req.topics.is_empty() {
-            return resp;
+            return (resp, stand_ins);
         }
         futures_lite::future::or(notified, async {
             glommio::timer::sleep(deadline - now).await;

@@ -29,15 +29,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use bytes::Bytes;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::context::ShardCtx;
-use crate::protocol::frame::{self, Request};
+use crate::protocol::frame::{self, Frame, Request};
 
 /// A response on its way: an encoded frame, or nothing (acks=0 produce).
-pub type Pending = Pin<Box<dyn Future<Output = Option<Bytes>>>>;
+pub type Pending = Pin<Box<dyn Future<Output = Option<Frame>>>>;
 
 /// Starts handling `req` from the client at `client_host` (Kafka's
 /// "/address" form). Work whose order matters (appends) happens now, before
@@ -47,13 +46,16 @@ pub fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -> Pend
     let client_id = req.header.client_id.as_deref().unwrap_or_default().to_string();
     let client_host = client_host.clone();
     let ctx = ctx.clone();
-    let respond = move |body: ResponseKind| frame::encode_response(key, version, correlation_id, &body);
+    let respond = move |body: ResponseKind| frame::encode_response(key, version, correlation_id, &body).map(Frame::One);
     match req.body {
         RequestKind::Produce(r) => {
             let pending = produce::handle(&ctx, r);
             Box::pin(async move { pending.await.and_then(|r| respond(r.into())) })
         }
-        RequestKind::Fetch(r) => Box::pin(async move { respond(fetch::handle(&ctx, r, version).await.into()) }),
+        RequestKind::Fetch(r) => Box::pin(async move {
+            let (resp, stand_ins) = fetch::handle(&ctx, r, version).await;
+            frame::encode_response_pieces(key, version, correlation_id, &resp, stand_ins)
+        }),
         RequestKind::ListOffsets(r) => Box::pin(async move { respond(list_offsets::handle(&ctx, r).await.into()) }),
         RequestKind::Metadata(r) => Box::pin(async move { respond(metadata::handle(&ctx, r, version).await.into()) }),
         RequestKind::ApiVersions(_) => Box::pin(async move { respond(api_versions::response().into()) }),

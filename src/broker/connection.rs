@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use crate::api::{self, Pending};
 use crate::broker::context::ShardCtx;
 use crate::broker::notify::Notify;
-use crate::protocol::frame::{self, FrameError};
+use crate::protocol::frame::{self, Frame, FrameError};
 
 /// Most requests in flight per connection before reading pauses.
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -71,7 +71,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let writer = glommio::spawn_local(async move {
         while let Some((pending, permit)) = rx.recv().await {
             if let Some(frame) = pending.await
-                && let Err(e) = writer_stream.write_all(&frame).await
+                && let Err(e) = write_frame(&mut writer_stream, &frame).await
             {
                 debug!(peer = %writer_peer, "write failed: {e}");
                 break;
@@ -146,6 +146,19 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     writer.await;
     // Dropping the last handle closes the socket.
     drop(stream);
+}
+
+/// Writes a response: one buffer, or its pieces in turn.
+async fn write_frame(w: &mut Shared, frame: &Frame) -> std::io::Result<()> {
+    match frame {
+        Frame::One(b) => w.write_all(b).await,
+        Frame::Pieces(pieces) => {
+            for p in pieces {
+                w.write_all(p).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A frame that cannot be read.

@@ -79,10 +79,10 @@ pub async fn replay(
     let mut count = 0;
     while offset < end {
         let fetched = log.read(offset, 1 << 20, true).await?;
-        if fetched.records.is_empty() {
+        let mut rest: Bytes = fetched.into_bytes();
+        if rest.is_empty() {
             break;
         }
-        let mut rest: Bytes = fetched.records;
         while let Some(head) = batch::peek(&rest) {
             let len = head.total_len;
             if len > rest.len() {

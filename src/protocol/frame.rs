@@ -55,6 +55,45 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, FrameError> {
     Ok(Request { api_key, version, header, body })
 }
 
+/// An encoded response, ready for the socket.
+pub enum Frame {
+    /// One buffer, length prefix included.
+    One(Bytes),
+    /// Pieces written in turn (the first holds the length prefix): record
+    /// sets of a fetch travel as the cached buffers themselves.
+    Pieces(Vec<Bytes>),
+}
+
+/// Encodes a response whose record sets are behind `stand_ins` (see
+/// [`super::zero_copy`]): the frame refers to the record buffers instead
+/// of copying them.
+pub fn encode_response_pieces(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &impl Encodable,
+    stand_ins: super::zero_copy::StandIns,
+) -> Option<Frame> {
+    let header_version = api_key.response_header_version(version);
+    let mut out = super::zero_copy::Pieces::new(stand_ins);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header.encode(&mut out, header_version).expect("a response header always encodes");
+    if let Err(e) = body.encode(&mut out, version) {
+        tracing::error!("cannot encode {api_key:?} v{version} response: {e}");
+        return None;
+    }
+    let len = out.len() as i32;
+    let mut pieces = out.finish();
+    // The length prefix goes in front of the first (small, encoded) piece.
+    let mut first = BytesMut::with_capacity(4 + pieces.first().map_or(0, Bytes::len));
+    first.put_i32(len);
+    if pieces.first().is_some_and(|p| p.len() < 4096) {
+        first.extend_from_slice(&pieces.remove(0));
+    }
+    pieces.insert(0, first.freeze());
+    Some(Frame::Pieces(pieces))
+}
+
 /// Encodes a response frame, length prefix included. ApiVersions always uses
 /// response header v0 so that clients can parse it before they know versions.
 /// A body that cannot be encoded in `version` (a handler set a field that

@@ -8,5 +8,6 @@ pub mod frame;
 mod fuzz_tests;
 pub mod rewrite;
 pub mod versions;
+pub mod zero_copy;
 
 pub use error_code::ErrorCode;

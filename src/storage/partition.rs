@@ -88,8 +88,9 @@ pub enum ReadError {
 /// Batches read from the log.
 #[derive(Debug, Clone)]
 pub struct Fetched {
-    /// Whole batches, verbatim.
-    pub records: Bytes,
+    /// Whole batches, verbatim, in order: the buffers they are held in
+    /// (cached chunks or a disk read), not copied together.
+    pub pieces: Vec<Bytes>,
     /// High watermark when the read started.
     pub high_watermark: i64,
     /// First offset still in the log.
@@ -149,6 +150,18 @@ pub struct PartitionLog {
     compacted_at: Cell<Option<i64>>,
     young_tombstones: Cell<bool>,
     state: RefCell<State>,
+}
+
+impl Fetched {
+    /// Bytes of batches.
+    pub fn len(&self) -> usize {
+        self.pieces.iter().map(Bytes::len).sum()
+    }
+
+    /// The batches as one buffer (a copy when there are several pieces).
+    pub fn into_bytes(self) -> Bytes {
+        concat(self.pieces)
+    }
 }
 
 impl PartitionLog {
@@ -689,12 +702,12 @@ impl PartitionLog {
             if offset < start || offset > hw {
                 return Err(ReadError::OutOfRange { offset, start, end: hw });
             }
-            let empty = Fetched { records: Bytes::new(), high_watermark: hw, log_start_offset: start };
+            let empty = Fetched { pieces: Vec::new(), high_watermark: hw, log_start_offset: start };
             if offset == hw {
                 return Ok(empty);
             }
-            if let Some(parts) = st.cache.read(offset, max_bytes, min_one) {
-                return Ok(Fetched { records: concat(parts), ..empty });
+            if let Some(pieces) = st.cache.read(offset, max_bytes, min_one) {
+                return Ok(Fetched { pieces, ..empty });
             }
             // The segment holding `offset`, where its index says to start, and
             // the segments after it (compaction can leave a segment with no
@@ -711,10 +724,10 @@ impl PartitionLog {
         for (file, pos, end) in segs {
             if let Some((at, first)) = walk::find(&file, pos, end, |p| p.last_offset >= offset).await.map_err(io_err)? {
                 let records = walk::read_from(&file, at, &first, end, max_bytes, min_one).await.map_err(io_err)?;
-                return Ok(Fetched { records, high_watermark: hw, log_start_offset: start });
+                return Ok(Fetched { pieces: vec![records], high_watermark: hw, log_start_offset: start });
             }
         }
-        Ok(Fetched { records: Bytes::new(), high_watermark: hw, log_start_offset: start })
+        Ok(Fetched { pieces: Vec::new(), high_watermark: hw, log_start_offset: start })
     }
 
     /// Deletes the oldest sealed segments that `retention.ms` (against the

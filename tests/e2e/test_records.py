@@ -257,3 +257,22 @@ def test_silent_producers_expire(broker_factory):
     assert _produce_raw(broker, topic, batch)[:2] == (0, 0)  # deduplicated while remembered
     time.sleep(3)
     assert _produce_raw(broker, topic, batch)[:2] == (0, 1)  # forgotten: appended again
+
+
+def test_batch_claiming_two_billion_records_is_refused_not_fatal(broker):
+    """A batch whose header says 2^31-1 records (and a matching offset delta,
+    so the header checks pass) made the codec reserve ~378 GB when the broker
+    decoded it for recompression, aborting the process (found by the fuzz
+    harness). Now: CORRUPT_MESSAGE, broker alive."""
+    topic = h.unique("cntbomb")
+    h.create_topic(broker, topic, partitions=1, config={"compression.type": "zstd"})
+    batch = bytearray(kw.build_record_batch([(None, b"x")]))
+    batch[23:27] = kw.i32(2**31 - 2)  # last offset delta
+    batch[57:61] = kw.i32(2**31 - 1)  # record count
+    with kw.WireConn("127.0.0.1", broker.shard_port(h.partition_leaders(broker, topic)[0])) as c:
+        err = kw.parse_produce_v3_response(c.request(
+            kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, _with_crc(batch), acks=-1)))[(topic, 0)][0]
+        assert err == kw.CORRUPT_MESSAGE
+    broker.assert_alive()
+    h.produce_records(broker, topic, [(None, b"fine", 0)])
+    assert [v for _k, v, *_ in h.consume_all(broker, topic, [0], expect=1)] == [b"fine"]

@@ -290,10 +290,7 @@ impl Coordinator {
                 }
                 drop(groups);
                 if let Some(v) = persist_now {
-                    self.spawn_persist(
-                        &log,
-                        vec![(RecordKey::Group { group: req.group_id.clone() }, Some(RecordValue::Group(v)))],
-                    );
+                    self.persist_group(&log, req.group_id.clone(), v);
                 }
                 return answer;
             }
@@ -312,10 +309,7 @@ impl Coordinator {
             rx
         };
         if let Some(v) = persist_now {
-            self.spawn_persist(
-                &log,
-                vec![(RecordKey::Group { group: req.group_id.clone() }, Some(RecordValue::Group(v)))],
-            );
+            self.persist_group(&log, req.group_id.clone(), v);
         }
         rx.recv().await.unwrap_or_else(|| JoinResult::error(ErrorCode::UnknownServerError, &req.member_id))
     }
@@ -348,15 +342,14 @@ impl Coordinator {
                 GroupState::Empty | GroupState::Dead => return SyncResult::error(ErrorCode::UnknownMemberId),
                 GroupState::PreparingRebalance => return SyncResult::error(ErrorCode::RebalanceInProgress),
                 GroupState::Stable => {
-                    let m = g.member_mut(&req.member_id).expect("checked");
-                    m.deadline = now + m.session_timeout;
+                    g.member_mut(&req.member_id).expect("checked").touch(now);
                     return g.sync_answer(&req.member_id);
                 }
                 GroupState::CompletingRebalance => {}
             }
             let (tx, rx) = local_channel::new_bounded(1);
             let m = g.member_mut(&req.member_id).expect("checked");
-            m.deadline = now + m.session_timeout;
+            m.touch(now);
             m.sync_waiter = Some(tx);
             let mut store = None;
             if g.leader.as_deref() == Some(req.member_id.as_str()) {
@@ -425,16 +418,14 @@ impl Coordinator {
         match g.state {
             GroupState::Empty | GroupState::Dead => ErrorCode::UnknownMemberId,
             GroupState::PreparingRebalance => {
-                let m = g.member_mut(member_id).expect("checked");
-                m.deadline = Instant::now() + m.session_timeout;
+                g.member_mut(member_id).expect("checked").touch(Instant::now());
                 ErrorCode::RebalanceInProgress
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
                 if generation != g.generation {
                     return ErrorCode::IllegalGeneration;
                 }
-                let m = g.member_mut(member_id).expect("checked");
-                m.deadline = Instant::now() + m.session_timeout;
+                g.member_mut(member_id).expect("checked").touch(Instant::now());
                 ErrorCode::None
             }
         }
@@ -481,10 +472,7 @@ impl Coordinator {
             if g.join_ready(now) && g.complete_join(now, stamp) {
                 let v = g.to_value();
                 drop(groups);
-                self.spawn_persist(
-                    &log,
-                    vec![(RecordKey::Group { group: group.to_string() }, Some(RecordValue::Group(v)))],
-                );
+                self.persist_group(&log, group.to_string(), v);
             }
         }
         Ok(results)
@@ -528,8 +516,7 @@ impl Coordinator {
                 if generation != g.generation {
                     return all(ErrorCode::IllegalGeneration);
                 }
-                let m = g.member_mut(member_id).expect("checked");
-                m.deadline = Instant::now() + m.session_timeout;
+                g.member_mut(member_id).expect("checked").touch(Instant::now());
             }
         }
         let meta = ctx.cfg.snapshot.load();
@@ -714,6 +701,11 @@ impl Coordinator {
             }
         }
         Ok(results)
+    }
+
+    /// Stores a group's state in the background.
+    fn persist_group(&self, log: &Rc<PartitionLog>, group: String, value: super::record::GroupValue) {
+        self.spawn_persist(log, vec![(RecordKey::Group { group }, Some(RecordValue::Group(value)))]);
     }
 
     /// Writes group records in the background (a completed rebalance that

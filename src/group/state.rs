@@ -107,6 +107,11 @@ impl Member {
         self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
     }
 
+    /// Heard from the member: its session starts over.
+    pub fn touch(&mut self, now: Instant) {
+        self.deadline = now + self.session_timeout;
+    }
+
     fn same_protocols(&self, protocols: &[(String, Bytes)]) -> bool {
         self.protocols == protocols
     }
@@ -286,7 +291,7 @@ impl Group {
         let all: Vec<_> =
             self.members.iter().map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol))).collect();
         for m in &mut self.members {
-            m.deadline = now + m.session_timeout;
+            m.touch(now);
             let result = JoinResult {
                 error: ErrorCode::None,
                 generation: self.generation,

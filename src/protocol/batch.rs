@@ -200,6 +200,32 @@ pub fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// Attributes bit 3: the batch's timestamps are the broker's append time.
+pub const LOG_APPEND_TIME: i16 = 1 << 3;
+
+/// Recomputes the CRC of the batch at the start of `batch` (after a rewrite
+/// of fields it covers), over as much of it as its length field and the
+/// buffer allow.
+pub fn reseal(batch: &mut [u8]) {
+    if batch.len() <= ATTRIBUTES {
+        return;
+    }
+    let end = (i32_at(batch, BATCH_LENGTH).max(0) as usize + LOG_OVERHEAD).min(batch.len());
+    if end > ATTRIBUTES {
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES..end]);
+        batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
+/// Marks the (valid) batch `header` describes as LogAppendTime with max
+/// timestamp `now_ms`, and reseals it.
+pub fn stamp_log_append_time(batch: &mut [u8], header: &BatchHeader, now_ms: i64) {
+    let attributes = header.attributes | LOG_APPEND_TIME;
+    batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    reseal(&mut batch[..header.total_len]);
+}
+
 /// Whether the batch's records are compressed (attributes bits 0-2).
 pub fn is_compressed(attributes: i16) -> bool {
     attributes & 0x7 != 0

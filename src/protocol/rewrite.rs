@@ -13,12 +13,6 @@ use thiserror::Error;
 
 use super::batch;
 
-const CRC: usize = 17;
-const ATTRIBUTES: usize = 21;
-const MAX_TIMESTAMP: usize = 35;
-/// Attributes bit 3: the batch's timestamps are the broker's append time.
-const LOG_APPEND_TIME: i16 = 1 << 3;
-
 /// Why a batch could not be rewritten (it is then refused as corrupt).
 #[derive(Debug, Error)]
 pub enum RewriteError {
@@ -76,11 +70,7 @@ pub fn stamp_log_append_time(records: &mut [u8], now_ms: i64) {
     while at < records.len() {
         let b = &mut records[at..];
         let h = batch::parse_header(b).expect("validated before stamping");
-        let attributes = h.attributes | LOG_APPEND_TIME;
-        b[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-        b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
-        let crc = crc32c::crc32c(&b[ATTRIBUTES..h.total_len]);
-        b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        batch::stamp_log_append_time(b, &h, now_ms);
         at += h.total_len;
     }
 }
@@ -96,7 +86,7 @@ mod tests {
         stamp_log_append_time(&mut b, 1234);
         let h = batch::validate(&b).expect("valid after stamping");
         assert_eq!(h.max_timestamp, 1234);
-        assert_ne!(h.attributes & LOG_APPEND_TIME, 0);
+        assert_ne!(h.attributes & batch::LOG_APPEND_TIME, 0);
     }
 
     #[test]

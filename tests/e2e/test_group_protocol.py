@@ -93,9 +93,12 @@ def test_a_second_member_triggers_a_rebalance(broker_factory):
     result = {}
     t = threading.Thread(target=lambda: result.update(r=join(b, group, member_id=first_b.member_id)))
     t.start()
-    time.sleep(0.5)
-    # A learns of the rebalance through its heartbeat, then rejoins.
-    assert heartbeat(a, group, gen, member_a) == w.REBALANCE_IN_PROGRESS
+    # A learns of the rebalance through its heartbeat (once B's rejoin, sent on another
+    # connection, has reached the coordinator), then rejoins.
+    deadline = time.monotonic() + 5
+    while (code := heartbeat(a, group, gen, member_a)) == w.NONE and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert code == w.REBALANCE_IN_PROGRESS
     ra = join(a, group, member_id=member_a)
     t.join(15)
     rb = result["r"]
@@ -316,6 +319,11 @@ def test_rebalance_timeout_drops_members_that_do_not_rejoin(broker_factory):
         group_id=group, session_timeout_ms=30000, rebalance_timeout_ms=3000, member_id="",
         protocol_type="consumer", protocols=PROTOCOLS), 3)))
     t.start()
+    # B's JoinGroup travels on another connection, so A's first heartbeats may reach the
+    # coordinator before it: NONE is fine until the rebalance has begun, never after.
+    while heartbeat(a, group, r.generation_id, member_a) == w.NONE:
+        assert time.monotonic() - started < 2, "B's JoinGroup did not start a rebalance"
+        time.sleep(0.05)
     # A keeps heartbeating but never rejoins: heartbeats do not save it.
     while t.is_alive() and time.monotonic() - started < 15:
         assert heartbeat(a, group, r.generation_id, member_a) in (w.REBALANCE_IN_PROGRESS, w.UNKNOWN_MEMBER_ID)

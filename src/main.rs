@@ -112,6 +112,11 @@ fn broker(args: BrokerArgs) -> Result<(), String> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A log that cannot be written (stderr on a full disk, a closed pipe)
+        // must not stop the broker: tracing-subscriber would report the
+        // failure with eprintln!, which panics when stderr fails, and a panic
+        // aborts the process. Lost log lines are the lesser harm.
+        .log_internal_errors(false)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let cli = Cli::parse();

@@ -92,6 +92,9 @@ class Broker:
         self.data_dir = Path(data_dir) if data_dir is not None else self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / f"{name}.log"
+        # Where the process's stdout and stderr go; None: log_path. A test may
+        # point it elsewhere (e.g. /dev/full) before start().
+        self.output = None
         self.port = None
         self.proc = None
         self._log_file = None
@@ -140,9 +143,14 @@ class Broker:
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
         self._expected_exit = False
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=self._log_file,
-            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        out = self._log_file if self.output is None else open(self.output, "wb", buffering=0)
+        try:
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        finally:
+            if out is not self._log_file:
+                out.close()
         _LIVE_PROCS.add(self.proc)
         self.starts += 1
         self._wait_ready(timeout)

@@ -6,6 +6,7 @@ at the next offset: dense, nothing lost, nothing resurrected by a restart."""
 
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import time
@@ -236,3 +237,22 @@ def test_disk_full_fails_produce_then_recovers(small_fs, broker_factory):
     _check_log(broker, topic, acked, "after kill -9 and restart")
     _check_segment_file(broker, topic, len(acked), "after kill -9 and restart")
     print(f"{len(acked)} records acked in total; all present after restart")
+
+
+def test_broker_keeps_serving_when_its_log_cannot_be_written(broker_factory):
+    """The broker's own log may sit on the full disk too. Every log line then
+    fails to be written (here: stdout and stderr go to /dev/full, where every
+    write fails with ENOSPC); the broker must go on serving, not abort."""
+    broker = broker_factory(start=False)
+    broker.output = "/dev/full"
+    broker.start()  # startup logs lines: an abort here fails the test
+    topic = h.unique("quietlog")
+    h.create_topic(broker, topic, 2)
+    h.produce_records(broker, topic, [(b"k", b"v%d" % i) for i in range(100)])
+    # A bad frame is logged as a warning when its connection is closed.
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
+        s.sendall(struct.pack(">i", -5))
+        assert s.recv(1) == b"", "the broker answered a negative frame length"
+    got = h.consume_all(broker, topic, [0, 1], timeout=60, expect=100)
+    assert sorted(v for _k, v, _p, _o, _ts in got) == sorted(b"v%d" % i for i in range(100))
+    broker.assert_alive()

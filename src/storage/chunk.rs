@@ -38,6 +38,9 @@ pub struct Chunk {
     prefix: usize,
     /// Bytes of `buf` in use, prefix included.
     used: usize,
+    /// Bytes after `used` that hold the log's next bytes instead of zeros
+    /// (see [`Chunk::pad_with`]).
+    padded: usize,
     /// Unshared until the chunk is sealed for its write.
     buf: Rc<DmaBuffer>,
 }
@@ -55,6 +58,7 @@ impl Chunk {
             producers: Vec::new(),
             prefix,
             used: prefix,
+            padded: 0,
             buf: Rc::new(file.alloc_dma_buffer(capacity)),
         }
     }
@@ -88,9 +92,8 @@ impl Chunk {
 
     /// Readies the chunk for its write: `tail` (the durable bytes of the page
     /// the chunk starts in) goes in front, the last page is zero-padded, and
-    /// the buffer is cut to whole pages. Returns the buffer and the aligned
-    /// file position it is written at.
-    pub fn seal(&mut self, tail: &[u8]) -> (Rc<DmaBuffer>, u64) {
+    /// the buffer is cut to whole pages.
+    pub fn seal(&mut self, tail: &[u8]) {
         assert_eq!(tail.len(), self.prefix, "the tail is what lies before start_pos in its page");
         let total = round_up(self.used);
         let buf = Rc::get_mut(&mut self.buf).expect("a chunk is sealed once");
@@ -98,9 +101,42 @@ impl Chunk {
         bytes[..self.prefix].copy_from_slice(tail);
         bytes[self.used..total].fill(0);
         buf.trim_to_size(total);
-        let aligned = self.start_pos - self.prefix as u64;
-        debug_assert_eq!(aligned % PAGE, 0);
-        (self.buf.clone(), aligned)
+        debug_assert_eq!((self.start_pos - self.prefix as u64) % PAGE, 0);
+    }
+
+    /// Fills the padding of a sealed chunk's last page with the log bytes
+    /// that follow it (`next`: the next chunk's batches), so that this chunk
+    /// and the next write the shared page with the same contents and may be
+    /// written concurrently. Returns how many bytes it took from `next`; the
+    /// caller goes on with the chunk after that while padding remains.
+    pub fn pad_with(&mut self, next: &[u8]) -> usize {
+        let filled = self.used + self.padded;
+        let want = self.buf.len() - filled;
+        let n = want.min(next.len());
+        let buf = Rc::get_mut(&mut self.buf).expect("padding is filled before the write");
+        buf.as_bytes_mut()[filled..filled + n].copy_from_slice(&next[..n]);
+        self.padded += n;
+        n
+    }
+
+    /// Padding bytes of the last page not yet filled by [`Chunk::pad_with`].
+    pub fn padding_left(&self) -> usize {
+        self.buf.len() - self.used - self.padded
+    }
+
+    /// The batches held, without the prefix.
+    pub fn data(&self) -> &[u8] {
+        &self.buf.as_bytes()[self.prefix..self.used]
+    }
+
+    /// File position one past the chunk's last (padded) page.
+    pub fn write_end(&self) -> u64 {
+        self.start_pos - self.prefix as u64 + round_up(self.used) as u64
+    }
+
+    /// The sealed buffer and the aligned file position it is written at.
+    pub fn write_buf(&self) -> (Rc<DmaBuffer>, u64) {
+        (self.buf.clone(), self.start_pos - self.prefix as u64)
     }
 
     /// The bytes of the last, partial page (empty when the chunk ends on a

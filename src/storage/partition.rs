@@ -38,6 +38,13 @@ use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
 /// Most chunks written together under one fdatasync.
 const MAX_GROUP: usize = 64;
 
+/// The active segment's file is extended ahead of its writes by at least
+/// this much ...
+const MIN_AHEAD: u64 = 1 << 20;
+/// ... and at most this much (it grows with what the segment has taken, so a
+/// quiet partition reserves little).
+const MAX_AHEAD: u64 = 64 << 20;
+
 /// Sizes that bound a partition's files and memory.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -117,6 +124,11 @@ struct State {
     /// with the next write because direct I/O writes whole pages.
     tail: Vec<u8>,
     pending: VecDeque<Chunk>,
+    /// Size of the active segment's file. It runs ahead of the logical end
+    /// (zeros, see [`PartitionLog::extend_ahead`]) so that writes need not
+    /// grow the file: ext4 serializes size-changing direct writes and
+    /// completes them in a worker thread, which halved append throughput.
+    file_len: u64,
     flushing: bool,
     waiters: VecDeque<(i64, Waiter)>,
     cache: BatchCache,
@@ -224,8 +236,10 @@ impl PartitionLog {
             }
         }
         let active = segments.last().expect("at least one segment");
+        let mut file_len = active.size;
         if active.size == 0 && limits.preallocate {
-            active.file.pre_allocate(limits.segment_bytes, true).await.map_err(io::Error::from)?;
+            active.file.pre_allocate(limits.segment_bytes, false).await.map_err(io::Error::from)?;
+            file_len = limits.segment_bytes;
         }
         let tail_start = active.size / PAGE * PAGE;
         let tail = if active.size > tail_start {
@@ -259,6 +273,7 @@ impl PartitionLog {
             log_start_offset,
             tail,
             pending: VecDeque::new(),
+            file_len,
             flushing: false,
             waiters: VecDeque::new(),
             cache: BatchCache::new(cache_budget.limit()),
@@ -466,8 +481,9 @@ impl PartitionLog {
             file.truncate(size).await?;
             file.fdatasync().await
         };
-        if let Err(e) = cut.await {
-            error!(dir = %self.dir.display(), "cannot cut the failed write off the log: {e}");
+        match cut.await {
+            Ok(()) => self.state.borrow_mut().file_len = size,
+            Err(e) => error!(dir = %self.dir.display(), "cannot cut the failed write off the log: {e}"),
         }
     }
 
@@ -507,12 +523,15 @@ impl PartitionLog {
             }
             let path = segment::log_path(&self.dir, segment_base);
             let file = segment::open_file(&path).await?;
+            let mut file_len = 0;
             if self.limits.preallocate {
-                // KEEP_SIZE: blocks are reserved but the file's size stays
-                // its logical size, which recovery relies on.
-                file.pre_allocate(self.limits.segment_bytes, true).await.map_err(io::Error::from)?;
+                // The whole segment at once, as Kafka's `preallocate` does; the
+                // zeros past the logical end are cut off when it is sealed.
+                file.pre_allocate(self.limits.segment_bytes, false).await.map_err(io::Error::from)?;
+                file_len = self.limits.segment_bytes;
             }
             let mut st = self.state.borrow_mut();
+            st.file_len = file_len;
             st.segments.push(Segment {
                 base_offset: segment_base,
                 file: Rc::new(file),
@@ -530,16 +549,50 @@ impl PartitionLog {
         for chunk in group.iter_mut() {
             assert_eq!(chunk.segment_base, segment_base, "a group is one segment's");
             assert_eq!(pos, chunk.start_pos, "chunks are written in order, each where the last ended");
-            let (buf, at) = chunk.seal(&tail);
-            let total = buf.len();
-            let written = file.write_rc_at(buf, at).await.map_err(io::Error::from)?;
-            if written != total {
-                return Err(io::Error::other(format!("short write: {written} of {total} bytes")));
-            }
+            chunk.seal(&tail);
             tail = chunk.page_tail().to_vec();
             pos = chunk.end_pos();
             messages += chunk.end_offset - chunk.entries.first().map_or(chunk.end_offset, |e| e.base_offset);
         }
+        self.extend_ahead(&file, group.last().expect("a group is not empty").write_end()).await;
+        // Neighbouring chunks share a page where one ends mid-page. Give every
+        // writer of such a page the same contents (the log's bytes up to the
+        // group's end, zeros after), so the writes may run concurrently and
+        // complete in any order.
+        for i in 0..group.len() {
+            let (head, rest) = group.split_at_mut(i + 1);
+            let chunk = &mut head[i];
+            for next in rest.iter() {
+                if chunk.padding_left() == 0 {
+                    break;
+                }
+                chunk.pad_with(next.data());
+            }
+        }
+        let writes: Vec<_> = group
+            .iter()
+            .map(|chunk| {
+                let (buf, at) = chunk.write_buf();
+                let file = file.clone();
+                glommio::spawn_local(async move {
+                    let total = buf.len();
+                    match file.write_rc_at(buf, at).await {
+                        Ok(written) if written == total => Ok(()),
+                        Ok(written) => Err(io::Error::other(format!("short write: {written} of {total} bytes"))),
+                        Err(e) => Err(io::Error::from(e)),
+                    }
+                })
+            })
+            .collect();
+        // Every write must have ended before an error is handled: the caller
+        // then cuts the file back, and a write still in flight could land after.
+        let mut result = Ok(());
+        for w in writes {
+            if let Err(e) = w.await {
+                result = result.and(Err(e));
+            }
+        }
+        result?;
         if self.sync_due(messages) {
             file.fdatasync().await.map_err(io::Error::from)?;
             self.synced();
@@ -547,6 +600,26 @@ impl PartitionLog {
             self.schedule_sync();
         }
         Ok(())
+    }
+
+    /// Makes the active segment's file at least `end` bytes long before a
+    /// write up to `end`, extending it by a step (as much as the segment
+    /// already holds, within `MIN_AHEAD..=MAX_AHEAD`, and not past
+    /// `segment.bytes` unless a batch needs it) with fallocate. The extra
+    /// bytes read as zeros, which recovery takes as the end of the log, and
+    /// they are cut off when the segment is sealed or the broker stops. When
+    /// fallocate fails (a full disk) the write simply grows the file.
+    async fn extend_ahead(&self, file: &DmaFile, end: u64) {
+        let file_len = self.state.borrow().file_len;
+        if end <= file_len {
+            return;
+        }
+        let step = file_len.clamp(MIN_AHEAD, MAX_AHEAD);
+        let target = (end + step).min(self.limits.segment_bytes.max(end)).div_ceil(PAGE) * PAGE;
+        if file.pre_allocate(target, false).await.is_ok() {
+            let mut st = self.state.borrow_mut();
+            st.file_len = st.file_len.max(target);
+        }
     }
 
     /// Counts `messages` as written and says whether the flush policy wants

@@ -135,7 +135,9 @@ def test_segments_roll_and_survive_restart(broker):
 
 def test_segment_ms_rolls_by_age_and_preallocate_keeps_logical_size(broker):
     """segment.ms rolls a segment once its first batch is that old;
-    preallocate reserves segment.bytes without changing the file's size."""
+    preallocate reserves segment.bytes for the active segment (as Kafka does,
+    the file is that long, zeros past the log's end); sealed segments and a
+    segment recovered after a crash are cut to their logical size."""
     topic = h.unique("age")
     h.create_topic(broker, topic, 1, config={"segment.ms": "300", "preallocate": "true",
                                              "segment.bytes": str(8 << 20)})
@@ -148,12 +150,16 @@ def test_segment_ms_rolls_by_age_and_preallocate_keeps_logical_size(broker):
     assert len(segs) == 3, f"one segment per 300 ms-apart batch: {segs}"
     active = pdir / segs[-1]
     st = active.stat()
-    assert st.st_size < 4096 * 2, f"logical size kept: {st.st_size}"
+    assert st.st_size == 8 << 20, f"active segment not preallocated: {st.st_size} bytes"
     assert st.st_blocks * 512 >= 8 << 20, f"space reserved: {st.st_blocks * 512} bytes"
+    for s in segs[:-1]:
+        assert (pdir / s).stat().st_size < 4096, f"sealed {s} not cut to its logical size"
     broker.kill9()
     broker.restart()
     got = h.consume_all(broker, topic, [0], expect=3)
     assert [v for _k, v, *_r in got] == [b"v0", b"v1", b"v2"]
+    assert active.stat().st_size < 4096, "recovery did not cut the zeros past the log's end"
+    assert h.broker_log_since_last_start(broker).count("truncating torn or corrupt log tail") == 0
 
 
 def test_first_request_after_a_clean_restart_is_served(broker):

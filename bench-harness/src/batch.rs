@@ -89,6 +89,19 @@ impl Template {
     /// A copy stamped with `sent_us` (microseconds since the epoch).
     pub fn stamped(&self, sent_us: i64) -> Bytes {
         let mut b = self.bytes.clone();
+        self.stamp(&mut b, sent_us);
+        b.freeze()
+    }
+
+    /// Bytes of the batch.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Stamps a copy of this batch in place (where it sits inside an
+    /// encoded request) with `sent_us`, and recomputes its CRC.
+    pub fn stamp(&self, b: &mut [u8], sent_us: i64) {
+        assert_eq!(b.len(), self.bytes.len(), "a copy of this template");
         let ms = sent_us / 1000;
         b[BASE_TIMESTAMP..BASE_TIMESTAMP + 8].copy_from_slice(&ms.to_be_bytes());
         b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&ms.to_be_bytes());
@@ -97,7 +110,6 @@ impl Template {
         }
         let crc = crc32c(&b[ATTRIBUTES..]);
         b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
-        b.freeze()
     }
 }
 

@@ -104,6 +104,22 @@ pub struct Fetched {
     pub log_start_offset: i64,
 }
 
+/// Where the next write of the active segment starts.
+struct Cursor {
+    segment_base: i64,
+    pos: u64,
+    /// The bytes of the page `pos` falls in that lie before it.
+    tail: Vec<u8>,
+}
+
+/// A group written, not yet durable.
+struct Written {
+    cursor: Cursor,
+    file: Rc<DmaFile>,
+    /// Messages in it, for the flush policy.
+    messages: i64,
+}
+
 /// A produce request waiting for its batches to be durable. A single-thread
 /// channel: no atomics or locks on the produce path.
 type Waiter = local_channel::LocalSender<Result<(), StorageError>>;
@@ -434,37 +450,101 @@ impl PartitionLog {
     }
 
     async fn flush_loop(self: Rc<Self>) {
+        // The previous group's fdatasync, which publishes it when done; it
+        // runs while the next group is written, so the disk is not left idle
+        // during the sync. At most one is in flight, and groups are
+        // published in log order.
+        let mut syncing: Option<glommio::Task<bool>> = None;
+        // Where the next write goes, once a group has been written but is not
+        // durable yet (None: at the durable end).
+        let mut cursor: Option<Cursor> = None;
         loop {
-            let mut group = Vec::new();
-            {
-                let mut st = self.state.borrow_mut();
-                if !st.closed {
-                    while group.len() < MAX_GROUP
-                        && let Some(c) = st.pending.front()
-                        && group.first().is_none_or(|g: &Chunk| g.segment_base == c.segment_base)
-                    {
-                        group.push(st.pending.pop_front().expect("just seen"));
+            let mut group = self.take_group();
+            if group.is_empty() {
+                if let Some(sync) = syncing.take() {
+                    if !sync.await {
+                        self.discard_failed_write().await;
+                        cursor = None;
                     }
+                    // Appends may have arrived while it ran.
+                    continue;
                 }
-                if group.is_empty() {
-                    st.flushing = false;
-                    drop(st);
-                    self.idle.notify_all();
-                    return;
-                }
+                self.state.borrow_mut().flushing = false;
+                self.idle.notify_all();
+                return;
             }
-            match self.write_group(&mut group).await {
-                Ok(()) => {
-                    for chunk in group {
-                        self.publish(chunk);
-                    }
+            let active_base = self.state.borrow().segments.last().expect("a segment").base_offset;
+            if group[0].segment_base != active_base {
+                // A roll seals the old segment at its durable end: wait for it.
+                if let Some(sync) = syncing.take()
+                    && !sync.await
+                {
+                    // The group's producers were failed with the rest.
+                    self.discard_failed_write().await;
+                    cursor = None;
+                    continue;
+                }
+                cursor = None;
+            }
+            let written = self.write_group(&mut group, cursor.take()).await;
+            let previous_ok = match syncing.take() {
+                Some(sync) => sync.await,
+                None => true,
+            };
+            match written {
+                Ok(_) | Err(_) if !previous_ok => {
+                    // The previous group's sync failed and failed every
+                    // waiter, this group's included: cut its bytes off too.
+                    self.discard_failed_write().await;
                 }
                 Err(e) => {
                     self.fail(&e);
                     self.discard_failed_write().await;
                 }
+                Ok(Written { cursor: next, file, messages }) => {
+                    cursor = Some(next);
+                    if self.sync_due(messages) {
+                        let log = self.clone();
+                        syncing = Some(glommio::spawn_local(async move {
+                            match file.fdatasync().await {
+                                Ok(()) => {
+                                    log.synced();
+                                    for chunk in group {
+                                        log.publish(chunk);
+                                    }
+                                    true
+                                }
+                                Err(e) => {
+                                    log.fail(&io::Error::from(e));
+                                    false
+                                }
+                            }
+                        }));
+                    } else {
+                        for chunk in group {
+                            self.publish(chunk);
+                        }
+                        self.schedule_sync();
+                    }
+                }
             }
         }
+    }
+
+    /// Takes the pending chunks of one segment for the next write (none once
+    /// the log is closed).
+    fn take_group(&self) -> Vec<Chunk> {
+        let mut st = self.state.borrow_mut();
+        let mut group = Vec::new();
+        if !st.closed {
+            while group.len() < MAX_GROUP
+                && let Some(c) = st.pending.front()
+                && group.first().is_none_or(|g: &Chunk| g.segment_base == c.segment_base)
+            {
+                group.push(st.pending.pop_front().expect("just seen"));
+            }
+        }
+        group
     }
 
     /// After a failed write, bytes of it may still have reached the disk past
@@ -487,9 +567,10 @@ impl PartitionLog {
         }
     }
 
-    /// Writes chunks of one segment in order, each at its place, then
-    /// fdatasyncs once for all of them (as the flush policy asks).
-    async fn write_group(self: &Rc<Self>, group: &mut [Chunk]) -> io::Result<()> {
+    /// Writes chunks of one segment, each at its place, all at once; the
+    /// caller fdatasyncs them (as the flush policy asks). `cursor` is where
+    /// the previous, not yet durable, group ended (None: the durable end).
+    async fn write_group(self: &Rc<Self>, group: &mut [Chunk], cursor: Option<Cursor>) -> io::Result<Written> {
         let segment_base = group[0].segment_base;
         let roll = {
             let st = self.state.borrow();
@@ -543,7 +624,13 @@ impl PartitionLog {
         let (file, mut tail, mut pos) = {
             let st = self.state.borrow();
             let active = st.segments.last().expect("a segment");
-            (active.file.clone(), st.tail.clone(), active.size)
+            match cursor {
+                Some(c) => {
+                    assert_eq!(c.segment_base, active.base_offset, "a cursor does not outlive a roll");
+                    (active.file.clone(), c.tail, c.pos)
+                }
+                None => (active.file.clone(), st.tail.clone(), active.size),
+            }
         };
         let mut messages = 0;
         for chunk in group.iter_mut() {
@@ -593,13 +680,7 @@ impl PartitionLog {
             }
         }
         result?;
-        if self.sync_due(messages) {
-            file.fdatasync().await.map_err(io::Error::from)?;
-            self.synced();
-        } else {
-            self.schedule_sync();
-        }
-        Ok(())
+        Ok(Written { cursor: Cursor { segment_base, pos, tail }, file, messages })
     }
 
     /// Makes the active segment's file at least `end` bytes long before a

@@ -298,6 +298,11 @@ fn producer(run: Arc<Run>, id: usize, leaders: Vec<String>, per_batch: usize) ->
     let start = Instant::now();
     let mut k: u64 = 0;
     while !run.stop_producing.load(Ordering::Relaxed) {
+        if let Some(n) = o.records
+            && run.counters.claimed.fetch_add(per_batch as u64, Ordering::Relaxed) >= n
+        {
+            break;
+        }
         let due = match interval {
             Some(iv) => {
                 let due = start + iv.mul_f64(k as f64);
@@ -496,8 +501,21 @@ fn run(mode: Mode, opts: Opts) -> Result<(), wire::BenchError> {
     };
     let mut tick = 0u64;
     let mut recent: VecDeque<String> = VecDeque::new();
+    let count_done = || {
+        opts.records.is_some_and(|n| {
+            if mode == Mode::Consume {
+                Counters::get(&run.counters.consumed) >= n
+            } else {
+                producers.iter().all(|t| t.is_finished())
+            }
+        })
+    };
     loop {
-        std::thread::sleep(Duration::from_secs(1));
+        // A report a second; a run with --records ends as soon as it is done.
+        let tick_start = Instant::now();
+        while tick_start.elapsed() < Duration::from_secs(1) && !count_done() && !STOP.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         tick += 1;
         if !run.measuring.load(Ordering::Relaxed) && t0.elapsed() >= Duration::from_secs(opts.warmup) {
             for l in [&run.produce, &run.fetch, &run.e2e] {
@@ -528,13 +546,7 @@ fn run(mode: Mode, opts: Opts) -> Result<(), wire::BenchError> {
         let measuring = run.measuring.load(Ordering::Relaxed);
         let done_by_time =
             opts.records.is_none() && measuring && measure_start.elapsed() >= Duration::from_secs(opts.duration);
-        let done_by_count = opts.records.is_some_and(|n| {
-            if mode == Mode::Consume {
-                Counters::get(&run.counters.consumed) >= n
-            } else {
-                Counters::get(&run.counters.sent) >= n
-            }
-        });
+        let done_by_count = count_done();
         let failed = producers.iter().chain(consumers.iter()).any(|t| t.is_finished());
         if STOP.load(Ordering::SeqCst) || done_by_time || done_by_count || failed || tick > 86_400 {
             break;

@@ -56,6 +56,9 @@ impl Latency {
 pub struct Counters {
     /// Records sent (all, warm-up included).
     pub sent: AtomicU64,
+    /// Records claimed by producers before sending (with `--records`, so
+    /// that together they send that many, not what one report tick allows).
+    pub claimed: AtomicU64,
     /// Records acknowledged (all).
     pub acked: AtomicU64,
     /// Records consumed (all).

@@ -3,7 +3,9 @@
 # side by side with fio's sequential direct writes on the same disk (the
 # physical limit) and iperf3's loopback TCP bandwidth (the client's path to
 # the broker), in one run. Also prints the broker's CPU seconds per GiB
-# appended, which is steadier than MiB/s on a shared machine.
+# appended, which is steadier than MiB/s on a shared machine. Each producer
+# connection keeps 16, then 64 requests of 256 KiB in flight (INFLIGHT="..."
+# to choose): librdkafka keeps many more in flight by default.
 # Usage: scripts/bench-append.sh [DIR] [SECONDS]
 # DIR must be on the disk under test (default: ./bench-data); needs fio,
 # and iperf3 for the loopback figure.
@@ -29,7 +31,7 @@ LOOPBACK=n/a
 if command -v iperf3 >/dev/null; then
     iperf3 -s -1 -p 29399 >/dev/null 2>&1 &
     sleep 0.5
-    LOOPBACK=$(iperf3 -c 127.0.0.1 -p 29399 -t "$SECS" -J | python3 -c \
+    LOOPBACK=$(iperf3 -c 127.0.0.1 -p 29399 -t "$SECS" -l 1M -J | python3 -c \
         'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/8/2**20))')
 fi
 TCK=$(getconf CLK_TCK)
@@ -41,24 +43,28 @@ BROKER=$!
 trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$DIR/sluice"' EXIT
 sleep 1
 RESULTS=()
+for inflight in ${INFLIGHT:-16 64}; do
 for parts in 1 4; do
     cpu0=$(awk '{print $14+$15}' /proc/$BROKER/stat)
-    line=$(target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "append-$parts" \
-        --partitions $parts --producers $parts --duration "$SECS" --inflight 16 --batch-records 256 | grep 'records/sec')
+    line=$(target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "append-$parts-$inflight" \
+        --partitions $parts --producers $parts --duration "$SECS" --inflight "$inflight" --batch-records 256 | grep 'records/sec')
     cpu1=$(awk '{print $14+$15}' /proc/$BROKER/stat)
     mib=$(sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/' <<<"$line" | awk '{printf "%.1f", $1 * 1e6 / 1048576}')
     RESULTS+=("$parts $mib $(awk -v c=$((cpu1 - cpu0)) -v t="$TCK" -v m="$mib" -v s="$SECS" \
-        'BEGIN { printf "%.2f", (c / t) / (m * s / 1024) }')")
+        'BEGIN { printf "%.2f", (c / t) / (m * s / 1024) }') $inflight")
     echo "$line"
+    # Free the space before the next run.
+    target/release/sluice topics delete --bootstrap-server 127.0.0.1:$PORT "append-$parts-$inflight" >/dev/null
+done
 done
 echo "fio sequential direct 1 MiB writes:            $FIO_RAW MiB/s"
 echo "fio same, fdatasync after every write:         $FIO_SYNC MiB/s"
 echo "iperf3 loopback TCP:                           $LOOPBACK MiB/s"
 for r in "${RESULTS[@]}"; do
     set -- $r
-    awk -v p="$1" -v m="$2" -v cpu="$3" -v raw="$FIO_RAW" -v sync="$FIO_SYNC" -v lo="$LOOPBACK" 'BEGIN {
-        printf "sluice 1 shard, %d partition(s), acks=all:   %.1f MiB/s = %.0f%% of fio, %.0f%% of fio+fdatasync",
-            p, m, 100*m/raw, 100*m/sync
+    awk -v p="$1" -v m="$2" -v cpu="$3" -v inf="$4" -v raw="$FIO_RAW" -v sync="$FIO_SYNC" -v lo="$LOOPBACK" 'BEGIN {
+        printf "sluice 1 shard, %d partition(s), %2d in flight, acks=all: %.1f MiB/s = %.0f%% of fio, %.0f%% of fio+fdatasync",
+            p, inf, m, 100*m/raw, 100*m/sync
         if (lo != "n/a") printf ", %.0f%% of loopback", 100*m/lo
         printf "; broker CPU %s s per GiB\n", cpu }'
 done

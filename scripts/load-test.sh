@@ -41,7 +41,7 @@ fi
 case "$profile" in
     throughput)
         parts=$(nodes)
-        args=(produce --topic bench-throughput --partitions "$parts" --producers "$parts" --inflight 8
+        args=(produce --topic bench-throughput --partitions "$parts" --producers "$parts" --inflight 64
               --batch-records 256 --record-size 1024 --acks -1 --warmup 2 --duration "${duration:-30}") ;;
     latency)
         args=(produce --topic bench-latency --partitions 1 --rate 20000 --linger-ms 5 --record-size 1024

@@ -101,22 +101,25 @@ impl Chunk {
         bytes[..self.prefix].copy_from_slice(tail);
         bytes[self.used..total].fill(0);
         buf.trim_to_size(total);
-        debug_assert_eq!((self.start_pos - self.prefix as u64) % PAGE, 0);
+        debug_assert_eq!(self.aligned_start() % PAGE, 0);
+    }
+
+    /// File position of the chunk's first page (where its write starts).
+    fn aligned_start(&self) -> u64 {
+        self.start_pos - self.prefix as u64
     }
 
     /// Fills the padding of a sealed chunk's last page with the log bytes
     /// that follow it (`next`: the next chunk's batches), so that this chunk
     /// and the next write the shared page with the same contents and may be
-    /// written concurrently. Returns how many bytes it took from `next`; the
-    /// caller goes on with the chunk after that while padding remains.
-    pub fn pad_with(&mut self, next: &[u8]) -> usize {
+    /// written concurrently. While padding is left (`padding_left`), the
+    /// caller goes on with the chunk after that.
+    pub fn pad_with(&mut self, next: &[u8]) {
         let filled = self.used + self.padded;
-        let want = self.buf.len() - filled;
-        let n = want.min(next.len());
+        let n = self.padding_left().min(next.len());
         let buf = Rc::get_mut(&mut self.buf).expect("padding is filled before the write");
         buf.as_bytes_mut()[filled..filled + n].copy_from_slice(&next[..n]);
         self.padded += n;
-        n
     }
 
     /// Padding bytes of the last page not yet filled by [`Chunk::pad_with`].
@@ -131,19 +134,19 @@ impl Chunk {
 
     /// File position one past the chunk's last (padded) page.
     pub fn write_end(&self) -> u64 {
-        self.start_pos - self.prefix as u64 + round_up(self.used) as u64
+        self.aligned_start() + round_up(self.used) as u64
     }
 
     /// The sealed buffer and the aligned file position it is written at.
     pub fn write_buf(&self) -> (Rc<DmaBuffer>, u64) {
-        (self.buf.clone(), self.start_pos - self.prefix as u64)
+        (self.buf.clone(), self.aligned_start())
     }
 
     /// The bytes of the last, partial page (empty when the chunk ends on a
     /// page boundary): the next write must rewrite them. Valid once sealed.
     pub fn page_tail(&self) -> &[u8] {
-        let from = (self.end_pos() / PAGE * PAGE).max(self.start_pos - self.prefix as u64);
-        let rel = (from - (self.start_pos - self.prefix as u64)) as usize;
+        let from = (self.end_pos() / PAGE * PAGE).max(self.aligned_start());
+        let rel = (from - self.aligned_start()) as usize;
         &self.buf.as_bytes()[rel..self.used]
     }
 

@@ -465,9 +465,8 @@ impl PartitionLog {
         loop {
             let mut group = self.take_group();
             if group.is_empty() {
-                if let Some(sync) = syncing.take() {
-                    if !sync.await {
-                        self.discard_failed_write().await;
+                if syncing.is_some() {
+                    if !self.settle(syncing.take()).await {
                         cursor = None;
                     }
                     // Appends may have arrived while it ran.
@@ -480,27 +479,19 @@ impl PartitionLog {
             let active_base = self.state.borrow().segments.last().expect("a segment").base_offset;
             if group[0].segment_base != active_base {
                 // A roll seals the old segment at its durable end: wait for it.
-                if let Some(sync) = syncing.take()
-                    && !sync.await
-                {
+                cursor = None;
+                if !self.settle(syncing.take()).await {
                     // The group's producers were failed with the rest.
-                    self.discard_failed_write().await;
-                    cursor = None;
                     continue;
                 }
-                cursor = None;
             }
             let written = self.write_group(&mut group, cursor.take()).await;
-            let previous_ok = match syncing.take() {
-                Some(sync) => sync.await,
-                None => true,
-            };
+            if !self.settle(syncing.take()).await {
+                // That failure failed every waiter, this group's included,
+                // and its bytes were cut off with the rest.
+                continue;
+            }
             match written {
-                Ok(_) | Err(_) if !previous_ok => {
-                    // The previous group's sync failed and failed every
-                    // waiter, this group's included: cut its bytes off too.
-                    self.discard_failed_write().await;
-                }
                 Err(e) => {
                     self.fail(&e);
                     self.discard_failed_write().await;
@@ -508,22 +499,7 @@ impl PartitionLog {
                 Ok(Written { cursor: next, file, messages }) => {
                     cursor = Some(next);
                     if self.sync_due(messages) {
-                        let log = self.clone();
-                        syncing = Some(glommio::spawn_local(async move {
-                            match file.fdatasync().await {
-                                Ok(()) => {
-                                    log.synced();
-                                    for chunk in group {
-                                        log.publish(chunk);
-                                    }
-                                    true
-                                }
-                                Err(e) => {
-                                    log.fail(&io::Error::from(e));
-                                    false
-                                }
-                            }
-                        }));
+                        syncing = Some(glommio::spawn_local(self.clone().sync_and_publish(file, group)));
                     } else {
                         for chunk in group {
                             self.publish(chunk);
@@ -531,6 +507,39 @@ impl PartitionLog {
                         self.schedule_sync();
                     }
                 }
+            }
+        }
+    }
+
+    /// Waits for the previous group's sync, if one is in flight. If it
+    /// failed (and failed every waiter), cuts off whatever was written past
+    /// the durable end; every write has ended by then. Returns whether it
+    /// succeeded.
+    async fn settle(&self, sync: Option<glommio::Task<bool>>) -> bool {
+        let ok = match sync {
+            Some(sync) => sync.await,
+            None => true,
+        };
+        if !ok {
+            self.discard_failed_write().await;
+        }
+        ok
+    }
+
+    /// fdatasyncs a written group and publishes it; on failure fails every
+    /// waiter. Returns whether the group became durable.
+    async fn sync_and_publish(self: Rc<Self>, file: Rc<DmaFile>, group: Vec<Chunk>) -> bool {
+        match file.fdatasync().await {
+            Ok(()) => {
+                self.synced();
+                for chunk in group {
+                    self.publish(chunk);
+                }
+                true
+            }
+            Err(e) => {
+                self.fail(&io::Error::from(e));
+                false
             }
         }
     }

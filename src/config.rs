@@ -43,6 +43,9 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     ("log.roll.ms", "604800000", Kind::Int),
     ("log.index.interval.bytes", "4096", Kind::Int),
     ("log.preallocate", "false", Kind::Bool),
+    // sluice's own: keep one segment file that retention deletes, zeroed,
+    // to write the partition's next segment into (storage/recycle.rs).
+    ("log.segment.recycle", "true", Kind::Bool),
     ("log.cleaner.delete.retention.ms", "86400000", Kind::Int),
     // sluice's default is durable before acknowledging: every write synced.
     ("log.flush.interval.messages", "1", Kind::Int),
@@ -208,6 +211,10 @@ impl BrokerSettings {
     /// An integer broker setting by its Kafka key (one of `BROKER_KEYS`).
     pub fn broker_int(&self, key: &str) -> i64 {
         self.int(key)
+    }
+    /// A boolean broker setting by its key (one of `BROKER_KEYS`).
+    pub fn broker_bool(&self, key: &str) -> bool {
+        self.get(key) == "true"
     }
     /// `socket.request.max.bytes`.
     pub fn socket_request_max_bytes(&self) -> usize {

@@ -110,6 +110,7 @@ impl ShardCtx {
             preallocate: self.cfg.settings.topic_text(&topic.configs, "preallocate") == "true",
             flush_messages: self.cfg.settings.topic_value(&topic.configs, "flush.messages").max(1),
             flush_ms: self.cfg.settings.topic_value(&topic.configs, "flush.ms").max(0),
+            recycle: self.cfg.settings.broker_bool("log.segment.recycle"),
         };
         let log = PartitionLog::open(
             dir,

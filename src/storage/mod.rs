@@ -12,6 +12,7 @@ pub mod partition;
 pub mod partition_dir;
 pub mod producer_state;
 pub mod recovery;
+pub mod recycle;
 pub mod retention;
 pub mod segment;
 pub mod start_offset;

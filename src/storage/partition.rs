@@ -27,6 +27,7 @@ use super::index_file;
 use super::partition_dir;
 use super::producer_state::{Check, ProducerBatch, ProducerEntry, ProducerState, SequenceError};
 use super::recovery;
+use super::recycle;
 use super::retention::{self, SegmentInfo};
 use super::segment::{self, Segment};
 use super::start_offset;
@@ -65,6 +66,9 @@ pub struct Limits {
     pub flush_messages: i64,
     /// ... or once the last sync is this old (`flush.ms`).
     pub flush_ms: i64,
+    /// Keep one segment file that retention deletes, zeroed, for the next
+    /// segment (`log.segment.recycle`; see [`recycle`]).
+    pub recycle: bool,
 }
 
 /// Why an append could not be made durable.
@@ -124,6 +128,18 @@ struct Written {
     messages: i64,
 }
 
+/// The partition's spare segment file. One state, changed only on the
+/// reactor thread, so that keeping a file as the spare and taking the spare
+/// for a new segment (each a rename off the reactor) never overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spare {
+    Absent,
+    /// Zeroed and durable, this many bytes long.
+    Ready(u64),
+    /// Being made or being taken.
+    Busy,
+}
+
 /// A produce request waiting for its batches to be durable. A single-thread
 /// channel: no atomics or locks on the produce path.
 type Waiter = local_channel::LocalSender<Result<(), StorageError>>;
@@ -158,6 +174,8 @@ struct State {
     last_sync: std::time::Instant,
     /// A delayed fdatasync is scheduled.
     sync_timer: bool,
+    /// The zeroed file retention left for the next segment (see [`recycle`]).
+    spare: Spare,
     /// Idempotent producers, as of everything appended (pending included).
     producers: ProducerState,
     /// ... and as of the durable log only: what `producers` returns to when
@@ -280,8 +298,10 @@ impl PartitionLog {
             info!(dir = %dir.display(), segments = segments.len(), start = log_start_offset, end = expected, "recovered partition");
         }
         let producers = rebuild_producers(&dir, &segments, expected).await?;
+        let spare = Self::open_spare(&dir, limits.recycle).await;
         let active = segments.last().expect("at least one segment");
         let state = State {
+            spare,
             producers: producers.clone(),
             durable_producers: producers,
             write_segment: active.base_offset,
@@ -615,15 +635,7 @@ impl PartitionLog {
                 // re-created topic of the same name.
                 return Err(io::Error::other("partition closed"));
             }
-            let path = segment::log_path(&self.dir, segment_base);
-            let file = segment::open_file(&path).await?;
-            let mut file_len = 0;
-            if self.limits.preallocate {
-                // The whole segment at once, as Kafka's `preallocate` does; the
-                // zeros past the logical end are cut off when it is sealed.
-                file.pre_allocate(self.limits.segment_bytes, false).await.map_err(io::Error::from)?;
-                file_len = self.limits.segment_bytes;
-            }
+            let (file, file_len) = self.new_segment_file(segment_base).await?;
             let mut st = self.state.borrow_mut();
             st.file_len = file_len;
             st.segments.push(Segment {
@@ -694,6 +706,68 @@ impl PartitionLog {
         }
         result?;
         Ok(Written { cursor: Cursor { segment_base, pos, tail }, file, messages })
+    }
+
+    /// Creates the file of the segment starting at `base`, returning it with
+    /// its length: the spare retention left, renamed, when there is one (it
+    /// is already zeroed), else a new file.
+    async fn new_segment_file(&self, base: i64) -> io::Result<(DmaFile, u64)> {
+        let path = segment::log_path(&self.dir, base);
+        let mut file_len = 0;
+        let ready = {
+            let mut st = self.state.borrow_mut();
+            match st.spare {
+                Spare::Ready(len) => {
+                    st.spare = Spare::Busy;
+                    Some(len)
+                }
+                Spare::Absent | Spare::Busy => None,
+            }
+        };
+        if let Some(len) = ready {
+            let (dir, to) = (self.dir.clone(), path.clone());
+            match glommio::executor().spawn_blocking(move || recycle::take_spare(&dir, &to)).await {
+                Ok(()) => {
+                    info!(dir = %self.dir.display(), segment = base, "writing the new segment into a recycled file");
+                    file_len = len;
+                }
+                Err(e) => {
+                    warn!(dir = %self.dir.display(), "cannot recycle the spare segment file, creating a new one: {e}");
+                    let dir = self.dir.clone();
+                    if let Err(e) = glommio::executor().spawn_blocking(move || recycle::remove_spare(&dir)).await {
+                        warn!(dir = %self.dir.display(), "cannot remove the spare segment file: {e}");
+                    }
+                }
+            }
+            self.state.borrow_mut().spare = Spare::Absent;
+        }
+        let file = segment::open_file(&path).await?;
+        if self.limits.preallocate && file_len < self.limits.segment_bytes {
+            // The whole segment at once, as Kafka's `preallocate` does; the
+            // zeros past the logical end are cut off when it is sealed.
+            file.pre_allocate(self.limits.segment_bytes, false).await.map_err(io::Error::from)?;
+            file_len = self.limits.segment_bytes;
+        }
+        Ok((file, file_len))
+    }
+
+    /// The spare a previous run left (zeroed again: a crash may have come
+    /// before its zeroing), or none; removes it when recycling is off.
+    async fn open_spare(dir: &Path, recycle: bool) -> Spare {
+        let d = dir.to_path_buf();
+        let found = glommio::executor()
+            .spawn_blocking(move || {
+                if recycle { recycle::adopt_leftover(&d) } else { recycle::remove_spare(&d).map(|()| None) }
+            })
+            .await;
+        match found {
+            Ok(Some(len)) => Spare::Ready(len),
+            Ok(None) => Spare::Absent,
+            Err(e) => {
+                warn!(dir = %dir.display(), "cannot use the spare segment file: {e}");
+                Spare::Absent
+            }
+        }
     }
 
     /// Makes the active segment's file at least `end` bytes long before a
@@ -1032,7 +1106,7 @@ impl PartitionLog {
         }
         let dir = self.dir.clone();
         glommio::executor().spawn_blocking(move || start_offset::write(&dir, new_start)).await?;
-        let removed: Vec<i64> = {
+        let (removed, recycled): (Vec<i64>, Option<i64>) = {
             let mut st = self.state.borrow_mut();
             if new_start <= st.log_start_offset {
                 return Ok(0);
@@ -1042,22 +1116,55 @@ impl PartitionLog {
             while n + 1 < st.segments.len() && st.segments[n + 1].base_offset <= new_start {
                 n += 1;
             }
-            st.segments.drain(..n).map(|s| s.base_offset).collect()
+            let gone: Vec<Segment> = st.segments.drain(..n).collect();
+            // A file may be recycled only when no read in flight holds it:
+            // zeroing it would change what that read returns. No new reader
+            // can find it once it has left `segments`.
+            let recycled = if self.limits.recycle && st.spare == Spare::Absent {
+                gone.iter().rev().find(|s| Rc::strong_count(&s.file) == 1).map(|s| s.base_offset)
+            } else {
+                None
+            };
+            if recycled.is_some() {
+                st.spare = Spare::Busy;
+            }
+            (gone.iter().map(|s| s.base_offset).collect(), recycled)
         };
         if !removed.is_empty() {
             info!(dir = %self.dir.display(), start = new_start, segments = ?removed, "deleting segments below the log start");
             let dir = self.dir.clone();
-            let paths: Vec<PathBuf> = removed.iter().map(|&b| segment::log_path(&dir, b)).collect();
-            let removed_bases = removed.clone();
-            glommio::executor()
-                .spawn_blocking(move || {
-                    for (p, base) in paths.iter().zip(removed_bases) {
-                        std::fs::remove_file(p)?;
+            let bases = removed.clone();
+            let spare = glommio::executor()
+                .spawn_blocking(move || -> io::Result<Option<u64>> {
+                    let mut spare = None;
+                    for base in bases {
+                        let p = segment::log_path(&dir, base);
+                        if Some(base) == recycled {
+                            match recycle::keep_as_spare(&dir, &p) {
+                                Ok(len) => spare = Some(len),
+                                Err(e) => {
+                                    warn!(dir = %dir.display(), "cannot keep a deleted segment's file to recycle: {e}");
+                                    if p.exists() {
+                                        std::fs::remove_file(&p)?;
+                                    }
+                                }
+                            }
+                        } else {
+                            std::fs::remove_file(p)?;
+                        }
                         index_file::remove(&dir, base)?;
                     }
-                    partition_dir::sync_dir(&dir)
+                    partition_dir::sync_dir(&dir)?;
+                    Ok(spare)
                 })
-                .await?;
+                .await;
+            if recycled.is_some() {
+                self.state.borrow_mut().spare = match spare {
+                    Ok(Some(len)) => Spare::Ready(len),
+                    _ => Spare::Absent,
+                };
+            }
+            spare?;
         }
         Ok(removed.len())
     }

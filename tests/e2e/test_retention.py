@@ -3,6 +3,9 @@ through real clients: the earliest offset moves, whole segment files go, and
 what remains reads back densely."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from confluent_kafka import KafkaError, TopicPartition
 
@@ -136,3 +139,67 @@ def test_relaxed_flush_policy_still_serves_and_keeps_data(broker):
     broker.kill9()
     broker.restart()
     _check_suffix(broker, topic, acked, 0)
+
+
+def _settled(broker, topic):
+    """The watermarks once retention has stopped moving the log start."""
+    last = _watermarks(broker, topic)
+    while True:
+        time.sleep(0.5)
+        now = _watermarks(broker, topic)
+        if now == last:
+            return now
+        last = now
+
+
+def _spare(broker, topic, p=0):
+    return broker.data_dir / f"{topic}-{p}" / "recycled.segment"
+
+
+def test_retention_recycles_a_deleted_segment_file_for_the_next(broker_factory):
+    """With log.segment.recycle (the default) retention keeps one deleted
+    segment's file, zeroed in place, and the next segment is written into it:
+    no stale batch of the old segment ever reads back, before or after a
+    kill -9."""
+    # Retention every 10 ms: a spare is ready for almost every roll.
+    broker = broker_factory(overrides={"log.retention.check.interval.ms": "10"})
+    topic = h.unique("recycle")
+    h.create_topic(broker, topic, 1, config={"segment.bytes": str(SEGMENT), "retention.bytes": str(3 * SEGMENT)})
+    acked = _fill(broker, topic)
+    spare = _spare(broker, topic)
+
+    def zeroed_spare():
+        if not spare.exists():
+            return False
+        data = spare.read_bytes()
+        return data.count(0) == len(data)
+
+    try:
+        # (it is renamed first, then zeroed)
+        _wait(zeroed_spare, "retention to keep a zeroed spare segment file")
+    except AssertionError:
+        if "Operation not supported" in broker.log_path.read_text(errors="replace"):
+            pytest.skip("the data dir's filesystem cannot zero a range (FALLOC_FL_ZERO_RANGE)")
+        raise
+    assert spare.stat().st_size >= SEGMENT // 2, "the spare is a whole segment's file"
+    # More, from three producers at once sending a record per request, so that
+    # requests arrive while the next roll takes the spare.
+    def more(tag):
+        recs = [(None, f"{tag}{i:05d}".encode() * 170, 0) for i in range(150)]
+        return h.produce_records(broker, topic, recs, **{"linger.ms": 0, "batch.num.messages": 1})
+
+    with ThreadPoolExecutor(3) as pool:
+        for got in pool.map(more, ["a", "b", "c"]):
+            acked += got
+    acked.sort(key=lambda r: r[3])
+    assert [o for *_r, o in acked] == list(range(len(acked)))
+    assert "writing the new segment into a recycled file" in broker.log_path.read_text(errors="replace")
+    low, high = _settled(broker, topic)
+    assert high == len(acked) and low > 0
+    _check_suffix(broker, topic, acked, low)
+    broker.kill9()
+    broker.restart()
+    assert _watermarks(broker, topic) == (low, high)
+    _check_suffix(broker, topic, acked, low)
+    assert "truncating torn" not in broker.log_path.read_text(errors="replace"), \
+        "the zeros after the log's end in a recycled file are not a torn batch"

@@ -64,6 +64,8 @@ pub struct ShardCtx {
     pub cfg: ShardSetup,
     /// Signalled whenever a partition's high watermark moves.
     pub notify: Rc<Notify>,
+    /// Signalled whenever a partition starts a new segment.
+    pub rolled: Rc<Notify>,
     /// Bound on this shard's cached batches.
     pub cache_budget: Rc<CacheBudget>,
     /// Coordinator of the groups whose `__consumer_offsets` partition this
@@ -83,6 +85,7 @@ impl ShardCtx {
         Self {
             cfg,
             notify: Rc::new(Notify::default()),
+            rolled: Rc::new(Notify::default()),
             cache_budget,
             groups: Coordinator::default(),
             listener_fd: std::cell::Cell::new(None),
@@ -117,6 +120,7 @@ impl ShardCtx {
             topic.id,
             limits,
             self.notify.clone(),
+            self.rolled.clone(),
             self.cache_budget.clone(),
             self.cfg.clean_start,
         )

@@ -3,44 +3,73 @@
 //! topic drops the oldest segments its `retention.ms` / `retention.bytes` no
 //! longer keep, each partition of a `compact` topic is compacted, and
 //! idempotent producers silent for `producer.id.expiration.ms` are forgotten.
-//! It runs in its own low-priority task queue, so request handling comes
-//! first.
+//! Retention also runs whenever a partition rolls a segment: a segment it
+//! deletes then is kept as the spare the next roll writes into
+//! (`storage::recycle`), instead of waiting for the next check, which by
+//! Kafka's default comes every five minutes. It runs in its own
+//! low-priority task queue, so request handling comes first.
 
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::error;
 
 use crate::broker::context::ShardCtx;
 use crate::clock::now_ms;
 
-/// Runs retention passes forever.
+/// Runs cleanup passes forever.
 pub async fn run(ctx: Rc<ShardCtx>) {
     let interval = Duration::from_millis(ctx.cfg.settings.retention_check_interval_ms().max(10));
-    let producer_expiry = ctx.cfg.settings.broker_int("producer.id.expiration.ms");
+    let mut next_full = Instant::now() + interval;
+    let mut rolled = ctx.rolled.notified();
     loop {
-        glommio::timer::sleep(interval).await;
-        let meta = ctx.cfg.snapshot.load_full();
-        for topic in meta.topics.values() {
-            let policy = ctx.cfg.settings.topic_text(&topic.configs, "cleanup.policy");
-            let (delete, compact) = (policy.contains("delete"), policy.contains("compact"));
-            let retention_ms = ctx.cfg.settings.topic_value(&topic.configs, "retention.ms");
-            let retention_bytes = ctx.cfg.settings.topic_value(&topic.configs, "retention.bytes");
-            let tombstones_until = now_ms() - ctx.cfg.settings.topic_value(&topic.configs, "delete.retention.ms");
-            for p in 0..topic.leaders.len() as i32 {
-                let Some(log) = ctx.partition(topic, p) else {
-                    continue;
-                };
+        let wait = next_full.saturating_duration_since(Instant::now());
+        let full = futures_lite::future::or(
+            async {
+                glommio::timer::sleep(wait).await;
+                true
+            },
+            async move {
+                rolled.await;
+                false
+            },
+        )
+        .await;
+        // Rolls during the pass below wake the next wait.
+        rolled = ctx.rolled.notified();
+        if full {
+            next_full = Instant::now() + interval;
+        }
+        pass(&ctx, full).await;
+    }
+}
+
+/// One pass over the shard's partitions: retention always; compaction and
+/// producer expiry only on the `full` (timed) pass.
+async fn pass(ctx: &ShardCtx, full: bool) {
+    let producer_expiry = ctx.cfg.settings.broker_int("producer.id.expiration.ms");
+    let meta = ctx.cfg.snapshot.load_full();
+    for topic in meta.topics.values() {
+        let policy = ctx.cfg.settings.topic_text(&topic.configs, "cleanup.policy");
+        let (delete, compact) = (policy.contains("delete"), policy.contains("compact"));
+        let retention_ms = ctx.cfg.settings.topic_value(&topic.configs, "retention.ms");
+        let retention_bytes = ctx.cfg.settings.topic_value(&topic.configs, "retention.bytes");
+        let tombstones_until = now_ms() - ctx.cfg.settings.topic_value(&topic.configs, "delete.retention.ms");
+        for p in 0..topic.leaders.len() as i32 {
+            let Some(log) = ctx.partition(topic, p) else {
+                continue;
+            };
+            if full {
                 log.expire_producers(now_ms(), producer_expiry);
                 if compact && let Err(e) = log.compact(tombstones_until).await {
                     error!(topic = %topic.name, partition = p, "compaction failed: {e}");
                 }
-                if delete
-                    && (retention_ms >= 0 || retention_bytes >= 0)
-                    && let Err(e) = log.enforce_retention(now_ms(), retention_ms, retention_bytes).await
-                {
-                    error!(topic = %topic.name, partition = p, "retention pass failed: {e}");
-                }
+            }
+            if delete
+                && (retention_ms >= 0 || retention_bytes >= 0)
+                && let Err(e) = log.enforce_retention(now_ms(), retention_ms, retention_bytes).await
+            {
+                error!(topic = %topic.name, partition = p, "retention pass failed: {e}");
             }
         }
     }

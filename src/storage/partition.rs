@@ -189,6 +189,9 @@ pub struct PartitionLog {
     limits: Limits,
     /// The shard's "data arrived" signal, for long-polling fetches.
     notify: Rc<Notify>,
+    /// The shard's "a segment rolled" signal: retention runs at once, so
+    /// that a segment it deletes is ready to recycle for the next roll.
+    rolled: Rc<Notify>,
     /// Signalled when the flusher stops (nothing left to write).
     idle: Rc<Notify>,
     /// Serializes moves of the log start offset (admin and retention only).
@@ -224,6 +227,7 @@ impl PartitionLog {
         topic_id: Uuid,
         limits: Limits,
         notify: Rc<Notify>,
+        rolled: Rc<Notify>,
         cache_budget: Rc<CacheBudget>,
         clean: bool,
     ) -> io::Result<Rc<Self>> {
@@ -326,6 +330,7 @@ impl PartitionLog {
             dir,
             limits,
             notify,
+            rolled,
             idle: Rc::new(Notify::default()),
             start_moves: Semaphore::new(1),
             cache_budget,
@@ -645,6 +650,8 @@ impl PartitionLog {
                 index: SegmentIndex::new(),
             });
             st.tail.clear();
+            drop(st);
+            self.rolled.notify_all();
         }
         let (file, mut tail, mut pos) = {
             let st = self.state.borrow();

@@ -58,37 +58,34 @@ trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$DIR/sluice"' 
 sleep 1
 RESULTS=()
 SEGMENT=$((128 << 20))
-steady() { # $1: partitions. Fill the retention window, then measure.
-    local topic="steady-$1" cfg=(--topic-config segment.bytes=$SEGMENT --topic-config retention.bytes=$((2 * SEGMENT)))
-    target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "$topic" --partitions "$1" --producers "$1" \
-        --duration 3 --inflight 64 --batch-records 256 "${cfg[@]}" >/dev/null
-    local cpu0 cpu1 line mib
+# One measured run into topic $1: $2 partitions (a producer each), $3
+# requests in flight, $4 "new" or "steady", further sluice-bench flags after.
+# Records MiB/s and broker CPU s per GiB in RESULTS, then deletes the topic to
+# free the space for the next run.
+measure() {
+    local topic=$1 parts=$2 inflight=$3 kind=$4 cpu0 cpu1 line mib
+    shift 4
     cpu0=$(awk '{print $14+$15}' /proc/$BROKER/stat)
-    line=$(target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "$topic" --partitions "$1" \
-        --producers "$1" --duration "$SECS" --inflight 64 --batch-records 256 "${cfg[@]}" | grep 'records/sec')
+    line=$(target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "$topic" --partitions "$parts" \
+        --producers "$parts" --duration "$SECS" --inflight "$inflight" --batch-records 256 "$@" | grep 'records/sec')
     cpu1=$(awk '{print $14+$15}' /proc/$BROKER/stat)
     mib=$(sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/' <<<"$line" | awk '{printf "%.1f", $1 * 1e6 / 1048576}')
-    RESULTS+=("$1 $mib $(awk -v c=$((cpu1 - cpu0)) -v t="$TCK" -v m="$mib" -v s="$SECS" \
-        'BEGIN { printf "%.2f", (c / t) / (m * s / 1024) }') 64 steady")
+    RESULTS+=("$parts $mib $(awk -v c=$((cpu1 - cpu0)) -v t="$TCK" -v m="$mib" -v s="$SECS" \
+        'BEGIN { printf "%.2f", (c / t) / (m * s / 1024) }') $inflight $kind")
     echo "$line"
     target/release/sluice topics delete --bootstrap-server 127.0.0.1:$PORT "$topic" >/dev/null
 }
 for inflight in ${INFLIGHT:-16 64}; do
-for parts in 1 4; do
-    cpu0=$(awk '{print $14+$15}' /proc/$BROKER/stat)
-    line=$(target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "append-$parts-$inflight" \
-        --partitions $parts --producers $parts --duration "$SECS" --inflight "$inflight" --batch-records 256 | grep 'records/sec')
-    cpu1=$(awk '{print $14+$15}' /proc/$BROKER/stat)
-    mib=$(sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/' <<<"$line" | awk '{printf "%.1f", $1 * 1e6 / 1048576}')
-    RESULTS+=("$parts $mib $(awk -v c=$((cpu1 - cpu0)) -v t="$TCK" -v m="$mib" -v s="$SECS" \
-        'BEGIN { printf "%.2f", (c / t) / (m * s / 1024) }') $inflight new")
-    echo "$line"
-    # Free the space before the next run.
-    target/release/sluice topics delete --bootstrap-server 127.0.0.1:$PORT "append-$parts-$inflight" >/dev/null
-done
+    for parts in 1 4; do
+        measure "append-$parts-$inflight" $parts "$inflight" new
+    done
 done
 for parts in 1 4; do
-    steady $parts
+    # Under retention: fill the retention window first (3 s), then measure.
+    cfg=(--topic-config segment.bytes=$SEGMENT --topic-config retention.bytes=$((2 * SEGMENT)))
+    target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "steady-$parts" --partitions $parts \
+        --producers $parts --duration 3 --inflight 64 --batch-records 256 "${cfg[@]}" >/dev/null
+    measure "steady-$parts" $parts 64 steady "${cfg[@]}"
 done
 echo "fio sequential direct 1 MiB writes, overwrite:  $FIO_RAW MiB/s"
 echo "fio same, fdatasync after every write:         $FIO_SYNC MiB/s"

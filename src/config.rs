@@ -193,7 +193,7 @@ impl BrokerSettings {
     }
     /// `auto.create.topics.enable`.
     pub fn auto_create_topics(&self) -> bool {
-        self.get("auto.create.topics.enable") == "true"
+        self.broker_bool("auto.create.topics.enable")
     }
     /// `default.replication.factor`.
     pub fn default_replication_factor(&self) -> i16 {

@@ -739,11 +739,7 @@ impl PartitionLog {
                     file_len = len;
                 }
                 Err(e) => {
-                    warn!(dir = %self.dir.display(), "cannot recycle the spare segment file, creating a new one: {e}");
-                    let dir = self.dir.clone();
-                    if let Err(e) = glommio::executor().spawn_blocking(move || recycle::remove_spare(&dir)).await {
-                        warn!(dir = %self.dir.display(), "cannot remove the spare segment file: {e}");
-                    }
+                    warn!(dir = %self.dir.display(), "cannot recycle the spare segment file, creating a new one: {e}")
                 }
             }
             self.state.borrow_mut().spare = Spare::Absent;
@@ -1147,15 +1143,7 @@ impl PartitionLog {
                     for base in bases {
                         let p = segment::log_path(&dir, base);
                         if Some(base) == recycled {
-                            match recycle::keep_as_spare(&dir, &p) {
-                                Ok(len) => spare = Some(len),
-                                Err(e) => {
-                                    warn!(dir = %dir.display(), "cannot keep a deleted segment's file to recycle: {e}");
-                                    if p.exists() {
-                                        std::fs::remove_file(&p)?;
-                                    }
-                                }
-                            }
+                            spare = recycle::keep_or_delete(&dir, &p)?;
                         } else {
                             std::fs::remove_file(p)?;
                         }

@@ -26,6 +26,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use tracing::warn;
+
 use super::partition_dir;
 
 /// The spare's file name in a partition directory (not a segment's name).
@@ -37,17 +39,25 @@ pub fn spare_path(dir: &Path) -> PathBuf {
 }
 
 /// Turns the file at `from` (a deleted segment) into the partition's spare:
-/// renamed, zeroed in place and synced. Returns its length.
-pub fn keep_as_spare(dir: &Path, from: &Path) -> io::Result<u64> {
+/// renamed, zeroed in place and synced; returns its length. When it cannot
+/// be kept (a filesystem that cannot zero a range) it is deleted as any
+/// other deleted segment, and `None` returned; an error means it could not
+/// be deleted either. The caller fsyncs the directory.
+pub fn keep_or_delete(dir: &Path, from: &Path) -> io::Result<Option<u64>> {
     let to = spare_path(dir);
-    std::fs::rename(from, &to)?;
-    let zeroed = zero(&to);
-    if zeroed.is_err() {
-        // Not zeroed, so not a spare: it goes, as a deleted segment would.
-        std::fs::remove_file(&to)?;
+    let kept = std::fs::rename(from, &to).and_then(|()| zero(&to));
+    match kept {
+        Ok(len) => Ok(Some(len)),
+        Err(e) => {
+            warn!(dir = %dir.display(), "cannot keep a deleted segment's file to recycle: {e}");
+            for p in [from, to.as_path()] {
+                if p.exists() {
+                    std::fs::remove_file(p)?;
+                }
+            }
+            Ok(None)
+        }
     }
-    partition_dir::sync_dir(dir)?;
-    zeroed
 }
 
 /// Zeroes a leftover spare found when the partition opens (a crash may have
@@ -61,9 +71,14 @@ pub fn adopt_leftover(dir: &Path) -> io::Result<Option<u64>> {
     zero(&path).map(Some)
 }
 
-/// Gives the spare the name `to` (a new segment's), durably.
+/// Gives the spare the name `to` (a new segment's), durably. When that
+/// fails the spare is removed (best effort) and the caller creates a new file.
 pub fn take_spare(dir: &Path, to: &Path) -> io::Result<()> {
-    std::fs::rename(spare_path(dir), to)?;
+    let taken = std::fs::rename(spare_path(dir), to);
+    if taken.is_err() {
+        let _ = remove_spare(dir);
+    }
+    taken?;
     partition_dir::sync_dir(dir)
 }
 
@@ -110,8 +125,8 @@ mod tests {
         let d = tmpdir("keep");
         let seg = d.join("00000000000000000000.log");
         std::fs::write(&seg, vec![0xab; 3 * 4096 + 100]).unwrap();
-        match keep_as_spare(&d, &seg) {
-            Ok(len) => {
+        match keep_or_delete(&d, &seg).unwrap() {
+            Some(len) => {
                 assert_eq!(len, 3 * 4096 + 100);
                 assert!(!seg.exists());
                 let bytes = std::fs::read(spare_path(&d)).unwrap();
@@ -121,9 +136,9 @@ mod tests {
                 take_spare(&d, &next).unwrap();
                 assert!(next.exists() && !spare_path(&d).exists());
             }
-            // tmpfs and some other filesystems cannot zero a range.
-            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
-            Err(e) => panic!("{e}"),
+            // tmpfs and some other filesystems cannot zero a range: the
+            // file goes as a deleted segment would.
+            None => assert!(!seg.exists() && !spare_path(&d).exists()),
         }
         assert_eq!(adopt_leftover(&d).unwrap(), None);
         std::fs::remove_dir_all(&d).unwrap();

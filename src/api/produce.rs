@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use tracing::warn;
 
 use super::metadata::default_topic;
@@ -75,7 +75,10 @@ pub fn handle(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> impl Future<Output = O
             };
             outcomes.push(outcome);
         }
-        topics.push((t.name.clone(), outcomes));
+        // An owned copy of the name: a clone would be a slice of the request
+        // body and keep all of it (the records, already copied into the log)
+        // alive until the writes are durable.
+        topics.push((TopicName(str_bytes(t.name.as_str())), outcomes));
     }
     async move {
         if acks == 0 {

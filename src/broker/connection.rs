@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
@@ -17,6 +17,7 @@ use kafka_protocol::messages::ApiKey;
 use tracing::{debug, warn};
 
 use crate::api::{self, Pending};
+use crate::broker::body_pool;
 use crate::broker::context::ShardCtx;
 use crate::broker::notify::Notify;
 use crate::protocol::frame::{self, Frame, FrameError};
@@ -195,7 +196,7 @@ async fn read_len(r: &mut Shared, max: usize) -> Result<Option<usize>, ReadError
 
 /// Reads a frame's body of `len` bytes.
 async fn read_body(r: &mut Shared, len: usize) -> Result<Bytes, ReadError> {
-    let mut body = BytesMut::zeroed(len);
-    r.read_exact(&mut body).await.map_err(ReadError::Truncated)?;
+    let mut body = body_pool::take(len);
+    r.read_exact(body.as_mut()).await.map_err(ReadError::Truncated)?;
     Ok(body.freeze())
 }

@@ -1,6 +1,7 @@
 //! The broker process: data directory, controller thread, and one shard per
 //! core, each a Kafka node on its own port.
 
+pub mod body_pool;
 pub mod connection;
 pub mod context;
 pub mod notify;

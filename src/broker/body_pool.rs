@@ -24,7 +24,7 @@ use bytes::Bytes;
 pub const POOLED_MIN: usize = 64 << 10;
 
 /// Most bytes of idle buffers one shard thread keeps.
-pub const POOL_BYTES: usize = 32 << 20;
+pub const POOL_BYTES: usize = 16 << 20;
 
 /// Idle buffers by size class (the key: their length).
 #[derive(Default)]

@@ -6,7 +6,8 @@
 # overrides. Each run warms up for 3 s (fills the retention window, so that
 # segments are being deleted), then measures. Prints the harness's MB/s
 # (10^6 bytes) and the broker's CPU per GiB appended (steadier than MB/s
-# here: broker and load generator share the cores).
+# here: broker and load generator share the cores). Rounds alternate the
+# order (A B, then B A) so that a drifting disk favours neither.
 # Usage: scripts/bench-ab.sh "VARIANT A" "VARIANT B" [DIR] [ROUNDS] [SECONDS] [PARTITIONS]
 # Env: INFLIGHT (default 64), SEG (segment.bytes, default 128 MiB),
 #      RET (retention.bytes per partition, default 2 segments),
@@ -21,12 +22,15 @@ SECS="${5:-10}"
 PARTS="${6:-4}"
 PORT=29394
 SEG="${SEG:-134217728}"
+mkdir -p "$DIR"
 cargo build --release -q -p sluice -p bench-harness
 TCK=$(getconf CLK_TCK)
 BROKER=
-trap '[[ -n $BROKER ]] && kill $BROKER 2>/dev/null; rm -rf "$DIR/ab"' EXIT
+trap '[[ -n $BROKER ]] && kill $BROKER 2>/dev/null && wait $BROKER 2>/dev/null; rm -rf "$DIR/ab"' EXIT
 for r in $(seq 1 "$ROUNDS"); do
-    for v in A B; do
+    order="A B"
+    ((r % 2 == 0)) && order="B A"
+    for v in $order; do
         rm -rf "$DIR/ab"
         # shellcheck disable=SC2086 # a variant is a command line
         ${!v} --data-dir "$DIR/ab" --host 127.0.0.1 --port $PORT > "$DIR/ab.log" 2>&1 &
@@ -37,7 +41,8 @@ for r in $(seq 1 "$ROUNDS"); do
             --topic-config segment.bytes="$SEG" --topic-config retention.bytes="${RET:-$((2 * SEG))}")
         target/release/sluice-bench produce "${args[@]}" --duration 3 >/dev/null
         cpu0=$(awk '{print $14+$15}' /proc/$BROKER/stat)
-        line=$(target/release/sluice-bench produce "${args[@]}" --duration "$SECS" | grep 'records/sec')
+        line=$(target/release/sluice-bench produce "${args[@]}" --duration "$SECS" | grep 'records/sec') ||
+            { echo "variant $v: the run failed; broker log: $DIR/ab.log" >&2; exit 1; }
         cpu1=$(awk '{print $14+$15}' /proc/$BROKER/stat)
         mb=$(sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/' <<<"$line")
         extra=

@@ -28,6 +28,7 @@
 # DIR must be on the disk under test (default: ./bench-data); needs fio,
 # and iperf3 for the loopback figure.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DIR="${1:-$PWD/bench-data}"
 SECS="${2:-10}"
@@ -47,6 +48,7 @@ fio_mib() { # $1: file size, $2: extra fio flags
 # Larger than SECS seconds at 4 GiB/s, within 40% of the free space.
 FREE_GIB=$(df -k --output=avail "$DIR" | tail -1 | awk '{print int($1 / 1048576)}')
 FRESH_GIB=$((SECS * 4 < FREE_GIB * 2 / 5 ? SECS * 4 : FREE_GIB * 2 / 5))
+((FRESH_GIB > 0)) || { echo "$DIR has too little free space for fio's fresh-space run" >&2; exit 1; }
 TCK=$(getconf CLK_TCK)
 
 rm -rf "$DIR/sluice"
@@ -65,7 +67,8 @@ measure() {
     shift 2
     cpu0=$(awk '{print $14+$15}' /proc/$BROKER/stat)
     line=$(target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "$topic" --partitions "$parts" \
-        --producers "$parts" --duration "$SECS" --inflight "$INFLIGHT" --batch-records 256 "$@" | grep 'records/sec')
+        --producers "$parts" --duration "$SECS" --inflight "$INFLIGHT" --batch-records 256 "$@" | grep 'records/sec') ||
+        { echo "run into $topic failed; broker log: $DIR/broker.log" >&2; return 1; }
     cpu1=$(awk '{print $14+$15}' /proc/$BROKER/stat)
     mib=$(sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/' <<<"$line" | awk '{printf "%.1f", $1 * 1e6 / 1048576}')
     awk -v c=$((cpu1 - cpu0)) -v t="$TCK" -v m="$mib" -v s="$SECS" 'BEGIN { printf "%s %.2f", m, (c / t) / (m * s / 1024) }'

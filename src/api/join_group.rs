@@ -1,5 +1,6 @@
 //! JoinGroup: a member joins (or rejoins) and waits for the rebalance.
 
+use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
@@ -25,7 +26,13 @@ pub async fn handle(
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         rebalance_timeout_ms: if version >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms },
         protocol_type: req.protocol_type.to_string(),
-        protocols: req.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
+        // Copies: the group keeps them until the next rebalance, and a slice
+        // would keep the whole request body (a pooled buffer) alive with them.
+        protocols: req
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), Bytes::copy_from_slice(&p.metadata)))
+            .collect(),
         require_known_member_id: version >= 4,
     };
     let r = ctx.groups.join(ctx, join).await;

@@ -1,5 +1,6 @@
 //! SyncGroup: the leader hands in the assignment, every member gets its part.
 
+use bytes::Bytes;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::str_bytes;
@@ -15,7 +16,13 @@ pub async fn handle(ctx: &ShardCtx, req: SyncGroupRequest, version: i16) -> Sync
         instance_id: req.group_instance_id.map(|s| s.to_string()),
         protocol_type: req.protocol_type.map(|s| s.to_string()),
         protocol_name: req.protocol_name.map(|s| s.to_string()),
-        assignments: req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
+        // Copies: members keep their assignment until the next rebalance, and
+        // a slice would keep the leader's whole request body alive with it.
+        assignments: req
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), Bytes::copy_from_slice(&a.assignment)))
+            .collect(),
     };
     let r = ctx.groups.sync(ctx, sync).await;
     let v5 = version >= 5;

@@ -9,10 +9,13 @@
 //! a quarter larger than the body, see [`class_size`]), and return it when the last
 //! `Bytes` slice of the body drops.
 //!
-//! Limits: at most [`POOL_BYTES`] of idle buffers per shard thread; a
-//! returned buffer beyond that is freed. A slice kept alive (say, by a
-//! decoded request held somewhere) keeps its buffer out of the pool, which
-//! costs memory the same as a plain allocation would.
+//! Limits: at most [`POOL_BYTES`] of idle buffers per shard thread. A
+//! returned buffer that would go over makes room by freeing idle buffers of
+//! other sizes (the largest first), so that a burst of one size cannot fill
+//! the pool for good; when only its own size is idle, it is freed instead. A
+//! slice kept alive (say, by a decoded request held somewhere) keeps its
+//! buffer out of the pool, which costs what a plain allocation would, plus
+//! up to a quarter for the size class.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -31,6 +34,28 @@ pub const POOL_BYTES: usize = 16 << 20;
 struct Pool {
     classes: BTreeMap<usize, Vec<Box<[u8]>>>,
     idle_bytes: usize,
+}
+
+impl Pool {
+    /// Keeps `buf` idle, within [`POOL_BYTES`].
+    fn put(&mut self, buf: Box<[u8]>) {
+        let size = buf.len();
+        if size > POOL_BYTES {
+            return;
+        }
+        while self.idle_bytes + size > POOL_BYTES {
+            // The largest other size with idle buffers.
+            let Some(victim) = self.classes.iter().rev().find(|(k, v)| **k != size && !v.is_empty()).map(|(k, _)| *k)
+            else {
+                return;
+            };
+            let freed = self.classes.get_mut(&victim).and_then(Vec::pop).expect("a non-empty class");
+            self.idle_bytes -= freed.len();
+        }
+        self.idle_bytes += size;
+        self.classes.entry(size).or_default().push(buf);
+        debug_assert!(self.idle_bytes <= POOL_BYTES);
+    }
 }
 
 thread_local! {
@@ -111,14 +136,7 @@ impl Drop for Pooled {
         }
         let buf = self.buf.take().expect("dropped once");
         // try_with: a thread-local being torn down at thread exit frees.
-        let _ = POOL.try_with(|p| {
-            let mut p = p.borrow_mut();
-            if p.idle_bytes + buf.len() > POOL_BYTES {
-                return;
-            }
-            p.idle_bytes += buf.len();
-            p.classes.entry(buf.len()).or_default().push(buf);
-        });
+        let _ = POOL.try_with(|p| p.borrow_mut().put(buf));
     }
 }
 
@@ -126,8 +144,14 @@ impl Drop for Pooled {
 mod tests {
     use super::*;
 
+    /// Tests may share a thread (`--test-threads=1`), and so the pool.
+    fn empty_pool() {
+        POOL.with(|p| *p.borrow_mut() = Pool::default());
+    }
+
     #[test]
     fn a_dropped_body_is_reused_and_small_ones_are_not_pooled() {
+        empty_pool();
         let mut b = take(100 << 10);
         b.as_mut().fill(7);
         let bytes = b.freeze();
@@ -141,13 +165,37 @@ mod tests {
         drop(slice);
         let mut again = take(99 << 10);
         assert_eq!(again.as_mut().len(), 99 << 10);
-        assert_eq!(again.freeze().as_ptr(), ptr, "the 112 KiB class buffer comes back");
-        POOL.with(|p| assert!(p.borrow().idle_bytes <= POOL_BYTES));
+        let again = again.freeze();
+        assert_eq!(again.as_ptr(), ptr, "the 112 KiB class buffer comes back");
+        assert_eq!(again.len(), 99 << 10, "nothing of the buffer past the body shows");
+        drop((again, other));
+        let idle = POOL.with(|p| p.borrow().idle_bytes);
+        assert_eq!(idle, 2 * (112 << 10));
         assert_eq!(take(100).freeze().len(), 100);
+        assert_eq!(POOL.with(|p| p.borrow().idle_bytes), idle, "a small body is not pooled");
+    }
+
+    #[test]
+    fn a_full_pool_makes_room_by_freeing_other_sizes() {
+        let mib = |n: usize| vec![0u8; n].into_boxed_slice();
+        let mut p = Pool::default();
+        for _ in 0..POOL_BYTES / (1 << 20) {
+            p.put(mib(1 << 20));
+        }
+        assert_eq!(p.idle_bytes, POOL_BYTES);
+        p.put(mib(1 << 20));
+        assert_eq!(p.classes[&(1 << 20)].len(), POOL_BYTES / (1 << 20), "only its own size idle: freed");
+        p.put(mib(320 << 10));
+        assert_eq!(p.classes[&(320 << 10)].len(), 1, "a new size is kept");
+        assert_eq!(p.classes[&(1 << 20)].len(), POOL_BYTES / (1 << 20) - 1, "by freeing a larger one");
+        assert_eq!(p.idle_bytes, POOL_BYTES - (1 << 20) + (320 << 10));
+        p.put(mib(POOL_BYTES + 1));
+        assert!(p.idle_bytes <= POOL_BYTES, "a buffer over the whole budget is never kept");
     }
 
     #[test]
     fn the_pool_keeps_at_most_its_budget() {
+        empty_pool();
         let bodies: Vec<Bytes> = (0..(POOL_BYTES / (1 << 20)) + 4).map(|_| take(1 << 20).freeze()).collect();
         drop(bodies);
         POOL.with(|p| assert_eq!(p.borrow().idle_bytes, POOL_BYTES));

@@ -3,13 +3,25 @@
 //! they are `delete.retention.ms` old. Offsets never change: a batch keeps its
 //! base offset and `lastOffsetDelta` and loses records in between, and a
 //! batch left empty is dropped, so the log may have offset gaps, as Kafka's
-//! does. Records are decoded only here, never on the produce/fetch path, and
-//! only uncompressed batches are cleaned (compressed ones are kept whole).
+//! does. Records are decoded only here, never on the produce/fetch path.
+//!
+//! Uncompressed batches are cut in place (base offset and last offset delta
+//! kept, as Kafka's cleaner keeps them). Compressed batches are decompressed
+//! (kafka-protocol's codecs) and, when some of their records go, encoded
+//! again with the same codec from the records that stay: the batch then
+//! starts at its first kept record's offset and ends at its last kept one
+//! (record offsets never change), keeps its producer fields, and a batch
+//! stamped with LogAppendTime keeps its append time. A batch that cannot be
+//! decoded is kept whole.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+
 use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
+use crate::protocol::rewrite;
 
 /// One record of an uncompressed batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,11 +102,26 @@ pub fn rebuild(batch_bytes: &[u8], keep: &[Range<usize>]) -> Vec<u8> {
 /// Latest offset of every key seen so far.
 pub type LatestByKey = HashMap<Vec<u8>, i64>;
 
+/// The records of a compressed batch, decompressed; `None` when they cannot
+/// be decoded.
+fn decompressed(batch_bytes: &[u8]) -> Option<Vec<Record>> {
+    let mut b = Bytes::copy_from_slice(batch_bytes);
+    RecordBatchDecoder::decode(&mut b).ok().map(|set| set.records)
+}
+
 /// Records the keys of one batch into `latest`.
 pub fn note_keys(latest: &mut LatestByKey, batch_bytes: &[u8]) {
     let Ok(h) = batch::parse_header(batch_bytes) else {
         return;
     };
+    if batch::is_compressed(h.attributes) {
+        for r in decompressed(batch_bytes).unwrap_or_default() {
+            if let Some(k) = r.key {
+                latest.insert(k.to_vec(), r.offset);
+            }
+        }
+        return;
+    }
     for r in records(batch_bytes, &h).unwrap_or_default() {
         if let Some(k) = r.key {
             latest.insert(k, r.offset);
@@ -116,23 +143,32 @@ pub fn clean_batch(
     let Ok(h) = batch::parse_header(batch_bytes) else {
         return Some(batch_bytes.to_vec());
     };
+    let mut stays = |key: Option<&[u8]>, offset: i64, tombstone: bool| match key {
+        None => true,
+        Some(k) => {
+            let is_latest = latest.get(k) == Some(&offset);
+            if is_latest && tombstone && h.max_timestamp >= tombstone_cutoff_ms {
+                *young_tombstones = true;
+            }
+            is_latest && !(tombstone && h.max_timestamp < tombstone_cutoff_ms)
+        }
+    };
+    if batch::is_compressed(h.attributes) {
+        let Some(recs) = decompressed(batch_bytes) else {
+            return Some(batch_bytes.to_vec());
+        };
+        let keep: Vec<&Record> = recs.iter().filter(|r| stays(r.key.as_deref(), r.offset, r.value.is_none())).collect();
+        return match keep.len() {
+            0 => None,
+            n if n == recs.len() => Some(batch_bytes.to_vec()),
+            _ => Some(reencode(batch_bytes, &h, &keep)),
+        };
+    }
     let Some(recs) = records(batch_bytes, &h) else {
         return Some(batch_bytes.to_vec());
     };
-    let keep: Vec<Range<usize>> = recs
-        .iter()
-        .filter(|r| match &r.key {
-            None => true,
-            Some(k) => {
-                let is_latest = latest.get(k) == Some(&r.offset);
-                if is_latest && r.tombstone && h.max_timestamp >= tombstone_cutoff_ms {
-                    *young_tombstones = true;
-                }
-                is_latest && !(r.tombstone && h.max_timestamp < tombstone_cutoff_ms)
-            }
-        })
-        .map(|r| r.range.clone())
-        .collect();
+    let keep: Vec<Range<usize>> =
+        recs.iter().filter(|r| stays(r.key.as_deref(), r.offset, r.tombstone)).map(|r| r.range.clone()).collect();
     match keep.len() {
         0 => None,
         n if n == recs.len() => Some(batch_bytes.to_vec()),
@@ -140,8 +176,29 @@ pub fn clean_batch(
     }
 }
 
+/// A compressed batch holding only `keep` (some of its records), encoded
+/// with its codec; the batch as it was when that fails.
+fn reencode(batch_bytes: &[u8], h: &BatchHeader, keep: &[&Record]) -> Vec<u8> {
+    let options = RecordEncodeOptions { version: 2, compression: rewrite::codec_of(h.attributes) };
+    let mut out = BytesMut::with_capacity(batch_bytes.len());
+    if RecordBatchEncoder::encode(&mut out, keep.iter().copied(), &options).is_err() {
+        return batch_bytes.to_vec();
+    }
+    let mut out = out.to_vec();
+    if h.attributes & batch::LOG_APPEND_TIME != 0 {
+        // The encoder takes the records' own timestamps: restore the append time.
+        match batch::parse_header(&out) {
+            Ok(nh) => batch::stamp_log_append_time(&mut out, &nh, h.max_timestamp),
+            Err(_) => return batch_bytes.to_vec(),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use kafka_protocol::records::Compression;
+
     use super::*;
 
     fn zig(v: i64) -> Vec<u8> {
@@ -217,5 +274,87 @@ mod tests {
         let mut l2 = latest.clone();
         l2.insert(b"c".to_vec(), 9);
         assert_eq!(clean_batch(&l2, &b3, 0, &mut false), None);
+    }
+
+    fn record(offset: i64, key: &[u8], value: Option<&[u8]>) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: 7,
+            producer_epoch: 1,
+            timestamp_type: kafka_protocol::records::TimestampType::Creation,
+            offset,
+            sequence: offset as i32,
+            timestamp: 1000 + offset,
+            key: Some(Bytes::copy_from_slice(key)),
+            value: value.map(Bytes::copy_from_slice),
+            headers: Default::default(),
+        }
+    }
+
+    fn compressed(recs: &[Record], codec: Compression) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        RecordBatchEncoder::encode(&mut out, recs.iter(), &RecordEncodeOptions { version: 2, compression: codec })
+            .unwrap();
+        out.to_vec()
+    }
+
+    #[test]
+    fn compressed_batches_are_cleaned_and_keep_their_codec() {
+        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+            let b1 = compressed(
+                &[
+                    record(0, b"a", Some(b"1")),
+                    record(1, b"b", Some(b"1")),
+                    record(2, b"a", Some(b"2")),
+                    record(3, b"c", Some(b"1")),
+                ],
+                codec,
+            );
+            let b2 = compressed(&[record(4, b"b", Some(b"2")), record(5, b"d", None)], codec);
+            let mut latest = LatestByKey::new();
+            note_keys(&mut latest, &b1);
+            note_keys(&mut latest, &b2);
+            assert_eq!((latest[&b"a".to_vec()], latest[&b"b".to_vec()], latest[&b"d".to_vec()]), (2, 4, 5));
+            let c1 = clean_batch(&latest, &b1, 0, &mut false).unwrap();
+            let h = batch::validate(&c1).expect("a valid batch with a correct CRC");
+            assert_eq!(rewrite::codec_of(h.attributes), codec);
+            assert_eq!((h.base_offset, h.last_offset(), h.record_count, h.producer_id), (2, 3, 2, 7));
+            let kept: Vec<(i64, Option<Bytes>, Option<Bytes>)> =
+                decompressed(&c1).unwrap().into_iter().map(|r| (r.offset, r.key, r.value)).collect();
+            assert_eq!(
+                kept,
+                vec![
+                    (2, Some(Bytes::from_static(b"a")), Some(Bytes::from_static(b"2"))),
+                    (3, Some(Bytes::from_static(b"c")), Some(Bytes::from_static(b"1")))
+                ]
+            );
+            // All latest, the tombstone young: unchanged; then the tombstone goes.
+            let mut young = false;
+            assert_eq!(clean_batch(&latest, &b2, 0, &mut young).unwrap(), b2);
+            assert!(young);
+            let c2 = clean_batch(&latest, &b2, i64::MAX, &mut false).unwrap();
+            assert_eq!(decompressed(&c2).unwrap().iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4]);
+            // Wholly superseded: dropped.
+            let mut l2 = latest.clone();
+            l2.insert(b"c".to_vec(), 9);
+            l2.insert(b"a".to_vec(), 9);
+            assert_eq!(clean_batch(&l2, &b1, 0, &mut false), None);
+        }
+    }
+
+    #[test]
+    fn a_cleaned_log_append_time_batch_keeps_its_append_time() {
+        let mut b = compressed(&[record(0, b"a", Some(b"1")), record(1, b"a", Some(b"2"))], Compression::Lz4);
+        let h = batch::parse_header(&b).unwrap();
+        batch::stamp_log_append_time(&mut b, &h, 99_999);
+        let mut latest = LatestByKey::new();
+        note_keys(&mut latest, &b);
+        let c = clean_batch(&latest, &b, 0, &mut false).unwrap();
+        let h = batch::validate(&c).unwrap();
+        assert_ne!(h.attributes & batch::LOG_APPEND_TIME, 0);
+        assert_eq!((h.max_timestamp, h.base_offset, h.record_count), (99_999, 1, 1));
     }
 }

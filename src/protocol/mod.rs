@@ -2,6 +2,7 @@
 //! record-batch view. Message bodies are encoded by the `kafka-protocol` crate.
 
 pub mod batch;
+pub mod decompress;
 pub mod error_code;
 pub mod frame;
 #[cfg(test)]

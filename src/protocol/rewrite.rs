@@ -8,10 +8,10 @@
 //! both read).
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
 use thiserror::Error;
 
-use super::batch;
+use super::{batch, decompress};
 
 /// Why a batch could not be rewritten (it is then refused as corrupt).
 #[derive(Debug, Error)]
@@ -52,13 +52,14 @@ pub fn recompress(records: &[u8], codec: Compression) -> Result<Bytes, RewriteEr
     let mut rest = Bytes::copy_from_slice(records);
     while !rest.is_empty() {
         let h = batch::parse_header(&rest).map_err(|e| RewriteError::Decode(e.to_string()))?;
-        let mut one = rest.split_to(h.total_len);
-        let set = RecordBatchDecoder::decode(&mut one).map_err(|e| RewriteError::Decode(e.to_string()))?;
-        if set.records.is_empty() {
+        let one = rest.split_to(h.total_len);
+        let records =
+            decompress::records(&one, decompress::MAX_DECOMPRESSED).map_err(|e| RewriteError::Decode(e.to_string()))?;
+        if records.is_empty() {
             return Err(RewriteError::Decode("a batch without records".into()));
         }
         let options = RecordEncodeOptions { version: 2, compression: codec };
-        RecordBatchEncoder::encode(&mut out, set.records.iter(), &options)
+        RecordBatchEncoder::encode(&mut out, records.iter(), &options)
             .map_err(|e| RewriteError::Encode(e.to_string()))?;
     }
     Ok(out.freeze())
@@ -77,6 +78,8 @@ pub fn stamp_log_append_time(records: &mut [u8], now_ms: i64) {
 
 #[cfg(test)]
 mod tests {
+    use kafka_protocol::records::RecordBatchDecoder;
+
     use super::*;
     use crate::protocol::batch::tests::make_batch;
 

@@ -17,11 +17,12 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use bytes::BytesMut;
+use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions};
+use tracing::warn;
 
 use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
-use crate::protocol::rewrite;
+use crate::protocol::{decompress, rewrite};
 
 /// One record of an uncompressed batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,10 +104,16 @@ pub fn rebuild(batch_bytes: &[u8], keep: &[Range<usize>]) -> Vec<u8> {
 pub type LatestByKey = HashMap<Vec<u8>, i64>;
 
 /// The records of a compressed batch, decompressed; `None` when they cannot
-/// be decoded.
+/// be decoded or expand past [`decompress::MAX_DECOMPRESSED`] (the batch is
+/// then kept whole, and its keys do not count).
 fn decompressed(batch_bytes: &[u8]) -> Option<Vec<Record>> {
-    let mut b = Bytes::copy_from_slice(batch_bytes);
-    RecordBatchDecoder::decode(&mut b).ok().map(|set| set.records)
+    match decompress::records(batch_bytes, decompress::MAX_DECOMPRESSED) {
+        Ok(records) => Some(records),
+        Err(e) => {
+            warn!("compaction keeps a batch it cannot decode whole: {e}");
+            None
+        }
+    }
 }
 
 /// Records the keys of one batch into `latest`.
@@ -197,6 +204,7 @@ fn reencode(batch_bytes: &[u8], h: &BatchHeader, keep: &[&Record]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
     use kafka_protocol::records::Compression;
 
     use super::*;

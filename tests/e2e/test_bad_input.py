@@ -3,6 +3,8 @@ alive and serve a fresh client (produce + consume on a new connection)."""
 
 import random
 import struct
+import time
+import zlib
 
 import pytest
 
@@ -264,3 +266,48 @@ def test_produce_unknown_topic_partition(healthy_after):
     err, _ = _produce_raw(b, 0, topic, 5, batch)
     assert err in (kw.UNKNOWN_TOPIC_OR_PARTITION, kw.NOT_LEADER_OR_FOLLOWER), err
     assert _watermarks(b, topic) == (0, 0)
+
+
+def _gzip_bomb_batch(value_len):
+    """A gzip-compressed v2 batch of one valid record whose value is
+    `value_len` zero bytes: a few hundred KiB on the wire."""
+    body = kw.i8(0) + kw.varint(0) + kw.varint(0) + kw.varint(-1) + kw.varint(value_len)
+    tail = kw.varint(0)
+    record_len = len(body) + value_len + len(tail)
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+    out = [z.compress(kw.varint(record_len) + body)]
+    chunk = bytes(16 << 20)
+    left = value_len
+    while left:
+        n = min(left, len(chunk))
+        out.append(z.compress(chunk[:n]))
+        left -= n
+    out.append(z.compress(tail))
+    out.append(z.flush())
+    payload = b"".join(out)
+    ts = int(time.time() * 1000)
+    after_crc = (kw.i16(1) + kw.i32(0) + kw.i64(ts) + kw.i64(ts) + kw.i64(-1) + kw.i16(-1) + kw.i32(-1)
+                 + kw.i32(1) + payload)
+    after_len = kw.i32(-1) + kw.i8(2) + kw.u32(kw.crc32c(after_crc)) + after_crc
+    return kw.i64(0) + kw.i32(len(after_len)) + after_len
+
+
+def test_produce_batch_that_expands_past_the_limit_is_refused(healthy_after):
+    """Regression: records were decompressed without bound, so a small batch
+    expanding to gigabytes made the broker allocate until it died. A batch
+    that expands past 256 MiB is now refused as corrupt (here on the
+    compression.type rewrite path; compaction keeps such a batch whole)."""
+    b = healthy_after
+    topic = h.unique("bomb")
+    # lz4 storage makes the broker decode the producer's gzip batches
+    h.create_topic(b, topic, 1, config={"compression.type": "lz4"})
+    leader = h.partition_leaders(b, topic)[0]
+    bomb = _gzip_bomb_batch(300 << 20)
+    assert len(bomb) < 1 << 20, len(bomb)
+    err, _off = _produce_raw(b, leader, topic, 0, bomb)
+    assert err == kw.CORRUPT_MESSAGE, f"error {err}, expected CORRUPT_MESSAGE"
+    assert _watermarks(b, topic) == (0, 0), "the batch was stored"
+    # a batch of the same shape under the limit is recompressed and stored
+    err, off = _produce_raw(b, leader, topic, 0, _gzip_bomb_batch(1 << 20))
+    assert (err, off) == (0, 0)
+    assert _watermarks(b, topic) == (0, 1)

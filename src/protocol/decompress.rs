@@ -1,0 +1,171 @@
+//! Decoding a compressed record batch with a bound on what it expands to.
+//!
+//! kafka-protocol's codecs decompress into memory with no limit, so a small
+//! batch that expands to gigabytes (a "zip bomb", or a buggy producer) would
+//! make the broker allocate until the process dies. Worse, once such a batch
+//! is in a compacted topic's log, every compaction pass after a restart
+//! would decode it again. The broker decodes records in two places, both
+//! off the default produce/fetch path: a topic's `compression.type` rewrite
+//! and compaction. Both go through [`records`], which decompresses with our
+//! own bounded readers and hands the result to kafka-protocol's record
+//! decoder. The formats are Kafka's: gzip, LZ4 frames, zstd, and snappy in
+//! xerial's framing or raw.
+
+use std::io::Read;
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
+use thiserror::Error;
+
+/// Most bytes one batch may decompress to. Kafka sets no such limit; a batch
+/// is at most `message.max.bytes` compressed (1 MiB by default), and log
+/// lines rarely compress beyond 20:1.
+pub const MAX_DECOMPRESSED: usize = 256 << 20;
+
+/// Why a batch's records could not be decoded.
+#[derive(Debug, Error)]
+pub enum DecompressError {
+    #[error("the batch decompresses to more than {max} bytes")]
+    TooLarge { max: usize },
+    #[error("cannot decompress the batch: {0}")]
+    Codec(#[from] std::io::Error),
+    #[error("snappy: {0}")]
+    Snappy(#[from] snap::Error),
+    #[error("cannot decode the batch's records: {0}")]
+    Records(String),
+}
+
+/// The records of one batch (compressed or not), decompressing at most
+/// `max` bytes.
+pub fn records(batch: &[u8], max: usize) -> Result<Vec<Record>, DecompressError> {
+    let mut buf = Bytes::copy_from_slice(batch);
+    let decoded = RecordBatchDecoder::decode_with_custom_compression(
+        &mut buf,
+        Some(|data: &mut Bytes, codec: Compression| {
+            let data = data.copy_to_bytes(data.remaining());
+            Ok(decompress(&data, codec, max)?)
+        }),
+    );
+    match decoded {
+        Ok(set) => Ok(set.records),
+        Err(e) => match e.downcast::<DecompressError>() {
+            Ok(ours) => Err(ours),
+            Err(e) => Err(DecompressError::Records(e.to_string())),
+        },
+    }
+}
+
+/// `data` decompressed with `codec`, or an error once it would pass `max`.
+pub fn decompress(data: &[u8], codec: Compression, max: usize) -> Result<Bytes, DecompressError> {
+    match codec {
+        Compression::None => bounded(data, max),
+        Compression::Gzip => bounded(flate2::read::GzDecoder::new(data), max),
+        Compression::Lz4 => bounded(lz4::Decoder::new(data)?, max),
+        Compression::Zstd => bounded(zstd::stream::read::Decoder::new(data)?, max),
+        Compression::Snappy => snappy(data, max),
+    }
+}
+
+/// Reads `r` to its end, failing once more than `max` bytes come.
+fn bounded(r: impl Read, max: usize) -> Result<Bytes, DecompressError> {
+    let mut out = Vec::new();
+    r.take(max as u64 + 1).read_to_end(&mut out)?;
+    if out.len() > max {
+        return Err(DecompressError::TooLarge { max });
+    }
+    Ok(out.into())
+}
+
+/// xerial-snappy's stream header, which Kafka's Java client writes.
+const XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+
+/// Snappy as Kafka's clients write it: xerial framing (a header, then blocks
+/// each with a 4-byte length) or a raw snappy block (librdkafka). Each
+/// block states its decompressed length first, which is checked before
+/// anything is allocated.
+fn snappy(data: &[u8], max: usize) -> Result<Bytes, DecompressError> {
+    let mut out = Vec::new();
+    let block = |b: &[u8], out: &mut Vec<u8>| -> Result<(), DecompressError> {
+        let len = snap::raw::decompress_len(b)?;
+        if out.len().saturating_add(len) > max {
+            return Err(DecompressError::TooLarge { max });
+        }
+        let at = out.len();
+        out.resize(at + len, 0);
+        snap::raw::Decoder::new().decompress(b, &mut out[at..])?;
+        Ok(())
+    };
+    let Some(mut rest) = data.strip_prefix(&XERIAL_MAGIC[..]) else {
+        block(data, &mut out)?;
+        return Ok(out.into());
+    };
+    while !rest.is_empty() {
+        let short = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated xerial snappy block");
+        let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(short)?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let b = tail.get(..len).ok_or_else(short)?;
+        block(b, &mut out)?;
+        rest = &tail[len..];
+    }
+    Ok(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    use super::*;
+
+    fn batch(value_len: usize, codec: Compression) -> Vec<u8> {
+        let r = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 1,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from(vec![b'x'; value_len])),
+            headers: Default::default(),
+        };
+        let mut out = BytesMut::new();
+        RecordBatchEncoder::encode(&mut out, [&r], &RecordEncodeOptions { version: 2, compression: codec }).unwrap();
+        out.to_vec()
+    }
+
+    const CODECS: [Compression; 5] =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+
+    #[test]
+    fn decodes_every_codec_within_the_bound() {
+        for codec in CODECS {
+            let recs = records(&batch(100_000, codec), MAX_DECOMPRESSED).unwrap();
+            assert_eq!(recs.len(), 1, "{codec:?}");
+            assert_eq!(recs[0].value.as_ref().map(|v| v.len()), Some(100_000), "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_batch_that_expands_past_the_bound() {
+        for codec in CODECS.into_iter().skip(1) {
+            let b = batch(1 << 20, codec);
+            assert!(b.len() < 1 << 16, "{codec:?} compresses a run of one byte");
+            match records(&b, 256 << 10) {
+                Err(DecompressError::TooLarge { max }) => assert_eq!(max, 256 << 10),
+                other => panic!("{codec:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn reads_raw_snappy_as_librdkafka_writes_it() {
+        let raw = snap::raw::Encoder::new().compress_vec(b"hello snappy").unwrap();
+        assert_eq!(&decompress(&raw, Compression::Snappy, 100).unwrap()[..], b"hello snappy");
+        assert!(matches!(decompress(&raw, Compression::Snappy, 5), Err(DecompressError::TooLarge { .. })));
+    }
+}

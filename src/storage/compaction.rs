@@ -21,6 +21,7 @@ use bytes::BytesMut;
 use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions};
 use tracing::warn;
 
+use super::walk;
 use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
 use crate::protocol::{decompress, rewrite};
 
@@ -134,6 +135,29 @@ pub fn note_keys(latest: &mut LatestByKey, batch_bytes: &[u8]) {
             latest.insert(k, r.offset);
         }
     }
+}
+
+/// The latest offset of every key in a window of whole batches (see
+/// [`walk::Windows`]); windows merged in log order give the partition's.
+pub fn note_window(window: &[u8]) -> LatestByKey {
+    let mut latest = LatestByKey::new();
+    for b in walk::batches(window) {
+        note_keys(&mut latest, b);
+    }
+    latest
+}
+
+/// A window of whole batches, cleaned (see [`clean_batch`]), and whether a
+/// tombstone stayed only because of its age.
+pub fn clean_window(latest: &LatestByKey, window: &[u8], tombstone_cutoff_ms: i64) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(window.len());
+    let mut young_tombstones = false;
+    for b in walk::batches(window) {
+        if let Some(kept) = clean_batch(latest, b, tombstone_cutoff_ms, &mut young_tombstones) {
+            out.extend_from_slice(&kept);
+        }
+    }
+    (out, young_tombstones)
 }
 
 /// The cleaned form of one batch: `None` to drop it, or its bytes (the same

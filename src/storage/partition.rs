@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use glommio::channels::local_channel;
@@ -1033,20 +1034,29 @@ impl PartitionLog {
         if self.compacted_at.get() == Some(active_base) && !self.young_tombstones.get() {
             return Ok(0);
         }
+        // Records are decoded (and decompressed) on a blocking thread, a
+        // window of ~1 MiB at a time, so the shard goes on serving.
         let mut young_tombstones = false;
         let mut latest = compaction::LatestByKey::new();
         for (_, file, size) in &segments {
-            walk::for_each(file, 0, *size, |_, b| compaction::note_keys(&mut latest, b)).await?;
+            let mut windows = walk::Windows::new(file, 0, *size);
+            while let Some((_, window)) = windows.next().await? {
+                latest.extend(glommio::executor().spawn_blocking(move || compaction::note_window(&window)).await);
+            }
         }
+        let latest = Arc::new(latest);
         let mut rewritten = 0;
         for (base, file, size) in &segments[..segments.len() - 1] {
             let mut out = Vec::with_capacity(*size as usize);
-            walk::for_each(file, 0, *size, |_, b| {
-                if let Some(kept) = compaction::clean_batch(&latest, b, tombstone_cutoff_ms, &mut young_tombstones) {
-                    out.extend_from_slice(&kept);
-                }
-            })
-            .await?;
+            let mut windows = walk::Windows::new(file, 0, *size);
+            while let Some((_, window)) = windows.next().await? {
+                let latest = latest.clone();
+                let (kept, young) = glommio::executor()
+                    .spawn_blocking(move || compaction::clean_window(&latest, &window, tombstone_cutoff_ms))
+                    .await;
+                out.extend_from_slice(&kept);
+                young_tombstones |= young;
+            }
             if out.len() as u64 == *size {
                 continue;
             }

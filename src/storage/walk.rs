@@ -79,27 +79,64 @@ pub async fn read_from(
 }
 
 /// Calls `f(position, batch)` for every whole batch in `[start, end)`, in
-/// order, reading the file in bounded windows (compaction's full pass).
+/// order, reading the file in bounded windows (producer-state rebuilds).
 pub async fn for_each(file: &DmaFile, start: u64, end: u64, mut f: impl FnMut(u64, &[u8])) -> io::Result<()> {
-    const WINDOW: usize = 1 << 20;
-    let mut pos = start;
-    while pos < end {
-        let head = file.read_at(pos, HEADER_LEN.min((end - pos) as usize)).await?;
-        let p = batch::peek(&head).ok_or_else(|| corrupt(pos))?;
-        let len = ((end - pos) as usize).min(WINDOW.max(p.total_len));
-        let buf = file.read_at(pos, len).await?;
+    let mut windows = Windows::new(file, start, end);
+    while let Some((pos, window)) = windows.next().await? {
         let mut rel = 0usize;
-        while let Some(p) = batch::peek(&buf[rel..]) {
-            if rel + p.total_len > buf.len() {
-                break;
-            }
-            f(pos + rel as u64, &buf[rel..rel + p.total_len]);
-            rel += p.total_len;
+        for b in batches(&window) {
+            f(pos + rel as u64, b);
+            rel += b.len();
         }
-        if rel == 0 {
-            return Err(corrupt(pos));
-        }
-        pos += rel as u64;
     }
     Ok(())
+}
+
+/// The windows of whole batches in `[start, end)`, in order, each about
+/// [`Windows::WINDOW`] bytes (or one batch when a batch is larger): what
+/// compaction hands, window by window, to a blocking thread.
+pub struct Windows<'a> {
+    file: &'a DmaFile,
+    pos: u64,
+    end: u64,
+}
+
+impl<'a> Windows<'a> {
+    /// Bytes read per window.
+    pub const WINDOW: usize = 1 << 20;
+
+    /// Windows from `start` (a batch boundary) to `end`.
+    pub fn new(file: &'a DmaFile, start: u64, end: u64) -> Self {
+        Self { file, pos: start, end }
+    }
+
+    /// The next window's position and bytes (whole batches back to back),
+    /// or `None` at `end`.
+    pub async fn next(&mut self) -> io::Result<Option<(u64, Vec<u8>)>> {
+        let (pos, end) = (self.pos, self.end);
+        if pos >= end {
+            return Ok(None);
+        }
+        let head = self.file.read_at(pos, HEADER_LEN.min((end - pos) as usize)).await?;
+        let p = batch::peek(&head).ok_or_else(|| corrupt(pos))?;
+        let len = ((end - pos) as usize).min(Self::WINDOW.max(p.total_len));
+        let buf = self.file.read_at(pos, len).await?;
+        let whole: usize = batches(&buf).map(<[u8]>::len).sum();
+        if whole == 0 {
+            return Err(corrupt(pos));
+        }
+        self.pos += whole as u64;
+        Ok(Some((pos, buf[..whole].to_vec())))
+    }
+}
+
+/// The whole batches at the start of `bytes`, back to back.
+pub fn batches(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rel = 0usize;
+    std::iter::from_fn(move || {
+        let p = batch::peek(&bytes[rel..])?;
+        let b = bytes.get(rel..rel + p.total_len)?;
+        rel += p.total_len;
+        Some(b)
+    })
 }

@@ -74,12 +74,13 @@ measure() {
     awk -v c=$((cpu1 - cpu0)) -v t="$TCK" -v m="$mib" -v s="$SECS" 'BEGIN { printf "%s %.2f", m, (c / t) / (m * s / 1024) }'
     target/release/sluice topics delete --bootstrap-server 127.0.0.1:$PORT "$topic" >/dev/null
 }
+# $1 as a whole percentage of $2.
+pct() { awk -v m="$1" -v f="$2" 'BEGIN { printf "%.0f", 100 * m / f }'; }
 # Prints one result line: $1 label, $2 "MiB/s CPU", $3 fio figure, $4 its name.
 report() {
     set -- "$1" $2 "$3" "$4"
-    awk -v what="$1" -v m="$2" -v cpu="$3" -v fio="$4" -v name="$5" 'BEGIN {
-        printf "  sluice 1 shard, %-32s %7.1f MiB/s = %3.0f%% of %s; broker CPU %s s per GiB\n",
-            what ":", m, 100 * m / fio, name, cpu }'
+    printf "  sluice 1 shard, %-32s %7.1f MiB/s = %3s%% of %s; broker CPU %s s per GiB\n" \
+        "$1:" "$2" "$(pct "$2" "$4")" "$5" "$3"
 }
 RATIOS=()
 SYNCED_RATIOS=()
@@ -103,15 +104,14 @@ for r in $(seq 1 "$ROUNDS"); do
     for i in 0 1; do
         parts=$((i == 0 ? 1 : 4))
         report "under retention, $parts partition(s)" "${steady[$i]}" "$over" "fio overwrite"
-        awk -v m="${steady[$i]%% *}" -v f="$synced" \
-            'BEGIN { printf "%52s = %3.0f%% of fio overwrite with fdatasync every 8 MiB\n", "", 100 * m / f }'
-        RATIOS+=("$(awk -v m="${steady[$i]%% *}" -v f="$over" 'BEGIN { printf "%.0f", 100 * m / f }')")
-        SYNCED_RATIOS+=("$(awk -v m="${steady[$i]%% *}" -v f="$synced" 'BEGIN { printf "%.0f", 100 * m / f }')")
+        SYNCED_RATIOS+=("$(pct "${steady[$i]%% *}" "$synced")")
+        printf "%52s = %3s%% of fio overwrite with fdatasync every 8 MiB\n" "" "${SYNCED_RATIOS[-1]}"
+        RATIOS+=("$(pct "${steady[$i]%% *}" "$over")")
     done
     for i in 0 1; do
         parts=$((i == 0 ? 1 : 4))
         report "new topic, $parts partition(s)" "${new[$i]}" "$fresh" "fio fresh space"
-        RATIOS+=("$(awk -v m="${new[$i]%% *}" -v f="$fresh" 'BEGIN { printf "%.0f", 100 * m / f }')")
+        RATIOS+=("$(pct "${new[$i]%% *}" "$fresh")")
     done
 done
 echo "fio same 4 GiB overwrite, fdatasync after every write: $(fio_mib 4G "--fdatasync=1") MiB/s"

@@ -13,11 +13,12 @@ use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 
 use super::client::Cluster;
 use super::error::{CliError, kafka_error_name};
 use super::topics::key_value;
+use crate::protocol::record;
 
 /// Records per Produce request and partition.
 const BATCH_RECORDS: usize = 1000;
@@ -188,19 +189,8 @@ fn send(
         .iter()
         .enumerate()
         .map(|(i, (_, key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now,
-            key: key.clone(),
-            value: Some(value.clone()),
             headers: headers.clone(),
+            ..record::plain(i as i64, now, key.clone(), Some(value.clone()))
         })
         .collect();
     let mut buf = BytesMut::new();

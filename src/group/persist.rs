@@ -5,10 +5,7 @@
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 use thiserror::Error;
 
 use super::record::{self, RecordKey, RecordValue};
@@ -39,20 +36,13 @@ pub async fn append(log: &Rc<PartitionLog>, writes: &[Write], now_ms: i64) -> Re
     let records: Vec<Record> = writes
         .iter()
         .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now_ms,
-            key: Some(record::encode_key(k)),
-            value: v.as_ref().map(record::encode_value),
-            headers: IndexMap::new(),
+        .map(|(i, (k, v))| {
+            crate::protocol::record::plain(
+                i as i64,
+                now_ms,
+                Some(record::encode_key(k)),
+                v.as_ref().map(record::encode_value),
+            )
         })
         .collect();
     let mut buf = BytesMut::new();

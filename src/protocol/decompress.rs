@@ -113,26 +113,17 @@ fn snappy(data: &[u8], max: usize) -> Result<Bytes, DecompressError> {
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
-    use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions};
 
     use super::*;
 
     fn batch(value_len: usize, codec: Compression) -> Vec<u8> {
-        let r = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: 1,
-            key: Some(Bytes::from_static(b"k")),
-            value: Some(Bytes::from(vec![b'x'; value_len])),
-            headers: Default::default(),
-        };
+        let r = crate::protocol::record::plain(
+            0,
+            1,
+            Some(Bytes::from_static(b"k")),
+            Some(Bytes::from(vec![b'x'; value_len])),
+        );
         let mut out = BytesMut::new();
         RecordBatchEncoder::encode(&mut out, [&r], &RecordEncodeOptions { version: 2, compression: codec }).unwrap();
         out.to_vec()

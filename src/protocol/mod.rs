@@ -7,6 +7,7 @@ pub mod error_code;
 pub mod frame;
 #[cfg(test)]
 mod fuzz_tests;
+pub mod record;
 pub mod rewrite;
 pub mod versions;
 pub mod zero_copy;

@@ -310,19 +310,15 @@ mod tests {
 
     fn record(offset: i64, key: &[u8], value: Option<&[u8]>) -> Record {
         Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
             producer_id: 7,
             producer_epoch: 1,
-            timestamp_type: kafka_protocol::records::TimestampType::Creation,
-            offset,
             sequence: offset as i32,
-            timestamp: 1000 + offset,
-            key: Some(Bytes::copy_from_slice(key)),
-            value: value.map(Bytes::copy_from_slice),
-            headers: Default::default(),
+            ..crate::protocol::record::plain(
+                offset,
+                1000 + offset,
+                Some(Bytes::copy_from_slice(key)),
+                value.map(Bytes::copy_from_slice),
+            )
         }
     }
 

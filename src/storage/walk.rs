@@ -5,7 +5,7 @@
 use std::io;
 
 use bytes::Bytes;
-use glommio::io::DmaFile;
+use glommio::io::{DmaFile, ReadResult};
 
 use crate::protocol::batch::{self, HEADER_LEN, Peek};
 
@@ -82,9 +82,9 @@ pub async fn read_from(
 /// order, reading the file in bounded windows (producer-state rebuilds).
 pub async fn for_each(file: &DmaFile, start: u64, end: u64, mut f: impl FnMut(u64, &[u8])) -> io::Result<()> {
     let mut windows = Windows::new(file, start, end);
-    while let Some((pos, window)) = windows.next().await? {
+    while let Some((pos, buf, whole)) = windows.read_next().await? {
         let mut rel = 0usize;
-        for b in batches(&window) {
+        for b in batches(&buf[..whole]) {
             f(pos + rel as u64, b);
             rel += b.len();
         }
@@ -113,6 +113,12 @@ impl<'a> Windows<'a> {
     /// The next window's position and bytes (whole batches back to back),
     /// or `None` at `end`.
     pub async fn next(&mut self) -> io::Result<Option<(u64, Vec<u8>)>> {
+        Ok(self.read_next().await?.map(|(pos, buf, whole)| (pos, buf[..whole].to_vec())))
+    }
+
+    /// The next window as read (its position, the read, and how many of its
+    /// bytes are whole batches), without copying it.
+    async fn read_next(&mut self) -> io::Result<Option<(u64, ReadResult, usize)>> {
         let (pos, end) = (self.pos, self.end);
         if pos >= end {
             return Ok(None);
@@ -126,7 +132,7 @@ impl<'a> Windows<'a> {
             return Err(corrupt(pos));
         }
         self.pos += whole as u64;
-        Ok(Some((pos, buf[..whole].to_vec())))
+        Ok(Some((pos, buf, whole)))
     }
 }
 

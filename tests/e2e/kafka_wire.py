@@ -181,16 +181,33 @@ def build_record_batch(records, base_timestamp=None, base_offset=0,
         headers = r[2] if len(r) > 2 else ()
         recs += encode_record(i, i * timestamp_step, key, value, headers)
     n = len(records)
+    return frame_batch(recs, n, base_timestamp=base_timestamp,
+                       max_timestamp=base_timestamp + (n - 1) * timestamp_step,
+                       base_offset=base_offset, partition_leader_epoch=partition_leader_epoch,
+                       producer_id=producer_id, producer_epoch=producer_epoch,
+                       base_sequence=base_sequence, crc_override=crc_override)
+
+
+def frame_batch(records_blob, count, attributes=0, base_timestamp=None, max_timestamp=None,
+                base_offset=0, partition_leader_epoch=-1, producer_id=-1, producer_epoch=-1,
+                base_sequence=-1, crc_override=None):
+    """A v2 RecordBatch around ``records_blob`` (``count`` encoded records, or
+    their compressed form when ``attributes`` names a codec), with a correct
+    CRC unless ``crc_override`` replaces it."""
+    if base_timestamp is None:
+        base_timestamp = int(time.time() * 1000)
+    if max_timestamp is None:
+        max_timestamp = base_timestamp
     after_crc = (
-        i16(0)  # attributes: no compression, CreateTime, not transactional
-        + i32(n - 1)  # lastOffsetDelta
+        i16(attributes)  # codec in the low 3 bits; CreateTime, not transactional
+        + i32(count - 1)  # lastOffsetDelta
         + i64(base_timestamp)
-        + i64(base_timestamp + (n - 1) * timestamp_step)  # maxTimestamp
+        + i64(max_timestamp)
         + i64(producer_id)
         + i16(producer_epoch)
         + i32(base_sequence)
-        + i32(n)
-        + bytes(recs)
+        + i32(count)
+        + bytes(records_blob)
     )
     crc = crc32c(after_crc) if crc_override is None else crc_override
     after_len = i32(partition_leader_epoch) + i8(2) + u32(crc) + after_crc

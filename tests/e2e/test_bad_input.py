@@ -3,7 +3,6 @@ alive and serve a fresh client (produce + consume on a new connection)."""
 
 import random
 import struct
-import time
 import zlib
 
 import pytest
@@ -284,12 +283,7 @@ def _gzip_bomb_batch(value_len):
         left -= n
     out.append(z.compress(tail))
     out.append(z.flush())
-    payload = b"".join(out)
-    ts = int(time.time() * 1000)
-    after_crc = (kw.i16(1) + kw.i32(0) + kw.i64(ts) + kw.i64(ts) + kw.i64(-1) + kw.i16(-1) + kw.i32(-1)
-                 + kw.i32(1) + payload)
-    after_len = kw.i32(-1) + kw.i8(2) + kw.u32(kw.crc32c(after_crc)) + after_crc
-    return kw.i64(0) + kw.i32(len(after_len)) + after_len
+    return kw.frame_batch(b"".join(out), 1, attributes=1)  # attributes 1: gzip
 
 
 def test_produce_batch_that_expands_past_the_limit_is_refused(healthy_after):

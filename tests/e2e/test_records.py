@@ -190,12 +190,7 @@ def test_record_over_the_limit_is_rejected_and_the_next_one_succeeds(broker_fact
 
 def batch_with_raw_record(body):
     """A valid (CRC-correct) one-record v2 batch around a hand-made record body."""
-    rec = kw.varint(len(body)) + body
-    ts = int(time.time() * 1000)
-    after_crc = (kw.i16(0) + kw.i32(0) + kw.i64(ts) + kw.i64(ts) + kw.i64(-1) + kw.i16(-1) + kw.i32(-1)
-                 + kw.i32(1) + rec)
-    after_len = kw.i32(-1) + kw.i8(2) + kw.u32(kw.crc32c(after_crc)) + after_crc
-    return kw.i64(0) + kw.i32(len(after_len)) + after_len
+    return kw.frame_batch(kw.varint(len(body)) + body, 1)
 
 
 def test_record_claiming_two_billion_headers_is_refused_not_fatal(broker):

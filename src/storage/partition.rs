@@ -135,7 +135,7 @@ struct Written {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Spare {
     Absent,
-    /// Zeroed and durable, this many bytes long.
+    /// Marked as recycled, durably; this many bytes long.
     Ready(u64),
     /// Being made or being taken.
     Busy,
@@ -258,6 +258,11 @@ impl PartitionLog {
                     dir = %dir.display(), segment = base, at = scan.valid_len,
                     bytes = scan.file_len - scan.valid_len, offsets_from = lost_from,
                     "truncating torn or corrupt log tail: {why}"
+                );
+            } else if scan.stale_tail {
+                info!(
+                    dir = %dir.display(), segment = base, at = scan.valid_len, bytes = scan.file_len - scan.valid_len,
+                    "the log ends here in a recycled segment file; cutting the deleted segment's bytes after it"
                 );
             }
             if scan.valid_len < scan.file_len {
@@ -718,7 +723,7 @@ impl PartitionLog {
 
     /// Creates the file of the segment starting at `base`, returning it with
     /// its length: the spare retention left, renamed, when there is one (it
-    /// is already zeroed), else a new file.
+    /// is marked as recycled), else a new file.
     async fn new_segment_file(&self, base: i64) -> io::Result<(DmaFile, u64)> {
         let path = segment::log_path(&self.dir, base);
         let mut file_len = 0;
@@ -755,8 +760,8 @@ impl PartitionLog {
         Ok((file, file_len))
     }
 
-    /// The spare a previous run left (zeroed again: a crash may have come
-    /// before its zeroing), or none; removes it when recycling is off.
+    /// The spare a previous run left (marked again: a crash may have come
+    /// before its marking), or none; removes it when recycling is off.
     async fn open_spare(dir: &Path, recycle: bool) -> Spare {
         let d = dir.to_path_buf();
         let found = glommio::executor()
@@ -1131,7 +1136,7 @@ impl PartitionLog {
             }
             let gone: Vec<Segment> = st.segments.drain(..n).collect();
             // A file may be recycled only when no read in flight holds it:
-            // zeroing it would change what that read returns. No new reader
+            // the next segment's writes would change what that read returns. No new reader
             // can find it once it has left `segments`.
             let recycled = if self.limits.recycle && st.spare == Spare::Absent {
                 gone.iter().rev().find(|s| Rc::strong_count(&s.file) == 1).map(|s| s.base_offset)
@@ -1263,7 +1268,18 @@ async fn recover_segment(
         warn!(dir = %dir.display(), segment = base, "cannot read index files, rebuilding them: {e}");
         None
     });
-    let mut from = recovery::ScanFrom::start(base);
+    // Only the active segment can hold a recycled file's old bytes (a sealed
+    // one was cut to its logical size before its successor existed). If the
+    // mark cannot be read, the stricter scan of a recycled file is safe for
+    // any active segment.
+    let recycled = next_base.is_none() && {
+        let path = segment::log_path(dir, base);
+        glommio::executor().spawn_blocking(move || recycle::is_recycled(&path)).await.unwrap_or_else(|e| {
+            warn!(dir = %dir.display(), segment = base, "cannot tell whether the segment file was recycled: {e}");
+            true
+        })
+    };
+    let mut from = recovery::ScanFrom::start(base, recycled);
     let mut trusted = false;
     if let Some(mut index) = loaded.and_then(|l| SegmentIndex::from_files(l, size)) {
         let last = *index.offsets.last().expect("loaded indexes are not empty");
@@ -1272,10 +1288,22 @@ async fn recover_segment(
             if let Some(next) = next_base {
                 // Sealed: fsynced and cut to size before its successor existed.
                 index.next_offset = Some(next);
-                return Ok(recovery::ScanResult { index, valid_len: size, file_len: size, torn: None });
+                return Ok(recovery::ScanResult {
+                    index,
+                    valid_len: size,
+                    file_len: size,
+                    torn: None,
+                    stale_tail: false,
+                });
             }
             let resume = index.resume_point();
-            from = recovery::ScanFrom { position: resume.position, offset: resume.offset, index, verify_crc: !clean };
+            from = recovery::ScanFrom {
+                position: resume.position,
+                offset: resume.offset,
+                index,
+                verify_crc: !clean,
+                recycled,
+            };
             trusted = true;
         }
     }

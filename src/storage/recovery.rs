@@ -2,6 +2,14 @@
 //! header and CRC-32C, and find where the intact log ends. Everything after
 //! the first bad byte is a torn or corrupt tail that was never acknowledged
 //! (acknowledgement follows fdatasync), and is cut off by the caller.
+//!
+//! A recycled segment file (`recycle::MARK`) holds a deleted segment's bytes
+//! past its log's end. There a batch is accepted only if it is intact and
+//! starts exactly at the offset due: the old segment's batches all lie below
+//! this segment's base, and old record data that happens to look like a
+//! batch with some later offset is refused too. What stops the scan there is
+//! reported as the old contents ([`ScanResult::stale_tail`]) unless it is a
+//! batch of this log, i.e. a torn write.
 
 use std::io;
 
@@ -23,8 +31,12 @@ pub struct ScanResult {
     /// File size before any cut.
     pub file_len: u64,
     /// Why the scan stopped before the end of the file, if it did and the
-    /// rest was not just zero padding from a partial-page write.
+    /// rest was not just zero padding from a partial-page write nor a
+    /// recycled file's old contents.
     pub torn: Option<String>,
+    /// The scan stopped at a recycled file's old contents: the bytes after
+    /// `valid_len` were never this log's.
+    pub stale_tail: bool,
 }
 
 struct Window {
@@ -50,6 +62,13 @@ impl Window {
         Ok(self.buf.len() >= need)
     }
 
+    /// Whether a batch header starting at offset `offset` is at `pos`
+    /// (whatever its CRC says).
+    async fn starts_batch_at(&mut self, file: &DmaFile, file_len: u64, pos: u64, offset: i64) -> io::Result<bool> {
+        Ok(self.fill(file, file_len, pos, HEADER_LEN).await?
+            && batch::peek(self.slice(pos, HEADER_LEN)).is_some_and(|p| p.base_offset == offset))
+    }
+
     fn slice(&self, pos: u64, len: usize) -> &[u8] {
         let rel = (pos - self.start) as usize;
         &self.buf[rel..rel + len]
@@ -67,12 +86,15 @@ pub struct ScanFrom {
     /// Check each batch's CRC-32C (off only after a clean shutdown, when the
     /// tail is known to be intact and only its headers are walked).
     pub verify_crc: bool,
+    /// The file was recycled (`recycle::MARK`): every batch is checked, and
+    /// must start exactly at the offset due.
+    pub recycled: bool,
 }
 
 impl ScanFrom {
     /// A full, verifying scan of the segment based at `base`.
-    pub fn start(base: i64) -> Self {
-        Self { position: 0, offset: base, index: SegmentIndex::new(), verify_crc: true }
+    pub fn start(base: i64, recycled: bool) -> Self {
+        Self { position: 0, offset: base, index: SegmentIndex::new(), verify_crc: true, recycled }
     }
 }
 
@@ -111,14 +133,15 @@ pub async fn scan(
         if !w.fill(file, file_len, pos, total).await? {
             break Some(format!("batch of {total} bytes runs past the end of the file"));
         }
-        let checked = if from.verify_crc {
+        let checked = if from.verify_crc || from.recycled {
             batch::validate(w.slice(pos, total))
         } else {
             batch::parse_header(w.slice(pos, total))
         };
         match checked {
-            // `>=`: compaction may leave gaps between batches.
-            Ok(h) if h.base_offset >= expected => {
+            // `>=`: compaction may leave gaps between batches (but never in
+            // the active segment, the only one that can be recycled).
+            Ok(h) if h.base_offset == expected || (h.base_offset > expected && !from.recycled) => {
                 index.append(
                     &BatchEntry {
                         base_offset: h.base_offset,
@@ -139,5 +162,9 @@ pub async fn scan(
             Err(e) => break Some(e.to_string()),
         }
     };
-    Ok(ScanResult { index, valid_len: pos, file_len, torn })
+    // In a recycled file only a batch of this log (its header intact, at the
+    // offset due) is a torn write; anything else is the old contents.
+    let stale_tail = from.recycled && torn.is_some() && !w.starts_batch_at(file, file_len, pos, expected).await?;
+    let torn = if stale_tail { None } else { torn };
+    Ok(ScanResult { index, valid_len: pos, file_len, torn, stale_tail })
 }

@@ -2,6 +2,8 @@
 through real clients: the earliest offset moves, whole segment files go, and
 what remains reads back densely."""
 
+import os
+import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,6 +12,7 @@ import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
 import helpers as h
+import kafka_wire as kw
 
 FAST = {"log.retention.check.interval.ms": "100"}
 SEGMENT = 65536
@@ -158,32 +161,30 @@ def _spare(broker, topic, p=0):
     return broker.data_dir / f"{topic}-{p}" / "recycled.segment"
 
 
+def _recycled(path):
+    """Whether a file carries sluice's mark of a recycled segment file."""
+    try:
+        return os.getxattr(path, "user.sluice.recycled") == b"1"
+    except OSError:
+        return False
+
+
 def test_retention_recycles_a_deleted_segment_file_for_the_next(broker_factory):
     """With log.segment.recycle (the default) retention keeps one deleted
-    segment's file, zeroed in place, and the next segment is written into it:
-    no stale batch of the old segment ever reads back, before or after a
-    kill -9."""
+    segment's file as it is, marked as recycled, and the next segment is
+    written into it: no stale batch of the old segment ever reads back,
+    before or after a kill -9."""
     # Retention every 10 ms: a spare is ready for almost every roll.
     broker = broker_factory(overrides={"log.retention.check.interval.ms": "10"})
     topic = h.unique("recycle")
     h.create_topic(broker, topic, 1, config={"segment.bytes": str(SEGMENT), "retention.bytes": str(3 * SEGMENT)})
     acked = _fill(broker, topic)
-    spare = _spare(broker, topic)
-
-    def zeroed_spare():
-        if not spare.exists():
-            return False
-        data = spare.read_bytes()
-        return data.count(0) == len(data)
-
-    try:
-        # (it is renamed first, then zeroed)
-        _wait(zeroed_spare, "retention to keep a zeroed spare segment file")
-    except AssertionError:
-        if "Operation not supported" in broker.log_path.read_text(errors="replace"):
-            pytest.skip("the data dir's filesystem cannot zero a range (FALLOC_FL_ZERO_RANGE)")
-        raise
-    assert spare.stat().st_size >= SEGMENT // 2, "the spare is a whole segment's file"
+    if "cannot keep a deleted segment's file" in broker.log_path.read_text(errors="replace"):
+        pytest.skip("the data dir's filesystem keeps no extended attributes")
+    pdir = broker.data_dir / f"{topic}-0"
+    marked = [f for f in pdir.iterdir() if _recycled(f)]
+    assert marked, "no segment file was kept for recycling"
+    assert all(f.name.endswith(".log") or f == _spare(broker, topic) for f in marked)
     # More, from three producers at once sending a record per request, so that
     # requests arrive while the next roll takes the spare.
     def more(tag):
@@ -204,7 +205,67 @@ def test_retention_recycles_a_deleted_segment_file_for_the_next(broker_factory):
     assert _watermarks(broker, topic) == (low, high)
     _check_suffix(broker, topic, acked, low)
     assert "truncating torn" not in broker.log_path.read_text(errors="replace"), \
-        "the zeros after the log's end in a recycled file are not a torn batch"
+        "the old bytes after the log's end in a recycled file are not a torn batch"
+
+
+def _log_end(data, base):
+    """Where the batches of the segment based at ``base`` end in its file's
+    bytes ``data``, and the next offset due: sluice's own log is dense."""
+    pos, due = 0, base
+    while pos + 61 <= len(data):
+        base_offset, length = struct.unpack_from(">qi", data, pos)
+        last_delta = struct.unpack_from(">i", data, pos + 23)[0]
+        if base_offset != due or length < 49 or pos + 12 + length > len(data):
+            break
+        pos, due = pos + 12 + length, base_offset + last_delta + 1
+    return pos, due
+
+
+def test_old_bytes_after_the_end_of_a_recycled_segment_are_not_log(broker_factory):
+    """A recycled segment file holds the deleted segment's bytes past its
+    log's end. Old record data there may look like a whole, intact batch
+    with a later offset (here one is put right at the log's end, as after a
+    kill -9 when the end falls on a page boundary): recovery of a recycled
+    file takes only a batch at exactly the offset due, so the high
+    watermark stays where the acknowledged log ends and nothing stale reads
+    back."""
+    broker = broker_factory(shards=1, overrides={"log.retention.check.interval.ms": "10"})
+    topic = h.unique("stale")
+    h.create_topic(broker, topic, 1, config={"segment.bytes": str(SEGMENT), "retention.bytes": str(3 * SEGMENT)})
+    acked = _fill(broker, topic)
+    pdir = broker.data_dir / f"{topic}-0"
+
+    def active():
+        return max(pdir.glob("*.log"), key=lambda f: int(f.stem))
+
+    deadline = time.monotonic() + 30
+    while not _recycled(active()):
+        if "cannot keep a deleted segment's file" in broker.log_path.read_text(errors="replace"):
+            pytest.skip("the data dir's filesystem keeps no extended attributes")
+        assert time.monotonic() < deadline, "no segment was written into a recycled file"
+        acked += h.produce_records(broker, topic, [(None, b"x" * 1000, 0)] * 20,
+                                   **{"linger.ms": 0, "batch.num.messages": 20})
+    broker.kill9()
+    seg = active()
+    data = seg.read_bytes()
+    end, due = _log_end(data, int(seg.stem))
+    assert due == len(acked), f"the active segment ends at offset {due}, {len(acked)} acknowledged"
+    page_end = (end + 4095) // 4096 * 4096
+    assert any(data[page_end:]), "the recycled file keeps the old segment's bytes past the log's end"
+    fake = kw.build_record_batch([(None, b"stale, never produced")], base_offset=due + 1000)
+    with open(seg, "r+b") as f:
+        f.seek(end)
+        f.write(fake)
+    broker.restart()
+    low, high = _settled(broker, topic)
+    assert high == len(acked), f"high watermark {high}: a stale batch was taken for log ({len(acked)} acked)"
+    _check_suffix(broker, topic, acked, low)
+    log = broker.log_path.read_text(errors="replace")
+    assert "the log ends here in a recycled segment file" in log
+    assert "truncating torn" not in log, "old bytes are not reported as a torn write"
+    assert seg.stat().st_size == end, "recovery cut the file at the log's end"
+    more = h.produce_records(broker, topic, [(None, b"after", 0)])
+    assert more[0][3] == len(acked), "production goes on at the offset due"
 
 
 def test_retention_runs_when_a_segment_rolls(broker_factory):

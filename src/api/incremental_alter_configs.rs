@@ -1,10 +1,12 @@
 //! IncrementalAlterConfigs: set or delete topic config overrides (what
 //! `kafka-configs.sh --alter` and `sluice topics alter --config` send).
 //! Settings read per request or per cleanup pass (retention, cleanup policy,
-//! compression, timestamp type, message size) apply at once; those a
-//! partition reads when it opens (segment size and age, index interval,
-//! preallocation, flush policy) apply from the next start. Broker configs are
-//! static (server.properties / --override).
+//! compression, timestamp type, message size) apply at once; the controller
+//! hands the partition logs the rest (segment size and age, index interval,
+//! preallocation, flush policy), each applying from the next point that
+//! reads it (the next roll check, sync decision, index entry or new
+//! segment), as in Kafka. Broker configs are static (server.properties /
+//! --override).
 
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};

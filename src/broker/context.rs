@@ -103,22 +103,41 @@ impl ShardCtx {
         slots.get(usize::try_from(partition).ok()?)?.clone()
     }
 
+    /// The settings a partition log of `topic` works under: its config
+    /// overrides, else the broker's defaults.
+    fn limits(&self, topic: &TopicMeta) -> Limits {
+        let s = &self.cfg.settings;
+        Limits {
+            segment_bytes: s.topic_value(&topic.configs, "segment.bytes").max(4096) as u64,
+            index_interval: s.topic_value(&topic.configs, "index.interval.bytes").max(1) as u64,
+            segment_ms: s.topic_value(&topic.configs, "segment.ms").max(1),
+            preallocate: s.topic_text(&topic.configs, "preallocate") == "true",
+            flush_messages: s.topic_value(&topic.configs, "flush.messages").max(1),
+            flush_ms: s.topic_value(&topic.configs, "flush.ms").max(0),
+            recycle: s.broker_bool("log.segment.recycle"),
+        }
+    }
+
+    /// Gives this shard's logs of `topic` its altered configs.
+    pub fn reconfigure(&self, topic: &TopicMeta) {
+        let limits = self.limits(topic);
+        let parts = self.partitions.borrow();
+        if let Some((id, slots)) = parts.get(&topic.name)
+            && *id == topic.id
+        {
+            for log in slots.iter().flatten() {
+                log.set_limits(limits);
+            }
+        }
+    }
+
     /// Opens (recovering, or creating) one owned partition's log.
     pub async fn open_partition(&self, topic: &TopicMeta, partition: i32) -> std::io::Result<()> {
         let dir = self.cfg.data_dir.join(format!("{}-{partition}", topic.name));
-        let limits = Limits {
-            segment_bytes: self.cfg.settings.topic_value(&topic.configs, "segment.bytes").max(4096) as u64,
-            index_interval: self.cfg.settings.topic_value(&topic.configs, "index.interval.bytes").max(1) as u64,
-            segment_ms: self.cfg.settings.topic_value(&topic.configs, "segment.ms").max(1),
-            preallocate: self.cfg.settings.topic_text(&topic.configs, "preallocate") == "true",
-            flush_messages: self.cfg.settings.topic_value(&topic.configs, "flush.messages").max(1),
-            flush_ms: self.cfg.settings.topic_value(&topic.configs, "flush.ms").max(0),
-            recycle: self.cfg.settings.broker_bool("log.segment.recycle"),
-        };
         let log = PartitionLog::open(
             dir,
             topic.id,
-            limits,
+            self.limits(topic),
             self.notify.clone(),
             self.rolled.clone(),
             self.cache_budget.clone(),

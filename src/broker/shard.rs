@@ -145,5 +145,9 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             ctx.drop_topic(&name).await;
             let _ = done.send(());
         }
+        ShardCommand::Reconfigure { topic, done } => {
+            ctx.reconfigure(&topic);
+            let _ = done.send(());
+        }
     }
 }

@@ -76,6 +76,8 @@ pub enum ShardCommand {
     Open { partitions: Vec<(Arc<TopicMeta>, i32)>, done: flume::Sender<Result<(), String>> },
     /// Close and forget every partition of this topic.
     DropTopic { name: String, done: flume::Sender<()> },
+    /// The topic's configs were altered: its logs take the new settings.
+    Reconfigure { topic: Arc<TopicMeta>, done: flume::Sender<()> },
     /// Clean shutdown: flush every partition, write its indexes, refuse more.
     Shutdown { done: flume::Sender<Result<(), String>> },
 }
@@ -335,6 +337,21 @@ impl Controller {
         result
     }
 
+    /// Has every shard give its logs of `topic` the topic's current configs
+    /// (settings read per request, such as retention, need nothing).
+    fn reconfigure_on_shards(&self, topic: &Arc<TopicMeta>) {
+        let mut waits = Vec::new();
+        for shard in &self.shards {
+            let (done, rx) = flume::bounded(1);
+            if shard.send(ShardCommand::Reconfigure { topic: topic.clone(), done }).is_ok() {
+                waits.push(rx);
+            }
+        }
+        for w in waits {
+            let _ = w.recv();
+        }
+    }
+
     /// Has every shard close its logs of `name`, then removes the directories
     /// of its first `partitions` partitions.
     fn drop_on_shards(&self, name: &str, partitions: usize) {
@@ -504,7 +521,11 @@ impl Controller {
         }
         let configs: Vec<(String, String)> = configs.into_iter().collect();
         let next = self.commit(MetaRecord::TopicConfigsSet { name: name.to_string(), configs })?;
+        let topic = next.topics.get(name).cloned();
         self.snapshot.store(next);
+        if let Some(topic) = topic {
+            self.reconfigure_on_shards(&topic);
+        }
         info!(topic = name, "altered topic configs");
         Ok(())
     }

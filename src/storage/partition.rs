@@ -67,8 +67,8 @@ pub struct Limits {
     pub flush_messages: i64,
     /// ... or once the last sync is this old (`flush.ms`).
     pub flush_ms: i64,
-    /// Keep one segment file that retention deletes, zeroed, for the next
-    /// segment (`log.segment.recycle`; see [`recycle`]).
+    /// Keep one segment file that retention deletes for the next segment
+    /// (`log.segment.recycle`; see [`recycle`]).
     pub recycle: bool,
 }
 
@@ -187,7 +187,10 @@ struct State {
 /// A partition's log.
 pub struct PartitionLog {
     dir: PathBuf,
-    limits: Limits,
+    /// The topic's settings: replaced when its configs are altered, and read
+    /// where each applies (a roll, a sync decision, an index entry), so a
+    /// change takes effect from the next such point, as in Kafka.
+    limits: Cell<Limits>,
     /// The shard's "data arrived" signal, for long-polling fetches.
     notify: Rc<Notify>,
     /// The shard's "a segment rolled" signal: retention runs at once, so
@@ -334,7 +337,7 @@ impl PartitionLog {
         };
         Ok(Rc::new(Self {
             dir,
-            limits,
+            limits: Cell::new(limits),
             notify,
             rolled,
             idle: Rc::new(Notify::default()),
@@ -420,8 +423,9 @@ impl PartitionLog {
             if st.write_pos == 0 {
                 st.write_segment_since_ms = now;
             }
-            let too_big = st.write_pos + len > self.limits.segment_bytes;
-            let too_old = now.saturating_sub(st.write_segment_since_ms) >= self.limits.segment_ms;
+            let limits = self.limits.get();
+            let too_big = st.write_pos + len > limits.segment_bytes;
+            let too_old = now.saturating_sub(st.write_segment_since_ms) >= limits.segment_ms;
             if st.write_pos > 0 && (too_big || too_old) {
                 st.write_segment = st.next_offset;
                 st.write_pos = 0;
@@ -751,11 +755,12 @@ impl PartitionLog {
             self.state.borrow_mut().spare = Spare::Absent;
         }
         let file = segment::open_file(&path).await?;
-        if self.limits.preallocate && file_len < self.limits.segment_bytes {
+        let limits = self.limits.get();
+        if limits.preallocate && file_len < limits.segment_bytes {
             // The whole segment at once, as Kafka's `preallocate` does; the
             // zeros past the logical end are cut off when it is sealed.
-            file.pre_allocate(self.limits.segment_bytes, false).await.map_err(io::Error::from)?;
-            file_len = self.limits.segment_bytes;
+            file.pre_allocate(limits.segment_bytes, false).await.map_err(io::Error::from)?;
+            file_len = limits.segment_bytes;
         }
         Ok((file, file_len))
     }
@@ -792,7 +797,7 @@ impl PartitionLog {
             return;
         }
         let step = file_len.clamp(MIN_AHEAD, MAX_AHEAD);
-        let target = (end + step).min(self.limits.segment_bytes.max(end)).div_ceil(PAGE) * PAGE;
+        let target = (end + step).min(self.limits.get().segment_bytes.max(end)).div_ceil(PAGE) * PAGE;
         if file.pre_allocate(target, false).await.is_ok() {
             let mut st = self.state.borrow_mut();
             st.file_len = st.file_len.max(target);
@@ -805,8 +810,9 @@ impl PartitionLog {
     fn sync_due(&self, messages: i64) -> bool {
         let mut st = self.state.borrow_mut();
         st.unsynced_messages += messages;
-        st.unsynced_messages >= self.limits.flush_messages
-            || st.last_sync.elapsed().as_millis() >= self.limits.flush_ms.max(0) as u128
+        let limits = self.limits.get();
+        st.unsynced_messages >= limits.flush_messages
+            || st.last_sync.elapsed().as_millis() >= limits.flush_ms.max(0) as u128
     }
 
     fn synced(&self) {
@@ -818,7 +824,7 @@ impl PartitionLog {
     /// Under a relaxed flush policy, makes sure unsynced writes get their
     /// fdatasync within `flush.ms`.
     fn schedule_sync(self: &Rc<Self>) {
-        let delay = u64::try_from(self.limits.flush_ms).unwrap_or(0);
+        let delay = u64::try_from(self.limits.get().flush_ms).unwrap_or(0);
         if delay >= u64::MAX / 4 || std::mem::replace(&mut self.state.borrow_mut().sync_timer, true) {
             return;
         }
@@ -853,7 +859,7 @@ impl PartitionLog {
         let mut st = self.state.borrow_mut();
         st.tail = chunk.page_tail().to_vec();
         st.segments.last_mut().expect("a segment").size = chunk.end_pos();
-        let interval = self.limits.index_interval;
+        let interval = self.limits.get().index_interval;
         let active = st.segments.last_mut().expect("a segment");
         for e in &chunk.entries {
             active.index.append(e, interval);
@@ -890,6 +896,13 @@ impl PartitionLog {
         for (_, w) in st.waiters.drain(..) {
             let _ = w.try_send(Err(err.clone()));
         }
+    }
+
+    /// Takes the topic's altered settings (IncrementalAlterConfigs): each
+    /// applies from the next point that reads it, e.g. `segment.bytes` at
+    /// the next append's roll check, `flush.ms` at the next sync decision.
+    pub fn set_limits(&self, limits: Limits) {
+        self.limits.set(limits);
     }
 
     /// Closes the log (its topic was deleted): pending appends fail, and this
@@ -1076,7 +1089,7 @@ impl PartitionLog {
                     position: pos as u64,
                     len: p.total_len as u32,
                 };
-                index.append(&e, self.limits.index_interval);
+                index.append(&e, self.limits.get().index_interval);
                 pos += p.total_len;
             }
             let (dir, base, len, ix) = (self.dir.clone(), *base, out.len() as u64, index.clone());
@@ -1138,7 +1151,7 @@ impl PartitionLog {
             // A file may be recycled only when no read in flight holds it:
             // the next segment's writes would change what that read returns. No new reader
             // can find it once it has left `segments`.
-            let recycled = if self.limits.recycle && st.spare == Spare::Absent {
+            let recycled = if self.limits.get().recycle && st.spare == Spare::Absent {
                 gone.iter().rev().find(|s| Rc::strong_count(&s.file) == 1).map(|s| s.base_offset)
             } else {
                 None

@@ -10,8 +10,8 @@
 //! file lets the next segment be written at overwrite speed. The file is not
 //! zeroed: its extents stay written, so an fdatasync after a write has no
 //! unwritten extent to convert and only flushes (zeroing it with
-//! `FALLOC_FL_ZERO_RANGE`, as sluice first did, cost 3-19% of append
-//! throughput under retention with four partitions).
+//! `FALLOC_FL_ZERO_RANGE`, as sluice first did, cost 5-13% of append
+//! throughput under retention with four partitions; docs/BENCHMARKS.md).
 //!
 //! Safety: past the new segment's end a recycled file holds the deleted
 //! segment's bytes, which a crash leaves for recovery to read. Every batch

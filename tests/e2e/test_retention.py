@@ -238,20 +238,29 @@ def test_old_bytes_after_the_end_of_a_recycled_segment_are_not_log(broker_factor
     def active():
         return max(pdir.glob("*.log"), key=lambda f: int(f.stem))
 
+    def old_bytes_after_end():
+        """The active segment, when it is a recycled file with old bytes
+        after its log's last page (its log may already fill the old file)."""
+        seg = active()
+        if not _recycled(seg):
+            return None
+        data = seg.read_bytes()
+        end, _due = _log_end(data, int(seg.stem))
+        return seg if any(data[(end + 4095) // 4096 * 4096:]) else None
+
     deadline = time.monotonic() + 30
-    while not _recycled(active()):
+    while old_bytes_after_end() is None:
         if "cannot keep a deleted segment's file" in broker.log_path.read_text(errors="replace"):
             pytest.skip("the data dir's filesystem keeps no extended attributes")
         assert time.monotonic() < deadline, "no segment was written into a recycled file"
         acked += h.produce_records(broker, topic, [(None, b"x" * 1000, 0)] * 20,
                                    **{"linger.ms": 0, "batch.num.messages": 20})
     broker.kill9()
-    seg = active()
+    seg = old_bytes_after_end()
+    assert seg is not None, "the recycled file keeps the old segment's bytes past the log's end"
     data = seg.read_bytes()
     end, due = _log_end(data, int(seg.stem))
     assert due == len(acked), f"the active segment ends at offset {due}, {len(acked)} acknowledged"
-    page_end = (end + 4095) // 4096 * 4096
-    assert any(data[page_end:]), "the recycled file keeps the old segment's bytes past the log's end"
     fake = kw.build_record_batch([(None, b"stale, never produced")], base_offset=due + 1000)
     with open(seg, "r+b") as f:
         f.seek(end)
@@ -280,3 +289,34 @@ def test_retention_runs_when_a_segment_rolls(broker_factory):
     assert low > 0 and high == len(acked), "retention ran without waiting for its five-minute check"
     assert len(_segments(broker, topic)) <= 5
     _check_suffix(broker, topic, acked, low)
+
+
+def test_altered_segment_settings_apply_without_a_restart(broker_factory):
+    """segment.bytes and segment.ms altered with a Kafka client's
+    IncrementalAlterConfigs apply from the next append, as in Kafka, not
+    from the broker's next start."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    broker = broker_factory()
+    topic = h.unique("altseg")
+    h.create_topic(broker, topic, 1)
+    acked = _fill(broker, topic, 100)
+    assert len(_segments(broker, topic)) == 1, "1 GiB segments: one so far"
+
+    def alter(name, value):
+        res = ConfigResource("topic", topic, incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)])
+        a = h.admin(broker)  # kept until the futures resolve
+        for f in a.incremental_alter_configs([res]).values():
+            f.result()
+
+    alter("segment.bytes", str(SEGMENT))
+    acked += _fill(broker, topic, 300)
+    rolled = _segments(broker, topic)
+    assert len(rolled) >= 4, f"~300 KiB after segment.bytes={SEGMENT}: {rolled}"
+    alter("segment.bytes", str(1 << 30))
+    alter("segment.ms", "300")
+    time.sleep(0.6)
+    acked += _fill(broker, topic, 1)
+    assert len(_segments(broker, topic)) == len(rolled) + 1, "segment.ms rolled the old segment"
+    _check_suffix(broker, topic, acked, 0)

@@ -340,10 +340,16 @@ impl Controller {
     /// Has every shard give its logs of `topic` the topic's current configs
     /// (settings read per request, such as retention, need nothing).
     fn reconfigure_on_shards(&self, topic: &Arc<TopicMeta>) {
+        self.on_every_shard(|done| ShardCommand::Reconfigure { topic: topic.clone(), done });
+    }
+
+    /// Sends every running shard the command `make` builds around a reply
+    /// channel, and waits until each has answered (or stopped).
+    fn on_every_shard(&self, make: impl Fn(flume::Sender<()>) -> ShardCommand) {
         let mut waits = Vec::new();
         for shard in &self.shards {
             let (done, rx) = flume::bounded(1);
-            if shard.send(ShardCommand::Reconfigure { topic: topic.clone(), done }).is_ok() {
+            if shard.send(make(done)).is_ok() {
                 waits.push(rx);
             }
         }
@@ -355,16 +361,7 @@ impl Controller {
     /// Has every shard close its logs of `name`, then removes the directories
     /// of its first `partitions` partitions.
     fn drop_on_shards(&self, name: &str, partitions: usize) {
-        let mut waits = Vec::new();
-        for shard in &self.shards {
-            let (done, rx) = flume::bounded(1);
-            if shard.send(ShardCommand::DropTopic { name: name.to_string(), done }).is_ok() {
-                waits.push(rx);
-            }
-        }
-        for w in waits {
-            let _ = w.recv();
-        }
+        self.on_every_shard(|done| ShardCommand::DropTopic { name: name.to_string(), done });
         for p in 0..partitions {
             let dir = self.data_dir.join(format!("{name}-{p}"));
             if let Err(e) = std::fs::remove_dir_all(&dir)

@@ -60,6 +60,18 @@ def list_topics(broker, timeout=10):
     return admin(broker).list_topics(timeout=timeout)
 
 
+def settled(read, interval=0.5):
+    """``read()``'s value once two reads ``interval`` seconds apart agree
+    (e.g. watermarks once retention has stopped moving the log start)."""
+    last = read()
+    while True:
+        time.sleep(interval)
+        now = read()
+        if now == last:
+            return now
+        last = now
+
+
 def wait_topic(broker, topic, partitions, timeout=15):
     """Wait until metadata shows ``topic`` with ``partitions`` partitions that
     all have a leader. Returns the TopicMetadata."""

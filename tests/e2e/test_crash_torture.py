@@ -40,24 +40,13 @@ def _watermarks(broker, topic):
         c.close()
 
 
-def _settled_watermarks(broker, topic):
-    """The watermarks once retention (if any) has stopped moving the log
-    start after a restart."""
-    last = _watermarks(broker, topic)
-    while True:
-        time.sleep(0.5)
-        now = _watermarks(broker, topic)
-        if now == last:
-            return now
-        last = now
-
-
 def _verify(broker, topic, rnd, all_acked, sent, prev_ends, retention=False):
     """Check the log against everything acknowledged so far; return the
     per-partition log ends. With ``retention`` the log may start above 0:
     only what is at or above its start is checked."""
     ctx = f"round {rnd} (after {rnd + 1} kill -9s)"
-    marks = _settled_watermarks(broker, topic) if retention else _watermarks(broker, topic)
+    # (with retention: once it has stopped moving the log start after the restart)
+    marks = h.settled(lambda: _watermarks(broker, topic)) if retention else _watermarks(broker, topic)
     total = sum(hi - lo for lo, hi in marks.values())
     got = h.consume_all(broker, topic, range(PARTITIONS), timeout=60, expect=total)
     after = _watermarks(broker, topic)

@@ -148,13 +148,7 @@ def test_relaxed_flush_policy_still_serves_and_keeps_data(broker):
 
 def _settled(broker, topic):
     """The watermarks once retention has stopped moving the log start."""
-    last = _watermarks(broker, topic)
-    while True:
-        time.sleep(0.5)
-        now = _watermarks(broker, topic)
-        if now == last:
-            return now
-        last = now
+    return h.settled(lambda: _watermarks(broker, topic))
 
 
 def _spare(broker, topic, p=0):

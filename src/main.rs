@@ -5,6 +5,7 @@ mod broker;
 mod cli;
 mod clock;
 mod config;
+mod crc;
 mod group;
 mod metadata;
 mod protocol;

@@ -40,7 +40,7 @@ const FRAME_HEADER: usize = 8;
 pub fn encode(rec: &MetaRecord, out: &mut Vec<u8>) {
     let payload = rkyv::to_bytes::<rancor::Error>(rec).expect("metadata records always serialize");
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
+    out.extend_from_slice(&crate::crc::crc32c(&payload).to_be_bytes());
     out.extend_from_slice(&payload);
 }
 
@@ -52,7 +52,7 @@ pub fn decode(buf: &[u8]) -> Result<(MetaRecord, usize), RecordError> {
     let len = u32::from_be_bytes(buf[0..4].try_into().expect("4")) as usize;
     let crc = u32::from_be_bytes(buf[4..8].try_into().expect("4"));
     let payload = buf.get(FRAME_HEADER..FRAME_HEADER + len).ok_or(RecordError::Truncated)?;
-    if crc32c::crc32c(payload) != crc {
+    if crate::crc::crc32c(payload) != crc {
         return Err(RecordError::Checksum);
     }
     // rkyv needs its input aligned; the frame inside the file is not.

@@ -165,7 +165,7 @@ pub fn peek(buf: &[u8]) -> Option<Peek> {
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = parse_header(buf)?;
     let stored = u32::from_be_bytes(buf[CRC..CRC + 4].try_into().expect("4 bytes"));
-    let computed = crc32c::crc32c(&buf[ATTRIBUTES..header.total_len]);
+    let computed = crate::crc::crc32c(&buf[ATTRIBUTES..header.total_len]);
     if stored != computed {
         return Err(BatchError::Crc { stored, computed });
     }
@@ -212,7 +212,7 @@ pub fn reseal(batch: &mut [u8]) {
     }
     let end = (i32_at(batch, BATCH_LENGTH).max(0) as usize + LOG_OVERHEAD).min(batch.len());
     if end > ATTRIBUTES {
-        let crc = crc32c::crc32c(&batch[ATTRIBUTES..end]);
+        let crc = crate::crc::crc32c(&batch[ATTRIBUTES..end]);
         batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
     }
 }
@@ -305,7 +305,7 @@ pub(crate) mod tests {
         b[35..43].copy_from_slice(&(ts0 + i64::from(n) - 1).to_be_bytes());
         b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
         b[57..61].copy_from_slice(&n.to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
+        let crc = crate::crc::crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
     }
@@ -348,13 +348,13 @@ pub(crate) mod tests {
         // record count 2 with lastOffsetDelta 0 (CRC fixed up so only the count is wrong)
         let mut c = b.clone();
         c[23..27].copy_from_slice(&0i32.to_be_bytes());
-        let crc = crc32c::crc32c(&c[21..]);
+        let crc = crate::crc::crc32c(&c[21..]);
         c[17..21].copy_from_slice(&crc.to_be_bytes());
         assert_eq!(validate(&c), Err(BatchError::Count { count: 2, delta: 0 }));
         // fewer records than the span: a compacted stored batch, but not a produced one
         let mut f = b.clone();
         f[23..27].copy_from_slice(&5i32.to_be_bytes());
-        let crc = crc32c::crc32c(&f[21..]);
+        let crc = crate::crc::crc32c(&f[21..]);
         f[17..21].copy_from_slice(&crc.to_be_bytes());
         assert!(validate(&f).is_ok());
         assert_eq!(validate_all(&f), Err(BatchError::Count { count: 2, delta: 5 }));

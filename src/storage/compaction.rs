@@ -96,7 +96,7 @@ pub fn rebuild(batch_bytes: &[u8], keep: &[Range<usize>]) -> Vec<u8> {
     let batch_length = (out.len() - batch::LOG_OVERHEAD) as i32;
     out[8..12].copy_from_slice(&batch_length.to_be_bytes());
     out[57..61].copy_from_slice(&(keep.len() as i32).to_be_bytes());
-    let crc = crc32c::crc32c(&out[21..]);
+    let crc = crate::crc::crc32c(&out[21..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     out
 }
@@ -277,7 +277,7 @@ mod tests {
         b[27..35].copy_from_slice(&ts.to_be_bytes());
         b[35..43].copy_from_slice(&ts.to_be_bytes());
         b[57..61].copy_from_slice(&n.to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
+        let crc = crate::crc::crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
     }

@@ -136,7 +136,7 @@ impl ProducerState {
                 b.extend_from_slice(&x.last_offset.to_be_bytes());
             }
         }
-        let crc = crc32c::crc32c(&b);
+        let crc = crate::crc::crc32c(&b);
         b.extend_from_slice(&crc.to_be_bytes());
         b
     }
@@ -144,7 +144,7 @@ impl ProducerState {
     /// Decodes a snapshot: the state and the log end it is valid for.
     fn decode(b: &[u8]) -> Option<(Self, i64)> {
         let (body, crc) = b.split_at_checked(b.len().checked_sub(4)?)?;
-        if crc32c::crc32c(body).to_be_bytes() != crc || !body.starts_with(SNAPSHOT_MAGIC) {
+        if crate::crc::crc32c(body).to_be_bytes() != crc || !body.starts_with(SNAPSHOT_MAGIC) {
             return None;
         }
         let mut r = &body[SNAPSHOT_MAGIC.len()..];

@@ -114,6 +114,14 @@ def partition_leaders(broker, topic):
     return {p.id: p.leader for p in t.partitions.values()}
 
 
+def create_topic_on_both_shards(broker, topic, partitions, **kw):
+    """Creates `topic` and checks that its partitions' leaders are spread
+    over both shards (node ids 0 and 1), as the crash tests need."""
+    create_topic(broker, topic, partitions, **kw)
+    leaders = partition_leaders(broker, topic)
+    assert set(leaders.values()) == {0, 1}, f"partitions not spread over both shards: {leaders}"
+
+
 def produce_records(broker, topic, records, timeout=120, **conf):
     """Produce [(key, value, partition_or_None), ...]; return list of
     (key, value, partition, offset) in input order. Fails on any error."""

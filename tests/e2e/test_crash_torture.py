@@ -153,9 +153,7 @@ def _torture(broker, topic, rounds, retention=False):
 @pytest.mark.timeout(300)
 def test_random_kill9_during_acks_all_production(broker):
     topic = h.unique("torture")
-    h.create_topic(broker, topic, PARTITIONS)
-    leaders = h.partition_leaders(broker, topic)
-    assert set(leaders.values()) == {0, 1}, f"partitions not spread over both shards: {leaders}"
+    h.create_topic_on_both_shards(broker, topic, PARTITIONS)
     _torture(broker, topic, ROUNDS)
 
 

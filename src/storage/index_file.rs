@@ -1,8 +1,8 @@
 //! The on-disk form of a segment's indexes, in Kafka's formats:
 //! `<base>.index` holds (relative offset: u32, position: u32) pairs and
 //! `<base>.timeindex` holds (timestamp: i64, relative offset: u32) pairs.
-//! They are written whole (temp file, fsync, rename) when a segment is sealed
-//! and at clean shutdown, and checked when loaded: an index that does not
+//! They are written whole (temp file, fsync, rename) soon after a segment is
+//! sealed (in the background) and at clean shutdown, and checked when loaded: an index that does not
 //! check out is rebuilt from the log. Blocking calls: run them off the reactor.
 
 use std::io;
@@ -25,15 +25,9 @@ pub fn time_path(dir: &Path, base: i64) -> PathBuf {
     path(dir, base, "timeindex")
 }
 
-fn write_atomic(dir: &Path, target: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = target.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, target)?;
-    sync_dir(dir)
-}
-
-/// Writes both index files of the segment based at `base`.
+/// Writes both index files of the segment based at `base`, each whole:
+/// temp files, fsynced, renamed into place, and one directory fsync for
+/// both renames.
 pub fn write(dir: &Path, base: i64, index: &SegmentIndex) -> io::Result<()> {
     let mut offsets = Vec::with_capacity(index.offsets.len() * 8);
     for e in &index.offsets {
@@ -45,8 +39,17 @@ pub fn write(dir: &Path, base: i64, index: &SegmentIndex) -> io::Result<()> {
         times.extend_from_slice(&t.timestamp.to_be_bytes());
         times.extend_from_slice(&((t.offset - base) as u32).to_be_bytes());
     }
-    write_atomic(dir, &offset_path(dir, base), &offsets)?;
-    write_atomic(dir, &time_path(dir, base), &times)
+    let files = [(offset_path(dir, base), offsets), (time_path(dir, base), times)];
+    // `<base>.index.tmp`, `<base>.timeindex.tmp`: both exist at once.
+    let tmp = |target: &Path| PathBuf::from(format!("{}.tmp", target.display()));
+    for (target, bytes) in &files {
+        std::fs::write(tmp(target), bytes)?;
+        std::fs::File::open(tmp(target))?.sync_all()?;
+    }
+    for (target, _) in &files {
+        std::fs::rename(tmp(target), target)?;
+    }
+    sync_dir(dir)
 }
 
 /// Index files as read, before they are checked against the log.

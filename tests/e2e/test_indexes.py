@@ -42,8 +42,11 @@ def test_clean_shutdown_writes_indexes_and_marker(broker):
     pdir = broker.data_dir / f"{topic}-0"
     logs = sorted(pdir.glob("*.log"))
     assert len(logs) >= 4
-    for seg in logs[:-1]:  # sealed segments get their indexes when rolled
+    for seg in logs[:-1]:  # sealed segments get their indexes soon after they roll
         ix, tix = seg.with_suffix(".index"), seg.with_suffix(".timeindex")
+        deadline = time.monotonic() + 10
+        while not (ix.exists() and tix.exists()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert ix.exists() and tix.exists(), f"missing index files of {seg.name}"
         assert ix.stat().st_size % 8 == 0 and ix.stat().st_size >= 8 * 2, ix.stat().st_size
         assert tix.stat().st_size % 12 == 0 and tix.stat().st_size >= 12

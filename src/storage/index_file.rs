@@ -8,8 +8,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::atomic_file::{self, Replacement};
 use super::index::{OffsetEntry, SegmentIndex};
-use super::partition_dir::sync_dir;
 
 fn path(dir: &Path, base: i64, ext: &str) -> PathBuf {
     dir.join(format!("{base:020}.{ext}"))
@@ -25,10 +25,9 @@ pub fn time_path(dir: &Path, base: i64) -> PathBuf {
     path(dir, base, "timeindex")
 }
 
-/// Writes both index files of the segment based at `base`, each whole:
-/// temp files, fsynced, renamed into place, and one directory fsync for
-/// both renames.
-pub fn write(dir: &Path, base: i64, index: &SegmentIndex) -> io::Result<()> {
+/// Both index files of the segment based at `base`, encoded, for
+/// [`atomic_file::replace`].
+pub fn encode(dir: &Path, base: i64, index: &SegmentIndex) -> [Replacement; 2] {
     let mut offsets = Vec::with_capacity(index.offsets.len() * 8);
     for e in &index.offsets {
         offsets.extend_from_slice(&((e.offset - base) as u32).to_be_bytes());
@@ -39,17 +38,15 @@ pub fn write(dir: &Path, base: i64, index: &SegmentIndex) -> io::Result<()> {
         times.extend_from_slice(&t.timestamp.to_be_bytes());
         times.extend_from_slice(&((t.offset - base) as u32).to_be_bytes());
     }
-    let files = [(offset_path(dir, base), offsets), (time_path(dir, base), times)];
-    // `<base>.index.tmp`, `<base>.timeindex.tmp`: both exist at once.
-    let tmp = |target: &Path| PathBuf::from(format!("{}.tmp", target.display()));
-    for (target, bytes) in &files {
-        std::fs::write(tmp(target), bytes)?;
-        std::fs::File::open(tmp(target))?.sync_all()?;
-    }
-    for (target, _) in &files {
-        std::fs::rename(tmp(target), target)?;
-    }
-    sync_dir(dir)
+    [
+        Replacement { path: offset_path(dir, base), bytes: offsets },
+        Replacement { path: time_path(dir, base), bytes: times },
+    ]
+}
+
+/// Writes both index files of the segment based at `base`.
+pub fn write(dir: &Path, base: i64, index: &SegmentIndex) -> io::Result<()> {
+    atomic_file::replace(dir, &encode(dir, base, index))
 }
 
 /// Index files as read, before they are checked against the log.

@@ -1,6 +1,7 @@
 //! Storage: per-partition segmented logs written with direct I/O, their
 //! in-memory index and recent-batch cache, and recovery on start.
 
+pub mod atomic_file;
 pub mod cache;
 pub mod cache_budget;
 pub mod chunk;

@@ -19,6 +19,7 @@ use thiserror::Error;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
+use super::atomic_file::{self, Replacement};
 use super::cache::BatchCache;
 use super::cache_budget::CacheBudget;
 use super::chunk::{Chunk, PAGE};
@@ -743,21 +744,28 @@ impl PartitionLog {
                     |s: &Segment| s.base_offset == base && file.upgrade().is_some_and(|f| Rc::ptr_eq(&f, &s.file));
                 !st.closed && st.segments.iter().any(unchanged)
             };
-            if current {
-                let dir = this.dir.clone();
-                if let Err(e) = glommio::executor().spawn_blocking(move || index_file::write(&dir, base, &index)).await
-                {
-                    // Not fatal: the next start rebuilds a missing index.
-                    warn!(dir = %this.dir.display(), segment = base, "cannot write index files: {e}");
-                }
-            }
-            if this.state.borrow().closed || end <= this.snapshot_end.get() {
+            let snapshot = !this.state.borrow().closed && end > this.snapshot_end.get();
+            if !current && !snapshot {
                 return;
             }
             let dir = this.dir.clone();
-            match glommio::executor().spawn_blocking(move || producers.write_snapshot(&dir, end)).await {
-                Ok(()) => this.snapshot_end.set(end),
-                Err(e) => warn!(dir = %this.dir.display(), "cannot write the producer snapshot: {e}"),
+            let written = glommio::executor()
+                .spawn_blocking(move || {
+                    let index = current.then(|| index_file::encode(&dir, base, &index));
+                    let files: Vec<Replacement> =
+                        index.into_iter().flatten().chain(snapshot.then(|| producers.snapshot(&dir, end))).collect();
+                    atomic_file::replace(&dir, &files)
+                })
+                .await;
+            match written {
+                Ok(()) if snapshot => this.snapshot_end.set(end),
+                Ok(()) => {}
+                // Not fatal: the next start rebuilds a missing index and
+                // replays producers from an older snapshot.
+                Err(e) => warn!(
+                    dir = %this.dir.display(), segment = base,
+                    "cannot write the sealed segment's index files or the producer snapshot: {e}"
+                ),
             }
         })
         .detach();
@@ -996,12 +1004,16 @@ impl PartitionLog {
             let st = self.state.borrow();
             (self.dir.clone(), st.durable_producers.clone(), st.high_watermark)
         };
-        glommio::executor().spawn_blocking(move || producers.write_snapshot(&dir, end)).await?;
+        glommio::executor()
+            .spawn_blocking(move || {
+                let mut files = vec![producers.snapshot(&dir, end)];
+                if index.next_offset.is_some() {
+                    files.extend(index_file::encode(&dir, base, &index));
+                }
+                atomic_file::replace(&dir, &files)
+            })
+            .await?;
         self.snapshot_end.set(end);
-        if index.next_offset.is_some() {
-            let dir = self.dir.clone();
-            glommio::executor().spawn_blocking(move || index_file::write(&dir, base, &index)).await?;
-        }
         Ok(())
     }
 
@@ -1190,8 +1202,11 @@ impl PartitionLog {
         if new_start <= self.log_start_offset() || self.state.borrow().closed {
             return Ok(0);
         }
+        // Durable with the directory fsync that ends this move, before it
+        // returns (and DeleteRecords answers). Retention's order does not
+        // matter: on open the recorded start is clamped to the first segment.
         let dir = self.dir.clone();
-        glommio::executor().spawn_blocking(move || start_offset::write(&dir, new_start)).await?;
+        glommio::executor().spawn_blocking(move || start_offset::write_unsynced(&dir, new_start)).await?;
         let (removed, recycled): (Vec<i64>, Option<i64>) = {
             let mut st = self.state.borrow_mut();
             if new_start <= st.log_start_offset {
@@ -1218,11 +1233,13 @@ impl PartitionLog {
         };
         if !removed.is_empty() {
             info!(dir = %self.dir.display(), start = new_start, segments = ?removed, "deleting segments below the log start");
-            let dir = self.dir.clone();
-            let bases = removed.clone();
-            let spare = glommio::executor()
-                .spawn_blocking(move || -> io::Result<Option<u64>> {
-                    let mut spare = None;
+        }
+        let dir = self.dir.clone();
+        let bases = removed.clone();
+        let spare = glommio::executor()
+            .spawn_blocking(move || -> io::Result<Option<u64>> {
+                let mut spare = None;
+                let deleted = || -> io::Result<()> {
                     for base in bases {
                         let p = segment::log_path(&dir, base);
                         if Some(base) == recycled {
@@ -1232,18 +1249,22 @@ impl PartitionLog {
                         }
                         index_file::remove(&dir, base)?;
                     }
-                    partition_dir::sync_dir(&dir)?;
-                    Ok(spare)
-                })
-                .await;
-            if recycled.is_some() {
-                self.state.borrow_mut().spare = match spare {
-                    Ok(Some(len)) => Spare::Ready(len),
-                    _ => Spare::Absent,
+                    Ok(())
                 };
-            }
-            spare?;
+                // One directory fsync for the start offset's rename and
+                // every removal, even after a failed one.
+                let deleted = deleted();
+                partition_dir::sync_dir(&dir)?;
+                deleted.map(|()| spare)
+            })
+            .await;
+        if recycled.is_some() {
+            self.state.borrow_mut().spare = match spare {
+                Ok(Some(len)) => Spare::Ready(len),
+                _ => Spare::Absent,
+            };
         }
+        spare?;
         Ok(removed.len())
     }
 

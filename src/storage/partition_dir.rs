@@ -8,6 +8,7 @@ use std::path::Path;
 use tracing::warn;
 use uuid::Uuid;
 
+use super::atomic_file::{self, Replacement};
 use super::segment;
 
 /// Kafka's file name for the topic id of a partition directory.
@@ -34,11 +35,8 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `partition.metadata` atomically: temp file, fsync, rename, fsync dir.
 fn write_metadata(dir: &Path, topic_id: Uuid) -> io::Result<()> {
-    let tmp = dir.join(format!("{PARTITION_METADATA}.tmp"));
-    std::fs::write(&tmp, contents(topic_id))?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join(PARTITION_METADATA))?;
-    sync_dir(dir)
+    let file = Replacement { path: dir.join(PARTITION_METADATA), bytes: contents(topic_id).into_bytes() };
+    atomic_file::replace(dir, &[file])
 }
 
 /// Creates the directory if needed, clears it only if it provably belongs to

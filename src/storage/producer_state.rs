@@ -7,10 +7,11 @@
 //! log on open.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
 use std::path::Path;
 
 use thiserror::Error;
+
+use super::atomic_file::Replacement;
 
 /// Batches remembered per producer (Kafka's
 /// `max.in.flight.requests.per.connection` limit for idempotence).
@@ -175,13 +176,10 @@ impl ProducerState {
         r.is_empty().then_some((state, end))
     }
 
-    /// Writes the snapshot atomically (blocking: call off the reactor).
-    pub fn write_snapshot(&self, dir: &Path, end_offset: i64) -> io::Result<()> {
-        let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        std::fs::write(&tmp, self.encode(end_offset))?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
-        std::fs::File::open(dir)?.sync_all()
+    /// The snapshot file in `dir`, valid for the log below `end_offset`,
+    /// for [`super::atomic_file::replace`].
+    pub fn snapshot(&self, dir: &Path, end_offset: i64) -> Replacement {
+        Replacement { path: dir.join(SNAPSHOT_FILE), bytes: self.encode(end_offset) }
     }
 
     /// Reads the snapshot, if there is a valid one (blocking).

@@ -6,7 +6,7 @@
 use std::io;
 use std::path::Path;
 
-use super::partition_dir::sync_dir;
+use super::atomic_file::{self, Replacement};
 
 /// File name inside the partition directory.
 pub const FILE_NAME: &str = "log-start-offset";
@@ -20,11 +20,10 @@ pub fn read(dir: &Path) -> io::Result<Option<i64>> {
     }
 }
 
-/// Records `offset` durably (temp file, fsync, rename, directory fsync).
-pub fn write(dir: &Path, offset: i64) -> io::Result<()> {
-    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
-    std::fs::write(&tmp, format!("{offset}\n"))?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join(FILE_NAME))?;
-    sync_dir(dir)
+/// Records `offset`, atomically; durable once the caller fsyncs `dir`.
+pub fn write_unsynced(dir: &Path, offset: i64) -> io::Result<()> {
+    atomic_file::replace_unsynced(&[Replacement {
+        path: dir.join(FILE_NAME),
+        bytes: format!("{offset}\n").into_bytes(),
+    }])
 }

@@ -206,6 +206,9 @@ pub struct PartitionLog {
     /// End offset of the last producer snapshot this run wrote: a later
     /// one never gives way to an earlier one.
     snapshot_end: Cell<i64>,
+    /// A clean shutdown has begun: compaction stops at its next window so
+    /// that the shutdown does not wait for a whole pass.
+    stopping: Cell<bool>,
     /// The shard's bound on cached batches.
     cache_budget: Rc<CacheBudget>,
     /// Active segment when compaction last ran, and whether it left
@@ -349,6 +352,7 @@ impl PartitionLog {
             idle: Rc::new(Notify::default()),
             start_moves: Semaphore::new(1),
             snapshot_end: Cell::new(i64::MIN),
+            stopping: Cell::new(false),
             cache_budget,
             compacted_at: Cell::new(None),
             young_tombstones: Cell::new(false),
@@ -638,7 +642,6 @@ impl PartitionLog {
             // recovery trusts a sealed segment's file length.
             old.truncate(size).await.map_err(io::Error::from)?;
             old.fdatasync().await.map_err(io::Error::from)?;
-            self.seal_in_background(&old, old_base, old_index, segment_base);
             if self.state.borrow().closed {
                 // Deleted meanwhile: its directory may already belong to a
                 // re-created topic of the same name.
@@ -655,6 +658,9 @@ impl PartitionLog {
             });
             st.tail.clear();
             drop(st);
+            // Only once the old segment is sealed for good: were the new file
+            // not made, it would stay active and grow past this index.
+            self.seal_in_background(&old, old_base, old_index, segment_base);
             self.rolled.notify_all();
         }
         let (file, mut tail, mut pos) = {
@@ -977,6 +983,7 @@ impl PartitionLog {
     /// refuses further appends, cuts the active segment to its logical size
     /// and writes its index files, so the next start need not scan it.
     pub async fn shutdown(&self) -> io::Result<()> {
+        self.stopping.set(true);
         // Idle, and holding the permit, so that sealed segments' snapshots
         // (written under it) go first: this one is the latest.
         let _serial = loop {
@@ -1121,6 +1128,9 @@ impl PartitionLog {
         for (_, file, size) in &segments {
             let mut windows = walk::Windows::new(file, 0, *size);
             while let Some((_, window)) = windows.next().await? {
+                if self.abandon_compaction() {
+                    return Ok(0);
+                }
                 latest.extend(glommio::executor().spawn_blocking(move || compaction::note_window(&window)).await);
             }
         }
@@ -1130,6 +1140,9 @@ impl PartitionLog {
             let mut out = Vec::with_capacity(*size as usize);
             let mut windows = walk::Windows::new(file, 0, *size);
             while let Some((_, window)) = windows.next().await? {
+                if self.abandon_compaction() {
+                    return Ok(rewritten);
+                }
                 let latest = latest.clone();
                 let (kept, young) = glommio::executor()
                     .spawn_blocking(move || compaction::clean_window(&latest, &window, tombstone_cutoff_ms))
@@ -1140,9 +1153,7 @@ impl PartitionLog {
             if out.len() as u64 == *size {
                 continue;
             }
-            if self.state.borrow().closed {
-                // The topic is being deleted; its directory may go (and be
-                // made again for a new topic of the same name) once we stop.
+            if self.abandon_compaction() {
                 return Ok(rewritten);
             }
             let mut index = SegmentIndex::new();
@@ -1190,6 +1201,14 @@ impl PartitionLog {
             info!(dir = %self.dir.display(), segments = rewritten, keys = latest.len(), "compacted");
         }
         Ok(rewritten)
+    }
+
+    /// Whether a compaction pass should stop where it is: the topic is being
+    /// deleted (its directory may go, and be made again for a new topic of
+    /// the same name, once the pass lets go), or the broker is stopping.
+    /// Close and shutdown wait for the pass; what it rewrote is complete.
+    fn abandon_compaction(&self) -> bool {
+        self.state.borrow().closed || self.stopping.get()
     }
 
     /// Moves the log start offset to `new_start` (persisted first), then
@@ -1375,25 +1394,43 @@ async fn recover_segment(
         let head = file.read_at(last.position, HEADER_LEN).await.map_err(io::Error::from)?;
         if batch::peek(&head).is_some_and(|p| p.base_offset == last.offset) {
             if let Some(next) = next_base {
-                // Sealed: fsynced and cut to size before its successor existed.
-                index.next_offset = Some(next);
-                return Ok(recovery::ScanResult {
+                // Sealed: fsynced and cut to size before its successor
+                // existed. Its index files, though, are written after the
+                // roll, in the background: a crash before they land can
+                // leave files from when it was the active segment (written
+                // at a start or shutdown), which end early. So walk the
+                // batch headers from the last entry to the end (normally one
+                // batch) and write the index back if it grew.
+                let entries = index.offsets.len();
+                let resume = index.resume_point();
+                let from = recovery::ScanFrom {
+                    position: resume.position,
+                    offset: resume.offset,
                     index,
-                    valid_len: size,
-                    file_len: size,
-                    torn: None,
-                    stale_tail: false,
-                });
+                    verify_crc: false,
+                    recycled: false,
+                };
+                let mut scan = recovery::scan(file, base, from, false, interval).await?;
+                if scan.torn.is_none() {
+                    if scan.index.offsets.len() > entries {
+                        info!(dir = %dir.display(), segment = base, "extending the sealed segment's stale index files");
+                        write_index(dir, base, &scan.index).await;
+                    }
+                    scan.index.next_offset = Some(next);
+                    return Ok(scan);
+                }
+                // Not what its index says: scan it whole, as without one.
+            } else {
+                let resume = index.resume_point();
+                from = recovery::ScanFrom {
+                    position: resume.position,
+                    offset: resume.offset,
+                    index,
+                    verify_crc: !clean,
+                    recycled,
+                };
+                trusted = true;
             }
-            let resume = index.resume_point();
-            from = recovery::ScanFrom {
-                position: resume.position,
-                offset: resume.offset,
-                index,
-                verify_crc: !clean,
-                recycled,
-            };
-            trusted = true;
         }
     }
     if !trusted && size > 0 {
@@ -1401,12 +1438,18 @@ async fn recover_segment(
     }
     let scan = recovery::scan(file, base, from, next_base.is_none(), interval).await?;
     if scan.index.next_offset.is_some() {
-        let (d, ix) = (dir.to_path_buf(), scan.index.clone());
-        if let Err(e) = glommio::executor().spawn_blocking(move || index_file::write(&d, base, &ix)).await {
-            warn!(dir = %dir.display(), segment = base, "cannot write index files: {e}");
-        }
+        write_index(dir, base, &scan.index).await;
     }
     Ok(scan)
+}
+
+/// Writes a recovered segment's index files back, so the next start is quick
+/// (not fatal if it cannot: that start rebuilds them again).
+async fn write_index(dir: &Path, base: i64, index: &SegmentIndex) {
+    let (d, ix) = (dir.to_path_buf(), index.clone());
+    if let Err(e) = glommio::executor().spawn_blocking(move || index_file::write(&d, base, &ix)).await {
+        warn!(dir = %dir.display(), segment = base, "cannot write index files: {e}");
+    }
 }
 
 /// Idempotent producers' state on open: the snapshot (if it is valid for

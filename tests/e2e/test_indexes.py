@@ -5,6 +5,8 @@ missing or damaged index files are rebuilt from the log."""
 import re
 import time
 
+from confluent_kafka import TopicPartition
+
 import helpers as h
 
 SEGMENT = 65536
@@ -76,4 +78,52 @@ def test_missing_or_damaged_index_is_rebuilt(broker):
     assert log.count("rebuilding the segment's indexes") >= 3, log[-3000:]
     for seg in logs[:3]:
         assert seg.with_suffix(".index").stat().st_size % 8 == 0 and seg.with_suffix(".index").stat().st_size >= 8
+    _check(broker, topic, acked)
+
+
+def test_stale_index_of_a_sealed_segment_is_extended(broker):
+    """Index files are written in the background after a roll, so a crash can
+    leave a sealed segment with those written while it was still the active
+    one (a prefix of its entries). The start must extend them from the log,
+    not trust them: ListOffsets by time finds a record in the segment's tail."""
+    topic = h.unique("ixs")
+    h.create_topic(broker, topic, 1, config={"segment.bytes": str(SEGMENT), "index.interval.bytes": "4096"})
+    t0 = int(time.time() * 1000) - 3_600_000
+    p = h.producer(broker, **{"linger.ms": 0, "batch.num.messages": 8})
+    acked = []
+
+    def on_delivery(err, msg):
+        assert err is None, err
+        acked.append((None, msg.value(), 0, msg.offset()))
+
+    for i in range(400):
+        p.produce(topic, f"{i:06d}".encode() * 170, partition=0, timestamp=t0 + 10 * i, on_delivery=on_delivery)
+        p.poll(0)
+    assert p.flush(60) == 0
+    acked.sort(key=lambda a: a[3])
+    assert [a[3] for a in acked] == list(range(400))
+    pdir = broker.data_dir / f"{topic}-0"
+    logs = sorted(pdir.glob("*.log"))
+    assert len(logs) >= 4
+    seg, next_base = logs[1], int(logs[2].stem)
+    ix, tix = seg.with_suffix(".index"), seg.with_suffix(".timeindex")
+    deadline = time.monotonic() + 10
+    while not (ix.exists() and tix.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    full = ix.read_bytes()
+    assert len(full) >= 8 * 4, len(full)
+    broker.kill9()
+    ix.write_bytes(full[:16])  # as written when the segment held two batches
+    tix.write_bytes(tix.read_bytes()[:24])
+    broker.restart()
+    log = _log(broker, 2).split("start #2")[-1]
+    assert "extending the sealed segment's stale index files" in log, log[-3000:]
+    assert ix.read_bytes() == full, "the index is written back whole"
+    target = next_base - 1  # the sealed segment's last record
+    c = h.consumer(broker, **{"group.id": h.unique("g")})
+    try:
+        found = c.offsets_for_times([TopicPartition(topic, 0, t0 + 10 * target)], timeout=10)
+    finally:
+        c.close()
+    assert found[0].offset == target, (found[0].offset, target)
     _check(broker, topic, acked)

@@ -744,13 +744,15 @@ impl PartitionLog {
             // compaction rewrote it, nor in a deleted topic's directory, and
             // snapshots are written in log order.
             let Ok(_serial) = this.start_moves.acquire_permit(1).await else { return };
-            let current = {
+            let (current, snapshot) = {
                 let st = this.state.borrow();
+                if st.closed {
+                    return;
+                }
                 let unchanged =
                     |s: &Segment| s.base_offset == base && file.upgrade().is_some_and(|f| Rc::ptr_eq(&f, &s.file));
-                !st.closed && st.segments.iter().any(unchanged)
+                (st.segments.iter().any(unchanged), end > this.snapshot_end.get())
             };
-            let snapshot = !this.state.borrow().closed && end > this.snapshot_end.get();
             if !current && !snapshot {
                 return;
             }
@@ -1172,14 +1174,13 @@ impl PartitionLog {
             }
             let (dir, base, len, ix) = (self.dir.clone(), *base, out.len() as u64, index.clone());
             glommio::executor()
-                .spawn_blocking(move || -> io::Result<()> {
-                    let path = segment::log_path(&dir, base);
-                    let tmp = path.with_extension("cleaned");
-                    std::fs::write(&tmp, &out)?;
-                    std::fs::File::open(&tmp)?.sync_all()?;
-                    std::fs::rename(&tmp, &path)?;
-                    partition_dir::sync_dir(&dir)?;
-                    index_file::write(&dir, base, &ix)
+                .spawn_blocking(move || {
+                    // The log file first: a crash between the renames leaves
+                    // the new log with the old index, which recovery rebuilds.
+                    let log = Replacement { path: segment::log_path(&dir, base), bytes: out };
+                    let files: Vec<Replacement> =
+                        std::iter::once(log).chain(index_file::encode(&dir, base, &ix)).collect();
+                    atomic_file::replace(&dir, &files)
                 })
                 .await?;
             let new_file = segment::open_file(&segment::log_path(&self.dir, base)).await?;
@@ -1393,6 +1394,15 @@ async fn recover_segment(
         let last = *index.offsets.last().expect("loaded indexes are not empty");
         let head = file.read_at(last.position, HEADER_LEN).await.map_err(io::Error::from)?;
         if batch::peek(&head).is_some_and(|p| p.base_offset == last.offset) {
+            let entries = index.offsets.len();
+            let resume = index.resume_point();
+            let resumed = recovery::ScanFrom {
+                position: resume.position,
+                offset: resume.offset,
+                index,
+                verify_crc: next_base.is_none() && !clean,
+                recycled,
+            };
             if let Some(next) = next_base {
                 // Sealed: fsynced and cut to size before its successor
                 // existed. Its index files, though, are written after the
@@ -1401,16 +1411,7 @@ async fn recover_segment(
                 // at a start or shutdown), which end early. So walk the
                 // batch headers from the last entry to the end (normally one
                 // batch) and write the index back if it grew.
-                let entries = index.offsets.len();
-                let resume = index.resume_point();
-                let from = recovery::ScanFrom {
-                    position: resume.position,
-                    offset: resume.offset,
-                    index,
-                    verify_crc: false,
-                    recycled: false,
-                };
-                let mut scan = recovery::scan(file, base, from, false, interval).await?;
+                let mut scan = recovery::scan(file, base, resumed, false, interval).await?;
                 if scan.torn.is_none() {
                     if scan.index.offsets.len() > entries {
                         info!(dir = %dir.display(), segment = base, "extending the sealed segment's stale index files");
@@ -1421,14 +1422,7 @@ async fn recover_segment(
                 }
                 // Not what its index says: scan it whole, as without one.
             } else {
-                let resume = index.resume_point();
-                from = recovery::ScanFrom {
-                    position: resume.position,
-                    offset: resume.offset,
-                    index,
-                    verify_crc: !clean,
-                    recycled,
-                };
+                from = resumed;
                 trusted = true;
             }
         }

@@ -64,8 +64,9 @@ pub struct ShardCtx {
     pub cfg: ShardSetup,
     /// Signalled whenever a partition's high watermark moves.
     pub notify: Rc<Notify>,
-    /// Signalled whenever a partition starts a new segment.
-    pub rolled: Rc<Notify>,
+    /// Signalled when a partition's retention may have work: a segment
+    /// rolled, or `retention.bytes` no longer keeps its oldest segment.
+    pub retention_due: Rc<Notify>,
     /// Bound on this shard's cached batches.
     pub cache_budget: Rc<CacheBudget>,
     /// Coordinator of the groups whose `__consumer_offsets` partition this
@@ -85,7 +86,7 @@ impl ShardCtx {
         Self {
             cfg,
             notify: Rc::new(Notify::default()),
-            rolled: Rc::new(Notify::default()),
+            retention_due: Rc::new(Notify::default()),
             cache_budget,
             groups: Coordinator::default(),
             listener_fd: std::cell::Cell::new(None),
@@ -115,6 +116,11 @@ impl ShardCtx {
             flush_messages: s.topic_value(&topic.configs, "flush.messages").max(1),
             flush_ms: s.topic_value(&topic.configs, "flush.ms").max(0),
             recycle: s.broker_bool("log.segment.recycle"),
+            retention_bytes: if s.topic_text(&topic.configs, "cleanup.policy").contains("delete") {
+                s.topic_value(&topic.configs, "retention.bytes")
+            } else {
+                -1
+            },
         }
     }
 
@@ -139,7 +145,7 @@ impl ShardCtx {
             topic.id,
             self.limits(topic),
             self.notify.clone(),
-            self.rolled.clone(),
+            self.retention_due.clone(),
             self.cache_budget.clone(),
             self.cfg.clean_start,
         )

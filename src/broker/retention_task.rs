@@ -3,7 +3,8 @@
 //! topic drops the oldest segments its `retention.ms` / `retention.bytes` no
 //! longer keep, each partition of a `compact` topic is compacted, and
 //! idempotent producers silent for `producer.id.expiration.ms` are forgotten.
-//! Retention also runs whenever a partition rolls a segment: a segment it
+//! Retention also runs whenever a partition rolls a segment, and whenever
+//! its `retention.bytes` stops keeping its oldest segment: a segment it
 //! deletes then is kept as the spare the next roll writes into
 //! (`storage::recycle`), instead of waiting for the next check, which by
 //! Kafka's default comes every five minutes. It runs in its own
@@ -21,7 +22,7 @@ use crate::clock::now_ms;
 pub async fn run(ctx: Rc<ShardCtx>) {
     let interval = Duration::from_millis(ctx.cfg.settings.retention_check_interval_ms().max(10));
     let mut next_full = Instant::now() + interval;
-    let mut rolled = ctx.rolled.notified();
+    let mut due = ctx.retention_due.notified();
     loop {
         let wait = next_full.saturating_duration_since(Instant::now());
         let full = futures_lite::future::or(
@@ -30,13 +31,13 @@ pub async fn run(ctx: Rc<ShardCtx>) {
                 true
             },
             async move {
-                rolled.await;
+                due.await;
                 false
             },
         )
         .await;
-        // Rolls during the pass below wake the next wait.
-        rolled = ctx.rolled.notified();
+        // Signals during the pass below wake the next wait.
+        due = ctx.retention_due.notified();
         if full {
             next_full = Instant::now() + interval;
         }

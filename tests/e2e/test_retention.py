@@ -285,6 +285,41 @@ def test_retention_runs_when_a_segment_rolls(broker_factory):
     _check_suffix(broker, topic, acked, low)
 
 
+def test_retention_bytes_lets_a_segment_go_once_the_log_outgrows_it(broker_factory):
+    """By Kafka's rule retention.bytes deletes the oldest segment only if the
+    log stays at the limit without it, which a segment that has just rolled
+    (still empty) often does not make true. Retention runs again as soon as
+    the new segment's data makes it true, not only at the next roll or the
+    five-minute check: the segment it deletes is the spare the next roll
+    writes into."""
+    broker = broker_factory()  # the timed check every five minutes, not in this test
+    topic = h.unique("outgrown")
+    limit = 3 * SEGMENT
+    h.create_topic(broker, topic, 1, config={"segment.bytes": str(SEGMENT), "retention.bytes": str(limit)})
+    # One record of one size per batch, one batch at a time: ~10 KB batches,
+    # six to a segment, so that a segment that just rolled needs a second
+    # batch before the oldest may go.
+    p = h.producer(broker, **{"linger.ms": 0, "batch.num.messages": 1})
+    offsets = []
+    for i in range(40):
+        p.produce(topic, value=f"{i:04d}".encode() * 2475, partition=0,
+                  on_delivery=lambda err, msg: offsets.append(-1 if err else msg.offset()))
+        assert p.flush(30) == 0
+    assert offsets == list(range(40))
+    low, high = _settled(broker, topic)
+    assert high == 40 and low > 0
+    pdir = broker.data_dir / f"{topic}-0"
+    sizes = [(pdir / s).stat().st_size for s in _segments(broker, topic)]
+    assert len(sizes) >= 2 and sum(sizes) - sizes[0] < limit, (
+        f"segments of {sizes} bytes: the log stays at retention.bytes ({limit}) without the oldest, "
+        "which retention has not deleted"
+    )
+    assert sum(sizes) >= limit, f"retention keeps at least retention.bytes: {sizes}"
+    if "cannot keep a deleted segment's file" not in broker.log_path.read_text(errors="replace"):
+        active = pdir / _segments(broker, topic)[-1]
+        assert _recycled(active), "the last roll wrote into the segment file retention deleted"
+
+
 def test_altered_segment_settings_apply_without_a_restart(broker_factory):
     """segment.bytes and segment.ms altered with a Kafka client's
     IncrementalAlterConfigs apply from the next append, as in Kafka, not

@@ -19,10 +19,30 @@ pub struct Replacement {
     pub bytes: Vec<u8>,
 }
 
+/// What a temp file's name ends with.
+const TMP_SUFFIX: &str = ".tmp";
+
 fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
+    name.push(TMP_SUFFIX);
     PathBuf::from(name)
+}
+
+/// Removes the temp files a crash left in `dir` (mid-replacement, before the
+/// rename); they are never read, and one may be as large as a segment (a
+/// compacted one). Call it before anything in `dir` is replaced. Returns
+/// their names.
+pub fn remove_leftovers(dir: &Path) -> io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(TMP_SUFFIX) && e.file_type()?.is_file() {
+            std::fs::remove_file(e.path())?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
 }
 
 /// Replaces every file of `files` (all in `dir`), then fsyncs `dir` once so
@@ -67,6 +87,23 @@ mod tests {
         let mut names: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         assert_eq!(names, ["a", "b.index"], "temp files are renamed, not left behind");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn leftover_temp_files_are_removed_and_nothing_else() {
+        let d = std::env::temp_dir().join(format!("sluice-atomic-left-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        for name in ["00000000000000000000.log", "00000000000000000000.log.tmp", "log-start-offset.tmp", "x.tmpy"] {
+            std::fs::write(d.join(name), b"bytes").unwrap();
+        }
+        let mut removed = remove_leftovers(&d).unwrap();
+        removed.sort();
+        assert_eq!(removed, ["00000000000000000000.log.tmp", "log-start-offset.tmp"]);
+        let mut names: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["00000000000000000000.log", "x.tmpy"]);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -5,7 +5,7 @@
 use std::io;
 use std::path::Path;
 
-use tracing::warn;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::atomic_file::{self, Replacement};
@@ -40,7 +40,9 @@ fn write_metadata(dir: &Path, topic_id: Uuid) -> io::Result<()> {
 }
 
 /// Creates the directory if needed, clears it only if it provably belongs to
-/// another topic id, and returns the base offsets of its segments, sorted.
+/// another topic id, removes the temp files a crash left in it (see
+/// [`atomic_file::remove_leftovers`]), and returns the base offsets of its
+/// segments, sorted.
 pub fn prepare(dir: &Path, topic_id: Uuid) -> io::Result<Vec<i64>> {
     if !dir.exists() {
         std::fs::create_dir_all(dir)?;
@@ -59,6 +61,10 @@ pub fn prepare(dir: &Path, topic_id: Uuid) -> io::Result<Vec<i64>> {
             write_metadata(dir, topic_id)?;
         }
         None => write_metadata(dir, topic_id)?,
+    }
+    let leftovers = atomic_file::remove_leftovers(dir)?;
+    if !leftovers.is_empty() {
+        info!(dir = %dir.display(), files = ?leftovers, "removed temp files left by a crash");
     }
     let mut bases = Vec::new();
     for e in std::fs::read_dir(dir)? {

@@ -30,8 +30,8 @@ fn tmp_path(path: &Path) -> PathBuf {
 
 /// Removes the temp files a crash left in `dir` (mid-replacement, before the
 /// rename); they are never read, and one may be as large as a segment (a
-/// compacted one). Call it before anything in `dir` is replaced. Returns
-/// their names.
+/// compacted one). Call it while nothing else writes in `dir` (as a partition
+/// opens). Returns their names.
 pub fn remove_leftovers(dir: &Path) -> io::Result<Vec<String>> {
     let mut removed = Vec::new();
     for e in std::fs::read_dir(dir)? {

@@ -151,6 +151,16 @@ type Waiter = local_channel::LocalSender<Result<(), StorageError>>;
 
 struct State {
     segments: Vec<Segment>,
+    /// Bytes in the sealed segments (all but the active one), for the
+    /// retention check at every publish (see `PartitionLog::oldest_outgrown`):
+    /// kept where the segment list or a sealed size changes, not summed.
+    sealed_bytes: u64,
+    /// The oldest segment's base offset when retention was last signalled
+    /// for it: one signal per oldest segment, so that a pass that cannot
+    /// delete it (an I/O error, segments left below the log start by a
+    /// crash) is retried by the next roll or timed check, not by every
+    /// publish.
+    retention_signalled_for: i64,
     next_offset: i64,
     high_watermark: i64,
     log_start_offset: i64,
@@ -338,6 +348,8 @@ impl PartitionLog {
             write_segment: active.base_offset,
             write_segment_since_ms: active.index.times.first().map_or_else(now_ms, |t| t.timestamp.min(now_ms())),
             write_pos: active.size,
+            sealed_bytes: segments[..segments.len() - 1].iter().map(|s| s.size).sum(),
+            retention_signalled_for: i64::MIN,
             segments,
             next_offset: expected,
             high_watermark: expected,
@@ -659,6 +671,7 @@ impl PartitionLog {
             let (file, file_len) = self.new_segment_file(segment_base).await?;
             let mut st = self.state.borrow_mut();
             st.file_len = file_len;
+            st.sealed_bytes += size;
             st.segments.push(Segment {
                 base_offset: segment_base,
                 file: Rc::new(file),
@@ -934,7 +947,10 @@ impl PartitionLog {
         let (start_pos, end_offset, entries) = (chunk.start_pos, chunk.end_offset, std::mem::take(&mut chunk.entries));
         let cached = cache_chunk(&mut st.cache, self.cache_budget.limit(), chunk.into_bytes(), start_pos, &entries);
         st.high_watermark = end_offset;
-        let retention_due = self.oldest_outgrown(&st);
+        let retention_due = self.oldest_outgrown(&st) && st.retention_signalled_for != st.segments[0].base_offset;
+        if retention_due {
+            st.retention_signalled_for = st.segments[0].base_offset;
+        }
         let hw = st.high_watermark;
         while st.waiters.front().is_some_and(|(end, _)| *end <= hw) {
             let (_, w) = st.waiters.pop_front().expect("checked");
@@ -950,15 +966,19 @@ impl PartitionLog {
 
     /// Whether `retention.bytes` no longer keeps the oldest sealed segment:
     /// the log without it is still at the limit (the rule of
-    /// [`retention::deletable`]). Once per published group; the sum runs
-    /// over the segments retention keeps, a few when it is set.
+    /// [`retention::deletable`]). Once per published group, so O(1).
     fn oldest_outgrown(&self, st: &State) -> bool {
+        debug_assert_eq!(
+            st.sealed_bytes,
+            st.segments[..st.segments.len() - 1].iter().map(|s| s.size).sum::<u64>(),
+            "sealed_bytes follows every change of the sealed segments"
+        );
         let limit = self.limits.get().retention_bytes;
         if limit < 0 || st.segments.len() < 2 {
             return false;
         }
-        let total: u64 = st.segments.iter().map(|s| s.size).sum();
-        total - st.segments[0].size >= limit as u64
+        let active = st.segments.last().expect("a segment").size;
+        st.sealed_bytes + active - st.segments[0].size >= limit as u64
     }
 
     /// A write failed: nothing pending was made durable. Roll the log end back
@@ -1214,9 +1234,11 @@ impl PartitionLog {
             let mut st = self.state.borrow_mut();
             let last = st.segments.len() - 1;
             if let Some(seg) = st.segments[..last].iter_mut().find(|s| s.base_offset == base) {
+                let old_size = seg.size;
                 seg.file = Rc::new(new_file);
                 seg.size = len;
                 seg.index = index;
+                st.sealed_bytes = st.sealed_bytes - old_size + len;
             }
             rewritten += 1;
         }
@@ -1265,6 +1287,7 @@ impl PartitionLog {
                 n += 1;
             }
             let gone: Vec<Segment> = st.segments.drain(..n).collect();
+            st.sealed_bytes -= gone.iter().map(|s| s.size).sum::<u64>();
             // A file may be recycled only when no read in flight holds it:
             // the next segment's writes would change what that read returns. No new reader
             // can find it once it has left `segments`.

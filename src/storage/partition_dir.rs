@@ -62,9 +62,11 @@ pub fn prepare(dir: &Path, topic_id: Uuid) -> io::Result<Vec<i64>> {
         }
         None => write_metadata(dir, topic_id)?,
     }
-    let leftovers = atomic_file::remove_leftovers(dir)?;
-    if !leftovers.is_empty() {
-        info!(dir = %dir.display(), files = ?leftovers, "removed temp files left by a crash");
+    // Not fatal: a leftover only takes space.
+    match atomic_file::remove_leftovers(dir) {
+        Ok(files) if !files.is_empty() => info!(dir = %dir.display(), ?files, "removed temp files left by a crash"),
+        Ok(_) => {}
+        Err(e) => warn!(dir = %dir.display(), "cannot remove the temp files a crash left: {e}"),
     }
     let mut bases = Vec::new();
     for e in std::fs::read_dir(dir)? {

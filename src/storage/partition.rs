@@ -339,6 +339,7 @@ impl PartitionLog {
             info!(dir = %dir.display(), segments = segments.len(), start = log_start_offset, end = expected, "recovered partition");
         }
         let producers = rebuild_producers(&dir, &segments, expected).await?;
+        Self::remove_below_start(&dir, &mut segments, log_start_offset).await?;
         let spare = Self::open_spare(&dir, limits.recycle).await;
         let active = segments.last().expect("at least one segment");
         let state = State {
@@ -840,6 +841,29 @@ impl PartitionLog {
             file_len = limits.segment_bytes;
         }
         Ok((file, file_len))
+    }
+
+    /// Deletes the segments wholly below `start` (the recorded log start): a
+    /// crash between persisting a moved start and unlinking those segments
+    /// (`advance_start`) leaves them. Nothing in them can be read, and
+    /// retention would count their bytes as log.
+    async fn remove_below_start(dir: &Path, segments: &mut Vec<Segment>, start: i64) -> io::Result<()> {
+        let below = segments.iter().skip(1).take_while(|s| s.base_offset <= start).count();
+        if below == 0 {
+            return Ok(());
+        }
+        let gone: Vec<i64> = segments.drain(..below).map(|s| s.base_offset).collect();
+        info!(dir = %dir.display(), start, segments = ?gone, "deleting segments a crash left below the log start");
+        let d = dir.to_path_buf();
+        glommio::executor()
+            .spawn_blocking(move || {
+                for base in gone {
+                    std::fs::remove_file(segment::log_path(&d, base))?;
+                    index_file::remove(&d, base)?;
+                }
+                partition_dir::sync_dir(&d)
+            })
+            .await
     }
 
     /// The spare a previous run left (marked again: a crash may have come

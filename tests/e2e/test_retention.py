@@ -125,6 +125,30 @@ def test_delete_records_moves_log_start_and_survives_restart(broker):
     _check_suffix(broker, topic, acked, 123)
 
 
+def test_segments_a_crash_left_below_the_log_start_are_deleted_at_start(broker):
+    """A move of the log start (DeleteRecords, retention) persists the new
+    start first and then unlinks the segments wholly below it. A crash in
+    between leaves those segments: the next start deletes them, and the log
+    reads back from the recorded start."""
+    topic = h.unique("below")
+    h.create_topic(broker, topic, 1, config={"segment.bytes": str(SEGMENT)})
+    acked = _fill(broker, topic, 400)
+    broker.kill9()
+    pdir = broker.data_dir / f"{topic}-0"
+    segs = _segments(broker, topic)
+    assert len(segs) >= 4, segs
+    start = int(segs[2][:-4]) + 5  # inside the third segment
+    # As the crash leaves it: the start persisted, nothing unlinked yet.
+    (pdir / "log-start-offset").write_text(f"{start}\n")
+    broker.restart()
+    assert _watermarks(broker, topic) == (start, len(acked))
+    _check_suffix(broker, topic, acked, start)
+    left = _segments(broker, topic)
+    assert left[0] == segs[2] and left == segs[2:], f"segments below the start are deleted: {segs} -> {left}"
+    assert not [f.name for f in pdir.iterdir() if f.stem in (segs[0][:-4], segs[1][:-4])], \
+        "their index files go too"
+
+
 def test_relaxed_flush_policy_still_serves_and_keeps_data(broker):
     """flush.messages / flush.ms relax "durable before acknowledging" into
     Kafka's page-cache behaviour: acknowledged after the write, fdatasynced by

@@ -1299,7 +1299,19 @@ impl PartitionLog {
         // returns (and DeleteRecords answers). Retention's order does not
         // matter: on open the recorded start is clamped to the first segment.
         let dir = self.dir.clone();
-        glommio::executor().spawn_blocking(move || start_offset::write_unsynced(&dir, new_start)).await?;
+        let persisted = glommio::executor().spawn_blocking(move || start_offset::write_unsynced(&dir, new_start)).await;
+        if let Err(e) = persisted {
+            // On a full disk retention must still free space. A start on a
+            // segment boundary (where retention moves it) needs no record:
+            // once the segments below are gone, the open derives it from
+            // the first segment. (A crash mid-deletion may then leave a
+            // start a segment lower, whose records read back again.)
+            let on_boundary = self.state.borrow().segments.iter().any(|s| s.base_offset == new_start);
+            if !(on_boundary && e.raw_os_error() == Some(libc::ENOSPC)) {
+                return Err(e);
+            }
+            warn!(dir = %self.dir.display(), start = new_start, "disk full: deleting segments without recording the new log start");
+        }
         let (removed, recycled): (Vec<i64>, Option<i64>) = {
             let mut st = self.state.borrow_mut();
             if new_start <= st.log_start_offset {

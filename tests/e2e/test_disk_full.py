@@ -256,3 +256,76 @@ def test_broker_keeps_serving_when_its_log_cannot_be_written(broker_factory):
     got = h.consume_all(broker, topic, [0, 1], timeout=60, expect=100)
     assert sorted(v for _k, v, _p, _o, _ts in got) == sorted(b"v%d" % i for i in range(100))
     broker.assert_alive()
+
+
+def _fill_up(fs, filler):
+    """Grows ``filler`` until the filesystem has no free block left."""
+    with open(filler, "ab") as f:
+        while _free_bytes(fs) > 0:
+            try:
+                os.posix_fallocate(f.fileno(), os.fstat(f.fileno()).st_size, _free_bytes(fs))
+            except OSError:
+                break
+            f.flush()
+    assert _free_bytes(fs) == 0, f"{_free_bytes(fs)} bytes still free"
+
+
+@pytest.mark.timeout(180)
+def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
+    """With the disk full, a topic under retention.bytes (here set once the
+    disk has filled) still deletes its oldest segments, though the new log
+    start cannot be written to a file, and production goes on in the space
+    freed, with nothing freed by hand."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, OffsetSpec
+
+    broker = broker_factory(data_dir=small_fs / "data", overrides={"log.retention.check.interval.ms": "100"})
+    topic = h.unique("fullret")
+    segment = 1 << 20
+    h.create_topic(broker, topic, 1, config={"segment.bytes": str(segment)})
+    filler = small_fs / "filler"
+    with open(filler, "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, _free_bytes(small_fs) - LEAVE_FREE)
+    p = h.producer(broker, acks="all", retries=0, **{
+        "enable.idempotence": False, "linger.ms": 5, "message.timeout.ms": 30000, "request.timeout.ms": 20000})
+    acked, failures, seq = {}, [], 0
+    while not failures:
+        assert seq < 4 * (LEAVE_FREE // RECORD_SIZE), "the disk never filled"
+        ok, failed = _produce(p, topic, range(seq, seq + PRODUCE_CHUNK))
+        acked.update((off, _value(s)) for s, off in ok)
+        failures += failed
+        seq += PRODUCE_CHUNK
+    assert {e.code() for _s, e in failures} == {KafkaError.KAFKA_STORAGE_ERROR}
+    segs_full = sorted(f.name for f in (broker.data_dir / f"{topic}-0").glob("*.log"))
+    assert len(segs_full) >= 3, segs_full
+    time.sleep(0.5)  # the failed write's bytes are cut off (freeing blocks) just after it fails
+    _fill_up(small_fs, filler)  # not a block left, even for a small file
+    a = h.admin(broker)
+    res = ConfigResource("topic", topic, incremental_configs=[
+        ConfigEntry("retention.bytes", str(segment), incremental_operation=AlterConfigOpType.SET)])
+    for fut in a.incremental_alter_configs([res]).values():
+        fut.result(30)
+
+    def low():
+        # The admin client's ListOffsets: a consumer would make the broker
+        # create __consumer_offsets, whose failed creation frees blocks.
+        (fut,) = a.list_offsets({TopicPartition(topic, 0): OffsetSpec.earliest()}).values()
+        return fut.result(30).offset
+
+    deadline = time.monotonic() + 30
+    while low() == 0:
+        assert time.monotonic() < deadline, (
+            f"retention deleted nothing on the full disk ({_free_bytes(small_fs)} bytes free); "
+            f"broker log: {h.broker_log_since_last_start(broker)[-600:]}")
+        time.sleep(0.2)
+    assert "disk full: deleting segments without recording the new log start" in broker.log_path.read_text(
+        errors="replace")
+    ok, failed = _produce(p, topic, range(seq, seq + 50))
+    assert not failed, f"production did not resume in the space retention freed: {failed[:3]}"
+    n = max(acked) + 1
+    assert sorted(off for _s, off in ok) == list(range(n, n + 50))
+    start = h.settled(low)  # retention goes on down to retention.bytes
+    got = h.consume_all(broker, topic, [0], timeout=60, expect=n + 50 - start)
+    assert [o for *_r, o, _ts in got] == list(range(start, n + 50)), "dense from the new log start"
+    assert all(v == acked[o] for _k, v, _p, o, _ts in got if o in acked)
+    p.flush(5)
+    broker.assert_alive()

@@ -76,6 +76,15 @@ pub struct Limits {
     pub retention_bytes: i64,
 }
 
+/// What moves a log start (see `PartitionLog::advance_start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mover {
+    /// `retention.ms` / `retention.bytes`: always to a segment's base.
+    Retention,
+    /// DeleteRecords: anywhere; answered only once the start is durable.
+    DeleteRecords,
+}
+
 /// Why an append could not be made durable.
 #[derive(Debug, Clone, Error)]
 pub enum StorageError {
@@ -339,7 +348,7 @@ impl PartitionLog {
             info!(dir = %dir.display(), segments = segments.len(), start = log_start_offset, end = expected, "recovered partition");
         }
         let producers = rebuild_producers(&dir, &segments, expected).await?;
-        Self::remove_below_start(&dir, &mut segments, log_start_offset).await?;
+        Self::remove_below_start(&dir, &mut segments, log_start_offset).await;
         let spare = Self::open_spare(&dir, limits.recycle).await;
         let active = segments.last().expect("at least one segment");
         let state = State {
@@ -847,15 +856,15 @@ impl PartitionLog {
     /// crash between persisting a moved start and unlinking those segments
     /// (`advance_start`) leaves them. Nothing in them can be read, and
     /// retention would count their bytes as log.
-    async fn remove_below_start(dir: &Path, segments: &mut Vec<Segment>, start: i64) -> io::Result<()> {
+    async fn remove_below_start(dir: &Path, segments: &mut Vec<Segment>, start: i64) {
         let below = segments.iter().skip(1).take_while(|s| s.base_offset <= start).count();
         if below == 0 {
-            return Ok(());
+            return;
         }
         let gone: Vec<i64> = segments.drain(..below).map(|s| s.base_offset).collect();
         info!(dir = %dir.display(), start, segments = ?gone, "deleting segments a crash left below the log start");
         let d = dir.to_path_buf();
-        glommio::executor()
+        let removed = glommio::executor()
             .spawn_blocking(move || {
                 for base in gone {
                     std::fs::remove_file(segment::log_path(&d, base))?;
@@ -863,7 +872,11 @@ impl PartitionLog {
                 }
                 partition_dir::sync_dir(&d)
             })
-            .await
+            .await;
+        // Not fatal: what is left is found, and removed, at the next open.
+        if let Err(e) = removed {
+            warn!(dir = %dir.display(), "cannot delete the segments below the log start: {e}");
+        }
     }
 
     /// The spare a previous run left (marked again: a crash may have come
@@ -1151,7 +1164,7 @@ impl PartitionLog {
             }
             st.segments[n].base_offset.max(st.log_start_offset)
         };
-        self.advance_start(new_start).await
+        self.advance_start(new_start, Mover::Retention).await
     }
 
     /// DeleteRecords: moves the log start offset up to `offset` (-1: the high
@@ -1167,7 +1180,7 @@ impl PartitionLog {
             return Err(ReadError::OutOfRange { offset, start, end: hw });
         }
         if target > start {
-            self.advance_start(target).await.map_err(|e| ReadError::Io(e.to_string()))?;
+            self.advance_start(target, Mover::DeleteRecords).await.map_err(|e| ReadError::Io(e.to_string()))?;
         }
         Ok(self.log_start_offset())
     }
@@ -1288,7 +1301,7 @@ impl PartitionLog {
     /// Moves the log start offset to `new_start` (persisted first), then
     /// deletes the sealed segments that lie wholly below it. Returns how many
     /// segments were deleted.
-    async fn advance_start(&self, new_start: i64) -> io::Result<usize> {
+    async fn advance_start(&self, new_start: i64, mover: Mover) -> io::Result<usize> {
         // One advance at a time (retention and DeleteRecords may race), so a
         // smaller start offset is never persisted after a larger one.
         let _serial = self.start_moves.acquire_permit(1).await.map_err(io::Error::from)?;
@@ -1300,18 +1313,24 @@ impl PartitionLog {
         // matter: on open the recorded start is clamped to the first segment.
         let dir = self.dir.clone();
         let persisted = glommio::executor().spawn_blocking(move || start_offset::write_unsynced(&dir, new_start)).await;
-        if let Err(e) = persisted {
+        let recorded = match persisted {
+            Ok(()) => true,
             // On a full disk retention must still free space. A start on a
             // segment boundary (where retention moves it) needs no record:
             // once the segments below are gone, the open derives it from
             // the first segment. (A crash mid-deletion may then leave a
-            // start a segment lower, whose records read back again.)
-            let on_boundary = self.state.borrow().segments.iter().any(|s| s.base_offset == new_start);
-            if !(on_boundary && e.raw_os_error() == Some(libc::ENOSPC)) {
-                return Err(e);
+            // start a segment lower, whose records read back again.) Not
+            // for DeleteRecords, whose answer promises a durable start.
+            Err(e)
+                if mover == Mover::Retention
+                    && e.raw_os_error() == Some(libc::ENOSPC)
+                    && self.state.borrow().segments.iter().any(|s| s.base_offset == new_start) =>
+            {
+                warn!(dir = %self.dir.display(), start = new_start, "disk full: deleting segments without recording the new log start");
+                false
             }
-            warn!(dir = %self.dir.display(), start = new_start, "disk full: deleting segments without recording the new log start");
-        }
+            Err(e) => return Err(e),
+        };
         let (removed, recycled): (Vec<i64>, Option<i64>) = {
             let mut st = self.state.borrow_mut();
             if new_start <= st.log_start_offset {
@@ -1327,7 +1346,8 @@ impl PartitionLog {
             // A file may be recycled only when no read in flight holds it:
             // the next segment's writes would change what that read returns. No new reader
             // can find it once it has left `segments`.
-            let recycled = if self.limits.get().recycle && st.spare == Spare::Absent {
+            // Not on a full disk: the space must be freed.
+            let recycled = if recorded && self.limits.get().recycle && st.spare == Spare::Absent {
                 gone.iter().rev().find(|s| Rc::strong_count(&s.file) == 1).map(|s| s.base_offset)
             } else {
                 None

@@ -319,6 +319,9 @@ def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
         time.sleep(0.2)
     assert "disk full: deleting segments without recording the new log start" in broker.log_path.read_text(
         errors="replace")
+    h.settled(low)
+    assert not (broker.data_dir / f"{topic}-0" / "recycled.segment").exists(), \
+        "on a full disk no deleted segment is kept as the spare: its space must be freed"
     ok, failed = _produce(p, topic, range(seq, seq + 50))
     assert not failed, f"production did not resume in the space retention freed: {failed[:3]}"
     n = max(acked) + 1

@@ -25,6 +25,16 @@ pub fn time_path(dir: &Path, base: i64) -> PathBuf {
     path(dir, base, "timeindex")
 }
 
+/// The base offset an index file's name (`<base>.index` or
+/// `<base>.timeindex`, 20 digits) stands for.
+pub fn parse_name(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".index").or_else(|| name.strip_suffix(".timeindex"))?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
 /// Both index files of the segment based at `base`, encoded, for
 /// [`atomic_file::replace`].
 pub fn encode(dir: &Path, base: i64, index: &SegmentIndex) -> [Replacement; 2] {
@@ -110,6 +120,15 @@ pub fn remove(dir: &Path, base: i64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_file_names_parse_to_their_base() {
+        assert_eq!(parse_name("00000000000000000042.index"), Some(42));
+        assert_eq!(parse_name("00000000000000000042.timeindex"), Some(42));
+        for other in ["00000000000000000042.log", "42.index", "00000000000000000042.index.tmp", "x.timeindex"] {
+            assert_eq!(parse_name(other), None, "{other}");
+        }
+    }
     use crate::storage::index::BatchEntry;
 
     #[test]

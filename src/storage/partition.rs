@@ -319,8 +319,13 @@ impl PartitionLog {
         if let Some(from) = cut_at {
             for &base in &bases[from..] {
                 warn!(dir = %dir.display(), segment = base, "removing segment after a corrupt one");
-                let p = segment::log_path(&dir, base);
-                glommio::executor().spawn_blocking(move || std::fs::remove_file(p)).await?;
+                let d = dir.clone();
+                glommio::executor()
+                    .spawn_blocking(move || {
+                        std::fs::remove_file(segment::log_path(&d, base))?;
+                        index_file::remove(&d, base)
+                    })
+                    .await?;
             }
         }
         let active = segments.last().expect("at least one segment");

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::atomic_file::{self, Replacement};
-use super::segment;
+use super::{index_file, segment};
 
 /// Kafka's file name for the topic id of a partition directory.
 pub const PARTITION_METADATA: &str = "partition.metadata";
@@ -41,8 +41,8 @@ fn write_metadata(dir: &Path, topic_id: Uuid) -> io::Result<()> {
 
 /// Creates the directory if needed, clears it only if it provably belongs to
 /// another topic id, removes the temp files a crash left in it (see
-/// [`atomic_file::remove_leftovers`]), and returns the base offsets of its
-/// segments, sorted.
+/// [`atomic_file::remove_leftovers`]) and the index files of segments that
+/// are gone, and returns the base offsets of its segments, sorted.
 pub fn prepare(dir: &Path, topic_id: Uuid) -> io::Result<Vec<i64>> {
     if !dir.exists() {
         std::fs::create_dir_all(dir)?;
@@ -69,12 +69,28 @@ pub fn prepare(dir: &Path, topic_id: Uuid) -> io::Result<Vec<i64>> {
         Err(e) => warn!(dir = %dir.display(), "cannot remove the temp files a crash left: {e}"),
     }
     let mut bases = Vec::new();
+    let mut indexed = Vec::new();
     for e in std::fs::read_dir(dir)? {
-        if let Some(b) = e?.file_name().to_str().and_then(segment::parse_log_name) {
+        let name = e?.file_name();
+        let name = name.to_str().unwrap_or_default();
+        if let Some(b) = segment::parse_log_name(name) {
             bases.push(b);
+        } else if let Some(b) = index_file::parse_name(name) {
+            indexed.push(b);
         }
     }
     bases.sort_unstable();
+    // A crash between unlinking a segment and its index files leaves them:
+    // they go, or a later segment of that base could find them. Not fatal.
+    indexed.retain(|b| bases.binary_search(b).is_err());
+    indexed.sort_unstable();
+    indexed.dedup();
+    for &base in &indexed {
+        match index_file::remove(dir, base) {
+            Ok(()) => info!(dir = %dir.display(), segment = base, "removed the index files of a deleted segment"),
+            Err(e) => warn!(dir = %dir.display(), segment = base, "cannot remove a deleted segment's index files: {e}"),
+        }
+    }
     Ok(bases)
 }
 

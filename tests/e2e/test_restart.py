@@ -157,6 +157,27 @@ def test_temp_files_a_crash_leaves_are_removed_at_the_next_start(broker):
     assert "removed temp files left by a crash" in broker.log_path.read_text(errors="replace")
 
 
+def test_index_files_of_deleted_segments_are_removed_at_the_next_start(broker):
+    """Retention unlinks a segment, then its index files; a crash in
+    between leaves index files with no segment, which a later segment of
+    the same base could otherwise find. The next start removes them."""
+    topic = h.unique("orphanix")
+    h.create_topic(broker, topic, 1, config={"segment.bytes": "65536"})
+    recs = [(None, f"{i:06d}".encode() * 170, 0) for i in range(100)]
+    acked = h.produce_records(broker, topic, recs, **{"linger.ms": 0, "batch.num.messages": 20})
+    broker.kill9()
+    pdir = broker.data_dir / f"{topic}-0"
+    orphans = [pdir / f"{99999:020d}.index", pdir / f"{99999:020d}.timeindex"]
+    for p in orphans:
+        p.write_bytes(b"\0" * 24)
+    broker.restart()
+    got = h.consume_all(broker, topic, [0], expect=len(recs))  # the shard has opened the partition
+    assert {o: v for _k, v, _p, o, _ts in got} == {o: v for _k, v, _p, o in acked}
+    assert not [p.name for p in orphans if p.exists()], "index files of a segment that is gone are removed"
+    assert all((pdir / f"{int(s.stem):020d}.log").exists() for s in pdir.glob("*.index")), \
+        "every index file left has its segment"
+
+
 def test_segment_ms_rolls_by_age_and_preallocate_keeps_logical_size(broker):
     """segment.ms rolls a segment once its first batch is that old;
     preallocate reserves segment.bytes for the active segment (as Kafka does,

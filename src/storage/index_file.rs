@@ -120,6 +120,7 @@ pub fn remove(dir: &Path, base: i64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::index::BatchEntry;
 
     #[test]
     fn index_file_names_parse_to_their_base() {
@@ -129,7 +130,6 @@ mod tests {
             assert_eq!(parse_name(other), None, "{other}");
         }
     }
-    use crate::storage::index::BatchEntry;
 
     #[test]
     fn round_trip_and_rejects_garbage() {

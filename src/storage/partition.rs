@@ -320,12 +320,7 @@ impl PartitionLog {
             for &base in &bases[from..] {
                 warn!(dir = %dir.display(), segment = base, "removing segment after a corrupt one");
                 let d = dir.clone();
-                glommio::executor()
-                    .spawn_blocking(move || {
-                        std::fs::remove_file(segment::log_path(&d, base))?;
-                        index_file::remove(&d, base)
-                    })
-                    .await?;
+                glommio::executor().spawn_blocking(move || segment::remove(&d, base)).await?;
             }
         }
         let active = segments.last().expect("at least one segment");
@@ -363,7 +358,7 @@ impl PartitionLog {
             write_segment: active.base_offset,
             write_segment_since_ms: active.index.times.first().map_or_else(now_ms, |t| t.timestamp.min(now_ms())),
             write_pos: active.size,
-            sealed_bytes: segments[..segments.len() - 1].iter().map(|s| s.size).sum(),
+            sealed_bytes: sealed_sum(&segments),
             retention_signalled_for: i64::MIN,
             segments,
             next_offset: expected,
@@ -872,8 +867,7 @@ impl PartitionLog {
         let removed = glommio::executor()
             .spawn_blocking(move || {
                 for base in gone {
-                    std::fs::remove_file(segment::log_path(&d, base))?;
-                    index_file::remove(&d, base)?;
+                    segment::remove(&d, base)?;
                 }
                 partition_dir::sync_dir(&d)
             })
@@ -1010,11 +1004,7 @@ impl PartitionLog {
     /// the log without it is still at the limit (the rule of
     /// [`retention::deletable`]). Once per published group, so O(1).
     fn oldest_outgrown(&self, st: &State) -> bool {
-        debug_assert_eq!(
-            st.sealed_bytes,
-            st.segments[..st.segments.len() - 1].iter().map(|s| s.size).sum::<u64>(),
-            "sealed_bytes follows every change of the sealed segments"
-        );
+        debug_assert_eq!(st.sealed_bytes, sealed_sum(&st.segments), "sealed_bytes follows every change of them");
         let limit = self.limits.get().retention_bytes;
         if limit < 0 || st.segments.len() < 2 {
             return false;
@@ -1372,13 +1362,12 @@ impl PartitionLog {
                 let mut spare = None;
                 let deleted = || -> io::Result<()> {
                     for base in bases {
-                        let p = segment::log_path(&dir, base);
                         if Some(base) == recycled {
-                            spare = recycle::keep_or_delete(&dir, &p)?;
+                            spare = recycle::keep_or_delete(&dir, &segment::log_path(&dir, base))?;
+                            index_file::remove(&dir, base)?;
                         } else {
-                            std::fs::remove_file(p)?;
+                            segment::remove(&dir, base)?;
                         }
-                        index_file::remove(&dir, base)?;
                     }
                     Ok(())
                 };
@@ -1424,6 +1413,11 @@ impl PartitionLog {
         // Records below the log start are gone even if their segment is not.
         Ok(Some((answer.0.max(start), answer.1)))
     }
+}
+
+/// Bytes in the sealed segments of `segments` (all but the last, active one).
+fn sealed_sum(segments: &[Segment]) -> u64 {
+    segments[..segments.len() - 1].iter().map(|s| s.size).sum()
 }
 
 /// Puts a written chunk's batches into the cache. Cache entries are slices

@@ -26,6 +26,13 @@ pub fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{base_offset:020}.log"))
 }
 
+/// Removes the segment based at `base`: its `.log` file and its index
+/// files (blocking: run it off the reactor). The caller fsyncs `dir`.
+pub fn remove(dir: &Path, base: i64) -> io::Result<()> {
+    std::fs::remove_file(log_path(dir, base))?;
+    super::index_file::remove(dir, base)
+}
+
 /// Parses a segment file name back to its base offset.
 pub fn parse_log_name(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(".log")?;

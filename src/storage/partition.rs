@@ -1303,11 +1303,29 @@ impl PartitionLog {
         if new_start <= self.log_start_offset() || self.state.borrow().closed {
             return Ok(0);
         }
+        // A start open replays idempotent producers from the snapshot only
+        // if the snapshot ends inside the log (see `rebuild_producers`). The
+        // segments going may hold the only record of some producers' last
+        // batches: when the last snapshot this run wrote ends before the new
+        // start (its write failed, or the roll's is still queued), one as of
+        // now goes first, or a kill -9 would forget those producers and
+        // store their retried batches twice.
+        let snapshot = (new_start > self.snapshot_end.get()).then(|| {
+            let st = self.state.borrow();
+            (st.durable_producers.clone(), st.high_watermark)
+        });
+        let snapshot_at = snapshot.as_ref().map(|(_, end)| *end);
         // Durable with the directory fsync that ends this move, before it
         // returns (and DeleteRecords answers). Retention's order does not
         // matter: on open the recorded start is clamped to the first segment.
-        let dir = self.dir.clone();
-        let persisted = glommio::executor().spawn_blocking(move || start_offset::write_unsynced(&dir, new_start)).await;
+        let (dir, first) = (self.dir.clone(), snapshot.clone());
+        let persisted = glommio::executor()
+            .spawn_blocking(move || {
+                let files: Vec<Replacement> = first.iter().map(|(p, end)| p.snapshot(&dir, *end)).collect();
+                atomic_file::replace_unsynced(&files)?;
+                start_offset::write_unsynced(&dir, new_start)
+            })
+            .await;
         let recorded = match persisted {
             Ok(()) => true,
             // On a full disk retention must still free space. A start on a
@@ -1357,8 +1375,11 @@ impl PartitionLog {
         }
         let dir = self.dir.clone();
         let bases = removed.clone();
+        // On a full disk the snapshot could not be written with the start;
+        // the deletions free the space it needs.
+        let late_snapshot = snapshot.filter(|_| !recorded);
         let spare = glommio::executor()
-            .spawn_blocking(move || -> io::Result<Option<u64>> {
+            .spawn_blocking(move || -> io::Result<(Option<u64>, bool)> {
                 let mut spare = None;
                 let deleted = || -> io::Result<()> {
                     for base in bases {
@@ -1371,20 +1392,27 @@ impl PartitionLog {
                     }
                     Ok(())
                 };
-                // One directory fsync for the start offset's rename and
-                // every removal, even after a failed one.
                 let deleted = deleted();
+                let late = late_snapshot.map(|(p, end)| atomic_file::replace_unsynced(&[p.snapshot(&dir, end)]));
+                // One directory fsync for the start offset's rename, the
+                // snapshot's and every removal, even after a failed one.
                 partition_dir::sync_dir(&dir)?;
-                deleted.map(|()| spare)
+                if let Some(Err(e)) = &late {
+                    warn!(dir = %dir.display(), "cannot write the producer snapshot after freeing space: {e}");
+                }
+                deleted.map(|()| (spare, recorded || late.is_some_and(|r| r.is_ok())))
             })
             .await;
         if recycled.is_some() {
             self.state.borrow_mut().spare = match spare {
-                Ok(Some(len)) => Spare::Ready(len),
+                Ok((Some(len), _)) => Spare::Ready(len),
                 _ => Spare::Absent,
             };
         }
-        spare?;
+        let (_, snapshot_written) = spare?;
+        if let Some(end) = snapshot_at.filter(|_| snapshot_written) {
+            self.snapshot_end.set(self.snapshot_end.get().max(end));
+        }
         Ok(removed.len())
     }
 

@@ -24,6 +24,18 @@ PRODUCE_CHUNK = 200  # records produced per flush
 TRUNCATION_MSG = "truncating torn or corrupt log tail"
 
 
+def _leader_conn(broker, topic):
+    return kw.WireConn("127.0.0.1", broker.shard_port(h.partition_leaders(broker, topic)[0]))
+
+
+def _produce_idem(c, topic, seq, pid=9):
+    """Three records of producer `pid` from sequence `seq`: (error, base offset, ...)."""
+    batch = kw.build_record_batch([(None, f"r{seq + i}".encode()) for i in range(3)],
+                                  producer_id=pid, producer_epoch=0, base_sequence=seq)
+    return kw.parse_produce_v3_response(c.request(kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, batch, acks=-1)))[
+        (topic, 0)]
+
+
 def _run(cmd):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
@@ -282,6 +294,11 @@ def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
     topic = h.unique("fullret")
     segment = 1 << 20
     h.create_topic(broker, topic, 1, config={"segment.bytes": str(segment)})
+    # An idempotent producer's batches, in the first segment, which
+    # retention deletes below: its state must outlive them.
+    with _leader_conn(broker, topic) as c:
+        for seq in (0, 3, 6):
+            assert _produce_idem(c, topic, seq)[:2] == (0, seq)
     filler = small_fs / "filler"
     with open(filler, "wb") as f:
         os.posix_fallocate(f.fileno(), 0, _free_bytes(small_fs) - LEAVE_FREE)
@@ -299,6 +316,11 @@ def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
     assert len(segs_full) >= 3, segs_full
     time.sleep(0.5)  # the failed write's bytes are cut off (freeing blocks) just after it fails
     _fill_up(small_fs, filler)  # not a block left, even for a small file
+    # A restart on the full disk: this run has written no producer snapshot
+    # yet, so retention must write one, and there is no space for it until
+    # the segments are gone.
+    broker.kill9()
+    broker.start()
     a = h.admin(broker)
     res = ConfigResource("topic", topic, incremental_configs=[
         ConfigEntry("retention.bytes", str(segment), incremental_operation=AlterConfigOpType.SET)])
@@ -322,6 +344,14 @@ def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
     h.settled(low)
     assert not (broker.data_dir / f"{topic}-0" / "recycled.segment").exists(), \
         "on a full disk no deleted segment is kept as the spare: its space must be freed"
+    # The snapshot the deletion needed was written once it had freed space:
+    # after a crash now, the idempotent producer is still known.
+    assert "cannot write the producer snapshot" not in h.broker_log_since_last_start(broker)
+    broker.kill9()
+    broker.start()
+    with _leader_conn(broker, topic) as c:
+        # The retry of its last batch: still deduplicated.
+        assert _produce_idem(c, topic, 6)[:2] == (0, 6)
     ok, failed = _produce(p, topic, range(seq, seq + 50))
     assert not failed, f"production did not resume in the space retention freed: {failed[:3]}"
     n = max(acked) + 1
@@ -332,3 +362,4 @@ def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
     assert all(v == acked[o] for _k, v, _p, o, _ts in got if o in acked)
     p.flush(5)
     broker.assert_alive()
+

@@ -124,3 +124,44 @@ def test_confluent_idempotent_producer_retry_stores_each_record_once(broker):
         f"{len(values)} stored for {n} produced ({len(values) - len(set(values))} duplicates)"
     # The retry path was really taken: the broker answered a resent batch.
     assert "duplicate batch from an idempotent producer" in h.broker_log_since_last_start(broker)
+
+
+def test_producer_state_survives_retention_past_a_snapshot_that_could_not_be_written(broker_factory):
+    """The producer snapshot is written at each roll; a start replays
+    producers from it only if it ends inside the log. When that write fails
+    (here: `producer.snapshot.tmp` is a directory), retention must not delete
+    the segments holding a producer's last batches until a snapshot as of
+    the new start is on disk: else a kill -9 forgets the producer, and its
+    retried batch is stored twice."""
+    broker = broker_factory(overrides={"log.retention.check.interval.ms": "100"})
+    topic = h.unique("snapret")
+    segment = 65536
+    h.create_topic(broker, topic, 1, config={"segment.bytes": str(segment), "retention.bytes": str(3 * segment)})
+    with leader_conn(broker, topic) as c:
+        for seq in (0, 3, 6):
+            assert produce(c, topic, idem_batch(9, 0, seq))[:2] == (0, seq)
+    pdir = broker.data_dir / f"{topic}-0"
+    blocker = pdir / "producer.snapshot.tmp"
+    blocker.mkdir()
+    # ~600 KiB of plain records: about ten 64 KiB segments, whose rolls
+    # cannot write their snapshots.
+    acked = h.produce_records(broker, topic, [(None, f"{i:06d}".encode() * 170, 0) for i in range(600)],
+                              **{"linger.ms": 0, "batch.num.messages": 20})
+    assert len(acked) == 600
+    time.sleep(1)  # ten retention passes
+    segments = sorted(pdir.glob("*.log"))
+    assert segments[0].name == f"{0:020d}.log", \
+        f"retention deleted the segment with the producer's batches without a snapshot: {segments[0].name}"
+    assert "cannot write the sealed segment's index files or the producer snapshot" in \
+        h.broker_log_since_last_start(broker)
+    blocker.rmdir()
+    deadline = time.monotonic() + 15
+    while sorted(pdir.glob("*.log"))[0].name == f"{0:020d}.log":
+        assert time.monotonic() < deadline, "retention resumes once the snapshot can be written"
+        time.sleep(0.1)
+    broker.kill9()
+    broker.start()
+    with leader_conn(broker, topic) as c:
+        # The retry of the producer's last batch: still deduplicated.
+        assert produce(c, topic, idem_batch(9, 0, 6))[:2] == (0, 6)
+        assert produce(c, topic, idem_batch(9, 0, 9))[:2] == (0, 609)

@@ -143,6 +143,7 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
         }
         ShardCommand::DropTopic { name, done } => {
             ctx.drop_topic(&name).await;
+            ctx.groups.drop_topic_offsets(ctx, &name).await;
             let _ = done.send(());
         }
         ShardCommand::Reconfigure { topic, done } => {

@@ -773,20 +773,63 @@ impl Coordinator {
             groups.remove(&id);
         }
         drop(groups);
-        // Group records go to each group's own partition.
-        let mut by_partition: HashMap<i32, Vec<Write>> = HashMap::new();
-        let Some(topic) = ctx.cfg.snapshot.load().topic(OFFSETS_TOPIC).cloned() else {
-            return;
-        };
-        for w in writes {
-            by_partition.entry(partition_for(w.0.group(), topic.leaders.len())).or_default().push(w);
+        for (log, writes) in by_partition(ctx, writes) {
+            self.spawn_persist(&log, writes);
         }
-        for (p, writes) in by_partition {
-            if let Some(log) = ctx.partition(&topic, p) {
-                self.spawn_persist(&log, writes);
+    }
+
+    /// Topic deletion: the topic's committed offsets go from every group
+    /// here, and a group left empty with no offsets goes too, as in Kafka. A
+    /// topic created again under the name must not resume at the old
+    /// topic's offsets: a group's consumers would skip its first records.
+    /// Awaited before the deletion is answered, so the tombstones are in
+    /// their partitions' logs before any commit for a new topic of the name.
+    pub async fn drop_topic_offsets(&self, ctx: &ShardCtx, topic: &str) {
+        if topic == OFFSETS_TOPIC {
+            return;
+        }
+        // Groups not yet loaded would bring the offsets back when they are.
+        self.load_all(ctx).await;
+        let mut writes: Vec<Write> = Vec::new();
+        self.groups.borrow_mut().retain(|id, g| {
+            let before = g.offsets.len();
+            g.offsets.retain(|(t, p), _| {
+                let keep = t != topic;
+                if !keep {
+                    let key = RecordKey::Offset { group: id.clone(), topic: t.clone(), partition: *p };
+                    writes.push((key, None));
+                }
+                keep
+            });
+            let dropped = before - g.offsets.len();
+            if dropped > 0 {
+                info!(group = %id, topic, offsets = dropped, "dropped the committed offsets of a deleted topic");
+            }
+            let gone = dropped > 0 && g.offsets.is_empty() && g.state == GroupState::Empty;
+            if gone {
+                writes.push((RecordKey::Group { group: id.clone() }, None));
+            }
+            !gone
+        });
+        for (log, writes) in by_partition(ctx, writes) {
+            if let Err(e) = persist::append(&log, &writes, now_ms()).await {
+                warn!(topic, "cannot store the removal of a deleted topic's offsets: {e}");
             }
         }
     }
+}
+
+/// Group records sorted to each group's own `__consumer_offsets` partition
+/// (those this shard has open).
+fn by_partition(ctx: &ShardCtx, writes: Vec<Write>) -> Vec<(Rc<PartitionLog>, Vec<Write>)> {
+    let Some(topic) = ctx.cfg.snapshot.load().topic(OFFSETS_TOPIC).cloned() else {
+        return Vec::new();
+    };
+    let mut sorted: HashMap<i32, Vec<Write>> = HashMap::new();
+    for w in writes {
+        sorted.entry(partition_for(w.0.group(), topic.leaders.len())).or_default().push(w);
+    }
+    sorted.into_iter().filter_map(|(p, writes)| Some((ctx.partition(&topic, p)?, writes))).collect()
 }
 
 /// The offsets topic and the partition of `group`.

@@ -347,6 +347,62 @@ def test_committed_offsets_survive_restart_and_go_with_the_group(broker_factory)
     broker.assert_alive()
 
 
+def _read_n(c, n, timeout=30):
+    """(topic, partition, offset) of the first `n` records `c` polls."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while len(seen) < n and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            seen.append((m.topic(), m.partition(), m.offset()))
+    return seen
+
+
+def test_offsets_of_a_deleted_topic_go_with_it(broker_factory):
+    """As in Kafka, deleting a topic drops the offsets groups committed for
+    it: a topic created again under its name is read from
+    auto.offset.reset, not from the old topic's offsets (which would skip
+    its first records). A group left with no offsets goes too; offsets of
+    other topics stay. The removal survives a restart."""
+    broker = broker_factory(overrides=FAST)
+    topic, other, group, only = unique("gone"), unique("kept"), unique("g"), unique("only")
+    create_topic(broker, topic, partitions=1)
+    create_topic(broker, other, partitions=1)
+    produce_records(broker, topic, [(None, f"v{i}".encode(), 0) for i in range(10)])
+    produce_records(broker, other, [(None, f"o{i}".encode(), 0) for i in range(10)])
+    c = consumer(broker, **{"group.id": group})
+    c.subscribe([topic, other])
+    assert len(_read_n(c, 20)) == 20
+    c.commit(offsets=[TopicPartition(topic, 0, 10), TopicPartition(other, 0, 7)], asynchronous=False)
+    c.close()
+    c = consumer(broker, **{"group.id": only})
+    c.subscribe([topic])
+    assert len(_read_n(c, 10)) == 10
+    commit_sync(c, topic, {0: 10})
+    c.close()
+    assert {group, only} <= group_ids(broker)
+    # Restarted, the coordinator loads a group's offsets when the group is
+    # first asked for: the deletion must load them to drop them.
+    broker.restart()
+
+    a = admin(broker)
+    a.delete_topics([topic], operation_timeout=30)[topic].result(30)
+    create_topic(broker, topic, partitions=1)
+    produce_records(broker, topic, [(None, f"new{i}".encode(), 0) for i in range(20)])
+    broker.restart()
+
+    c = consumer(broker, **{"group.id": group})
+    committed = c.committed([TopicPartition(topic, 0), TopicPartition(other, 0)], timeout=20)
+    assert [tp.offset for tp in committed][1] == 7, "the other topic's offset stays"
+    assert committed[0].offset < 0, f"the deleted topic's offset outlived it: {committed[0].offset}"
+    c.subscribe([topic])
+    seen = _read_n(c, 20)
+    c.close()
+    assert [o for _t, _p, o in seen] == list(range(20)), "the new topic is read from its start"
+    assert only not in group_ids(broker), "a group whose only offsets were of the deleted topic goes"
+    broker.assert_alive()
+
+
 def test_deleting_a_group_with_members_is_refused(broker_factory):
     broker = broker_factory(overrides=FAST)
     topic, group = unique("busy"), unique("g")

@@ -231,6 +231,10 @@ pub struct PartitionLog {
     /// retention, DeleteRecords, compaction, sealing a rolled segment's
     /// index files, close and shutdown.
     start_moves: Semaphore,
+    /// The log start moved in memory, but the directory fsync that makes
+    /// the move durable failed: a repeat of the move (a retried
+    /// DeleteRecords) answers only once one succeeds.
+    start_unsynced: Cell<bool>,
     /// End offset of the last producer snapshot this run wrote: a later
     /// one never gives way to an earlier one.
     snapshot_end: Cell<i64>,
@@ -382,6 +386,7 @@ impl PartitionLog {
             retention_due,
             idle: Rc::new(Notify::default()),
             start_moves: Semaphore::new(1),
+            start_unsynced: Cell::new(false),
             snapshot_end: Cell::new(i64::MIN),
             stopping: Cell::new(false),
             cache_budget,
@@ -1174,7 +1179,7 @@ impl PartitionLog {
         if target < 0 || target > hw {
             return Err(ReadError::OutOfRange { offset, start, end: hw });
         }
-        if target > start {
+        if target > start || self.start_unsynced.get() {
             self.advance_start(target, Mover::DeleteRecords).await.map_err(|e| ReadError::Io(e.to_string()))?;
         }
         Ok(self.log_start_offset())
@@ -1300,7 +1305,15 @@ impl PartitionLog {
         // One advance at a time (retention and DeleteRecords may race), so a
         // smaller start offset is never persisted after a larger one.
         let _serial = self.start_moves.acquire_permit(1).await.map_err(io::Error::from)?;
-        if new_start <= self.log_start_offset() || self.state.borrow().closed {
+        if self.state.borrow().closed {
+            return Ok(0);
+        }
+        if new_start <= self.log_start_offset() {
+            if self.start_unsynced.get() {
+                let dir = self.dir.clone();
+                glommio::executor().spawn_blocking(move || partition_dir::sync_dir(&dir)).await?;
+                self.start_unsynced.set(false);
+            }
             return Ok(0);
         }
         // A start open replays idempotent producers from the snapshot only
@@ -1350,6 +1363,7 @@ impl PartitionLog {
                 return Ok(0);
             }
             st.log_start_offset = new_start;
+            self.start_unsynced.set(true);
             let mut n = 0;
             while n + 1 < st.segments.len() && st.segments[n + 1].base_offset <= new_start {
                 n += 1;
@@ -1410,6 +1424,7 @@ impl PartitionLog {
             };
         }
         let (_, snapshot_written) = spare?;
+        self.start_unsynced.set(false);
         if let Some(end) = snapshot_at.filter(|_| snapshot_written) {
             self.snapshot_end.set(self.snapshot_end.get().max(end));
         }

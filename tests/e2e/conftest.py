@@ -323,3 +323,43 @@ def pytest_runtest_makereport(item, call):
     if rep.failed or os.environ.get("SLUICE_KEEP_LOGS") == "1":
         for b in getattr(item, "_sluice_brokers", []):
             rep.sections.append((f"sluice broker log ({b.name}, {rep.when})", b.log_tail()))
+
+
+class FsyncFaults:
+    """Arms and disarms the fsync shim (`faults/fsync_fault.c`) of brokers
+    started in this test: while armed for a path, fsync of that path fails
+    with EIO."""
+
+    def __init__(self, control):
+        self.control = control
+
+    def arm(self, path):
+        tmp = self.control.with_suffix(".tmp")
+        tmp.write_text(f"{path}\n")
+        tmp.rename(self.control)
+
+    def disarm(self):
+        self.control.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def fsync_fault_shim(tmp_path_factory):
+    """The fsync shim, compiled once (cc is there: cargo links with it)."""
+    src = Path(__file__).parent / "faults" / "fsync_fault.c"
+    out = tmp_path_factory.mktemp("faults") / "fsync_fault.so"
+    r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(out), str(src), "-ldl"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"cannot build the fsync shim: {r.stderr}"
+    return out
+
+
+@pytest.fixture
+def fsync_faults(fsync_fault_shim, tmp_path, monkeypatch):
+    """Brokers started after this fixture run with the fsync shim preloaded
+    (request it before `broker_factory`, and start the broker in the test)."""
+    control = tmp_path / "fsync-faults"
+    monkeypatch.setenv("LD_PRELOAD", str(fsync_fault_shim))
+    monkeypatch.setenv("SLUICE_FSYNC_FAULTS", str(control))
+    faults = FsyncFaults(control)
+    yield faults
+    faults.disarm()

@@ -373,3 +373,34 @@ def test_altered_segment_settings_apply_without_a_restart(broker_factory):
     acked += _fill(broker, topic, 1)
     assert len(_segments(broker, topic)) == len(rolled) + 1, "segment.ms rolled the old segment"
     _check_suffix(broker, topic, acked, 0)
+
+
+def test_delete_records_retried_after_a_failed_directory_fsync_waits_for_one(fsync_faults, broker_factory):
+    """DeleteRecords answers once the new log start is durable: the start
+    file's rename and the segments' unlinks need the partition directory's
+    fsync. When that fsync fails the request fails, and so does a retry
+    until a directory fsync succeeds (the start had already moved in memory,
+    and a retry used to answer at once). Once it succeeds, a crash keeps the
+    start."""
+    broker = broker_factory()
+    topic = h.unique("dsync")
+    h.create_topic(broker, topic, 1, config={"segment.bytes": str(SEGMENT)})
+    acked = _fill(broker, topic, 400)
+    a = h.admin(broker)
+
+    def delete_to(offset):
+        (fut,) = a.delete_records([TopicPartition(topic, 0, offset)], request_timeout=30,
+                                  operation_timeout=30).values()
+        return fut.result(30).low_watermark
+
+    fsync_faults.arm(broker.data_dir / f"{topic}-0")
+    for attempt in range(2):
+        with pytest.raises(Exception) as e:
+            delete_to(123)
+        assert "STORAGE" in str(e.value).upper(), f"attempt {attempt}: {e.value}"
+    fsync_faults.disarm()
+    assert delete_to(123) == 123
+    broker.kill9()
+    broker.start()
+    assert _watermarks(broker, topic) == (123, 400), "the log start offset is durable"
+    _check_suffix(broker, topic, acked, 123)

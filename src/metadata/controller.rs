@@ -440,6 +440,14 @@ impl Controller {
     }
 
     fn delete_topic(&mut self, name: &str) -> Result<Uuid, AdminError> {
+        if name == crate::group::OFFSETS_TOPIC {
+            // It holds every group and committed offset; the coordinators'
+            // state would outlive it.
+            return Err(AdminError::new(
+                ErrorCode::InvalidTopic,
+                format!("the internal topic {name} cannot be deleted: it holds every group's committed offsets"),
+            ));
+        }
         let Some(topic) = self.snapshot.load().topic(name).cloned() else {
             return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
         };

@@ -235,8 +235,9 @@ pub struct PartitionLog {
     /// the move durable failed: a repeat of the move (a retried
     /// DeleteRecords) answers only once one succeeds.
     start_unsynced: Cell<bool>,
-    /// End offset of the last producer snapshot this run wrote: a later
-    /// one never gives way to an earlier one.
+    /// End offset of the producer snapshot on disk (the last this run
+    /// wrote, or the one it opened with): a later one never gives way to an
+    /// earlier one.
     snapshot_end: Cell<i64>,
     /// A clean shutdown has begun: compaction stops at its next window so
     /// that the shutdown does not wait for a whole pass.
@@ -351,7 +352,7 @@ impl PartitionLog {
         if expected > segments[0].base_offset {
             info!(dir = %dir.display(), segments = segments.len(), start = log_start_offset, end = expected, "recovered partition");
         }
-        let producers = rebuild_producers(&dir, &segments, expected).await?;
+        let (producers, snapshot_end) = rebuild_producers(&dir, &segments, expected).await?;
         Self::remove_below_start(&dir, &mut segments, log_start_offset).await;
         let spare = Self::open_spare(&dir, limits.recycle).await;
         let active = segments.last().expect("at least one segment");
@@ -387,7 +388,7 @@ impl PartitionLog {
             idle: Rc::new(Notify::default()),
             start_moves: Semaphore::new(1),
             start_unsynced: Cell::new(false),
-            snapshot_end: Cell::new(i64::MIN),
+            snapshot_end: Cell::new(snapshot_end.unwrap_or(i64::MIN)),
             stopping: Cell::new(false),
             cache_budget,
             compacted_at: Cell::new(None),
@@ -1319,26 +1320,37 @@ impl PartitionLog {
         // A start open replays idempotent producers from the snapshot only
         // if the snapshot ends inside the log (see `rebuild_producers`). The
         // segments going may hold the only record of some producers' last
-        // batches: when the last snapshot this run wrote ends before the new
-        // start (its write failed, or the roll's is still queued), one as of
-        // now goes first, or a kill -9 would forget those producers and
-        // store their retried batches twice.
-        let snapshot = (new_start > self.snapshot_end.get()).then(|| {
+        // batches: when the snapshot on disk ends before the first segment
+        // left (its write failed, or the roll's is still queued), one as of
+        // now is made durable first, or a crash would forget those producers
+        // and store their retried batches twice. (Under a relaxed flush
+        // policy the high watermark may be ahead of the synced log, and a
+        // power loss then leaves a snapshot that does not fit the log, as it
+        // leaves acknowledged records lost.)
+        let snapshot = {
             let st = self.state.borrow();
-            (st.durable_producers.clone(), st.high_watermark)
-        });
-        let snapshot_at = snapshot.as_ref().map(|(_, end)| *end);
-        // Durable with the directory fsync that ends this move, before it
-        // returns (and DeleteRecords answers). Retention's order does not
-        // matter: on open the recorded start is clamped to the first segment.
+            let first_left =
+                st.segments.iter().rev().find(|s| s.base_offset <= new_start).map_or(new_start, |s| s.base_offset);
+            (first_left > self.snapshot_end.get()).then(|| (st.durable_producers.clone(), st.high_watermark))
+        };
+        // The start is durable with the directory fsync that ends this move,
+        // before it returns (and DeleteRecords answers). Retention's order
+        // does not matter: on open the recorded start is clamped to the
+        // first segment.
         let (dir, first) = (self.dir.clone(), snapshot.clone());
         let persisted = glommio::executor()
             .spawn_blocking(move || {
-                let files: Vec<Replacement> = first.iter().map(|(p, end)| p.snapshot(&dir, *end)).collect();
-                atomic_file::replace_unsynced(&files)?;
+                if let Some((producers, end)) = first {
+                    atomic_file::replace(&dir, &[producers.snapshot(&dir, end)])?;
+                }
                 start_offset::write_unsynced(&dir, new_start)
             })
             .await;
+        if persisted.is_ok()
+            && let Some((_, end)) = &snapshot
+        {
+            self.snapshot_end.set(self.snapshot_end.get().max(*end));
+        }
         let recorded = match persisted {
             Ok(()) => true,
             // On a full disk retention must still free space. A start on a
@@ -1389,11 +1401,13 @@ impl PartitionLog {
         }
         let dir = self.dir.clone();
         let bases = removed.clone();
-        // On a full disk the snapshot could not be written with the start;
-        // the deletions free the space it needs.
+        // On a full disk the snapshot could not be written before the
+        // deletions; they free the space it needs. (A crash in between
+        // forgets the producers whose last batches they held.)
         let late_snapshot = snapshot.filter(|_| !recorded);
-        let spare = glommio::executor()
-            .spawn_blocking(move || -> io::Result<(Option<u64>, bool)> {
+        let late_at = late_snapshot.as_ref().map(|(_, end)| *end);
+        let (spare, late_written) = glommio::executor()
+            .spawn_blocking(move || -> (io::Result<Option<u64>>, bool) {
                 let mut spare = None;
                 let deleted = || -> io::Result<()> {
                     for base in bases {
@@ -1408,26 +1422,27 @@ impl PartitionLog {
                 };
                 let deleted = deleted();
                 let late = late_snapshot.map(|(p, end)| atomic_file::replace_unsynced(&[p.snapshot(&dir, end)]));
-                // One directory fsync for the start offset's rename, the
+                // One directory fsync for the start offset's rename, the late
                 // snapshot's and every removal, even after a failed one.
-                partition_dir::sync_dir(&dir)?;
+                let synced = partition_dir::sync_dir(&dir);
                 if let Some(Err(e)) = &late {
                     warn!(dir = %dir.display(), "cannot write the producer snapshot after freeing space: {e}");
                 }
-                deleted.map(|()| (spare, recorded || late.is_some_and(|r| r.is_ok())))
+                let late_written = synced.is_ok() && matches!(late, Some(Ok(())));
+                (synced.and(deleted).map(|()| spare), late_written)
             })
             .await;
+        if let Some(end) = late_at.filter(|_| late_written) {
+            self.snapshot_end.set(self.snapshot_end.get().max(end));
+        }
         if recycled.is_some() {
             self.state.borrow_mut().spare = match spare {
-                Ok((Some(len), _)) => Spare::Ready(len),
+                Ok(Some(len)) => Spare::Ready(len),
                 _ => Spare::Absent,
             };
         }
-        let (_, snapshot_written) = spare?;
+        spare?;
         self.start_unsynced.set(false);
-        if let Some(end) = snapshot_at.filter(|_| snapshot_written) {
-            self.snapshot_end.set(self.snapshot_end.get().max(end));
-        }
         Ok(removed.len())
     }
 
@@ -1596,18 +1611,19 @@ async fn write_index(dir: &Path, base: i64, index: &SegmentIndex) {
 
 /// Idempotent producers' state on open: the snapshot (if it is valid for
 /// this log), then every idempotent batch after it, read from the log.
-async fn rebuild_producers(dir: &Path, segments: &[Segment], log_end: i64) -> io::Result<ProducerState> {
+/// Returns the state and the end of the snapshot it started from.
+async fn rebuild_producers(dir: &Path, segments: &[Segment], log_end: i64) -> io::Result<(ProducerState, Option<i64>)> {
     let d = dir.to_path_buf();
     let snapshot = glommio::executor().spawn_blocking(move || ProducerState::read_snapshot(&d)).await;
     let first = segments.first().expect("a segment").base_offset;
-    let (mut state, from) = match snapshot {
-        Some((s, end)) if end <= log_end && end >= first => (s, end),
+    let (mut state, from, used) = match snapshot {
+        Some((s, end)) if end <= log_end && end >= first => (s, end, Some(end)),
         // No usable snapshot: what the active segment holds (older state
         // is lost, and such producers may start anywhere, as in Kafka).
-        _ => (ProducerState::default(), segments.last().expect("a segment").base_offset),
+        _ => (ProducerState::default(), segments.last().expect("a segment").base_offset, None),
     };
     if from >= log_end {
-        return Ok(state);
+        return Ok((state, used));
     }
     for (i, seg) in segments.iter().enumerate() {
         if segments.get(i + 1).is_some_and(|next| next.base_offset <= from) {
@@ -1630,7 +1646,7 @@ async fn rebuild_producers(dir: &Path, segments: &[Segment], log_end: i64) -> io
         })
         .await?;
     }
-    Ok(state)
+    Ok((state, used))
 }
 
 fn concat(parts: Vec<Bytes>) -> Bytes {

@@ -316,9 +316,8 @@ def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
     assert len(segs_full) >= 3, segs_full
     time.sleep(0.5)  # the failed write's bytes are cut off (freeing blocks) just after it fails
     _fill_up(small_fs, filler)  # not a block left, even for a small file
-    # A restart on the full disk: this run has written no producer snapshot
-    # yet, so retention must write one, and there is no space for it until
-    # the segments are gone.
+    # A restart on the full disk: retention then deletes the segments that
+    # hold the idempotent producer's batches with not a block to spare.
     broker.kill9()
     broker.start()
     a = h.admin(broker)
@@ -344,8 +343,7 @@ def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
     h.settled(low)
     assert not (broker.data_dir / f"{topic}-0" / "recycled.segment").exists(), \
         "on a full disk no deleted segment is kept as the spare: its space must be freed"
-    # The snapshot the deletion needed was written once it had freed space:
-    # after a crash now, the idempotent producer is still known.
+    # After a crash now, the idempotent producer is still known.
     assert "cannot write the producer snapshot" not in h.broker_log_since_last_start(broker)
     broker.kill9()
     broker.start()

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions
 
 from helpers import admin, consumer, create_topic, produce_records, unique
@@ -459,3 +459,21 @@ def test_kafka_python_and_confluent_groups_each_see_everything(broker_factory):
             kp.kill()
     assert set(cg.consumed()) == {(p, o) for p in range(3) for o in range(100)}
     broker.assert_alive()
+
+
+def test_the_offsets_topic_cannot_be_deleted(broker):
+    """`__consumer_offsets` holds every group and committed offset: deleting
+    it is refused (the coordinators' state would outlive it), and the
+    offsets stay."""
+    topic, group = unique("keep"), unique("g")
+    create_topic(broker, topic, partitions=1)
+    c = consumer(broker, **{"group.id": group})
+    commit_sync(c, topic, {0: 3})
+    c.close()
+    a = admin(broker)
+    with pytest.raises(Exception) as e:
+        a.delete_topics(["__consumer_offsets"], operation_timeout=30)["__consumer_offsets"].result(30)
+    assert e.value.args[0].code() == KafkaError.TOPIC_EXCEPTION, e.value
+    c = consumer(broker, **{"group.id": group})
+    assert c.committed([TopicPartition(topic, 0)], timeout=20)[0].offset == 3
+    c.close()

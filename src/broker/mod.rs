@@ -4,6 +4,7 @@
 pub mod body_pool;
 pub mod connection;
 pub mod context;
+pub mod io_memory;
 pub mod notify;
 pub mod retention_task;
 pub mod shard;
@@ -16,16 +17,15 @@ use std::sync::Arc;
 
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::BrokerSettings;
 use crate::metadata::controller::Controller;
 use context::{Endpoints, ShardCtx, ShardSetup};
 
-/// Locked memory each executor registers for I/O buffers. Small on purpose:
-/// the default locked-memory limit is often 8 MiB for the whole process, and
-/// buffers beyond this pool fall back to ordinary aligned allocations.
-pub const IO_MEMORY: usize = 512 << 10;
+/// Locked memory the start-up probe's executor registers: glommio's
+/// minimum (shards register more where they may, see [`io_memory`]).
+pub const IO_MEMORY: usize = io_memory::MIN_IO_MEMORY;
 
 /// Where and how to run.
 #[derive(Debug, Clone)]
@@ -195,6 +195,15 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     let handle = controller.spawn(senders).map_err(dir_err)?;
     let endpoints = Arc::new(Endpoints { advertised_host: opts.advertised_host.clone(), base_port: opts.port });
     let cpus = allowed_cpus();
+    let arena = io_memory::plan(opts.cache_bytes, opts.shards);
+    match &arena.limited_by {
+        None => info!(bytes = arena.per_shard, "each shard registers its I/O buffers with io_uring"),
+        Some(why) => warn!(
+            "{why}: each shard registers only {} KiB of I/O buffers, and appends run slower \
+             (raise it with `ulimit -l unlimited` or LimitMEMLOCK=infinity, or grant CAP_IPC_LOCK)",
+            arena.per_shard >> 10
+        ),
+    }
     let mut joins = Vec::new();
     let mut readies = Vec::new();
     for (k, commands) in receivers.into_iter().enumerate() {
@@ -213,7 +222,7 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
         let bind = SocketAddr::new(opts.host, opts.port + k as u16);
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpus[k % cpus.len()]))
             .name(&format!("shard-{k}"))
-            .io_memory(IO_MEMORY)
+            .io_memory(arena.per_shard)
             .spawn(move || async move {
                 shard::run(Rc::new(ShardCtx::new(setup)), commands, bind, ready_tx).await;
             })

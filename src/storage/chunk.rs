@@ -15,10 +15,12 @@ use super::producer_state::ProducerBatch;
 /// Direct-I/O page size: writes start and end on these boundaries.
 pub const PAGE: u64 = 4096;
 
-/// Smallest buffer a chunk allocates. Produce requests that arrive during one
-/// fdatasync mostly share a chunk (one write); untouched pages of it are never
-/// made resident, and a mostly empty chunk is copied out before caching.
-pub const CHUNK_CAPACITY: usize = 1 << 20;
+/// Smallest room a chunk allocates. Produce requests that arrive during one
+/// fdatasync mostly share a chunk (one write), and a mostly empty chunk is
+/// copied out before caching. One page short of 1 MiB, so that with the
+/// prefix page the buffer is 1 MiB: the registered arena's buddy allocator
+/// (see `broker::io_memory`) rounds each buffer up to a power of two.
+pub const CHUNK_CAPACITY: usize = (1 << 20) - PAGE as usize;
 
 /// Batches bound for one segment, contiguous in the log.
 pub struct Chunk {

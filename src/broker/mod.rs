@@ -156,12 +156,14 @@ fn probe_io_uring() -> Result<(), BrokerError> {
 /// one is a fresh mmap whose every page faults on first touch, which cost a
 /// shard more CPU than the data copies on the produce path. The memory stays
 /// bounded by what the shards hold at their peak.
-fn keep_freed_memory() {
+/// Returns whether glibc took both settings.
+fn keep_freed_memory() -> bool {
     // SAFETY: mallopt only sets allocator parameters; it runs before any
     // other thread is started.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        // 32 MiB is the most glibc accepts on 64-bit (64 MiB was refused,
+        // leaving its dynamic threshold).
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20) == 1
     }
 }
 
@@ -182,7 +184,9 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     }
     std::mem::forget(lock.0);
     probe_io_uring()?;
-    keep_freed_memory();
+    if !keep_freed_memory() {
+        warn!("glibc refused the malloc settings that keep freed buffers for reuse");
+    }
     let cluster_id = cluster_id(&opts.data_dir).map_err(dir_err)?;
     crate::storage::iopoll_probe::prepare(&opts.data_dir).map_err(dir_err)?;
     let clean_start = shutdown::take_marker(&opts.data_dir).map_err(dir_err)?;
@@ -197,7 +201,10 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     let cpus = allowed_cpus();
     let arena = io_memory::plan(opts.cache_bytes, opts.shards);
     match &arena.limited_by {
-        None => info!(bytes = arena.per_shard, "each shard registers its I/O buffers with io_uring"),
+        None => info!(
+            bytes = arena.per_shard,
+            "each shard registers its I/O buffers with io_uring (glommio warns if the kernel refuses)"
+        ),
         Some(why) => warn!(
             "{why}: each shard registers only {} KiB of I/O buffers, and appends run slower \
              (raise it with `ulimit -l unlimited` or LimitMEMLOCK=infinity, or grant CAP_IPC_LOCK)",
@@ -258,4 +265,12 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     // Shard threads end with the process.
     drop(joins);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn glibc_takes_the_malloc_settings() {
+        assert!(super::keep_freed_memory());
+    }
 }

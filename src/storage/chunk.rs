@@ -45,6 +45,8 @@ pub struct Chunk {
     padded: usize,
     /// Unshared until the chunk is sealed for its write.
     buf: Rc<DmaBuffer>,
+    /// Bytes allocated for `buf`, which sealing does not give back.
+    capacity: usize,
 }
 
 impl Chunk {
@@ -62,6 +64,7 @@ impl Chunk {
             used: prefix,
             padded: 0,
             buf: Rc::new(file.alloc_dma_buffer(capacity)),
+            capacity,
         }
     }
 
@@ -154,10 +157,12 @@ impl Chunk {
 
     /// The batches as shared bytes, for the cache. The buffer itself is
     /// shared when it is mostly full; a mostly empty one is copied out so that
-    /// the cache does not pin unused capacity.
+    /// the cache does not pin unused capacity (a whole block of the shard's
+    /// registered arena, see `broker::io_memory`). Against the capacity
+    /// allocated: sealing cut `buf` to the pages in use.
     pub fn into_bytes(self) -> Bytes {
         let data = &self.buf.as_bytes()[self.prefix..self.used];
-        if data.len() * 2 < self.buf.len() {
+        if data.len() * 2 < self.capacity {
             return Bytes::copy_from_slice(data);
         }
         let (from, to) = (self.prefix, self.used);

@@ -197,3 +197,41 @@ impl Drop for ShardLocal {
 fn round_up(n: usize) -> usize {
     n.div_ceil(PAGE as usize) * PAGE as usize
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk's buffer, once cached, is shared only when at least half of
+    /// the capacity allocated for it holds batches: a sparse chunk would
+    /// hold a whole block of the shard's registered arena in the cache.
+    #[test]
+    fn a_sparse_chunk_is_copied_out_for_the_cache_and_a_full_one_shared() {
+        // On the repository's disk: O_DIRECT is not everywhere /tmp is.
+        let dir = std::env::current_dir().unwrap().join(format!("target/chunk-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("segment");
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(512 << 10)
+            .make()
+            .expect("an executor")
+            .run(async move {
+                let file = DmaFile::create(&path).await.unwrap();
+                let cached = |n: usize| {
+                    let mut c = Chunk::new(&file, 0, 0, 0, n);
+                    c.push(&vec![7u8; n]);
+                    c.seal(&[]);
+                    let at = c.buf.as_bytes().as_ptr();
+                    let bytes = c.into_bytes();
+                    assert_eq!(&bytes[..], &vec![7u8; n][..]);
+                    bytes.as_ptr() == at
+                };
+                // 3,000 bytes fill most of the one page sealing keeps, but
+                // little of the 1 MiB allocated.
+                assert!(!cached(3000), "a sparse chunk is copied out");
+                assert!(cached(CHUNK_CAPACITY - 1000), "a mostly full chunk is shared");
+                file.close().await.unwrap();
+            });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -11,13 +11,13 @@ use bytes::Bytes;
 use clap::Args;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest};
-use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
+use kafka_protocol::records::TimestampType;
 
 use super::client::Cluster;
 use super::error::{CliError, check};
 use super::group_member::Membership;
 use super::offsets::{EARLIEST, LATEST, commit, committed, list_offsets, topic_name};
-use crate::protocol::batch;
+use crate::protocol::{batch, decompress};
 
 /// How often a group member commits what it has printed.
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
@@ -282,12 +282,15 @@ fn print_records(
         if head.total_len > data.len() {
             break; // a partial batch at the end of the response
         }
-        let mut one = data.split_to(head.total_len);
+        let one = data.split_to(head.total_len);
         if head.last_offset < *position {
             continue;
         }
-        let set = RecordBatchDecoder::decode(&mut one).map_err(|e| CliError::Codec(format!("record batch: {e}")))?;
-        for r in set.records {
+        // Bounded: a batch that expands past the limit (a zip bomb, or a
+        // buggy producer) is an error, not an allocation until the process dies.
+        let records = decompress::records(&one, decompress::MAX_DECOMPRESSED)
+            .map_err(|e| CliError::Codec(format!("record batch at offset {}: {e}", head.base_offset)))?;
+        for r in records {
             if r.offset < *position || r.control {
                 continue;
             }

@@ -286,6 +286,28 @@ def _gzip_bomb_batch(value_len):
     return kw.frame_batch(b"".join(out), 1, attributes=1)  # attributes 1: gzip
 
 
+def test_cli_consumer_refuses_a_batch_that_expands_past_the_limit(healthy_after):
+    """Regression: `sluice consume` decoded records with kafka-protocol's
+    unbounded codecs, so a stored batch expanding to hundreds of MiB was
+    decompressed whole (and printed). It now stops with a one-line error."""
+    import os
+    import subprocess
+    from conftest import REPO_ROOT
+
+    b = healthy_after
+    topic = h.unique("clibomb")
+    h.create_topic(b, topic, 1)  # compression.type=producer: stored as sent
+    leader = h.partition_leaders(b, topic)[0]
+    err, off = _produce_raw(b, leader, topic, 0, _gzip_bomb_batch(300 << 20))
+    assert (err, off) == (0, 0)
+    binary = os.environ.get("SLUICE_BIN", str(REPO_ROOT / "target" / "release" / "sluice"))
+    r = subprocess.run([binary, "consume", "--bootstrap-server", b.bootstrap, "--topic", topic,
+                        "--from-beginning", "--max-messages", "1", "--timeout-ms", "10000"],
+                       capture_output=True, timeout=120)
+    assert r.returncode != 0, f"printed {len(r.stdout)} bytes and exited 0"
+    assert b"decompresses to more than" in r.stderr and len(r.stdout) == 0, r.stderr[-500:]
+
+
 def test_produce_batch_that_expands_past_the_limit_is_refused(healthy_after):
     """Regression: records were decompressed without bound, so a small batch
     expanding to gigabytes made the broker allocate until it died. A batch

@@ -8,8 +8,9 @@
 //! faster with one partition and 1-10% with four (docs/BENCHMARKS.md,
 //! "Registered I/O buffers").
 //!
-//! The arena should hold what the shard keeps in DMA buffers: the cache
-//! (`--cache-bytes`) plus the chunks in flight. Registration pins it (it is
+//! The arena should hold what the shard keeps in DMA buffers: the blocks
+//! the cache (`--cache-bytes`) holds, 1.5 times its bytes, plus the chunks
+//! in flight. Registration pins it (it is
 //! resident from the start), and the kernel counts it against
 //! `RLIMIT_MEMLOCK` once per io_uring ring (three per shard) unless the
 //! process has `CAP_IPC_LOCK` in the initial user namespace. Where the
@@ -25,9 +26,14 @@ use std::io;
 pub const MIN_IO_MEMORY: usize = 512 << 10;
 
 /// Arena room beyond the cache: chunks being written and awaiting their
-/// fdatasync (64 requests of 256 KiB in flight on one connection fill 16
-/// MiB), and DMA reads of older data.
+/// fdatasync (64 requests of 256 KiB in flight on each of four connections
+/// fill 64 MiB), and DMA reads of older data.
 pub const IN_FLIGHT: usize = 64 << 20;
+
+/// Arena bytes per cached byte, as a fraction: cached chunks hold whole
+/// 1 MiB blocks of which batches fill from half (sparser ones are copied
+/// out) to all; 256 KiB produce requests fill about three quarters.
+const CACHE_BLOCKS: (usize, usize) = (3, 2);
 
 /// io_uring rings per glommio executor (main, latency, poll), each of which
 /// registers, and is charged for, the whole arena.
@@ -57,7 +63,8 @@ pub struct IoMemory {
     pub limited_by: Option<String>,
 }
 
-/// Chooses each shard's arena: the cache plus [`IN_FLIGHT`] when the
+/// Chooses each shard's arena: the blocks the cache holds plus
+/// [`IN_FLIGHT`] when the
 /// process may lock that much for `shards` shards, else [`MIN_IO_MEMORY`].
 /// Raises the soft locked-memory limit to the hard one on the way (which
 /// needs no privilege).
@@ -71,7 +78,12 @@ pub fn plan(cache_bytes: usize, shards: usize) -> IoMemory {
 /// (raised) locked-memory limit and the memory it may use.
 fn decide(cache_bytes: usize, shards: usize, ipc_lock: bool, limit: io::Result<u64>, memory: u64) -> IoMemory {
     let share = usize::try_from(memory / MEMORY_SHARE / shards.max(1) as u64).unwrap_or(usize::MAX);
-    let want = cache_bytes.saturating_add(IN_FLIGHT).min(MAX_IO_MEMORY).min(share).max(MIN_IO_MEMORY);
+    let want = (cache_bytes / CACHE_BLOCKS.1)
+        .saturating_mul(CACHE_BLOCKS.0)
+        .saturating_add(IN_FLIGHT)
+        .min(MAX_IO_MEMORY)
+        .min(share)
+        .max(MIN_IO_MEMORY);
     if ipc_lock {
         return IoMemory { per_shard: want, limited_by: None };
     }
@@ -151,7 +163,7 @@ mod tests {
     #[test]
     fn the_arena_holds_the_cache_and_the_chunks_in_flight_where_it_may() {
         let ram = 24 << 30;
-        let full = (128 << 20) + IN_FLIGHT;
+        let full = (192 << 20) + IN_FLIGHT;
         assert_eq!(decide(128 << 20, 2, true, Ok(0), ram), IoMemory { per_shard: full, limited_by: None });
         assert_eq!(decide(128 << 20, 2, false, Ok(u64::MAX), ram), IoMemory { per_shard: full, limited_by: None });
         let need = full as u64 * 6 + MARGIN;

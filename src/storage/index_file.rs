@@ -28,11 +28,7 @@ pub fn time_path(dir: &Path, base: i64) -> PathBuf {
 /// The base offset an index file's name (`<base>.index` or
 /// `<base>.timeindex`, 20 digits) stands for.
 pub fn parse_name(name: &str) -> Option<i64> {
-    let stem = name.strip_suffix(".index").or_else(|| name.strip_suffix(".timeindex"))?;
-    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    stem.parse().ok()
+    super::segment::parse_base(name.strip_suffix(".index").or_else(|| name.strip_suffix(".timeindex"))?)
 }
 
 /// Both index files of the segment based at `base`, encoded, for

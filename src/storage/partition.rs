@@ -1331,25 +1331,29 @@ impl PartitionLog {
             let st = self.state.borrow();
             let first_left =
                 st.segments.iter().rev().find(|s| s.base_offset <= new_start).map_or(new_start, |s| s.base_offset);
-            (first_left > self.snapshot_end.get()).then(|| (st.durable_producers.clone(), st.high_watermark))
+            (first_left > self.snapshot_end.get())
+                .then(|| (st.durable_producers.snapshot(&self.dir, st.high_watermark), st.high_watermark))
         };
+        let snapshot_at = snapshot.as_ref().map(|(_, end)| *end);
         // The start is durable with the directory fsync that ends this move,
         // before it returns (and DeleteRecords answers). Retention's order
         // does not matter: on open the recorded start is clamped to the
-        // first segment.
-        let (dir, first) = (self.dir.clone(), snapshot.clone());
-        let persisted = glommio::executor()
+        // first segment. A snapshot that could not be written comes back.
+        let dir = self.dir.clone();
+        let (persisted, unwritten) = glommio::executor()
             .spawn_blocking(move || {
-                if let Some((producers, end)) = first {
-                    atomic_file::replace(&dir, &[producers.snapshot(&dir, end)])?;
+                if let Some((file, _)) = snapshot
+                    && let Err(e) = atomic_file::replace(&dir, std::slice::from_ref(&file))
+                {
+                    return (Err(e), Some(file));
                 }
-                start_offset::write_unsynced(&dir, new_start)
+                (start_offset::write_unsynced(&dir, new_start), None)
             })
             .await;
-        if persisted.is_ok()
-            && let Some((_, end)) = &snapshot
+        if unwritten.is_none()
+            && let Some(end) = snapshot_at
         {
-            self.snapshot_end.set(self.snapshot_end.get().max(*end));
+            self.snapshot_end.set(self.snapshot_end.get().max(end));
         }
         let recorded = match persisted {
             Ok(()) => true,
@@ -1401,11 +1405,9 @@ impl PartitionLog {
         }
         let dir = self.dir.clone();
         let bases = removed.clone();
-        // On a full disk the snapshot could not be written before the
-        // deletions; they free the space it needs. (A crash in between
-        // forgets the producers whose last batches they held.)
-        let late_snapshot = snapshot.filter(|_| !recorded);
-        let late_at = late_snapshot.as_ref().map(|(_, end)| *end);
+        // A snapshot the full disk had no room for is written after the
+        // deletions free space. (A crash in between forgets the producers
+        // whose last batches they held.)
         let (spare, late_written) = glommio::executor()
             .spawn_blocking(move || -> (io::Result<Option<u64>>, bool) {
                 let mut spare = None;
@@ -1421,7 +1423,7 @@ impl PartitionLog {
                     Ok(())
                 };
                 let deleted = deleted();
-                let late = late_snapshot.map(|(p, end)| atomic_file::replace_unsynced(&[p.snapshot(&dir, end)]));
+                let late = unwritten.map(|file| atomic_file::replace_unsynced(std::slice::from_ref(&file)));
                 // One directory fsync for the start offset's rename, the late
                 // snapshot's and every removal, even after a failed one.
                 let synced = partition_dir::sync_dir(&dir);
@@ -1432,7 +1434,7 @@ impl PartitionLog {
                 (synced.and(deleted).map(|()| spare), late_written)
             })
             .await;
-        if let Some(end) = late_at.filter(|_| late_written) {
+        if let Some(end) = snapshot_at.filter(|_| late_written) {
             self.snapshot_end.set(self.snapshot_end.get().max(end));
         }
         if recycled.is_some() {

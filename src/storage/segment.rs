@@ -35,7 +35,12 @@ pub fn remove(dir: &Path, base: i64) -> io::Result<()> {
 
 /// Parses a segment file name back to its base offset.
 pub fn parse_log_name(name: &str) -> Option<i64> {
-    let stem = name.strip_suffix(".log")?;
+    parse_base(name.strip_suffix(".log")?)
+}
+
+/// The base offset a segment's file stem (20 digits, as Kafka names its
+/// `.log`, `.index` and `.timeindex` files) stands for.
+pub fn parse_base(stem: &str) -> Option<i64> {
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -307,3 +307,21 @@ def assert_acked_readable(acked, stored, context, detail=""):
         f"{context}: {len(missing)} acknowledged records missing (first: "
         f"{[(po, acked[po]) for po in missing[:5]]}), {len(wrong)} with different bytes "
         f"(first (offset, acked, stored): {wrong[:5]}); acked={len(acked)} stored={len(stored)} {detail}")
+
+
+def leader_conn(broker, topic):
+    """A raw wire connection to the shard leading partition 0 of `topic`."""
+    return kw.WireConn("127.0.0.1", broker.shard_port(partition_leaders(broker, topic)[0]))
+
+
+def produce_raw(c, topic, batch):
+    """Produce v3 of `batch` to partition 0 with acks=all over `c`:
+    (error, base offset, ...)."""
+    pr = kw.parse_produce_v3_response(c.request(kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, batch, acks=-1)))
+    return pr[(topic, 0)]
+
+
+def idem_batch(pid, epoch, seq, n=3, tag="r"):
+    """`n` records of idempotent producer `pid` from sequence `seq`."""
+    return kw.build_record_batch([(None, f"{tag}{seq + i}".encode()) for i in range(n)],
+                                 producer_id=pid, producer_epoch=epoch, base_sequence=seq)

@@ -290,9 +290,8 @@ def test_cli_consumer_refuses_a_batch_that_expands_past_the_limit(healthy_after)
     """Regression: `sluice consume` decoded records with kafka-protocol's
     unbounded codecs, so a stored batch expanding to hundreds of MiB was
     decompressed whole (and printed). It now stops with a one-line error."""
-    import os
     import subprocess
-    from conftest import REPO_ROOT
+    from conftest import sluice_bin
 
     b = healthy_after
     topic = h.unique("clibomb")
@@ -300,8 +299,7 @@ def test_cli_consumer_refuses_a_batch_that_expands_past_the_limit(healthy_after)
     leader = h.partition_leaders(b, topic)[0]
     err, off = _produce_raw(b, leader, topic, 0, _gzip_bomb_batch(300 << 20))
     assert (err, off) == (0, 0)
-    binary = os.environ.get("SLUICE_BIN", str(REPO_ROOT / "target" / "release" / "sluice"))
-    r = subprocess.run([binary, "consume", "--bootstrap-server", b.bootstrap, "--topic", topic,
+    r = subprocess.run([str(sluice_bin()), "consume", "--bootstrap-server", b.bootstrap, "--topic", topic,
                         "--from-beginning", "--max-messages", "1", "--timeout-ms", "10000"],
                        capture_output=True, timeout=120)
     assert r.returncode != 0, f"printed {len(r.stdout)} bytes and exited 0"

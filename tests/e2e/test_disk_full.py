@@ -24,18 +24,6 @@ PRODUCE_CHUNK = 200  # records produced per flush
 TRUNCATION_MSG = "truncating torn or corrupt log tail"
 
 
-def _leader_conn(broker, topic):
-    return kw.WireConn("127.0.0.1", broker.shard_port(h.partition_leaders(broker, topic)[0]))
-
-
-def _produce_idem(c, topic, seq, pid=9):
-    """Three records of producer `pid` from sequence `seq`: (error, base offset, ...)."""
-    batch = kw.build_record_batch([(None, f"r{seq + i}".encode()) for i in range(3)],
-                                  producer_id=pid, producer_epoch=0, base_sequence=seq)
-    return kw.parse_produce_v3_response(c.request(kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, batch, acks=-1)))[
-        (topic, 0)]
-
-
 def _run(cmd):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
@@ -296,9 +284,9 @@ def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
     h.create_topic(broker, topic, 1, config={"segment.bytes": str(segment)})
     # An idempotent producer's batches, in the first segment, which
     # retention deletes below: its state must outlive them.
-    with _leader_conn(broker, topic) as c:
+    with h.leader_conn(broker, topic) as c:
         for seq in (0, 3, 6):
-            assert _produce_idem(c, topic, seq)[:2] == (0, seq)
+            assert h.produce_raw(c, topic, h.idem_batch(9, 0, seq))[:2] == (0, seq)
     filler = small_fs / "filler"
     with open(filler, "wb") as f:
         os.posix_fallocate(f.fileno(), 0, _free_bytes(small_fs) - LEAVE_FREE)
@@ -347,9 +335,9 @@ def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
     assert "cannot write the producer snapshot" not in h.broker_log_since_last_start(broker)
     broker.kill9()
     broker.start()
-    with _leader_conn(broker, topic) as c:
+    with h.leader_conn(broker, topic) as c:
         # The retry of its last batch: still deduplicated.
-        assert _produce_idem(c, topic, 6)[:2] == (0, 6)
+        assert h.produce_raw(c, topic, h.idem_batch(9, 0, 6))[:2] == (0, 6)
     ok, failed = _produce(p, topic, range(seq, seq + 50))
     assert not failed, f"production did not resume in the space retention freed: {failed[:3]}"
     n = max(acked) + 1

@@ -15,39 +15,25 @@ OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
 
 
-def produce(c, topic, batch):
-    pr = kw.parse_produce_v3_response(c.request(kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, batch, acks=-1)))
-    return pr[(topic, 0)]
-
-
-def idem_batch(pid, epoch, seq, n=3, tag="r"):
-    return kw.build_record_batch([(None, f"{tag}{seq + i}".encode()) for i in range(n)],
-                                 producer_id=pid, producer_epoch=epoch, base_sequence=seq)
-
-
-def leader_conn(broker, topic):
-    return kw.WireConn("127.0.0.1", broker.shard_port(h.partition_leaders(broker, topic)[0]))
-
-
 def test_sequence_rules_on_the_wire(broker):
     topic = h.unique("seq")
     h.create_topic(broker, topic, partitions=1)
     pid = 4242
-    with leader_conn(broker, topic) as c:
-        assert produce(c, topic, idem_batch(pid, 0, 0))[:2] == (0, 0)
-        assert produce(c, topic, idem_batch(pid, 0, 3))[:2] == (0, 3)
+    with h.leader_conn(broker, topic) as c:
+        assert h.produce_raw(c, topic, h.idem_batch(pid, 0, 0))[:2] == (0, 0)
+        assert h.produce_raw(c, topic, h.idem_batch(pid, 0, 3))[:2] == (0, 3)
         # A resent batch gets its original offset and is not stored again.
-        assert produce(c, topic, idem_batch(pid, 0, 0))[:2] == (0, 0)
-        assert produce(c, topic, idem_batch(pid, 0, 3))[:2] == (0, 3)
+        assert h.produce_raw(c, topic, h.idem_batch(pid, 0, 0))[:2] == (0, 0)
+        assert h.produce_raw(c, topic, h.idem_batch(pid, 0, 3))[:2] == (0, 3)
         # A gap is refused.
-        assert produce(c, topic, idem_batch(pid, 0, 9))[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert h.produce_raw(c, topic, h.idem_batch(pid, 0, 9))[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
         # A new epoch starts at 0; the old epoch is then fenced.
-        assert produce(c, topic, idem_batch(pid, 1, 5))[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
-        assert produce(c, topic, idem_batch(pid, 1, 0))[:2] == (0, 6)
-        assert produce(c, topic, idem_batch(pid, 0, 6))[0] == INVALID_PRODUCER_EPOCH
+        assert h.produce_raw(c, topic, h.idem_batch(pid, 1, 5))[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert h.produce_raw(c, topic, h.idem_batch(pid, 1, 0))[:2] == (0, 6)
+        assert h.produce_raw(c, topic, h.idem_batch(pid, 0, 6))[0] == INVALID_PRODUCER_EPOCH
         # Another producer is independent; a non-idempotent batch is never checked.
-        assert produce(c, topic, idem_batch(77, 0, 100))[:2] == (0, 9)
-        assert produce(c, topic, kw.build_record_batch([(None, b"plain")]))[:2] == (0, 12)
+        assert h.produce_raw(c, topic, h.idem_batch(77, 0, 100))[:2] == (0, 9)
+        assert h.produce_raw(c, topic, kw.build_record_batch([(None, b"plain")]))[:2] == (0, 12)
     got = h.consume_all(broker, topic, [0], expect=13)
     assert len(got) == 13 and [o for *_x, o, _t in got] == list(range(13))
 
@@ -55,21 +41,21 @@ def test_sequence_rules_on_the_wire(broker):
 def test_dedup_state_survives_restart(broker):
     topic = h.unique("seqr")
     h.create_topic(broker, topic, partitions=1)
-    with leader_conn(broker, topic) as c:
+    with h.leader_conn(broker, topic) as c:
         for seq in (0, 3, 6):
-            assert produce(c, topic, idem_batch(9, 0, seq))[0] == 0
+            assert h.produce_raw(c, topic, h.idem_batch(9, 0, seq))[0] == 0
     for how in ("kill", "stop"):
         if how == "kill":
             broker.kill9()
             broker.start()
         else:
             broker.restart()
-        with leader_conn(broker, topic) as c:
+        with h.leader_conn(broker, topic) as c:
             # The retry of the last batch after a restart: still deduplicated.
-            assert produce(c, topic, idem_batch(9, 0, 6))[:2] == (0, 6)
-            assert produce(c, topic, idem_batch(9, 0, 2))[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
-    with leader_conn(broker, topic) as c:
-        assert produce(c, topic, idem_batch(9, 0, 9))[:2] == (0, 9)
+            assert h.produce_raw(c, topic, h.idem_batch(9, 0, 6))[:2] == (0, 6)
+            assert h.produce_raw(c, topic, h.idem_batch(9, 0, 2))[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+    with h.leader_conn(broker, topic) as c:
+        assert h.produce_raw(c, topic, h.idem_batch(9, 0, 9))[:2] == (0, 9)
     assert len(h.consume_all(broker, topic, [0], expect=12)) == 12
 
 
@@ -137,9 +123,9 @@ def test_producer_state_survives_retention_past_a_snapshot_that_could_not_be_wri
     topic = h.unique("snapret")
     segment = 65536
     h.create_topic(broker, topic, 1, config={"segment.bytes": str(segment), "retention.bytes": str(3 * segment)})
-    with leader_conn(broker, topic) as c:
+    with h.leader_conn(broker, topic) as c:
         for seq in (0, 3, 6):
-            assert produce(c, topic, idem_batch(9, 0, seq))[:2] == (0, seq)
+            assert h.produce_raw(c, topic, h.idem_batch(9, 0, seq))[:2] == (0, seq)
     pdir = broker.data_dir / f"{topic}-0"
     blocker = pdir / "producer.snapshot.tmp"
     blocker.mkdir()
@@ -161,7 +147,7 @@ def test_producer_state_survives_retention_past_a_snapshot_that_could_not_be_wri
         time.sleep(0.1)
     broker.kill9()
     broker.start()
-    with leader_conn(broker, topic) as c:
+    with h.leader_conn(broker, topic) as c:
         # The retry of the producer's last batch: still deduplicated.
-        assert produce(c, topic, idem_batch(9, 0, 6))[:2] == (0, 6)
-        assert produce(c, topic, idem_batch(9, 0, 9))[:2] == (0, 609)
+        assert h.produce_raw(c, topic, h.idem_batch(9, 0, 6))[:2] == (0, 6)
+        assert h.produce_raw(c, topic, h.idem_batch(9, 0, 9))[:2] == (0, 609)

@@ -11,7 +11,9 @@
 # Usage: scripts/bench-ab.sh "VARIANT A" "VARIANT B" [DIR] [ROUNDS] [SECONDS] [PARTITIONS]
 # Env: INFLIGHT (default 64), SEG (segment.bytes, default 128 MiB),
 #      RET (retention.bytes per partition, default 2 segments),
-#      LOG_GREP (a pattern whose count in the broker's log is printed).
+#      LOG_GREP (a pattern whose count in the broker's log is printed),
+#      CLIENT_CPUS=shared (broker and load generator share the cores; by
+#      default each has its own, see bench-cpus.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 A="$1"
@@ -24,6 +26,8 @@ PORT=29394
 SEG="${SEG:-134217728}"
 mkdir -p "$DIR"
 cargo build --release -q -p sluice -p bench-harness
+# shellcheck source=scripts/bench-cpus.sh
+source scripts/bench-cpus.sh
 TCK=$(getconf CLK_TCK)
 BROKER=
 trap '[[ -n $BROKER ]] && kill $BROKER 2>/dev/null && wait $BROKER 2>/dev/null; rm -rf "$DIR/ab"' EXIT
@@ -33,15 +37,15 @@ for r in $(seq 1 "$ROUNDS"); do
     for v in $order; do
         rm -rf "$DIR/ab"
         # shellcheck disable=SC2086 # a variant is a command line
-        ${!v} --data-dir "$DIR/ab" --host 127.0.0.1 --port $PORT > "$DIR/ab.log" 2>&1 &
+        "${BROKER_ON[@]}" ${!v} --data-dir "$DIR/ab" --host 127.0.0.1 --port $PORT > "$DIR/ab.log" 2>&1 &
         BROKER=$!
         sleep 1
         args=(--bootstrap 127.0.0.1:$PORT --topic t --partitions "$PARTS" --producers "$PARTS"
             --inflight "${INFLIGHT:-64}" --batch-records 256
             --topic-config segment.bytes="$SEG" --topic-config retention.bytes="${RET:-$((2 * SEG))}")
-        target/release/sluice-bench produce "${args[@]}" --duration 3 >/dev/null
+        "${CLIENT_ON[@]}" target/release/sluice-bench produce "${args[@]}" --duration 3 >/dev/null
         cpu0=$(awk '{print $14+$15}' /proc/$BROKER/stat)
-        line=$(target/release/sluice-bench produce "${args[@]}" --duration "$SECS" | grep 'records/sec') ||
+        line=$("${CLIENT_ON[@]}" target/release/sluice-bench produce "${args[@]}" --duration "$SECS" | grep 'records/sec') ||
             { echo "variant $v: the run failed; broker log: $DIR/ab.log" >&2; exit 1; }
         cpu1=$(awk '{print $14+$15}' /proc/$BROKER/stat)
         mb=$(sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/' <<<"$line")

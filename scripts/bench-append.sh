@@ -24,6 +24,8 @@
 # more in flight by default. Also prints the broker's CPU seconds per GiB,
 # steadier than MiB/s on a shared machine, and, once, fio with an fdatasync
 # after every write and iperf3's loopback TCP bandwidth (the client's path).
+# The broker and the load generator run on different cores (bench-cpus.sh;
+# CLIENT_CPUS=shared lets them share).
 # Usage: scripts/bench-append.sh [DIR] [SECONDS] [ROUNDS]
 # DIR must be on the disk under test (default: ./bench-data); needs fio,
 # and iperf3 for the loopback figure.
@@ -38,6 +40,8 @@ PORT=29392
 mkdir -p "$DIR"
 command -v fio >/dev/null || { echo "fio is needed (apt-get install fio)" >&2; exit 1; }
 cargo build --release -q -p sluice -p bench-harness
+# shellcheck source=scripts/bench-cpus.sh
+source scripts/bench-cpus.sh
 
 fio_mib() { # $1: file size, $2: extra fio flags
     fio --name=seq --filename="$DIR/fio.dat" --size="$1" --bs=1M --rw=write --direct=1 --ioengine=io_uring \
@@ -52,7 +56,7 @@ FRESH_GIB=$((SECS * 4 < FREE_GIB * 2 / 5 ? SECS * 4 : FREE_GIB * 2 / 5))
 TCK=$(getconf CLK_TCK)
 
 rm -rf "$DIR/sluice"
-target/release/sluice broker --data-dir "$DIR/sluice" --host 127.0.0.1 --port $PORT --shards 1 \
+"${BROKER_ON[@]}" target/release/sluice broker --data-dir "$DIR/sluice" --host 127.0.0.1 --port $PORT --shards 1 \
     > "$DIR/broker.log" 2>&1 &
 BROKER=$!
 trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$DIR/sluice" "$DIR/fio.dat"' EXIT
@@ -66,7 +70,7 @@ measure() {
     local topic=$1 parts=$2 cpu0 cpu1 line mib
     shift 2
     cpu0=$(awk '{print $14+$15}' /proc/$BROKER/stat)
-    line=$(target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "$topic" --partitions "$parts" \
+    line=$("${CLIENT_ON[@]}" target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "$topic" --partitions "$parts" \
         --producers "$parts" --duration "$SECS" --inflight "$INFLIGHT" --batch-records 256 "$@" | grep 'records/sec') ||
         { echo "run into $topic failed; broker log: $DIR/broker.log" >&2; return 1; }
     cpu1=$(awk '{print $14+$15}' /proc/$BROKER/stat)
@@ -89,7 +93,7 @@ for r in $(seq 1 "$ROUNDS"); do
     synced=$(fio_mib 4G "--fdatasync=8")
     steady=()
     for parts in 1 4; do
-        target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "steady-$r-$parts" \
+        "${CLIENT_ON[@]}" target/release/sluice-bench produce --bootstrap 127.0.0.1:$PORT --topic "steady-$r-$parts" \
             --partitions $parts --producers $parts --duration 3 --inflight "$INFLIGHT" --batch-records 256 \
             "${STEADY[@]}" >/dev/null
         steady+=("$(measure "steady-$r-$parts" $parts "${STEADY[@]}")")

@@ -5,9 +5,11 @@
 # "target/release/sluice broker --shards 1" or an older build's binary with
 # overrides. Each run warms up for 3 s (fills the retention window, so that
 # segments are being deleted), then measures. Prints the harness's MB/s
-# (10^6 bytes) and the broker's CPU per GiB appended (steadier than MB/s
-# here: broker and load generator share the cores). Rounds alternate the
-# order (A B, then B A) so that a drifting disk favours neither.
+# (10^6 bytes) and the broker's CPU per GiB appended (steadier than MB/s on
+# a shared machine). One shard: the broker is confined to one CPU (a
+# variant with more shards would put them all there; see bench-cpus.sh).
+# Rounds alternate the order (A B, then B A) so that a drifting disk
+# favours neither.
 # Usage: scripts/bench-ab.sh "VARIANT A" "VARIANT B" [DIR] [ROUNDS] [SECONDS] [PARTITIONS]
 # Env: INFLIGHT (default 64), SEG (segment.bytes, default 128 MiB),
 #      RET (retention.bytes per partition, default 2 segments),

@@ -21,6 +21,8 @@
 
 use std::io;
 
+use thiserror::Error;
+
 /// The smallest arena: what glommio needs to start an executor, and all a
 /// default 8 MiB locked-memory limit allows for a few shards.
 pub const MIN_IO_MEMORY: usize = 512 << 10;
@@ -55,12 +57,30 @@ const MEMORY_SHARE: u64 = 4;
 const CAP_IPC_LOCK: u32 = 14;
 
 /// The arena size chosen for each shard, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct IoMemory {
     /// Bytes each shard registers.
     pub per_shard: usize,
     /// Why a full arena could not be had (`None`: it is full).
-    pub limited_by: Option<String>,
+    pub limited_by: Option<Shortfall>,
+}
+
+/// Why shards register only [`MIN_IO_MEMORY`].
+#[derive(Debug, Error)]
+pub enum Shortfall {
+    /// The locked-memory limit is below what the arenas are charged.
+    #[error("the locked-memory limit is {} KiB and registered I/O buffers for {shards} shards need {} KiB", limit >> 10, need >> 10)]
+    Limit {
+        /// `RLIMIT_MEMLOCK`, raised to its hard limit.
+        limit: u64,
+        /// Every ring's charge for every shard's arena, plus [`MARGIN`].
+        need: u64,
+        /// Shards starting.
+        shards: usize,
+    },
+    /// `getrlimit` failed.
+    #[error("cannot read the locked-memory limit: {0}")]
+    Unreadable(#[source] io::Error),
 }
 
 /// Chooses each shard's arena: the blocks the cache holds plus
@@ -90,17 +110,8 @@ fn decide(cache_bytes: usize, shards: usize, ipc_lock: bool, limit: io::Result<u
     let need = (want as u64).saturating_mul((RINGS * shards) as u64).saturating_add(MARGIN);
     match limit {
         Ok(limit) if limit >= need => IoMemory { per_shard: want, limited_by: None },
-        Ok(limit) => IoMemory {
-            per_shard: MIN_IO_MEMORY,
-            limited_by: Some(format!(
-                "the locked-memory limit is {} KiB and registered I/O buffers for {shards} shards need {} KiB",
-                limit >> 10,
-                need >> 10
-            )),
-        },
-        Err(e) => {
-            IoMemory { per_shard: MIN_IO_MEMORY, limited_by: Some(format!("cannot read the locked-memory limit: {e}")) }
-        }
+        Ok(limit) => IoMemory { per_shard: MIN_IO_MEMORY, limited_by: Some(Shortfall::Limit { limit, need, shards }) },
+        Err(e) => IoMemory { per_shard: MIN_IO_MEMORY, limited_by: Some(Shortfall::Unreadable(e)) },
     }
 }
 
@@ -164,13 +175,14 @@ mod tests {
     fn the_arena_holds_the_cache_and_the_chunks_in_flight_where_it_may() {
         let ram = 24 << 30;
         let full = (192 << 20) + IN_FLIGHT;
-        assert_eq!(decide(128 << 20, 2, true, Ok(0), ram), IoMemory { per_shard: full, limited_by: None });
-        assert_eq!(decide(128 << 20, 2, false, Ok(u64::MAX), ram), IoMemory { per_shard: full, limited_by: None });
+        let unlimited = |m: IoMemory| m.per_shard == full && m.limited_by.is_none();
+        assert!(unlimited(decide(128 << 20, 2, true, Ok(0), ram)));
+        assert!(unlimited(decide(128 << 20, 2, false, Ok(u64::MAX), ram)));
         let need = full as u64 * 6 + MARGIN;
         assert_eq!(decide(128 << 20, 2, false, Ok(need), ram).per_shard, full);
         let short = decide(128 << 20, 2, false, Ok(need - 1), ram);
         assert_eq!(short.per_shard, MIN_IO_MEMORY);
-        assert!(short.limited_by.is_some_and(|why| why.contains("locked-memory limit")));
+        assert!(short.limited_by.is_some_and(|why| why.to_string().contains("locked-memory limit")));
         let unknown = decide(128 << 20, 2, false, Err(io::Error::other("no")), ram);
         assert_eq!(unknown.per_shard, MIN_IO_MEMORY);
     }

@@ -23,10 +23,6 @@ use crate::config::BrokerSettings;
 use crate::metadata::controller::Controller;
 use context::{Endpoints, ShardCtx, ShardSetup};
 
-/// Locked memory the start-up probe's executor registers: glommio's
-/// minimum (shards register more where they may, see [`io_memory`]).
-pub const IO_MEMORY: usize = io_memory::MIN_IO_MEMORY;
-
 /// Where and how to run.
 #[derive(Debug, Clone)]
 pub struct BrokerOptions {
@@ -57,7 +53,7 @@ pub enum BrokerError {
          - If running in a container, allow the io_uring syscalls (e.g. docker --security-opt seccomp=unconfined)\n\
          - Raise the locked-memory limit: `ulimit -l unlimited`, or LimitMEMLOCK=infinity in the systemd unit\n\
          - Check /proc/sys/kernel/io_uring_disabled is 0",
-        kib = IO_MEMORY >> 10
+        kib = io_memory::MIN_IO_MEMORY >> 10
     )]
     IoUring(String),
     #[error("cannot start shard {shard}: {reason}")]
@@ -140,7 +136,9 @@ fn probe_kernel_io_uring() -> Result<(), BrokerError> {
 /// Fails early, with advice, if io_uring cannot be set up here.
 fn probe_io_uring() -> Result<(), BrokerError> {
     probe_kernel_io_uring()?;
-    let made = std::panic::catch_unwind(|| LocalExecutorBuilder::new(Placement::Unbound).io_memory(IO_MEMORY).make());
+    let made = std::panic::catch_unwind(|| {
+        LocalExecutorBuilder::new(Placement::Unbound).io_memory(io_memory::MIN_IO_MEMORY).make()
+    });
     match made {
         Ok(Ok(ex)) => {
             drop(ex);

@@ -212,7 +212,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("segment");
         glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(512 << 10)
+            .io_memory(crate::broker::io_memory::MIN_IO_MEMORY)
             .make()
             .expect("an executor")
             .run(async move {

@@ -38,6 +38,17 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     ("default.replication.factor", "1", Kind::Int),
     ("message.max.bytes", "1048588", Kind::Int),
     ("socket.request.max.bytes", "104857600", Kind::Int),
+    // sluice's own: the most bytes one batch's records may decompress to
+    // (produce walks every record; a small batch expanding to gigabytes is
+    // refused with MESSAGE_TOO_LARGE instead of taking the shard's time).
+    ("message.decompressed.max.bytes", "67108864", Kind::Int),
+    // Kafka's default is -1 (no bound, broker-wide); sluice bounds each
+    // shard's request bodies of 64 KiB and more in flight by default.
+    ("queued.max.request.bytes", "268435456", Kind::Int),
+    ("connections.max.idle.ms", "600000", Kind::Int),
+    // sluice's own: the most bytes of protocol metadata one JoinGroup
+    // member brings, and of assignment one SyncGroup hands one member.
+    ("group.member.metadata.max.bytes", "1048576", Kind::Int),
     ("fetch.max.bytes", "57671680", Kind::Int),
     ("log.segment.bytes", "1073741824", Kind::Int),
     ("log.roll.ms", "604800000", Kind::Int),
@@ -215,6 +226,27 @@ impl BrokerSettings {
     /// A boolean broker setting by its key (one of `BROKER_KEYS`).
     pub fn broker_bool(&self, key: &str) -> bool {
         self.get(key) == "true"
+    }
+    /// `message.decompressed.max.bytes`.
+    pub fn max_decompressed_bytes(&self) -> usize {
+        self.int("message.decompressed.max.bytes").max(0) as usize
+    }
+    /// `queued.max.request.bytes` (per shard; -1 or 0: as large as one
+    /// frame can be, `socket.request.max.bytes`).
+    pub fn queued_max_request_bytes(&self) -> usize {
+        match self.int("queued.max.request.bytes") {
+            n if n > 0 => n as usize,
+            _ => self.socket_request_max_bytes(),
+        }
+    }
+    /// `connections.max.idle.ms`: a connection with no request nor response
+    /// for this long is closed (-1: never).
+    pub fn connections_max_idle(&self) -> Option<std::time::Duration> {
+        u64::try_from(self.int("connections.max.idle.ms")).ok().map(std::time::Duration::from_millis)
+    }
+    /// `group.member.metadata.max.bytes`.
+    pub fn group_member_metadata_max_bytes(&self) -> usize {
+        self.int("group.member.metadata.max.bytes").max(0) as usize
     }
     /// `socket.request.max.bytes`.
     pub fn socket_request_max_bytes(&self) -> usize {

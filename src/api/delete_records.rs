@@ -19,6 +19,8 @@ pub async fn handle(ctx: &ShardCtx, req: DeleteRecordsRequest) -> DeleteRecordsR
             let base =
                 DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1);
             let code = match topic {
+                // Group and offset records are the coordinator's to remove.
+                Some(topic) if topic.name == crate::group::OFFSETS_TOPIC => Err(ErrorCode::InvalidTopic),
                 None => Err(ErrorCode::UnknownTopicOrPartition),
                 Some(topic) => match topic.leaders.get(p.partition_index as usize) {
                     None => Err(ErrorCode::UnknownTopicOrPartition),

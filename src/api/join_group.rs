@@ -7,6 +7,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use super::str_bytes;
 use crate::broker::context::ShardCtx;
 use crate::group::coordinator::JoinRequest;
+use crate::protocol::ErrorCode;
 
 /// Answers JoinGroup once the member's rebalance completes.
 pub async fn handle(
@@ -16,6 +17,22 @@ pub async fn handle(
     client_id: &str,
     client_host: &str,
 ) -> JoinGroupResponse {
+    let limit = ctx.cfg.settings.group_member_metadata_max_bytes();
+    let metadata: usize = req.protocols.iter().map(|p| p.metadata.len()).sum();
+    if metadata > limit {
+        // The group keeps every member's metadata until its next rebalance.
+        tracing::warn!(
+            group = req.group_id.as_str(),
+            metadata,
+            limit,
+            "refusing a JoinGroup: metadata past group.member.metadata.max.bytes"
+        );
+        return JoinGroupResponse::default()
+            .with_error_code(ErrorCode::InvalidRequest.code())
+            .with_generation_id(-1)
+            .with_protocol_name((version < 7).then(|| str_bytes("")))
+            .with_member_id(req.member_id);
+    }
     let join = JoinRequest {
         group_id: req.group_id.to_string(),
         member_id: req.member_id.to_string(),

@@ -39,9 +39,10 @@ use crate::protocol::frame::{self, Frame, Request};
 pub type Pending = Pin<Box<dyn Future<Output = Option<Frame>>>>;
 
 /// Starts handling `req` from the client at `client_host` (Kafka's
-/// "/address" form). Work whose order matters (appends) happens now, before
-/// this returns; the rest happens when the result is polled.
-pub fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -> Pending {
+/// "/address" form). Work whose order matters (checking and appending
+/// records) is done when this returns; the rest happens when the result is
+/// polled.
+pub async fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -> Pending {
     let (key, version, correlation_id) = (req.api_key, req.version, req.header.correlation_id);
     let client_id = req.header.client_id.as_deref().unwrap_or_default().to_string();
     let client_host = client_host.clone();
@@ -49,7 +50,8 @@ pub fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -> Pend
     let respond = move |body: ResponseKind| frame::encode_response(key, version, correlation_id, &body).map(Frame::One);
     match req.body {
         RequestKind::Produce(r) => {
-            let pending = produce::handle(&ctx, r);
+            let checked = produce::check(&ctx, r).await;
+            let pending = produce::handle(&ctx, checked);
             Box::pin(async move { pending.await.and_then(|r| respond(r.into())) })
         }
         RequestKind::Fetch(r) => Box::pin(async move {

@@ -1,12 +1,20 @@
-//! Produce: validate each partition's batches (header and CRC-32C, no record
-//! decoding), append them to the owned partition log, and answer once they
-//! are durable. acks=0 gets no response at all, as in Kafka.
+//! Produce, in two steps. [`check`] validates each partition's batches:
+//! header and CRC-32C, then a walk over every record that trusts no count or
+//! length in them (compressed records are decompressed as a stream, bounded,
+//! yielding to the shard's other tasks as it goes), then the rewrites a
+//! topic's settings ask for. [`handle`] appends what passed to the owned
+//! partition logs and answers once it is durable. acks=0 gets no response
+//! at all, as in Kafka.
+//!
+//! The connection runs both before it reads its next frame, so a
+//! connection's produce requests append in the order they arrived.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use tracing::warn;
@@ -15,17 +23,43 @@ use super::metadata::default_topic;
 use super::str_bytes;
 use crate::broker::context::ShardCtx;
 use crate::clock::now_ms;
+use crate::group::OFFSETS_TOPIC;
 use crate::metadata::{TopicMeta, topic_name};
-use crate::protocol::{ErrorCode, batch, rewrite};
+use crate::protocol::batch::{self, BatchHeader};
+use crate::protocol::batch_walk::BatchWalk;
+use crate::protocol::record_walk::WalkError;
+use crate::protocol::{ErrorCode, rewrite};
 use crate::storage::producer_state::SequenceError;
-use crate::storage::{Appended, StorageError};
+use crate::storage::{Appended, PartitionLog, StorageError};
 
 type Durable = Pin<Box<dyn Future<Output = Result<(), StorageError>>>>;
+
+/// Decompressed bytes a compressed batch's walk reads between chances to
+/// yield to the shard's other tasks.
+const WALK_STEP: u64 = 256 << 10;
 
 /// One partition's outcome: decided now, or once its append is durable.
 enum Outcome {
     Done(PartitionProduceResponse),
     Waiting { index: i32, base_offset: i64, log_start_offset: i64, log_append_time: i64, durable: Durable },
+}
+
+/// A partition's records after [`check`]: refused, or ready to append.
+enum Checked {
+    Refused(Outcome),
+    Ready { index: i32, records: Stored, headers: Vec<BatchHeader>, log_append_time: i64 },
+}
+
+/// The bytes to store: the request's own, or a rewrite of them.
+enum Stored {
+    AsSent(Bytes),
+    Rewritten(BytesMut),
+}
+
+/// A produce request whose records have all been checked.
+pub struct CheckedRequest {
+    acks: i16,
+    topics: Vec<(String, Vec<Checked>)>,
 }
 
 fn error(index: i32, code: ErrorCode, message: Option<String>) -> Outcome {
@@ -38,48 +72,201 @@ fn error(index: i32, code: ErrorCode, message: Option<String>) -> Outcome {
     )
 }
 
-/// Appends now; the returned future resolves to the response (or `None`
-/// for acks=0) once every append is durable.
-pub fn handle(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> impl Future<Output = Option<ProduceResponse>> + use<> {
-    let acks = req.acks;
+fn refuse(index: i32, code: ErrorCode, message: String) -> Checked {
+    Checked::Refused(error(index, code, Some(message)))
+}
+
+/// Why a partition cannot take records here: a code and its message.
+type Refusal = (ErrorCode, Option<String>);
+
+/// The topic's metadata and this shard's log of its partition `index`, or
+/// the error a producer gets instead. Asked again at append time: a topic
+/// can go while its records are checked.
+fn owned_log(ctx: &ShardCtx, name: &str, index: i32) -> Result<(Arc<TopicMeta>, Rc<PartitionLog>), Refusal> {
     let meta = ctx.cfg.snapshot.load();
+    let Some(topic) = meta.topic(name) else {
+        return Err((ErrorCode::UnknownTopicOrPartition, None));
+    };
+    match topic.leaders.get(usize::try_from(index).unwrap_or(usize::MAX)) {
+        None => Err((ErrorCode::UnknownTopicOrPartition, None)),
+        Some(&leader) if leader != ctx.cfg.node_id => Err((ErrorCode::NotLeaderOrFollower, None)),
+        Some(_) => match ctx.partition(topic, index) {
+            Some(log) => Ok((topic.clone(), log)),
+            None => Err((ErrorCode::NotLeaderOrFollower, Some("partition is not open on this shard".into()))),
+        },
+    }
+}
+
+/// Checks every partition's records in `req` (see the module docs),
+/// yielding to the shard's other tasks while it walks compressed records.
+pub async fn check(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> CheckedRequest {
+    let acks = req.acks;
     let mut topics = Vec::with_capacity(req.topic_data.len());
-    for t in &req.topic_data {
-        let name: &str = &t.name;
-        let topic = meta.topic(name);
-        if topic.is_none() && ctx.cfg.settings.auto_create_topics() && topic_name::validate(name).is_ok() {
+    for t in req.topic_data {
+        let name = t.name.to_string();
+        let known = ctx.cfg.snapshot.load().topic(&name).is_some();
+        if !known && ctx.cfg.settings.auto_create_topics() && topic_name::validate(&name).is_ok() {
             let controller = ctx.cfg.controller.clone();
-            let new = default_topic(name);
+            let new = default_topic(&name);
             glommio::spawn_local(async move {
                 let _ = controller.create_topics(vec![new], false).await;
             })
             .detach();
         }
-        let mut outcomes = Vec::with_capacity(t.partition_data.len());
-        for p in &t.partition_data {
-            let index = p.index;
-            let outcome = if !matches!(acks, -1..=1) {
-                error(index, ErrorCode::InvalidRequiredAcks, Some(format!("acks={acks} is not 0, 1 or -1")))
-            } else if let Err(e) = topic_name::validate(name) {
-                error(index, ErrorCode::InvalidTopic, Some(e.to_string()))
-            } else if let Some(topic) = topic {
-                match topic.leaders.get(index as usize) {
-                    None => error(index, ErrorCode::UnknownTopicOrPartition, None),
-                    Some(&leader) if leader != ctx.cfg.node_id || index < 0 => {
-                        error(index, ErrorCode::NotLeaderOrFollower, None)
-                    }
-                    Some(_) => append(ctx, topic, index, p.records.as_deref()),
-                }
-            } else {
-                error(index, ErrorCode::UnknownTopicOrPartition, None)
-            };
-            outcomes.push(outcome);
+        let mut checked = Vec::with_capacity(t.partition_data.len());
+        for p in t.partition_data {
+            checked.push(check_partition(ctx, acks, &name, p.index, p.records).await);
         }
-        // An owned copy of the name: a clone would be a slice of the request
-        // body and keep all of it (the records, already copied into the log)
-        // alive until the writes are durable.
-        topics.push((TopicName(str_bytes(t.name.as_str())), outcomes));
+        topics.push((name, checked));
     }
+    CheckedRequest { acks, topics }
+}
+
+async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, records: Option<Bytes>) -> Checked {
+    if !matches!(acks, -1..=1) {
+        return refuse(index, ErrorCode::InvalidRequiredAcks, format!("acks={acks} is not 0, 1 or -1"));
+    }
+    if let Err(e) = topic_name::validate(name) {
+        return refuse(index, ErrorCode::InvalidTopic, e.to_string());
+    }
+    if name == OFFSETS_TOPIC {
+        // Only the group coordinator writes group and offset records, as in
+        // Kafka: a forged one would be replayed into every group's state.
+        return refuse(index, ErrorCode::InvalidTopic, format!("Cannot append to internal topic {name}"));
+    }
+    let topic = match owned_log(ctx, name, index) {
+        Ok((topic, _)) => topic,
+        Err((code, message)) => return Checked::Refused(error(index, code, message)),
+    };
+    let Some(records) = records else {
+        return refuse(index, ErrorCode::CorruptMessage, "records are null".into());
+    };
+    match check_records(ctx, &topic, records).await {
+        Ok((records, headers, log_append_time)) => Checked::Ready { index, records, headers, log_append_time },
+        Err((code, message)) => {
+            let message = message.unwrap_or_default();
+            warn!(topic = name, partition = index, "rejecting produce: {message}");
+            refuse(index, code, message)
+        }
+    }
+}
+
+/// The checks and rewrites of one partition's records.
+async fn check_records(
+    ctx: &ShardCtx,
+    topic: &TopicMeta,
+    records: Bytes,
+) -> Result<(Stored, Vec<BatchHeader>, i64), Refusal> {
+    let settings = &ctx.cfg.settings;
+    let mut headers = batch::validate_all(&records).map_err(|e| (ErrorCode::CorruptMessage, Some(e.to_string())))?;
+    let max = settings.topic_value(&topic.configs, "max.message.bytes").max(0) as usize;
+    if let Some(h) = headers.iter().find(|h| h.total_len > max) {
+        let message = format!("batch of {} bytes exceeds max.message.bytes {max}", h.total_len);
+        return Err((ErrorCode::MessageTooLarge, Some(message)));
+    }
+    let compacted = settings.topic_text(&topic.configs, "cleanup.policy").contains("compact");
+    let max_decompressed = settings.max_decompressed_bytes();
+    let mut at = 0;
+    for h in &headers {
+        let one = &records[at..at + h.total_len];
+        at += h.total_len;
+        let null_key = walk_records(one, h, max_decompressed).await.map_err(|e| match e {
+            WalkError::TooLarge { .. } => (ErrorCode::MessageTooLarge, Some(e.to_string())),
+            _ => (ErrorCode::CorruptMessage, Some(e.to_string())),
+        })?;
+        if null_key && compacted {
+            let message = format!("Compacted topic cannot accept message without key in topic {}", topic.name);
+            return Err((ErrorCode::InvalidRecord, Some(message)));
+        }
+    }
+    // Topic policies that change the stored bytes (off by default).
+    let mut stored = Stored::AsSent(records);
+    if let Some(codec) = rewrite::target_codec(settings.topic_text(&topic.configs, "compression.type"))
+        && headers.iter().any(|h| rewrite::codec_of(h.attributes) != codec)
+    {
+        let Stored::AsSent(sent) = &stored else { unreachable!("nothing rewritten yet") };
+        let out = recompress(sent.clone(), headers.clone(), codec, max_decompressed, max).await?;
+        headers = batch::validate_all(&out).map_err(|e| (ErrorCode::CorruptMessage, Some(e.to_string())))?;
+        stored = Stored::Rewritten(out);
+    }
+    let mut log_append_time = -1;
+    if settings.topic_text(&topic.configs, "message.timestamp.type") == "LogAppendTime" {
+        log_append_time = now_ms();
+        let mut buf = match stored {
+            Stored::AsSent(b) => BytesMut::from(&b[..]),
+            Stored::Rewritten(b) => b,
+        };
+        rewrite::stamp_log_append_time(&mut buf, log_append_time);
+        for h in &mut headers {
+            h.max_timestamp = log_append_time;
+        }
+        stored = Stored::Rewritten(buf);
+    }
+    Ok((stored, headers, log_append_time))
+}
+
+/// Walks the records of one batch, yielding between steps; whether some
+/// record has a null key.
+async fn walk_records(one: &[u8], h: &BatchHeader, max_decompressed: usize) -> Result<bool, WalkError> {
+    let mut walk = BatchWalk::new(one, h, max_decompressed)?;
+    while !walk.step(WALK_STEP)? {
+        glommio::yield_if_needed().await;
+    }
+    glommio::yield_if_needed().await;
+    Ok(walk.facts().null_key)
+}
+
+/// Re-encodes every batch with `codec` on the shard's blocking thread: a
+/// recompression of tens of MiB takes long enough to delay every other
+/// connection of the shard if it ran on the reactor.
+async fn recompress(
+    records: Bytes,
+    headers: Vec<BatchHeader>,
+    codec: kafka_protocol::records::Compression,
+    max_decompressed: usize,
+    max_batch: usize,
+) -> Result<BytesMut, Refusal> {
+    let work = move || {
+        let mut out = BytesMut::with_capacity(records.len());
+        let mut at = 0;
+        for h in &headers {
+            let one = &records[at..at + h.total_len];
+            at += h.total_len;
+            out.extend_from_slice(&rewrite::recompress(one, h, codec, max_decompressed, max_batch)?);
+        }
+        Ok::<_, rewrite::RewriteError>(out)
+    };
+    match glommio::executor().spawn_blocking(work).await {
+        Ok(out) => Ok(out),
+        Err(e @ rewrite::RewriteError::TooLarge { .. }) => Err((ErrorCode::MessageTooLarge, Some(e.to_string()))),
+        Err(e) => Err((ErrorCode::CorruptMessage, Some(e.to_string()))),
+    }
+}
+
+/// Appends the checked records now; the returned future resolves to the
+/// response (or `None` for acks=0) once every append is durable.
+pub fn handle(ctx: &Rc<ShardCtx>, req: CheckedRequest) -> impl Future<Output = Option<ProduceResponse>> + use<> {
+    let acks = req.acks;
+    let topics: Vec<(String, Vec<Outcome>)> = req
+        .topics
+        .into_iter()
+        .map(|(name, checked)| {
+            let outcomes = checked
+                .into_iter()
+                .map(|c| match c {
+                    Checked::Refused(outcome) => outcome,
+                    Checked::Ready { index, records, headers, log_append_time } => {
+                        let bytes: &[u8] = match &records {
+                            Stored::AsSent(b) => b,
+                            Stored::Rewritten(b) => b,
+                        };
+                        append(ctx, &name, index, bytes, &headers, log_append_time)
+                    }
+                })
+                .collect();
+            (name, outcomes)
+        })
+        .collect();
     async move {
         if acks == 0 {
             // No response, but the connection still waits for the writes:
@@ -97,82 +284,50 @@ pub fn handle(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> impl Future<Output = O
         for (name, outcomes) in topics {
             let mut partitions = Vec::with_capacity(outcomes.len());
             for o in outcomes {
-                partitions.push(match o {
-                    Outcome::Done(r) => r,
-                    Outcome::Waiting { index, base_offset, log_start_offset, log_append_time, durable } => {
-                        match durable.await {
-                            Ok(()) => PartitionProduceResponse::default()
-                                .with_index(index)
-                                .with_base_offset(base_offset)
-                                .with_log_append_time_ms(log_append_time)
-                                .with_log_start_offset(log_start_offset),
-                            Err(e) => match error(index, ErrorCode::KafkaStorageError, Some(e.to_string())) {
-                                Outcome::Done(r) => r,
-                                Outcome::Waiting { .. } => unreachable!("error() is always Done"),
-                            },
-                        }
-                    }
-                });
+                partitions.push(answer(o).await);
             }
-            responses.push(TopicProduceResponse::default().with_name(name).with_partition_responses(partitions));
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(TopicName(str_bytes(name)))
+                    .with_partition_responses(partitions),
+            );
         }
         Some(ProduceResponse::default().with_responses(responses))
     }
 }
 
-fn append(ctx: &ShardCtx, meta: &TopicMeta, index: i32, records: Option<&[u8]>) -> Outcome {
-    let topic = meta.name.as_str();
-    let Some(log) = ctx.partition(meta, index) else {
-        return error(index, ErrorCode::NotLeaderOrFollower, Some("partition is not open on this shard".into()));
-    };
-    let Some(records) = records else {
-        return error(index, ErrorCode::CorruptMessage, Some("records are null".into()));
-    };
-    let mut headers = match batch::validate_all(records) {
-        Ok(h) => h,
-        Err(e) => {
-            warn!(topic, partition = index, "rejecting produce: {e}");
-            return error(index, ErrorCode::CorruptMessage, Some(e.to_string()));
-        }
-    };
-    let max = ctx.cfg.settings.topic_value(&meta.configs, "max.message.bytes");
-    if let Some(h) = headers.iter().find(|h| h.total_len as i64 > max) {
-        return error(
-            index,
-            ErrorCode::MessageTooLarge,
-            Some(format!("batch of {} bytes exceeds max.message.bytes {max}", h.total_len)),
-        );
+/// A partition's response, once its append is durable.
+async fn answer(o: Outcome) -> PartitionProduceResponse {
+    match o {
+        Outcome::Done(r) => r,
+        Outcome::Waiting { index, base_offset, log_start_offset, log_append_time, durable } => match durable.await {
+            Ok(()) => PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(base_offset)
+                .with_log_append_time_ms(log_append_time)
+                .with_log_start_offset(log_start_offset),
+            Err(e) => PartitionProduceResponse::default()
+                .with_index(index)
+                .with_error_code(ErrorCode::KafkaStorageError.code())
+                .with_base_offset(-1)
+                .with_error_message(Some(str_bytes(e.to_string()))),
+        },
     }
-    // Topic policies that change the stored bytes (off by default).
-    let settings = &ctx.cfg.settings;
-    let mut rewritten: Option<BytesMut> = None;
-    if let Some(codec) = rewrite::target_codec(settings.topic_text(&meta.configs, "compression.type"))
-        && headers.iter().any(|h| rewrite::codec_of(h.attributes) != codec)
-    {
-        match rewrite::recompress(records, codec).map(|b| (batch::validate_all(&b), b)) {
-            Ok((Ok(h), b)) => {
-                headers = h;
-                rewritten = Some(BytesMut::from(b));
-            }
-            Ok((Err(e), _)) => return error(index, ErrorCode::CorruptMessage, Some(e.to_string())),
-            Err(e) => {
-                warn!(topic, partition = index, "rejecting produce: {e}");
-                return error(index, ErrorCode::CorruptMessage, Some(e.to_string()));
-            }
-        }
-    }
-    let mut log_append_time = -1;
-    if settings.topic_text(&meta.configs, "message.timestamp.type") == "LogAppendTime" {
-        log_append_time = now_ms();
-        let mut buf = rewritten.take().unwrap_or_else(|| BytesMut::from(records));
-        rewrite::stamp_log_append_time(&mut buf, log_append_time);
-        for h in &mut headers {
-            h.max_timestamp = log_append_time;
-        }
-        rewritten = Some(buf);
-    }
-    let records = rewritten.as_deref().unwrap_or(records);
-    match log.append(records, &headers) {
+}
+
+fn append(
+    ctx: &ShardCtx,
+    name: &str,
+    index: i32,
+    records: &[u8],
+    headers: &[BatchHeader],
+    log_append_time: i64,
+) -> Outcome {
+    let log = match owned_log(ctx, name, index) {
+        Ok((_, log)) => log,
+        Err((code, message)) => return error(index, code, message),
+    };
+    match log.append(records, headers) {
         // A retried batch is answered like the original: once it is durable.
         Ok(Appended::New { base: base_offset, end } | Appended::Duplicate { base: base_offset, end }) => {
             Outcome::Waiting {
@@ -188,7 +343,7 @@ fn append(ctx: &ShardCtx, meta: &TopicMeta, index: i32, records: Option<&[u8]>) 
                 SequenceError::InvalidEpoch { .. } => ErrorCode::InvalidProducerEpoch,
                 SequenceError::OutOfOrder { .. } => ErrorCode::OutOfOrderSequenceNumber,
             };
-            warn!(topic, partition = index, "rejecting produce: {e}");
+            warn!(topic = name, partition = index, "rejecting produce: {e}");
             error(index, code, Some(e.to_string()))
         }
         Err(e) => error(index, ErrorCode::KafkaStorageError, Some(e.to_string())),

@@ -6,9 +6,22 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use super::str_bytes;
 use crate::broker::context::ShardCtx;
 use crate::group::coordinator::SyncRequest;
+use crate::protocol::ErrorCode;
 
 /// Answers SyncGroup once the generation's assignment is stored.
 pub async fn handle(ctx: &ShardCtx, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    let limit = ctx.cfg.settings.group_member_metadata_max_bytes();
+    if let Some(a) = req.assignments.iter().find(|a| a.assignment.len() > limit) {
+        // Members keep their assignment until the next rebalance.
+        tracing::warn!(
+            group = req.group_id.as_str(),
+            member = a.member_id.as_str(),
+            bytes = a.assignment.len(),
+            limit,
+            "refusing a SyncGroup: an assignment past group.member.metadata.max.bytes"
+        );
+        return SyncGroupResponse::default().with_error_code(ErrorCode::InvalidRequest.code());
+    }
     let sync = SyncRequest {
         group_id: req.group_id.to_string(),
         generation: req.generation_id,

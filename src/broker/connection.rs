@@ -4,9 +4,11 @@
 //! share a group commit instead of waiting for each other's fsync.
 
 use std::cell::{Cell, RefCell};
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -28,6 +30,17 @@ pub const MAX_IN_FLIGHT: usize = 256;
 /// Most request bytes in flight per connection before reading pauses (a
 /// larger single request is still admitted alone).
 pub const MAX_IN_FLIGHT_BYTES: usize = 64 << 20;
+
+/// Bodies at least this large also draw on the shard's budget
+/// (`queued.max.request.bytes`); smaller ones (metadata, heartbeats, small
+/// produce requests) never wait for it, so that connections holding large
+/// partial frames cannot stop every other client.
+pub const SHARD_BUDGET_MIN: usize = body_pool::POOLED_MIN;
+
+/// Bodies larger than this are not allocated at their declared size up
+/// front: the buffer grows as bytes arrive, so a client that declares
+/// 100 MiB and sends little holds little.
+pub const GROW_FROM: usize = 4 << 20;
 
 /// The stream shared by the reading and the writing task. Reads and writes
 /// keep separate state inside glommio's stream, and each borrow lasts one
@@ -61,14 +74,16 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let client_host: Rc<str> = stream.peer_addr().map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
     let _ = stream.set_nodelay(true);
     let stream = Shared(Rc::new(RefCell::new(stream)));
-    let (tx, rx) = local_channel::new_bounded::<(Pending, StaticPermit)>(MAX_IN_FLIGHT);
+    let (tx, rx) = local_channel::new_bounded::<(Pending, Permits)>(MAX_IN_FLIGHT);
     // Responses written so far (or skipped, for acks=0), for ordering barriers.
     let done = Rc::new(Cell::new(0u64));
     let progress = Rc::new(Notify::default());
     let budget = Rc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES as u64));
+    let activity = Rc::new(Activity::default());
     let mut writer_stream = stream.clone();
     let writer_peer = peer.clone();
     let (writer_done, writer_progress) = (done.clone(), progress.clone());
+    let writer_activity = activity.clone();
     let writer = glommio::spawn_local(async move {
         while let Some((pending, permit)) = rx.recv().await {
             if let Some(frame) = pending.await
@@ -78,6 +93,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
                 break;
             }
             drop(permit);
+            writer_activity.touch();
             writer_done.set(writer_done.get() + 1);
             writer_progress.notify_all();
         }
@@ -88,6 +104,12 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let max = ctx.cfg.settings.socket_request_max_bytes();
     let mut reader = stream.clone();
     let mut queued = 0u64;
+    let watchdog = ctx.cfg.settings.connections_max_idle().map(|idle| {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&*stream.0.borrow());
+        glommio::spawn_local(idle_watchdog(activity.clone(), done.clone(), idle, fd, peer.clone()))
+    });
+    let shard_budget = ctx.request_budget.clone();
+    let shard_max = ctx.cfg.settings.queued_max_request_bytes();
     loop {
         let len = match read_len(&mut reader, max).await {
             Ok(Some(len)) => len,
@@ -103,6 +125,15 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
         let Ok(permit) = budget.acquire_static_permit(len.min(MAX_IN_FLIGHT_BYTES) as u64).await else {
             break;
         };
+        // And over all of the shard's connections, for large bodies.
+        let shard_permit = if len >= SHARD_BUDGET_MIN {
+            let Ok(p) = shard_budget.acquire_static_permit(len.min(shard_max) as u64).await else {
+                break;
+            };
+            Some(p)
+        } else {
+            None
+        };
         let frame = match read_body(&mut reader, len).await {
             Ok(frame) => frame,
             Err(e) => {
@@ -113,7 +144,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
         let (pending, barrier) = match frame::decode_request(frame) {
             Ok(req) => {
                 let barrier = !matches!(req.api_key, ApiKey::Produce | ApiKey::Fetch);
-                (api::dispatch(&ctx, req, &client_host), barrier)
+                (api::dispatch(&ctx, req, &client_host).await, barrier)
             }
             Err(FrameError::UnsupportedVersion { key: ApiKey::ApiVersions, version, correlation_id }) => {
                 debug!(peer = %peer, version, "ApiVersions version not supported; answering with v0");
@@ -124,7 +155,9 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
                 break;
             }
         };
-        if tx.send((pending, permit)).await.is_err() {
+        activity.queued.set(activity.queued.get() + 1);
+        activity.touch();
+        if tx.send((pending, (permit, shard_permit))).await.is_err() {
             break;
         }
         queued += 1;
@@ -145,8 +178,65 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     }
     drop(tx);
     writer.await;
+    // The watchdog must never shut down a descriptor number that a later
+    // connection may reuse: it stops before the socket closes.
+    activity.closed.set(true);
+    if let Some(w) = watchdog {
+        w.cancel().await;
+    }
     // Dropping the last handle closes the socket.
     drop(stream);
+}
+
+/// The per-connection and shard budget permits a request holds until its
+/// response is written.
+type Permits = (StaticPermit, Option<StaticPermit>);
+
+/// When a connection last did something, for `connections.max.idle.ms`.
+struct Activity {
+    last: Cell<std::time::Instant>,
+    /// Requests handed to the writer so far.
+    queued: Cell<u64>,
+    closed: Cell<bool>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity { last: Cell::new(std::time::Instant::now()), queued: Cell::new(0), closed: Cell::new(false) }
+    }
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last.set(std::time::Instant::now());
+    }
+}
+
+/// Closes the connection once it has had no complete request and no
+/// response for `idle`, with nothing in flight (a long-polling fetch is not
+/// idle). A frame that never finishes arriving does not count as activity,
+/// so a client trickling bytes of one frame is closed too.
+async fn idle_watchdog(activity: Rc<Activity>, done: Rc<Cell<u64>>, idle: Duration, fd: RawFd, peer: String) {
+    let check = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
+    loop {
+        glommio::timer::sleep(check).await;
+        if activity.closed.get() {
+            return;
+        }
+        if done.get() < activity.queued.get() {
+            activity.touch();
+            continue;
+        }
+        if activity.last.get().elapsed() >= idle {
+            debug!(peer = %peer, "closing a connection idle for {idle:?} (connections.max.idle.ms)");
+            // SAFETY: shutdown(2) on this connection's own socket, which is
+            // open: `closed` is set before the stream drops.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+            }
+            return;
+        }
+    }
 }
 
 /// Writes a response: one buffer, or its pieces in turn.
@@ -194,9 +284,19 @@ async fn read_len(r: &mut Shared, max: usize) -> Result<Option<usize>, ReadError
     Ok(Some(len as usize))
 }
 
-/// Reads a frame's body of `len` bytes.
+/// Reads a frame's body of `len` bytes: into a pooled buffer of its size,
+/// or, past [`GROW_FROM`], into one that grows as the bytes arrive.
 async fn read_body(r: &mut Shared, len: usize) -> Result<Bytes, ReadError> {
-    let mut body = body_pool::take(len);
-    r.read_exact(body.as_mut()).await.map_err(ReadError::Truncated)?;
-    Ok(body.freeze())
+    if len <= GROW_FROM {
+        let mut body = body_pool::take(len);
+        r.read_exact(body.as_mut()).await.map_err(ReadError::Truncated)?;
+        return Ok(body.freeze());
+    }
+    let mut body = Vec::with_capacity(GROW_FROM);
+    r.take(len as u64).read_to_end(&mut body).await.map_err(ReadError::Truncated)?;
+    if body.len() < len {
+        return Err(ReadError::Truncated(std::io::ErrorKind::UnexpectedEof.into()));
+    }
+    debug_assert_eq!(body.len(), len);
+    Ok(Bytes::from(body))
 }

@@ -74,6 +74,9 @@ pub struct ShardCtx {
     pub groups: Coordinator,
     /// The shard's listening socket, closed first on a clean shutdown.
     pub listener_fd: std::cell::Cell<Option<std::os::fd::RawFd>>,
+    /// Bytes of large request bodies the shard's connections may hold at
+    /// once (`queued.max.request.bytes`), over all of them.
+    pub request_budget: Rc<glommio::sync::Semaphore>,
     /// Owned partition logs: topic name -> (topic id, partition index -> log).
     /// The id tells a re-created topic from the deleted one of the same name.
     partitions: RefCell<HashMap<String, TopicLogs>>,
@@ -83,7 +86,9 @@ impl ShardCtx {
     /// A shard context with no partitions open yet.
     pub fn new(cfg: ShardSetup) -> Self {
         let cache_budget = Rc::new(CacheBudget::new(cfg.cache_bytes));
+        let request_budget = Rc::new(glommio::sync::Semaphore::new(cfg.settings.queued_max_request_bytes() as u64));
         Self {
+            request_budget,
             cfg,
             notify: Rc::new(Notify::default()),
             retention_due: Rc::new(Notify::default()),

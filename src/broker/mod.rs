@@ -4,6 +4,7 @@
 pub mod body_pool;
 pub mod connection;
 pub mod context;
+pub mod descriptors;
 pub mod io_memory;
 pub mod notify;
 pub mod retention_task;
@@ -182,6 +183,10 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     }
     std::mem::forget(lock.0);
     probe_io_uring()?;
+    match descriptors::raise_limit() {
+        Ok(r) => info!(before = r.before, now = r.now, hard = r.hard, "file descriptor limit (RLIMIT_NOFILE)"),
+        Err(e) => warn!("cannot raise the file descriptor limit: {e}"),
+    }
     if !keep_freed_memory() {
         warn!("glibc refused the malloc settings that keep freed buffers for reuse");
     }

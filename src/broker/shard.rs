@@ -68,17 +68,56 @@ pub async fn run(
         }
     })
     .detach();
+    let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                backoff.reset();
                 glommio::spawn_local(connection::serve(ctx.clone(), stream)).detach();
             }
             Err(e) => {
-                // Typically EMFILE: back off instead of spinning.
-                warn!(shard = ctx.cfg.node_id, "accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
+                // Typically EMFILE: back off instead of spinning, and say so
+                // once per interval rather than once per failure.
+                let (pause, report) = backoff.failed();
+                if let Some(failures) = report {
+                    warn!(shard = ctx.cfg.node_id, failures, "accept failed: {e}; retrying in {pause:?}");
+                }
+                glommio::timer::sleep(pause).await;
             }
         }
+    }
+}
+
+/// Pauses after failed accepts: doubling from 10 ms to 1 s, with a log
+/// line at most every 10 s.
+#[derive(Default)]
+struct AcceptBackoff {
+    pause: Option<Duration>,
+    failures: u64,
+    last_report: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+    const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+    fn reset(&mut self) {
+        self.pause = None;
+    }
+
+    /// The pause after one more failure, and the failures since the last
+    /// report if one is due now.
+    fn failed(&mut self) -> (Duration, Option<u64>) {
+        let pause = self.pause.map_or(Self::FIRST, |p| (p * 2).min(Self::MAX));
+        self.pause = Some(pause);
+        self.failures += 1;
+        let due = self.last_report.is_none_or(|t| t.elapsed() >= Self::REPORT_EVERY);
+        if !due {
+            return (pause, None);
+        }
+        self.last_report = Some(std::time::Instant::now());
+        (pause, Some(std::mem::take(&mut self.failures)))
     }
 }
 
@@ -150,5 +189,29 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             ctx.reconfigure(&topic);
             let _ = done.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_back_off_to_a_second_and_report_rarely() {
+        let mut b = AcceptBackoff::default();
+        let (first, report) = b.failed();
+        assert_eq!((first, report), (AcceptBackoff::FIRST, Some(1)));
+        let mut reports = 0;
+        let mut last = first;
+        for _ in 0..20 {
+            let (pause, report) = b.failed();
+            assert!(pause >= last && pause <= AcceptBackoff::MAX);
+            reports += usize::from(report.is_some());
+            last = pause;
+        }
+        assert_eq!(last, AcceptBackoff::MAX);
+        assert_eq!(reports, 0, "at most one line per interval");
+        b.reset();
+        assert_eq!(b.failed().0, AcceptBackoff::FIRST);
     }
 }

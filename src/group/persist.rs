@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use thiserror::Error;
 
 use super::record::{self, RecordKey, RecordValue};
@@ -21,8 +21,6 @@ pub enum PersistError {
     Storage(#[from] crate::storage::StorageError),
     #[error("cannot read __consumer_offsets: {0}")]
     Read(#[from] crate::storage::ReadError),
-    #[error("corrupt batch in __consumer_offsets at offset {0}")]
-    Corrupt(i64),
 }
 
 /// A record to write: a key and its value, or a tombstone.
@@ -57,9 +55,10 @@ pub async fn append(log: &Rc<PartitionLog>, writes: &[Write], now_ms: i64) -> Re
 }
 
 /// Reads every record of the partition, oldest first, and hands each to
-/// `apply` (a `None` value is a tombstone). Records that do not parse are
-/// skipped with a warning: one bad record must not lose a whole partition's
-/// groups.
+/// `apply` (a `None` value is a tombstone). Records that do not parse, and
+/// batches that cannot be decompressed or walked, are skipped with a
+/// warning: one bad record must not lose a whole partition's groups, nor
+/// stop the coordinator from loading.
 pub async fn replay(
     log: &Rc<PartitionLog>,
     mut apply: impl FnMut(RecordKey, Option<RecordValue>),
@@ -78,32 +77,44 @@ pub async fn replay(
             if len > rest.len() {
                 break;
             }
-            let mut one = rest.split_to(len);
+            let one = rest.split_to(len);
             let last = head.last_offset;
             if last >= offset {
-                let set = RecordBatchDecoder::decode(&mut one).map_err(|_| PersistError::Corrupt(head.base_offset))?;
-                for r in set.records {
-                    if r.offset < offset {
-                        continue;
-                    }
-                    let Some(key) = r.key.as_deref().and_then(|k| record::decode_key(k).ok()) else {
-                        tracing::warn!(offset = r.offset, "skipping a __consumer_offsets record with an unknown key");
-                        continue;
-                    };
-                    let value = match r.value.as_deref().map(|v| record::decode_value(&key, v)) {
-                        None => None,
-                        Some(Ok(v)) => Some(v),
-                        Some(Err(e)) => {
-                            tracing::warn!(offset = r.offset, "skipping a __consumer_offsets record: {e}");
-                            continue;
-                        }
-                    };
-                    apply(key, value);
-                    count += 1;
-                }
+                count += replay_batch(&one, offset, &mut apply);
             }
             offset = offset.max(last + 1);
         }
     }
     Ok(count)
+}
+
+/// Hands the records of one stored batch at `offset` or later to `apply`;
+/// how many it handed.
+fn replay_batch(one: &[u8], offset: i64, apply: &mut impl FnMut(RecordKey, Option<RecordValue>)) -> usize {
+    let Ok(h) = batch::parse_header(one) else {
+        tracing::error!(offset, "skipping a __consumer_offsets batch with a malformed header");
+        return 0;
+    };
+    let Some(decoded) = crate::storage::compaction::records(one, &h) else {
+        tracing::error!(offset = h.base_offset, "skipping a __consumer_offsets batch that cannot be read");
+        return 0;
+    };
+    let mut count = 0;
+    for r in decoded.records.iter().filter(|r| r.offset >= offset) {
+        let Some(key) = r.key.as_deref().and_then(|k| record::decode_key(k).ok()) else {
+            tracing::warn!(offset = r.offset, "skipping a __consumer_offsets record with an unknown key");
+            continue;
+        };
+        let value = match r.value.clone().map(|v| record::decode_value(&key, &decoded.bytes[v])) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(e)) => {
+                tracing::warn!(offset = r.offset, "skipping a __consumer_offsets record: {e}");
+                continue;
+            }
+        };
+        apply(key, value);
+        count += 1;
+    }
+    count
 }

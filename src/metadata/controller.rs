@@ -35,6 +35,12 @@ fn too_many_partitions(n: i32) -> AdminError {
     )
 }
 
+/// Refuses `n` new partitions that would leave too few file descriptors.
+fn descriptors_for(n: usize) -> Result<(), AdminError> {
+    crate::broker::descriptors::room_for(n as u64)
+        .map_err(|e| AdminError::new(ErrorCode::PolicyViolation, e.to_string()))
+}
+
 /// The shared, lock-free-to-read metadata snapshot.
 pub type Snapshot = Arc<ArcSwap<ClusterMeta>>;
 
@@ -378,6 +384,13 @@ impl Controller {
         if current.topic(&t.name).is_some() {
             return Err(AdminError::new(ErrorCode::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
         }
+        if let Some(other) = current.topics.keys().find(|other| topic_name::collide(other, &t.name)) {
+            // Kafka refuses these: metric names replace '.' with '_'.
+            return Err(AdminError::new(
+                ErrorCode::InvalidTopic,
+                format!("Topic '{}' collides with existing topic: {other}", t.name),
+            ));
+        }
         let rf =
             if t.replication_factor == -1 { self.settings.default_replication_factor() } else { t.replication_factor };
         if rf != 1 {
@@ -418,6 +431,7 @@ impl Controller {
             }
         };
         let topic = Arc::new(TopicMeta { name: t.name.clone(), id: Uuid::new_v4(), leaders, configs: t.configs });
+        descriptors_for(topic.leaders.len())?;
         if validate_only {
             return Ok(topic);
         }
@@ -476,6 +490,7 @@ impl Controller {
             ));
         }
         let leaders = placement::place(&mut current.partitions_per_node(), (count - have) as usize);
+        descriptors_for(leaders.len())?;
         if validate_only {
             return Ok(());
         }

@@ -36,6 +36,14 @@ pub fn validate(name: &str) -> Result<(), TopicNameError> {
     Ok(())
 }
 
+/// Whether two different names would collide where Kafka puts topic names
+/// in metric names, which replace '.' with '_' (`my.topic`, `my_topic`).
+pub fn collide(a: &str, b: &str) -> bool {
+    a != b
+        && a.len() == b.len()
+        && a.bytes().zip(b.bytes()).all(|(x, y)| x == y || matches!((x, y), (b'.', b'_') | (b'_', b'.')))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +57,14 @@ mod tests {
         assert!(validate(&"a".repeat(249)).is_ok());
         assert!(matches!(validate("bad/name"), Err(TopicNameError::IllegalChars(_))));
         assert!(matches!(validate("spa ce"), Err(TopicNameError::IllegalChars(_))));
+    }
+
+    #[test]
+    fn dots_and_underscores_collide() {
+        assert!(collide("my.topic", "my_topic"));
+        assert!(collide("a_b.c", "a.b_c"));
+        assert!(!collide("my.topic", "my.topic"));
+        assert!(!collide("my.topic", "my-topic"));
+        assert!(!collide("ab", "a_"));
     }
 }

@@ -66,6 +66,19 @@ pub fn decompress(data: &[u8], codec: Compression, max: usize) -> Result<Bytes, 
     }
 }
 
+/// A reader that decompresses `data` with `codec` as it is read, for a walk
+/// that holds only a buffer of it at a time. Snappy blocks state their
+/// length and decompress whole (at most `max` bytes, checked first).
+pub fn reader<'a>(data: &'a [u8], codec: Compression, max: usize) -> Result<Box<dyn Read + 'a>, DecompressError> {
+    Ok(match codec {
+        Compression::None => Box::new(data),
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(data)),
+        Compression::Lz4 => Box::new(lz4::Decoder::new(data)?),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(data)?),
+        Compression::Snappy => Box::new(std::io::Cursor::new(snappy(data, max)?)),
+    })
+}
+
 /// Reads `r` to its end, failing once more than `max` bytes come.
 fn bounded(r: impl Read, max: usize) -> Result<Bytes, DecompressError> {
     let mut out = Vec::new();

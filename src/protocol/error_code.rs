@@ -31,6 +31,7 @@ pub enum ErrorCode {
     InvalidReplicaAssignment = 39,
     InvalidConfig = 40,
     InvalidRequest = 42,
+    PolicyViolation = 44,
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
     TransactionalIdAuthorizationFailed = 53,
@@ -41,6 +42,7 @@ pub enum ErrorCode {
     GroupMaxSizeReached = 81,
     FencedInstanceId = 82,
     GroupSubscribedToTopic = 86,
+    InvalidRecord = 87,
     UnknownTopicId = 100,
 }
 

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
 
-use super::{batch, frame, rewrite};
+use super::{batch, batch_walk, frame, rewrite};
 use crate::group::record;
+use crate::storage::compaction;
 
 /// xorshift64*: small, fast and reproducible from its seed.
 struct Rng(u64);
@@ -110,9 +111,30 @@ fn exercise_batch(b: &[u8]) {
         let mut copy = b.to_vec();
         rewrite::stamp_log_append_time(&mut copy, 1);
         batch::validate_all(&copy).expect("stamping keeps a valid batch valid");
-        if headers.iter().all(|h| h.total_len < 1 << 20) {
-            let _ = rewrite::recompress(b, Compression::None);
+        let mut at = 0;
+        for h in &headers {
+            let one = &b[at..at + h.total_len];
+            at += h.total_len;
+            exercise_walked(one, h);
         }
+    }
+    // Whatever reads a stored log must take anything without panicking.
+    let latest = compaction::note_window(b);
+    let _ = compaction::clean_window(&latest, b, 0);
+}
+
+/// A batch whose records the walk accepts must recompress into a batch
+/// that is valid and walks the same.
+fn exercise_walked(one: &[u8], h: &batch::BatchHeader) {
+    const MAX: usize = 4 << 20;
+    let Ok(facts) = batch_walk::check(one, h, MAX) else {
+        return;
+    };
+    for codec in [Compression::None, Compression::Zstd] {
+        let out = rewrite::recompress(one, h, codec, MAX, MAX).expect("a walked batch recompresses");
+        let nh = batch::validate(&out).expect("a recompressed batch is valid");
+        let again = batch_walk::check(&out, &nh, MAX).expect("a recompressed batch walks");
+        assert_eq!(again.null_key, facts.null_key);
     }
 }
 
@@ -188,8 +210,14 @@ fn corpus_is_valid() {
         frame::decode_request(Bytes::from(req)).expect("every corpus request decodes");
     }
     for b in corpus("batches") {
-        batch::validate_all(&b).expect("every corpus batch is valid");
-        rewrite::recompress(&b, Compression::Zstd).expect("every corpus batch recompresses");
+        let headers = batch::validate_all(&b).expect("every corpus batch is valid");
+        let mut at = 0;
+        for h in &headers {
+            let one = &b[at..at + h.total_len];
+            at += h.total_len;
+            batch_walk::check(one, h, 1 << 20).expect("every corpus batch walks");
+            rewrite::recompress(one, h, Compression::Zstd, 1 << 20, 1 << 20).expect("every corpus batch recompresses");
+        }
     }
 }
 
@@ -243,4 +271,105 @@ fn fuzz_batches_and_group_records() {
     ];
     let runs = fuzz("group-records", &records, budget() / 6, exercise_records);
     assert!(runs > 0);
+}
+
+/// A zigzag varint, as records carry their fields.
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// The bytes of `n` random well-formed records.
+fn random_records(rng: &mut Rng, n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut body = vec![0u8];
+        put_varint(&mut body, rng.below(1000) as i64);
+        put_varint(&mut body, i as i64);
+        for _ in 0..2 {
+            match rng.below(4) {
+                0 => put_varint(&mut body, -1),
+                _ => {
+                    let len = rng.below(40);
+                    put_varint(&mut body, len as i64);
+                    body.extend((0..len).map(|_| rng.next() as u8));
+                }
+            }
+        }
+        let headers = rng.below(3);
+        put_varint(&mut body, headers as i64);
+        for _ in 0..headers {
+            put_varint(&mut body, 1);
+            body.push(b'h');
+            put_varint(&mut body, 2);
+            body.extend(b"hv");
+        }
+        put_varint(&mut out, body.len() as i64);
+        out.extend(body);
+    }
+    out
+}
+
+/// A lie told inside decompressed records: a varint replaced by a value
+/// that breaks lengths and counts.
+fn lie(rng: &mut Rng, records: &mut Vec<u8>) {
+    if records.is_empty() {
+        return;
+    }
+    let at = rng.below(records.len());
+    let mut v = Vec::new();
+    put_varint(&mut v, i64::from(INTERESTING[rng.below(INTERESTING.len())]));
+    let end = (at + 1 + rng.below(3)).min(records.len());
+    records.splice(at..end, v);
+}
+
+/// Structure-aware: well-formed records with lies inside them or in the
+/// header's count, compressed with every codec behind a valid CRC (as an
+/// attacker would send them), through everything that reads records.
+#[test]
+fn fuzz_compressed_batches_with_lying_counts() {
+    const CODECS: [Compression; 5] =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    let seed = seed();
+    let mut rng = Rng(seed ^ 0x1ce);
+    let start = Instant::now();
+    let mut runs = 0usize;
+    let mut refused = 0usize;
+    while start.elapsed() < budget() / 4 {
+        let n = 1 + rng.below(20);
+        let mut records = random_records(&mut rng, n);
+        let mut count = n as i32;
+        match rng.below(3) {
+            0 => lie(&mut rng, &mut records),
+            1 => count = INTERESTING[rng.below(INTERESTING.len())],
+            _ => {}
+        }
+        let mut header = crate::protocol::batch::tests::make_batch(1, 0)[..batch::HEADER_LEN].to_vec();
+        header[23..27].copy_from_slice(&count.wrapping_sub(1).to_be_bytes());
+        let codec = CODECS[rng.below(CODECS.len())];
+        let b = rewrite::rebuild(&header, &records, count, codec).expect("encodes");
+        let input = b.clone();
+        if let Err(e) = panic::catch_unwind(AssertUnwindSafe(|| exercise_batch(&input))) {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-crashes");
+            let _ = std::fs::create_dir_all(&dir);
+            let path = dir.join(format!("structured-{seed}-{runs}.bin"));
+            let _ = std::fs::write(&path, &b);
+            panic!("structured: panic on run {runs} (SLUICE_FUZZ_SEED={seed}), input in {}: {e:?}", path.display());
+        }
+        // A lying count can break the header itself (negative counts).
+        let walked = batch::validate(&b).map(|h| super::batch_walk::check(&b, &h, 1 << 20));
+        if !matches!(walked, Ok(Ok(_))) {
+            refused += 1;
+        }
+        runs += 1;
+    }
+    eprintln!(
+        "fuzz structured: {runs} batches ({refused} refused by the walk) in {:?} (SLUICE_FUZZ_SEED={seed})",
+        start.elapsed()
+    );
+    assert!(runs > 0 && refused > 0 && refused < runs, "{refused} of {runs} refused");
 }

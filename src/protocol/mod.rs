@@ -2,12 +2,14 @@
 //! record-batch view. Message bodies are encoded by the `kafka-protocol` crate.
 
 pub mod batch;
+pub mod batch_walk;
 pub mod decompress;
 pub mod error_code;
 pub mod frame;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod record;
+pub mod record_walk;
 pub mod rewrite;
 pub mod versions;
 pub mod zero_copy;

@@ -7,8 +7,7 @@
 //! (kafka-protocol's codecs: Kafka's xerial snappy framing and raw snappy are
 //! both read).
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::Compression;
 use thiserror::Error;
 
 use super::{batch, decompress};
@@ -20,6 +19,8 @@ pub enum RewriteError {
     Decode(String),
     #[error("cannot encode the batch's records: {0}")]
     Encode(String),
+    #[error("the rewritten batch would be larger than max.message.bytes {max}")]
+    TooLarge { max: usize },
 }
 
 /// A topic's `compression.type`: `None` keeps the producer's codec.
@@ -45,24 +46,96 @@ pub fn codec_of(attributes: i16) -> Compression {
     }
 }
 
-/// Re-encodes every batch of `records` with `codec`, keeping records,
-/// timestamps, headers and producer fields.
-pub fn recompress(records: &[u8], codec: Compression) -> Result<Bytes, RewriteError> {
-    let mut out = BytesMut::with_capacity(records.len());
-    let mut rest = Bytes::copy_from_slice(records);
-    while !rest.is_empty() {
-        let h = batch::parse_header(&rest).map_err(|e| RewriteError::Decode(e.to_string()))?;
-        let one = rest.split_to(h.total_len);
-        let records =
-            decompress::records(&one, decompress::MAX_DECOMPRESSED).map_err(|e| RewriteError::Decode(e.to_string()))?;
-        if records.is_empty() {
-            return Err(RewriteError::Decode("a batch without records".into()));
+/// The batch whose header is `batch`'s first [`batch::HEADER_LEN`] bytes
+/// with its records replaced: `records` (uncompressed record bytes, `count`
+/// records) compressed with `codec`. Offsets, timestamps and producer fields
+/// stay; the codec bits, length, count and CRC are new. No record is
+/// decoded: a record's bytes are the same in every codec.
+pub fn rebuild(batch: &[u8], records: &[u8], count: i32, codec: Compression) -> Result<Vec<u8>, RewriteError> {
+    let mut out = Vec::with_capacity(batch::HEADER_LEN + records.len() / 2);
+    out.extend_from_slice(&batch[..batch::HEADER_LEN]);
+    compress_into(&mut out, records, codec)?;
+    let batch_length = i32::try_from(out.len() - batch::LOG_OVERHEAD)
+        .map_err(|_| RewriteError::Encode(format!("a batch of {} bytes", out.len())))?;
+    let attributes = (i16::from_be_bytes([out[21], out[22]]) & !0x7) | codec_bits(codec);
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    out[57..61].copy_from_slice(&count.to_be_bytes());
+    batch::reseal(&mut out);
+    Ok(out)
+}
+
+/// Appends `records` compressed with `codec` (kafka-protocol's codecs,
+/// so the framing is what Kafka's clients read) to `out`.
+fn compress_into(out: &mut Vec<u8>, records: &[u8], codec: Compression) -> Result<(), RewriteError> {
+    use bytes::BufMut;
+    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+    let done = match codec {
+        Compression::None => {
+            out.extend_from_slice(records);
+            Ok(())
         }
-        let options = RecordEncodeOptions { version: 2, compression: codec };
-        RecordBatchEncoder::encode(&mut out, records.iter(), &options)
-            .map_err(|e| RewriteError::Encode(e.to_string()))?;
+        Compression::Gzip => Gzip::compress(out, |tmp| {
+            tmp.put_slice(records);
+            Ok(())
+        }),
+        Compression::Snappy => Snappy::compress(out, |tmp| {
+            tmp.put_slice(records);
+            Ok(())
+        }),
+        Compression::Lz4 => Lz4::compress(out, |tmp| {
+            tmp.put_slice(records);
+            Ok(())
+        }),
+        Compression::Zstd => Zstd::compress(out, |tmp| {
+            tmp.put_slice(records);
+            Ok(())
+        }),
+    };
+    done.map_err(|e| RewriteError::Encode(e.to_string()))
+}
+
+/// Attributes bits 0-2 for `codec`.
+fn codec_bits(codec: Compression) -> i16 {
+    match codec {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Snappy => 2,
+        Compression::Lz4 => 3,
+        Compression::Zstd => 4,
     }
-    Ok(out.freeze())
+}
+
+/// One valid batch (`header` its header, its records already walked and
+/// found well formed) re-encoded with `codec`, refused once it would be
+/// larger than `max_batch` bytes; its records may decompress to at most
+/// `max_decompressed` bytes.
+pub fn recompress(
+    one: &[u8],
+    header: &batch::BatchHeader,
+    codec: Compression,
+    max_decompressed: usize,
+    max_batch: usize,
+) -> Result<Vec<u8>, RewriteError> {
+    // Uncompressed, the batch is its header plus its records: refuse before
+    // decompressing what could not be stored anyway.
+    let bound = if codec == Compression::None {
+        max_decompressed.min(max_batch.saturating_sub(batch::HEADER_LEN))
+    } else {
+        max_decompressed
+    };
+    let records =
+        decompress::decompress(&one[batch::HEADER_LEN..], codec_of(header.attributes), bound).map_err(|e| match e {
+            decompress::DecompressError::TooLarge { .. } if codec == Compression::None => {
+                RewriteError::TooLarge { max: max_batch }
+            }
+            other => RewriteError::Decode(other.to_string()),
+        })?;
+    let out = rebuild(one, &records, header.record_count, codec)?;
+    if out.len() > max_batch {
+        return Err(RewriteError::TooLarge { max: max_batch });
+    }
+    Ok(out)
 }
 
 /// Stamps every batch of `records` with the broker's append time `now_ms`.
@@ -78,6 +151,7 @@ pub fn stamp_log_append_time(records: &mut [u8], now_ms: i64) {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
     use kafka_protocol::records::RecordBatchDecoder;
 
     use super::*;
@@ -95,20 +169,30 @@ mod tests {
     #[test]
     fn recompression_round_trips_records() {
         let b = make_batch(5, 1000);
+        let h0 = batch::validate(&b).unwrap();
         for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
-            let z = recompress(&b, codec).unwrap();
+            let z = recompress(&b, &h0, codec, 1 << 20, 1 << 20).unwrap();
             let h = batch::validate(&z).unwrap();
             assert_eq!(codec_of(h.attributes), codec);
-            assert_eq!(h.record_count, 5);
-            let back = recompress(&z, Compression::None).unwrap();
-            let mut a = Bytes::copy_from_slice(&b);
-            let mut c = back.clone();
-            let ra = RecordBatchDecoder::decode(&mut a).unwrap().records;
-            let rc = RecordBatchDecoder::decode(&mut c).unwrap().records;
-            assert_eq!(ra.len(), rc.len());
-            for (x, y) in ra.iter().zip(&rc) {
-                assert_eq!((&x.key, &x.value, x.timestamp, x.offset), (&y.key, &y.value, y.timestamp, y.offset));
-            }
+            assert_eq!((h.record_count, h.last_offset_delta, h.max_timestamp), (5, 4, h0.max_timestamp));
+            let back = recompress(&z, &h, Compression::None, 1 << 20, 1 << 20).unwrap();
+            assert_eq!(back, b, "{codec:?}: the same bytes back");
+            let mut a = Bytes::copy_from_slice(&z);
+            let rs = RecordBatchDecoder::decode(&mut a).unwrap().records;
+            assert_eq!(rs.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        }
+    }
+
+    #[test]
+    fn recompression_refuses_a_result_past_the_batch_limit() {
+        let big = make_batch(60, 0);
+        let z = recompress(&big, &batch::validate(&big).unwrap(), Compression::Zstd, 1 << 20, 1 << 20).unwrap();
+        let hz = batch::validate(&z).unwrap();
+        let max = z.len() + 10;
+        assert!(big.len() > max);
+        match recompress(&z, &hz, Compression::None, 1 << 20, max) {
+            Err(RewriteError::TooLarge { max: m }) if m == max => {}
+            other => panic!("{other:?}"),
         }
     }
 }

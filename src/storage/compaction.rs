@@ -3,134 +3,113 @@
 //! they are `delete.retention.ms` old. Offsets never change: a batch keeps its
 //! base offset and `lastOffsetDelta` and loses records in between, and a
 //! batch left empty is dropped, so the log may have offset gaps, as Kafka's
-//! does. Records are decoded only here, never on the produce/fetch path.
+//! does.
 //!
-//! Uncompressed batches are cut in place (base offset and last offset delta
-//! kept, as Kafka's cleaner keeps them). Compressed batches are decompressed
-//! (kafka-protocol's codecs) and, when some of their records go, encoded
-//! again with the same codec from the records that stay: the batch then
-//! starts at its first kept record's offset and ends at its last kept one
-//! (record offsets never change), keeps its producer fields, and a batch
-//! stamped with LogAppendTime keeps its append time. A batch that cannot be
-//! decoded is kept whole.
+//! A batch's records are walked with [`record_walk`] (compressed ones
+//! decompressed first, bounded), and the records that stay are copied as
+//! bytes into a batch with the same header (base offset, last offset delta,
+//! timestamps, producer fields, LogAppendTime), compressed again with the
+//! batch's codec where it had one, as Kafka's cleaner keeps them. A batch
+//! that cannot be decompressed or whose records are malformed is kept whole
+//! with a warning: nothing on disk may stop compaction.
+//!
+//! [`record_walk`]: crate::protocol::record_walk
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
-use bytes::BytesMut;
-use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions};
 use tracing::warn;
 
 use super::walk;
 use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
+use crate::protocol::record_walk::{Slice, Walk};
 use crate::protocol::{decompress, rewrite};
 
-/// One record of an uncompressed batch.
+/// One record of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordView {
     /// Its offset.
     pub offset: i64,
     /// Its key (`None`: null key).
     pub key: Option<Vec<u8>>,
-    /// Null value: a delete marker for its key.
-    pub tombstone: bool,
-    /// Where its bytes sit inside the batch.
+    /// Its value (`None`: a tombstone, a delete marker for its key), as a
+    /// range of the records' bytes.
+    pub value: Option<Range<usize>>,
+    /// Where its bytes (length prefix included) sit in the batch's records,
+    /// decompressed.
     pub range: Range<usize>,
 }
 
-/// The records of an uncompressed batch; `None` for a compressed or
-/// malformed one (which compaction then keeps as it is).
-pub fn records(batch_bytes: &[u8], h: &BatchHeader) -> Option<Vec<RecordView>> {
-    if batch::is_compressed(h.attributes) {
+/// A batch's records, decompressed, and what they hold.
+pub struct Decoded<'a> {
+    /// The records' bytes.
+    pub bytes: Cow<'a, [u8]>,
+    /// Each record.
+    pub records: Vec<RecordView>,
+}
+
+/// The records of a stored batch; `None` (with a warning) when they cannot
+/// be decompressed within [`decompress::MAX_DECOMPRESSED`] or are malformed:
+/// compaction then keeps the batch whole, and its keys do not count. No
+/// count or length from the batch sizes an allocation.
+pub fn records<'a>(batch_bytes: &'a [u8], h: &BatchHeader) -> Option<Decoded<'a>> {
+    let data = &batch_bytes[HEADER_LEN..h.total_len.min(batch_bytes.len())];
+    let bytes = if batch::is_compressed(h.attributes) {
+        match decompress::decompress(data, rewrite::codec_of(h.attributes), decompress::MAX_DECOMPRESSED) {
+            Ok(b) => Cow::Owned(b.to_vec()),
+            Err(e) => {
+                warn!(offset = h.base_offset, "compaction keeps a batch it cannot decompress whole: {e}");
+                return None;
+            }
+        }
+    } else {
+        Cow::Borrowed(data)
+    };
+    let mut records = Vec::new();
+    let walked = Walk::stored(Slice::new(&bytes), h.record_count, h.last_offset_delta).run(&mut |s| {
+        records.push(RecordView {
+            offset: h.base_offset + i64::from(s.offset_delta),
+            key: s.key.as_ref().map(|k| bytes[k.start as usize..k.end as usize].to_vec()),
+            value: s.value.as_ref().map(|v| v.start as usize..v.end as usize),
+            range: s.range.start as usize..s.range.end as usize,
+        })
+    });
+    if let Err(e) = walked {
+        warn!(offset = h.base_offset, "compaction keeps a batch whose records are malformed whole: {e}");
         return None;
     }
-    let mut out = Vec::with_capacity(h.record_count as usize);
-    let mut pos = HEADER_LEN;
-    for _ in 0..h.record_count {
-        let len = usize::try_from(batch::read_varint(batch_bytes, &mut pos)?).ok()?;
-        let start = pos;
-        let end = start.checked_add(len).filter(|&e| e <= batch_bytes.len())?;
-        let mut p = start + 1; // attributes
-        batch::read_varint(batch_bytes, &mut p)?; // timestamp delta
-        let offset_delta = batch::read_varint(batch_bytes, &mut p)?;
-        let key_len = batch::read_varint(batch_bytes, &mut p)?;
-        let key = if key_len < 0 {
-            None
-        } else {
-            let k = batch_bytes.get(p..p + key_len as usize)?.to_vec();
-            p += key_len as usize;
-            Some(k)
-        };
-        let value_len = batch::read_varint(batch_bytes, &mut p)?;
-        // The record's own length prefix is part of what is kept.
-        let prefix = varint_len(len as i64);
-        out.push(RecordView {
-            offset: h.base_offset + offset_delta,
-            key,
-            tombstone: value_len < 0,
-            range: start - prefix..end,
-        });
-        pos = end;
-    }
-    Some(out)
+    Some(Decoded { bytes, records })
 }
 
-fn varint_len(v: i64) -> usize {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    let mut n = 1;
-    while z >= 0x80 {
-        z >>= 7;
-        n += 1;
-    }
-    n
-}
-
-/// A batch holding only the records at `keep` (ranges into `batch_bytes`),
-/// with length, record count and CRC-32C fixed; base offset, last offset
-/// delta and timestamps unchanged.
-pub fn rebuild(batch_bytes: &[u8], keep: &[Range<usize>]) -> Vec<u8> {
-    let mut out = batch_bytes[..HEADER_LEN].to_vec();
+/// A batch holding only the records at `keep` (ranges into `decoded`),
+/// encoded with the batch's codec, with length, record count and CRC-32C
+/// fixed; base offset, last offset delta, timestamps and producer fields
+/// unchanged (as Kafka's cleaner keeps them). `None` if it cannot be encoded.
+pub fn rebuild(batch_bytes: &[u8], decoded: &Decoded<'_>, keep: &[Range<usize>]) -> Option<Vec<u8>> {
+    let mut kept = Vec::with_capacity(keep.iter().map(|r| r.len()).sum());
     for r in keep {
-        out.extend_from_slice(&batch_bytes[r.clone()]);
+        kept.extend_from_slice(&decoded.bytes[r.clone()]);
     }
-    let batch_length = (out.len() - batch::LOG_OVERHEAD) as i32;
-    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
-    out[57..61].copy_from_slice(&(keep.len() as i32).to_be_bytes());
-    let crc = crate::crc::crc32c(&out[21..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
-    out
-}
-
-/// Latest offset of every key seen so far.
-pub type LatestByKey = HashMap<Vec<u8>, i64>;
-
-/// The records of a compressed batch, decompressed; `None` when they cannot
-/// be decoded or expand past [`decompress::MAX_DECOMPRESSED`] (the batch is
-/// then kept whole, and its keys do not count).
-fn decompressed(batch_bytes: &[u8]) -> Option<Vec<Record>> {
-    match decompress::records(batch_bytes, decompress::MAX_DECOMPRESSED) {
-        Ok(records) => Some(records),
+    let codec = rewrite::codec_of(i16::from_be_bytes([batch_bytes[21], batch_bytes[22]]));
+    match rewrite::rebuild(batch_bytes, &kept, keep.len() as i32, codec) {
+        Ok(b) => Some(b),
         Err(e) => {
-            warn!("compaction keeps a batch it cannot decode whole: {e}");
+            warn!("compaction keeps a batch it cannot encode again whole: {e}");
             None
         }
     }
 }
+
+/// Latest offset of every key seen so far.
+pub type LatestByKey = HashMap<Vec<u8>, i64>;
 
 /// Records the keys of one batch into `latest`.
 pub fn note_keys(latest: &mut LatestByKey, batch_bytes: &[u8]) {
     let Ok(h) = batch::parse_header(batch_bytes) else {
         return;
     };
-    if batch::is_compressed(h.attributes) {
-        for r in decompressed(batch_bytes).unwrap_or_default() {
-            if let Some(k) = r.key {
-                latest.insert(k.to_vec(), r.offset);
-            }
-        }
-        return;
-    }
-    for r in records(batch_bytes, &h).unwrap_or_default() {
+    for r in records(batch_bytes, &h).map(|d| d.records).unwrap_or_default() {
         if let Some(k) = r.key {
             latest.insert(k, r.offset);
         }
@@ -161,10 +140,10 @@ pub fn clean_window(latest: &LatestByKey, window: &[u8], tombstone_cutoff_ms: i6
 }
 
 /// The cleaned form of one batch: `None` to drop it, or its bytes (the same
-/// bytes when nothing goes). A record stays if it has no key, is the latest
-/// of its key, and is not a tombstone older than `tombstone_cutoff_ms`.
-/// `young_tombstones` is set when a tombstone stays only because of its age
-/// (a later pass must look again).
+/// bytes when nothing goes, or when it cannot be decoded). A record stays if
+/// it has no key, is the latest of its key, and is not a tombstone older
+/// than `tombstone_cutoff_ms`. `young_tombstones` is set when a tombstone
+/// stays only because of its age (a later pass must look again).
 pub fn clean_batch(
     latest: &LatestByKey,
     batch_bytes: &[u8],
@@ -174,62 +153,31 @@ pub fn clean_batch(
     let Ok(h) = batch::parse_header(batch_bytes) else {
         return Some(batch_bytes.to_vec());
     };
-    let mut stays = |key: Option<&[u8]>, offset: i64, tombstone: bool| match key {
-        None => true,
-        Some(k) => {
-            let is_latest = latest.get(k) == Some(&offset);
-            if is_latest && tombstone && h.max_timestamp >= tombstone_cutoff_ms {
-                *young_tombstones = true;
-            }
-            is_latest && !(tombstone && h.max_timestamp < tombstone_cutoff_ms)
-        }
-    };
-    if batch::is_compressed(h.attributes) {
-        let Some(recs) = decompressed(batch_bytes) else {
-            return Some(batch_bytes.to_vec());
-        };
-        let keep: Vec<&Record> = recs.iter().filter(|r| stays(r.key.as_deref(), r.offset, r.value.is_none())).collect();
-        return match keep.len() {
-            0 => None,
-            n if n == recs.len() => Some(batch_bytes.to_vec()),
-            _ => Some(reencode(batch_bytes, &h, &keep)),
-        };
-    }
-    let Some(recs) = records(batch_bytes, &h) else {
+    let Some(decoded) = records(batch_bytes, &h) else {
         return Some(batch_bytes.to_vec());
     };
-    let keep: Vec<Range<usize>> =
-        recs.iter().filter(|r| stays(r.key.as_deref(), r.offset, r.tombstone)).map(|r| r.range.clone()).collect();
+    let mut stays = |r: &RecordView| match &r.key {
+        None => true,
+        Some(k) => {
+            let is_latest = latest.get(k) == Some(&r.offset);
+            if is_latest && r.value.is_none() && h.max_timestamp >= tombstone_cutoff_ms {
+                *young_tombstones = true;
+            }
+            is_latest && !(r.value.is_none() && h.max_timestamp < tombstone_cutoff_ms)
+        }
+    };
+    let keep: Vec<Range<usize>> = decoded.records.iter().filter(|r| stays(r)).map(|r| r.range.clone()).collect();
     match keep.len() {
         0 => None,
-        n if n == recs.len() => Some(batch_bytes.to_vec()),
-        _ => Some(rebuild(batch_bytes, &keep)),
+        n if n == decoded.records.len() => Some(batch_bytes.to_vec()),
+        _ => Some(rebuild(batch_bytes, &decoded, &keep).unwrap_or_else(|| batch_bytes.to_vec())),
     }
-}
-
-/// A compressed batch holding only `keep` (some of its records), encoded
-/// with its codec; the batch as it was when that fails.
-fn reencode(batch_bytes: &[u8], h: &BatchHeader, keep: &[&Record]) -> Vec<u8> {
-    let options = RecordEncodeOptions { version: 2, compression: rewrite::codec_of(h.attributes) };
-    let mut out = BytesMut::with_capacity(batch_bytes.len());
-    if RecordBatchEncoder::encode(&mut out, keep.iter().copied(), &options).is_err() {
-        return batch_bytes.to_vec();
-    }
-    let mut out = out.to_vec();
-    if h.attributes & batch::LOG_APPEND_TIME != 0 {
-        // The encoder takes the records' own timestamps: restore the append time.
-        match batch::parse_header(&out) {
-            Ok(nh) => batch::stamp_log_append_time(&mut out, &nh, h.max_timestamp),
-            Err(_) => return batch_bytes.to_vec(),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-    use kafka_protocol::records::Compression;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 
     use super::*;
 
@@ -294,13 +242,13 @@ mod tests {
         let c1 = clean_batch(&latest, &b1, 0, &mut false).unwrap();
         let h = batch::validate(&c1).expect("a valid batch with a correct CRC");
         assert_eq!((h.base_offset, h.last_offset(), h.record_count), (0, 2, 1));
-        let r = records(&c1, &h).unwrap();
+        let r = records(&c1, &h).unwrap().records;
         assert_eq!((r[0].offset, r[0].key.as_deref()), (2, Some(&b"a"[..])));
         // b2 unchanged while the tombstone is young, then the tombstone goes
         assert_eq!(clean_batch(&latest, &b2, 150, &mut false).unwrap(), b2);
         let c2 = clean_batch(&latest, &b2, 250, &mut false).unwrap();
         let h2 = batch::validate(&c2).unwrap();
-        assert_eq!(records(&c2, &h2).unwrap().iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4]);
+        assert_eq!(records(&c2, &h2).unwrap().records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4]);
         // a batch whose records are all superseded is dropped
         let b3 = batch(5, 300, &[(b"c", Some(b"0"))]);
         let mut l2 = latest.clone();
@@ -349,9 +297,15 @@ mod tests {
             let c1 = clean_batch(&latest, &b1, 0, &mut false).unwrap();
             let h = batch::validate(&c1).expect("a valid batch with a correct CRC");
             assert_eq!(rewrite::codec_of(h.attributes), codec);
-            assert_eq!((h.base_offset, h.last_offset(), h.record_count, h.producer_id), (2, 3, 2, 7));
-            let kept: Vec<(i64, Option<Bytes>, Option<Bytes>)> =
-                decompressed(&c1).unwrap().into_iter().map(|r| (r.offset, r.key, r.value)).collect();
+            // Kafka's cleaner keeps a batch's offset span: record offsets
+            // stay deltas from the same base.
+            assert_eq!((h.base_offset, h.last_offset(), h.record_count, h.producer_id), (0, 3, 2, 7));
+            let kept: Vec<(i64, Option<Bytes>, Option<Bytes>)> = RecordBatchDecoder::decode(&mut Bytes::from(c1))
+                .unwrap()
+                .records
+                .into_iter()
+                .map(|r| (r.offset, r.key, r.value))
+                .collect();
             assert_eq!(
                 kept,
                 vec![
@@ -364,7 +318,8 @@ mod tests {
             assert_eq!(clean_batch(&latest, &b2, 0, &mut young).unwrap(), b2);
             assert!(young);
             let c2 = clean_batch(&latest, &b2, i64::MAX, &mut false).unwrap();
-            assert_eq!(decompressed(&c2).unwrap().iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4]);
+            let h2 = batch::validate(&c2).unwrap();
+            assert_eq!(records(&c2, &h2).unwrap().records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4]);
             // Wholly superseded: dropped.
             let mut l2 = latest.clone();
             l2.insert(b"c".to_vec(), 9);
@@ -383,6 +338,25 @@ mod tests {
         let c = clean_batch(&latest, &b, 0, &mut false).unwrap();
         let h = batch::validate(&c).unwrap();
         assert_ne!(h.attributes & batch::LOG_APPEND_TIME, 0);
-        assert_eq!((h.max_timestamp, h.base_offset, h.record_count), (99_999, 1, 1));
+        assert_eq!((h.max_timestamp, h.base_offset, h.last_offset(), h.record_count), (99_999, 0, 1, 1));
+    }
+
+    #[test]
+    fn a_batch_with_lying_counts_is_kept_whole_without_allocating_by_them() {
+        // A valid CRC over a record count of 2^31-1 and one real record: the
+        // crash loop of a compacted topic (the count sized an allocation).
+        let mut b = batch(0, 100, &[(b"a", Some(b"1"))]);
+        b[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
+        b[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        batch::reseal(&mut b);
+        let mut latest = LatestByKey::new();
+        note_keys(&mut latest, &b);
+        assert!(latest.is_empty());
+        assert_eq!(clean_batch(&latest, &b, 0, &mut false).unwrap(), b);
+        // Garbage behind a compressed codec's bits: kept whole too.
+        let mut z = b.clone();
+        z[22] |= 4;
+        batch::reseal(&mut z);
+        assert_eq!(clean_window(&latest, &z, 0).0, z);
     }
 }

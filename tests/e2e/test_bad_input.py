@@ -286,14 +286,16 @@ def _gzip_bomb_batch(value_len):
     return kw.frame_batch(b"".join(out), 1, attributes=1)  # attributes 1: gzip
 
 
-def test_cli_consumer_refuses_a_batch_that_expands_past_the_limit(healthy_after):
+def test_cli_consumer_refuses_a_batch_that_expands_past_the_limit(broker_factory):
     """Regression: `sluice consume` decoded records with kafka-protocol's
     unbounded codecs, so a stored batch expanding to hundreds of MiB was
-    decompressed whole (and printed). It now stops with a one-line error."""
+    decompressed whole (and printed). It now stops with a one-line error.
+    (The broker is told to accept such a batch: by default it refuses
+    batches expanding past 64 MiB.)"""
     import subprocess
     from conftest import sluice_bin
 
-    b = healthy_after
+    b = broker_factory(overrides={"message.decompressed.max.bytes": str(400 << 20)})
     topic = h.unique("clibomb")
     h.create_topic(b, topic, 1)  # compression.type=producer: stored as sent
     leader = h.partition_leaders(b, topic)[0]
@@ -304,13 +306,15 @@ def test_cli_consumer_refuses_a_batch_that_expands_past_the_limit(healthy_after)
                        capture_output=True, timeout=120)
     assert r.returncode != 0, f"printed {len(r.stdout)} bytes and exited 0"
     assert b"decompresses to more than" in r.stderr and len(r.stdout) == 0, r.stderr[-500:]
+    h.assert_healthy(b)
 
 
 def test_produce_batch_that_expands_past_the_limit_is_refused(healthy_after):
     """Regression: records were decompressed without bound, so a small batch
     expanding to gigabytes made the broker allocate until it died. A batch
-    that expands past 256 MiB is now refused as corrupt (here on the
-    compression.type rewrite path; compaction keeps such a batch whole)."""
+    that expands past message.decompressed.max.bytes (64 MiB) is now refused
+    with MESSAGE_TOO_LARGE (here on the compression.type rewrite path;
+    compaction keeps such a batch whole)."""
     b = healthy_after
     topic = h.unique("bomb")
     # lz4 storage makes the broker decode the producer's gzip batches
@@ -319,7 +323,7 @@ def test_produce_batch_that_expands_past_the_limit_is_refused(healthy_after):
     bomb = _gzip_bomb_batch(300 << 20)
     assert len(bomb) < 1 << 20, len(bomb)
     err, _off = _produce_raw(b, leader, topic, 0, bomb)
-    assert err == kw.CORRUPT_MESSAGE, f"error {err}, expected CORRUPT_MESSAGE"
+    assert err == 10, f"error {err}, expected MESSAGE_TOO_LARGE"
     assert _watermarks(b, topic) == (0, 0), "the batch was stored"
     # a batch of the same shape under the limit is recompressed and stored
     err, off = _produce_raw(b, leader, topic, 0, _gzip_bomb_batch(1 << 20))

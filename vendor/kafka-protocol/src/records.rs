@@ -516,7 +516,10 @@ impl RecordBatchDecoder {
     ) -> Result<()> {
         // sluice patch: the count comes from the wire; every record takes
         // bytes, so never reserve more than the bytes left allow.
-        records.reserve((batch_decode_info.record_count.max(0) as usize).min(bytes::Buf::remaining(buf)));
+        // sluice: and never more than 1024 up front: a `Record` is ~150
+        // bytes, so 200 MiB of decompressed zeros claiming 2^31-1 records
+        // still asked for 37 GB. Longer batches grow as records decode.
+        records.reserve((batch_decode_info.record_count.max(0) as usize).min(bytes::Buf::remaining(buf)).min(1024));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }

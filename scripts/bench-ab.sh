@@ -14,6 +14,8 @@
 # Env: INFLIGHT (default 64), SEG (segment.bytes, default 128 MiB),
 #      RET (retention.bytes per partition, default 2 segments),
 #      LOG_GREP (a pattern whose count in the broker's log is printed),
+#      COMPRESSION (the producers' codec: none, gzip, snappy, lz4, zstd;
+#      default none),
 #      CLIENT_CPUS=shared (broker and load generator share the cores; by
 #      default each has its own, see bench-cpus.sh).
 set -euo pipefail
@@ -43,7 +45,7 @@ for r in $(seq 1 "$ROUNDS"); do
         BROKER=$!
         sleep 1
         args=(--bootstrap 127.0.0.1:$PORT --topic t --partitions "$PARTS" --producers "$PARTS"
-            --inflight "${INFLIGHT:-64}" --batch-records 256
+            --inflight "${INFLIGHT:-64}" --batch-records 256 --compression "${COMPRESSION:-none}"
             --topic-config segment.bytes="$SEG" --topic-config retention.bytes="${RET:-$((2 * SEG))}")
         "${CLIENT_ON[@]}" target/release/sluice-bench produce "${args[@]}" --duration 3 >/dev/null
         cpu0=$(awk '{print $14+$15}' /proc/$BROKER/stat)

@@ -47,8 +47,9 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     ("queued.max.request.bytes", "268435456", Kind::Int),
     ("connections.max.idle.ms", "600000", Kind::Int),
     // sluice's own: the most bytes of protocol metadata one JoinGroup
-    // member brings, and of assignment one SyncGroup hands one member.
-    ("group.member.metadata.max.bytes", "1048576", Kind::Int),
+    // member brings (all its protocols together), and of assignment one
+    // SyncGroup hands one member.
+    ("group.member.metadata.max.bytes", "4194304", Kind::Int),
     ("fetch.max.bytes", "57671680", Kind::Int),
     ("log.segment.bytes", "1073741824", Kind::Int),
     ("log.roll.ms", "604800000", Kind::Int),

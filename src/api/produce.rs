@@ -47,7 +47,18 @@ enum Outcome {
 /// A partition's records after [`check`]: refused, or ready to append.
 enum Checked {
     Refused(Outcome),
-    Ready { index: i32, records: Stored, headers: Vec<BatchHeader>, log_append_time: i64 },
+    Ready(Ready),
+}
+
+/// Records that passed every check, and what they were checked against.
+struct Ready {
+    index: i32,
+    /// The topic whose settings they were checked under: one deleted and
+    /// created again meanwhile may have others.
+    topic_id: uuid::Uuid,
+    records: Stored,
+    headers: Vec<BatchHeader>,
+    log_append_time: i64,
 }
 
 /// The bytes to store: the request's own, or a rewrite of them.
@@ -142,7 +153,9 @@ async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, reco
         return refuse(index, ErrorCode::CorruptMessage, "records are null".into());
     };
     match check_records(ctx, &topic, records).await {
-        Ok((records, headers, log_append_time)) => Checked::Ready { index, records, headers, log_append_time },
+        Ok((records, headers, log_append_time)) => {
+            Checked::Ready(Ready { index, topic_id: topic.id, records, headers, log_append_time })
+        }
         Err((code, message)) => {
             let message = message.unwrap_or_default();
             warn!(topic = name, partition = index, "rejecting produce: {message}");
@@ -170,9 +183,16 @@ async fn check_records(
     for h in &headers {
         let one = &records[at..at + h.total_len];
         at += h.total_len;
-        let null_key = walk_records(one, h, max_decompressed).await.map_err(|e| match e {
-            WalkError::TooLarge { .. } => (ErrorCode::MessageTooLarge, Some(e.to_string())),
-            _ => (ErrorCode::CorruptMessage, Some(e.to_string())),
+        let null_key = walk_records(one, h, max_decompressed).await.map_err(|e| {
+            let code = match e {
+                WalkError::TooLarge { .. } => ErrorCode::MessageTooLarge,
+                // Bytes that do not decompress, or name no codec.
+                WalkError::Codec(_) => ErrorCode::CorruptMessage,
+                // A record that is not what its batch says: Kafka's
+                // InvalidRecordException, which producers do not retry.
+                _ => ErrorCode::InvalidRecord,
+            };
+            (code, Some(e.to_string()))
         })?;
         if null_key && compacted {
             let message = format!("Compacted topic cannot accept message without key in topic {}", topic.name);
@@ -255,13 +275,7 @@ pub fn handle(ctx: &Rc<ShardCtx>, req: CheckedRequest) -> impl Future<Output = O
                 .into_iter()
                 .map(|c| match c {
                     Checked::Refused(outcome) => outcome,
-                    Checked::Ready { index, records, headers, log_append_time } => {
-                        let bytes: &[u8] = match &records {
-                            Stored::AsSent(b) => b,
-                            Stored::Rewritten(b) => b,
-                        };
-                        append(ctx, &name, index, bytes, &headers, log_append_time)
-                    }
+                    Checked::Ready(ready) => append(ctx, &name, &ready),
                 })
                 .collect();
             (name, outcomes)
@@ -315,17 +329,19 @@ async fn answer(o: Outcome) -> PartitionProduceResponse {
     }
 }
 
-fn append(
-    ctx: &ShardCtx,
-    name: &str,
-    index: i32,
-    records: &[u8],
-    headers: &[BatchHeader],
-    log_append_time: i64,
-) -> Outcome {
+fn append(ctx: &ShardCtx, name: &str, ready: &Ready) -> Outcome {
+    let Ready { index, topic_id, ref records, ref headers, log_append_time } = *ready;
     let log = match owned_log(ctx, name, index) {
-        Ok((_, log)) => log,
+        Ok((topic, log)) if topic.id == topic_id => log,
+        Ok(_) => {
+            let why = "the topic was created again while its records were checked";
+            return error(index, ErrorCode::NotLeaderOrFollower, Some(why.into()));
+        }
         Err((code, message)) => return error(index, code, message),
+    };
+    let records: &[u8] = match records {
+        Stored::AsSent(b) => b,
+        Stored::Rewritten(b) => b,
     };
     match log.append(records, headers) {
         // A retried batch is answered like the original: once it is durable.

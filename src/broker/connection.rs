@@ -85,8 +85,12 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let (writer_done, writer_progress) = (done.clone(), progress.clone());
     let writer_activity = activity.clone();
     let writer = glommio::spawn_local(async move {
-        while let Some((pending, permit)) = rx.recv().await {
-            if let Some(frame) = pending.await
+        while let Some((pending, (permit, shard_permit))) = rx.recv().await {
+            let response = pending.await;
+            // The request is handled and its body dropped: the shard's budget
+            // must not wait for a client that reads its responses slowly.
+            drop(shard_permit);
+            if let Some(frame) = response
                 && let Err(e) = write_frame(&mut writer_stream, &frame).await
             {
                 debug!(peer = %writer_peer, "write failed: {e}");
@@ -141,10 +145,18 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
                 break;
             }
         };
+        let mut shard_permit = shard_permit;
         let (pending, barrier) = match frame::decode_request(frame) {
             Ok(req) => {
                 let barrier = !matches!(req.api_key, ApiKey::Produce | ApiKey::Fetch);
-                (api::dispatch(&ctx, req, &client_host).await, barrier)
+                let produce = req.api_key == ApiKey::Produce;
+                let pending = api::dispatch(&ctx, req, &client_host).await;
+                if produce {
+                    // Its records are in the log and its body is gone: the
+                    // shard's budget need not wait for the fdatasync.
+                    shard_permit = None;
+                }
+                (pending, barrier)
             }
             Err(FrameError::UnsupportedVersion { key: ApiKey::ApiVersions, version, correlation_id }) => {
                 debug!(peer = %peer, version, "ApiVersions version not supported; answering with v0");
@@ -292,11 +304,16 @@ async fn read_body(r: &mut Shared, len: usize) -> Result<Bytes, ReadError> {
         r.read_exact(body.as_mut()).await.map_err(ReadError::Truncated)?;
         return Ok(body.freeze());
     }
-    let mut body = Vec::with_capacity(GROW_FROM);
-    r.take(len as u64).read_to_end(&mut body).await.map_err(ReadError::Truncated)?;
-    if body.len() < len {
-        return Err(ReadError::Truncated(std::io::ErrorKind::UnexpectedEof.into()));
+    let mut body: Vec<u8> = Vec::new();
+    while body.len() < len {
+        // At most doubling, and never past `len`: the buffer holds at most
+        // twice what has arrived, and exactly `len` at the end.
+        let have = body.len();
+        let grow = (len - have).min(have.max(GROW_FROM));
+        body.reserve_exact(grow);
+        body.resize(have + grow, 0);
+        r.read_exact(&mut body[have..]).await.map_err(ReadError::Truncated)?;
     }
-    debug_assert_eq!(body.len(), len);
+    debug_assert_eq!((body.len(), body.capacity()), (len, len));
     Ok(Bytes::from(body))
 }

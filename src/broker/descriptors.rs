@@ -11,7 +11,8 @@ use std::io;
 pub const PER_PARTITION: u64 = 3;
 
 /// Descriptors kept free for connections, the data directory and the
-/// metadata log after any partition is created.
+/// metadata log after any partition is created (a quarter of the limit
+/// where that is lower, so that a small limit still takes some topics).
 pub const RESERVE: u64 = 1024;
 
 /// The soft limit before and after raising it, and the hard limit.
@@ -64,7 +65,8 @@ fn open_now() -> io::Result<u64> {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "not enough file descriptors for {partitions} more partitions: {open} of {limit} are open, and each partition \
-     needs up to {PER_PARTITION} with {RESERVE} kept for connections (raise `ulimit -n` or LimitNOFILE)"
+     needs up to {PER_PARTITION}, with {RESERVE} (or a quarter of the limit) kept for connections (raise `ulimit -n` \
+     or LimitNOFILE)"
 )]
 pub struct Exhausted {
     pub partitions: u64,
@@ -77,7 +79,7 @@ pub fn room_for(partitions: u64) -> Result<(), Exhausted> {
     let (Ok(open), Ok(limit)) = (open_now(), soft_limit()) else {
         return Ok(()); // no /proc: the open itself reports EMFILE
     };
-    let need = partitions.saturating_mul(PER_PARTITION).saturating_add(RESERVE);
+    let need = partitions.saturating_mul(PER_PARTITION).saturating_add(RESERVE.min(limit / 4));
     if open.saturating_add(need) > limit {
         return Err(Exhausted { partitions, open, limit });
     }

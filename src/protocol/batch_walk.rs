@@ -37,6 +37,11 @@ impl<'a> BatchWalk<'a> {
     pub fn new(batch: &'a [u8], header: &BatchHeader, max_decompressed: usize) -> Result<Self, WalkError> {
         debug_assert_eq!(batch.len(), header.total_len, "one whole batch");
         let records = &batch[HEADER_LEN..];
+        let codec_id = header.attributes & 0x7;
+        if codec_id > 4 {
+            // Ids 5-7 name no codec: stored, they would stop every consumer.
+            return Err(WalkError::Codec(format!("unknown compression type id {codec_id}")));
+        }
         let inner = if batch::is_compressed(header.attributes) {
             let codec = codec_of(header.attributes);
             let reader = decompress::reader(records, codec, max_decompressed).map_err(|e| match e {

@@ -67,15 +67,19 @@ pub fn decompress(data: &[u8], codec: Compression, max: usize) -> Result<Bytes, 
 }
 
 /// A reader that decompresses `data` with `codec` as it is read, for a walk
-/// that holds only a buffer of it at a time. Snappy blocks state their
-/// length and decompress whole (at most `max` bytes, checked first).
+/// that holds only a buffer of it at a time. Snappy decompresses a block at
+/// a time (xerial's are 32 KiB as Kafka's Java client writes them; the raw
+/// snappy of librdkafka is one block, at most `max` bytes, checked first).
 pub fn reader<'a>(data: &'a [u8], codec: Compression, max: usize) -> Result<Box<dyn Read + 'a>, DecompressError> {
     Ok(match codec {
         Compression::None => Box::new(data),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(data)),
         Compression::Lz4 => Box::new(lz4::Decoder::new(data)?),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(data)?),
-        Compression::Snappy => Box::new(std::io::Cursor::new(snappy(data, max)?)),
+        Compression::Snappy => match data.strip_prefix(&XERIAL_MAGIC[..]) {
+            Some(blocks) => Box::new(XerialReader { rest: blocks, block: Vec::new(), at: 0, max }),
+            None => Box::new(std::io::Cursor::new(snappy(data, max)?)),
+        },
     })
 }
 
@@ -123,6 +127,41 @@ fn snappy(data: &[u8], max: usize) -> Result<Bytes, DecompressError> {
     Ok(out.into())
 }
 
+/// xerial-framed snappy, decompressed one block at a time as it is read.
+struct XerialReader<'a> {
+    rest: &'a [u8],
+    block: Vec<u8>,
+    at: usize,
+    max: usize,
+}
+
+impl Read for XerialReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.block.len() {
+            if self.rest.is_empty() {
+                return Ok(0);
+            }
+            let short = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated xerial snappy block");
+            let (len, tail) = self.rest.split_first_chunk::<4>().ok_or_else(short)?;
+            let len = u32::from_be_bytes(*len) as usize;
+            let b = tail.get(..len).ok_or_else(short)?;
+            self.rest = &tail[len..];
+            let bad = |e: snap::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+            let n = snap::raw::decompress_len(b).map_err(bad)?;
+            if n > self.max {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a snappy block past the bound"));
+            }
+            self.block.resize(n, 0);
+            snap::raw::Decoder::new().decompress(b, &mut self.block).map_err(bad)?;
+            self.at = 0;
+        }
+        let n = out.len().min(self.block.len() - self.at);
+        out[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
@@ -164,6 +203,18 @@ mod tests {
                 other => panic!("{codec:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn xerial_snappy_streams_block_by_block() {
+        let b = batch(200_000, Compression::Snappy);
+        let data = &b[crate::protocol::batch::HEADER_LEN..];
+        assert!(data.starts_with(XERIAL_MAGIC), "kafka-protocol writes xerial framing");
+        let mut streamed = Vec::new();
+        reader(data, Compression::Snappy, 1 << 20).unwrap().read_to_end(&mut streamed).unwrap();
+        assert_eq!(streamed, decompress(data, Compression::Snappy, 1 << 20).unwrap());
+        let mut cut = Vec::new();
+        assert!(reader(&data[..data.len() - 5], Compression::Snappy, 1 << 20).unwrap().read_to_end(&mut cut).is_err());
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn records<'a>(batch_bytes: &'a [u8], h: &BatchHeader) -> Option<Decoded<'a>
     let data = &batch_bytes[HEADER_LEN..h.total_len.min(batch_bytes.len())];
     let bytes = if batch::is_compressed(h.attributes) {
         match decompress::decompress(data, rewrite::codec_of(h.attributes), decompress::MAX_DECOMPRESSED) {
-            Ok(b) => Cow::Owned(b.to_vec()),
+            Ok(b) => Cow::Owned(Vec::from(b)),
             Err(e) => {
                 warn!(offset = h.base_offset, "compaction keeps a batch it cannot decompress whole: {e}");
                 return None;
@@ -69,7 +69,8 @@ pub fn records<'a>(batch_bytes: &'a [u8], h: &BatchHeader) -> Option<Decoded<'a>
     let mut records = Vec::new();
     let walked = Walk::stored(Slice::new(&bytes), h.record_count, h.last_offset_delta).run(&mut |s| {
         records.push(RecordView {
-            offset: h.base_offset + i64::from(s.offset_delta),
+            // Wrapping: a corrupt base offset must not panic a debug build.
+            offset: h.base_offset.wrapping_add(i64::from(s.offset_delta)),
             key: s.key.as_ref().map(|k| bytes[k.start as usize..k.end as usize].to_vec()),
             value: s.value.as_ref().map(|v| v.start as usize..v.end as usize),
             range: s.range.start as usize..s.range.end as usize,

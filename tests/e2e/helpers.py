@@ -325,3 +325,15 @@ def idem_batch(pid, epoch, seq, n=3, tag="r"):
     """`n` records of idempotent producer `pid` from sequence `seq`."""
     return kw.build_record_batch([(None, f"{tag}{seq + i}".encode()) for i in range(n)],
                                  producer_id=pid, producer_epoch=epoch, base_sequence=seq)
+
+
+def delete_records_v0(conn, topic, partition, offset):
+    """DeleteRecords v0 for one partition over a raw connection: (error
+    code, low watermark)."""
+    body = kw.i32(1) + kw.string(topic) + kw.i32(1) + kw.i32(partition) + kw.i64(offset) + kw.i32(10000)
+    r = kw.Reader(conn.request(21, 0, body))
+    r.i32()  # throttle
+    assert r.i32() == 1 and r.string() == topic and r.i32() == 1
+    assert r.i32() == partition
+    low = r.i64()
+    return r.i16(), low

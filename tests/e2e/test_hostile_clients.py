@@ -3,6 +3,7 @@ trickling connections, file descriptors, group metadata, names that
 collide and the internal topic's records. After each, the broker is alive
 and serves a fresh client."""
 
+import resource
 import socket
 import struct
 import time
@@ -16,7 +17,6 @@ HOST = "127.0.0.1"
 INVALID_TOPIC = 17
 INVALID_REQUEST = 42
 POLICY_VIOLATION = 44
-API_DELETE_RECORDS = 21
 API_CREATE_TOPICS = 19
 API_JOIN_GROUP = 11
 
@@ -82,6 +82,22 @@ def test_hundreds_of_partial_maximum_frames_stay_within_the_shard_budget(broker_
         for s, _ in socks:
             s.close()
     h.assert_healthy(b)
+    # A whole request past 4 MiB (read into a buffer that grows as it
+    # arrives) is stored intact.
+    topic = h.unique("big")
+    h.create_topic(b, topic, 1)
+    batches = [kw.build_record_batch([(f"{i}-{j}".encode(), bytes([i]) * 100_000) for j in range(10)])
+               for i in range(6)]
+    blob = b"".join(batches)
+    assert 4 << 20 < len(blob) < frame_max - 1000
+    with kw.WireConn(HOST, b.shard_port(h.partition_leaders(b, topic)[0]), timeout=60) as c:
+        resp = kw.parse_produce_v3_response(c.request(kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, blob)))
+    assert resp[(topic, 0)] == (0, 0), resp
+    got = h.consume_all(b, topic, [0], expect=60)
+    assert [(k, v) for k, v, *_ in got] == [
+        (f"{i}-{j}".encode(), bytes([i]) * 100_000) for i in range(6) for j in range(10)]
+    b.restart()
+    h.assert_healthy(b)
 
 
 def test_idle_and_trickling_connections_are_closed(broker_factory):
@@ -140,6 +156,9 @@ def test_partitions_past_the_descriptor_budget_are_refused_with_a_reason(broker_
         assert code == 0, (code, message)
     # Connections past the limit: accept fails with EMFILE, backs off and
     # says so rarely; once they go, clients connect again.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4000 <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4000, hard))
     flood = []
     try:
         for _ in range(1700):
@@ -153,7 +172,7 @@ def test_partitions_past_the_descriptor_budget_are_refused_with_a_reason(broker_
             s.close()
     time.sleep(1.5)
     failures = h.broker_log_since_last_start(b).count("accept failed")
-    assert failures <= 4, f"{failures} accept failure lines"
+    assert 1 <= failures <= 4, f"{failures} accept failure lines"
     h.assert_healthy(b)
 
 
@@ -164,16 +183,6 @@ def test_topic_names_that_collide_on_dot_and_underscore_are_refused(broker):
         code, message = create_topics_v2(c, f"{base}_x", 1)
     assert code == INVALID_TOPIC, (code, message)
     assert "collides with existing topic" in message, message
-
-
-def delete_records_v0(conn, topic, partition, offset):
-    body = kw.i32(1) + kw.string(topic) + kw.i32(1) + kw.i32(partition) + kw.i64(offset) + kw.i32(10000)
-    r = kw.Reader(conn.request(API_DELETE_RECORDS, 0, body))
-    r.i32()  # throttle
-    assert r.i32() == 1 and r.string() == topic and r.i32() == 1
-    assert r.i32() == partition
-    r.i64()  # low watermark
-    return r.i16()
 
 
 def test_records_of_the_offsets_topic_cannot_be_deleted(broker):
@@ -189,7 +198,7 @@ def test_records_of_the_offsets_topic_cannot_be_deleted(broker):
     for shard in range(broker.shards):
         with kw.WireConn(HOST, broker.shard_port(shard)) as conn:
             for p in range(50):
-                code = delete_records_v0(conn, "__consumer_offsets", p, -1)
+                code, _low = h.delete_records_v0(conn, "__consumer_offsets", p, -1)
                 assert code in (INVALID_TOPIC, 6), code  # 6: another shard's partition
     c = h.consumer(broker, **{"group.id": group})
     try:
@@ -221,6 +230,6 @@ def test_join_group_metadata_past_the_limit_is_refused(broker):
     codes = []
     for shard in range(broker.shards):
         with kw.WireConn(HOST, broker.shard_port(shard), timeout=30) as conn:
-            codes.append(join_group_v0(conn, group, bytes(2 << 20)))
+            codes.append(join_group_v0(conn, group, bytes(5 << 20)))
     assert INVALID_REQUEST in codes, codes
     h.assert_healthy(broker)

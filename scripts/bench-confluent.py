@@ -6,6 +6,7 @@ Kafka-compatible broker. Prints one line per phase, e.g.
 
 Usage: scripts/bench-confluent.py --bootstrap 127.0.0.1:9092 [--records N]
        [--size BYTES] [--partitions P] [--acks all|1|0] [--topic NAME]
+       [--compression none|gzip|snappy|lz4|zstd]
 
 Until sluice-bench (issue 7) exists this is the project's throughput probe.
 It is closed-loop (librdkafka batches as fast as acks return), so it measures
@@ -28,6 +29,9 @@ def main():
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--acks", default="all")
     ap.add_argument("--topic", default=None)
+    ap.add_argument("--compression", default="none",
+                    help="the producer's compression.type (with one, values are half random and half "
+                         "repeated, so that they compress about 2:1)")
     args = ap.parse_args()
 
     topic = args.topic or f"bench-{uuid.uuid4().hex[:8]}"
@@ -35,6 +39,8 @@ def main():
     admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(30)
 
     payload = os.urandom(args.size)
+    if args.compression != "none":
+        payload = os.urandom(args.size // 2) + b"x" * (args.size - args.size // 2)
     p = Producer({
         "bootstrap.servers": args.bootstrap,
         "acks": args.acks,
@@ -42,6 +48,7 @@ def main():
         "batch.size": 1 << 20,
         "queue.buffering.max.kbytes": 1 << 20,
         "enable.idempotence": False,
+        "compression.type": args.compression,
     })
     errors = 0
 
@@ -62,7 +69,7 @@ def main():
     p.flush(120)
     elapsed = time.perf_counter() - start
     mib = args.records * args.size / (1 << 20)
-    print(f"produce: {args.records} records x {args.size} B acks={args.acks} "
+    print(f"produce: {args.records} records x {args.size} B acks={args.acks} compression={args.compression} "
           f"partitions={args.partitions} in {elapsed:.2f} s = "
           f"{args.records / elapsed:.0f} rec/s, {mib / elapsed:.1f} MiB/s, errors={errors}")
 

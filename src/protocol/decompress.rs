@@ -60,8 +60,8 @@ pub fn decompress(data: &[u8], codec: Compression, max: usize) -> Result<Bytes, 
     match codec {
         Compression::None => bounded(data, max),
         Compression::Gzip => bounded(flate2::read::GzDecoder::new(data), max),
-        Compression::Lz4 => bounded(lz4::Decoder::new(data)?, max),
-        Compression::Zstd => bounded(zstd::stream::read::Decoder::new(data)?, max),
+        Compression::Lz4 => bounded(super::lz4_frame::Lz4Frame::new(data)?, max),
+        Compression::Zstd => bounded(super::zstd_stream::ZstdStream::new(data), max),
         Compression::Snappy => snappy(data, max),
     }
 }
@@ -74,8 +74,8 @@ pub fn reader<'a>(data: &'a [u8], codec: Compression, max: usize) -> Result<Box<
     Ok(match codec {
         Compression::None => Box::new(data),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(data)),
-        Compression::Lz4 => Box::new(lz4::Decoder::new(data)?),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(data)?),
+        Compression::Lz4 => Box::new(super::lz4_frame::Lz4Frame::new(data)?),
+        Compression::Zstd => Box::new(super::zstd_stream::ZstdStream::new(data)),
         Compression::Snappy => match data.strip_prefix(&XERIAL_MAGIC[..]) {
             Some(blocks) => Box::new(XerialReader { rest: blocks, block: Vec::new(), at: 0, max }),
             None => Box::new(std::io::Cursor::new(snappy(data, max)?)),

@@ -8,10 +8,12 @@ pub mod error_code;
 pub mod frame;
 #[cfg(test)]
 mod fuzz_tests;
+pub mod lz4_frame;
 pub mod record;
 pub mod record_walk;
 pub mod rewrite;
 pub mod versions;
 pub mod zero_copy;
+pub mod zstd_stream;
 
 pub use error_code::ErrorCode;

@@ -337,3 +337,12 @@ def delete_records_v0(conn, topic, partition, offset):
     assert r.i32() == partition
     low = r.i64()
     return r.i16(), low
+
+
+def rss(broker):
+    """The broker process's resident memory, in bytes."""
+    with open(f"/proc/{broker.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) << 10
+    raise AssertionError("no VmRSS")

@@ -21,14 +21,6 @@ API_CREATE_TOPICS = 19
 API_JOIN_GROUP = 11
 
 
-def rss(broker):
-    with open(f"/proc/{broker.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) << 10
-    raise AssertionError("no VmRSS")
-
-
 def closed_by_peer(sock, within):
     """Whether the broker closes `sock` within `within` seconds."""
     sock.settimeout(within)
@@ -51,7 +43,7 @@ def test_hundreds_of_partial_maximum_frames_stay_within_the_shard_budget(broker_
     b = broker_factory(overrides={"socket.request.max.bytes": str(frame_max),
                                   "queued.max.request.bytes": str(budget)})
     h.assert_healthy(b)
-    before = rss(b)
+    before = h.rss(b)
     socks = []
     payload = bytes(64 << 10)
     try:
@@ -70,7 +62,7 @@ def test_hundreds_of_partial_maximum_frames_stay_within_the_shard_budget(broker_
                     entry[1] -= s.send(payload[:min(left, len(payload))])
                 except (BlockingIOError, InterruptedError):
                     pass
-        grown = rss(b) - before
+        grown = h.rss(b) - before
         sent = sum(frame_max - 4096 - left for _s, left in socks)
         print(f"300 partial {frame_max >> 20} MiB frames: {sent >> 20} MiB accepted by the kernel, "
               f"broker RSS grew {grown >> 20} MiB (budget {budget >> 20} MiB per shard)")

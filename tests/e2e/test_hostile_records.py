@@ -23,20 +23,12 @@ INVALID_RECORD = kw.INVALID_RECORD
 RSS_BOUND = 1536 << 20
 
 
-def rss(broker):
-    with open(f"/proc/{broker.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) << 10
-    raise AssertionError("no VmRSS")
-
-
 @pytest.fixture
 def survivor(broker):
     """Yields the broker; afterwards: alive, under RSS_BOUND, serving a
     fresh client, and it restarts clean."""
     yield broker
-    assert rss(broker) < RSS_BOUND, f"broker RSS {rss(broker) >> 20} MiB"
+    assert h.rss(broker) < RSS_BOUND, f"broker RSS {h.rss(broker) >> 20} MiB"
     h.assert_healthy(broker)
     broker.restart()
     h.assert_healthy(broker)
@@ -239,7 +231,7 @@ def test_many_minimal_records_on_a_recompressing_topic_keep_the_shard_answering(
     for _ in range(3):
         err, _ = produce(b, topic, batch)
         assert err in (0, MESSAGE_TOO_LARGE), err
-        peak = max(peak, rss(b))
+        peak = max(peak, h.rss(b))
     stop.set()
     t.join()
     print(f"2M minimal records x3: longest wait of another connection {max(stalls) * 1000:.0f} ms, "

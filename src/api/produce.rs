@@ -200,15 +200,16 @@ async fn check_records(
         }
     }
     // Topic policies that change the stored bytes (off by default).
-    let mut stored = Stored::AsSent(records);
-    if let Some(codec) = rewrite::target_codec(settings.topic_text(&topic.configs, "compression.type"))
-        && headers.iter().any(|h| rewrite::codec_of(h.attributes) != codec)
-    {
-        let Stored::AsSent(sent) = &stored else { unreachable!("nothing rewritten yet") };
-        let out = recompress(sent.clone(), headers.clone(), codec, max_decompressed, max).await?;
-        headers = batch::validate_all(&out).map_err(|e| (ErrorCode::CorruptMessage, Some(e.to_string())))?;
-        stored = Stored::Rewritten(out);
-    }
+    let recompress_to = rewrite::target_codec(settings.topic_text(&topic.configs, "compression.type"))
+        .filter(|&codec| headers.iter().any(|h| rewrite::codec_of(h.attributes) != codec));
+    let mut stored = match recompress_to {
+        None => Stored::AsSent(records),
+        Some(codec) => {
+            let out = recompress(records, headers.clone(), codec, max_decompressed, max).await?;
+            headers = batch::validate_all(&out).map_err(|e| (ErrorCode::CorruptMessage, Some(e.to_string())))?;
+            Stored::Rewritten(out)
+        }
+    };
     let mut log_append_time = -1;
     if settings.topic_text(&topic.configs, "message.timestamp.type") == "LogAppendTime" {
         log_append_time = now_ms();

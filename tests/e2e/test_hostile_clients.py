@@ -118,6 +118,8 @@ def test_idle_and_trickling_connections_are_closed(broker_factory):
     idle.close()
     trickle.close()
     h.assert_healthy(b)
+    b.restart()
+    h.assert_healthy(b)
 
 
 def create_topics_v2(conn, name, partitions):
@@ -166,6 +168,8 @@ def test_partitions_past_the_descriptor_budget_are_refused_with_a_reason(broker_
     failures = h.broker_log_since_last_start(b).count("accept failed")
     assert 1 <= failures <= 4, f"{failures} accept failure lines"
     h.assert_healthy(b)
+    b.restart()
+    h.assert_healthy(b)
 
 
 def test_topic_names_that_collide_on_dot_and_underscore_are_refused(broker):
@@ -175,6 +179,9 @@ def test_topic_names_that_collide_on_dot_and_underscore_are_refused(broker):
         code, message = create_topics_v2(c, f"{base}_x", 1)
     assert code == INVALID_TOPIC, (code, message)
     assert "collides with existing topic" in message, message
+    broker.restart()
+    assert f"{base}_x" not in h.list_topics(broker).topics
+    h.assert_healthy(broker)
 
 
 def test_records_of_the_offsets_topic_cannot_be_deleted(broker):
@@ -198,6 +205,8 @@ def test_records_of_the_offsets_topic_cannot_be_deleted(broker):
         assert tp.offset == 1
     finally:
         c.close()
+    broker.restart()
+    h.assert_healthy(broker)
 
 
 def join_group_v0(conn, group, metadata):
@@ -224,4 +233,6 @@ def test_join_group_metadata_past_the_limit_is_refused(broker):
         with kw.WireConn(HOST, broker.shard_port(shard), timeout=30) as conn:
             codes.append(join_group_v0(conn, group, bytes(5 << 20)))
     assert INVALID_REQUEST in codes, codes
+    h.assert_healthy(broker)
+    broker.restart()
     h.assert_healthy(broker)

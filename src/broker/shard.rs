@@ -75,6 +75,12 @@ pub async fn run(
                 backoff.reset();
                 glommio::spawn_local(connection::serve(ctx.clone(), stream)).detach();
             }
+            Err(_) if ctx.listener_fd.get().is_none() => {
+                // A clean shutdown closed the listener (ShardCommand::Shutdown):
+                // nothing more to accept. Not a return: the executor must keep
+                // running the shutdown's own tasks until the process exits.
+                futures_lite::future::pending::<()>().await;
+            }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning, and say so
                 // once per interval rather than once per failure.

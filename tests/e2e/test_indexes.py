@@ -54,6 +54,9 @@ def test_clean_shutdown_writes_indexes_and_marker(broker):
         assert tix.stat().st_size % 12 == 0 and tix.stat().st_size >= 12
     broker.stop()  # SIGTERM
     assert (broker.data_dir / ".clean-shutdown").exists()
+    # Issue 21: each shard's closed listener logged `accept failed: Invalid
+    # argument` up to a hundred times while the broker shut down.
+    assert "accept failed" not in _log(broker, 1), "the shutdown logged failed accepts"
     assert logs[-1].with_suffix(".index").exists(), "the active segment's index is written at shutdown"
     broker.start()
     log = _log(broker, 2)

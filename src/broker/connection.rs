@@ -107,7 +107,6 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
     });
     let max = ctx.cfg.settings.socket_request_max_bytes();
     let mut reader = stream.clone();
-    let mut queued = 0u64;
     let watchdog = ctx.cfg.settings.connections_max_idle().map(|idle| {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&*stream.0.borrow());
         glommio::spawn_local(idle_watchdog(activity.clone(), done.clone(), idle, fd, peer.clone()))
@@ -130,7 +129,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
             break;
         };
         // And over all of the shard's connections, for large bodies.
-        let shard_permit = if len >= SHARD_BUDGET_MIN {
+        let mut shard_permit = if len >= SHARD_BUDGET_MIN {
             let Ok(p) = shard_budget.acquire_static_permit(len.min(shard_max) as u64).await else {
                 break;
             };
@@ -145,7 +144,6 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
                 break;
             }
         };
-        let mut shard_permit = shard_permit;
         let (pending, barrier) = match frame::decode_request(frame) {
             Ok(req) => {
                 let barrier = !matches!(req.api_key, ApiKey::Produce | ApiKey::Fetch);
@@ -167,12 +165,12 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
                 break;
             }
         };
-        activity.queued.set(activity.queued.get() + 1);
-        activity.touch();
         if tx.send((pending, (permit, shard_permit))).await.is_err() {
             break;
         }
-        queued += 1;
+        let queued = activity.queued.get() + 1;
+        activity.queued.set(queued);
+        activity.touch();
         if barrier {
             // Kafka handles a connection's requests one at a time. Produce
             // appends as soon as it is read, so after an admin or metadata

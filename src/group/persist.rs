@@ -95,9 +95,12 @@ fn replay_batch(one: &[u8], offset: i64, apply: &mut impl FnMut(RecordKey, Optio
         tracing::error!(offset, "skipping a __consumer_offsets batch with a malformed header");
         return 0;
     };
-    let Some(decoded) = crate::storage::compaction::records(one, &h) else {
-        tracing::error!(offset = h.base_offset, "skipping a __consumer_offsets batch that cannot be read");
-        return 0;
+    let decoded = match crate::protocol::stored_records::read(one, &h) {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            tracing::error!(offset = h.base_offset, "skipping a __consumer_offsets batch that cannot be read: {e}");
+            return 0;
+        }
     };
     let mut count = 0;
     for r in decoded.records.iter().filter(|r| r.offset >= offset) {

@@ -86,7 +86,11 @@ pub fn reader<'a>(data: &'a [u8], codec: Compression, max: usize) -> Result<Box<
 /// Reads `r` to its end, failing once more than `max` bytes come.
 fn bounded(r: impl Read, max: usize) -> Result<Bytes, DecompressError> {
     let mut out = Vec::new();
-    r.take(max as u64 + 1).read_to_end(&mut out)?;
+    // A reader of ours may say why it stopped (a snappy block past `max`).
+    r.take(max as u64 + 1).read_to_end(&mut out).map_err(|e| match e.downcast::<DecompressError>() {
+        Ok(ours) => ours,
+        Err(e) => DecompressError::Codec(e),
+    })?;
     if out.len() > max {
         return Err(DecompressError::TooLarge { max });
     }
@@ -101,29 +105,15 @@ const XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01
 /// block states its decompressed length first, which is checked before
 /// anything is allocated.
 fn snappy(data: &[u8], max: usize) -> Result<Bytes, DecompressError> {
-    let mut out = Vec::new();
-    let block = |b: &[u8], out: &mut Vec<u8>| -> Result<(), DecompressError> {
-        let len = snap::raw::decompress_len(b)?;
-        if out.len().saturating_add(len) > max {
-            return Err(DecompressError::TooLarge { max });
-        }
-        let at = out.len();
-        out.resize(at + len, 0);
-        snap::raw::Decoder::new().decompress(b, &mut out[at..])?;
-        Ok(())
-    };
-    let Some(mut rest) = data.strip_prefix(&XERIAL_MAGIC[..]) else {
-        block(data, &mut out)?;
-        return Ok(out.into());
-    };
-    while !rest.is_empty() {
-        let short = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated xerial snappy block");
-        let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(short)?;
-        let len = u32::from_be_bytes(*len) as usize;
-        let b = tail.get(..len).ok_or_else(short)?;
-        block(b, &mut out)?;
-        rest = &tail[len..];
+    if let Some(blocks) = data.strip_prefix(&XERIAL_MAGIC[..]) {
+        return bounded(XerialReader { rest: blocks, block: Vec::new(), at: 0, max }, max);
     }
+    let len = snap::raw::decompress_len(data)?;
+    if len > max {
+        return Err(DecompressError::TooLarge { max });
+    }
+    let mut out = vec![0; len];
+    snap::raw::Decoder::new().decompress(data, &mut out)?;
     Ok(out.into())
 }
 
@@ -149,7 +139,7 @@ impl Read for XerialReader<'_> {
             let bad = |e: snap::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
             let n = snap::raw::decompress_len(b).map_err(bad)?;
             if n > self.max {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a snappy block past the bound"));
+                return Err(std::io::Error::other(DecompressError::TooLarge { max: self.max }));
             }
             self.block.resize(n, 0);
             snap::raw::Decoder::new().decompress(b, &mut self.block).map_err(bad)?;

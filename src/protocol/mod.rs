@@ -12,6 +12,7 @@ pub mod lz4_frame;
 pub mod record;
 pub mod record_walk;
 pub mod rewrite;
+pub mod stored_records;
 pub mod versions;
 pub mod zero_copy;
 pub mod zstd_stream;

@@ -57,7 +57,8 @@ pub fn rebuild(batch: &[u8], records: &[u8], count: i32, codec: Compression) -> 
     compress_into(&mut out, records, codec)?;
     let batch_length = i32::try_from(out.len() - batch::LOG_OVERHEAD)
         .map_err(|_| RewriteError::Encode(format!("a batch of {} bytes", out.len())))?;
-    let attributes = (i16::from_be_bytes([out[21], out[22]]) & !0x7) | codec_bits(codec);
+    // Attributes bits 0-2 are the codec's id, which is its discriminant.
+    let attributes = (i16::from_be_bytes([out[21], out[22]]) & !0x7) | codec as i16;
     out[21..23].copy_from_slice(&attributes.to_be_bytes());
     out[8..12].copy_from_slice(&batch_length.to_be_bytes());
     out[57..61].copy_from_slice(&count.to_be_bytes());
@@ -68,42 +69,30 @@ pub fn rebuild(batch: &[u8], records: &[u8], count: i32, codec: Compression) -> 
 /// Appends `records` compressed with `codec` (kafka-protocol's codecs,
 /// so the framing is what Kafka's clients read) to `out`.
 fn compress_into(out: &mut Vec<u8>, records: &[u8], codec: Compression) -> Result<(), RewriteError> {
-    use bytes::BufMut;
-    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
-    let done = match codec {
+    use kafka_protocol::compression::{Gzip, Lz4, Snappy, Zstd};
+    match codec {
         Compression::None => {
             out.extend_from_slice(records);
             Ok(())
         }
-        Compression::Gzip => Gzip::compress(out, |tmp| {
-            tmp.put_slice(records);
-            Ok(())
-        }),
-        Compression::Snappy => Snappy::compress(out, |tmp| {
-            tmp.put_slice(records);
-            Ok(())
-        }),
-        Compression::Lz4 => Lz4::compress(out, |tmp| {
-            tmp.put_slice(records);
-            Ok(())
-        }),
-        Compression::Zstd => Zstd::compress(out, |tmp| {
-            tmp.put_slice(records);
-            Ok(())
-        }),
-    };
-    done.map_err(|e| RewriteError::Encode(e.to_string()))
+        Compression::Gzip => compress_with::<Gzip>(out, records),
+        Compression::Snappy => compress_with::<Snappy>(out, records),
+        Compression::Lz4 => compress_with::<Lz4>(out, records),
+        Compression::Zstd => compress_with::<Zstd>(out, records),
+    }
 }
 
-/// Attributes bits 0-2 for `codec`.
-fn codec_bits(codec: Compression) -> i16 {
-    match codec {
-        Compression::None => 0,
-        Compression::Gzip => 1,
-        Compression::Snappy => 2,
-        Compression::Lz4 => 3,
-        Compression::Zstd => 4,
-    }
+/// Appends `records` compressed with kafka-protocol's compressor `C`.
+fn compress_with<C>(out: &mut Vec<u8>, records: &[u8]) -> Result<(), RewriteError>
+where
+    C: kafka_protocol::compression::Compressor<Vec<u8>>,
+    C::BufMut: bytes::BufMut,
+{
+    C::compress(out, |tmp| {
+        bytes::BufMut::put_slice(tmp, records);
+        Ok(())
+    })
+    .map_err(|e| RewriteError::Encode(e.to_string()))
 }
 
 /// One valid batch (`header` its header, its records already walked and

@@ -5,82 +5,36 @@
 //! batch left empty is dropped, so the log may have offset gaps, as Kafka's
 //! does.
 //!
-//! A batch's records are walked with [`record_walk`] (compressed ones
-//! decompressed first, bounded), and the records that stay are copied as
+//! A batch's records are read with [`stored_records`] (compressed ones
+//! decompressed first, bounded, then walked), and the records that stay are copied as
 //! bytes into a batch with the same header (base offset, last offset delta,
 //! timestamps, producer fields, LogAppendTime), compressed again with the
 //! batch's codec where it had one, as Kafka's cleaner keeps them. A batch
 //! that cannot be decompressed or whose records are malformed is kept whole
 //! with a warning: nothing on disk may stop compaction.
 //!
-//! [`record_walk`]: crate::protocol::record_walk
+//! [`stored_records`]: crate::protocol::stored_records
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
 use tracing::warn;
 
 use super::walk;
-use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
-use crate::protocol::record_walk::{Slice, Walk};
-use crate::protocol::{decompress, rewrite};
-
-/// One record of a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordView {
-    /// Its offset.
-    pub offset: i64,
-    /// Its key (`None`: null key).
-    pub key: Option<Vec<u8>>,
-    /// Its value (`None`: a tombstone, a delete marker for its key), as a
-    /// range of the records' bytes.
-    pub value: Option<Range<usize>>,
-    /// Where its bytes (length prefix included) sit in the batch's records,
-    /// decompressed.
-    pub range: Range<usize>,
-}
-
-/// A batch's records, decompressed, and what they hold.
-pub struct Decoded<'a> {
-    /// The records' bytes.
-    pub bytes: Cow<'a, [u8]>,
-    /// Each record.
-    pub records: Vec<RecordView>,
-}
+use crate::protocol::batch::{self, BatchHeader};
+use crate::protocol::rewrite;
+use crate::protocol::stored_records::{self, Decoded, RecordView};
 
 /// The records of a stored batch; `None` (with a warning) when they cannot
-/// be decompressed within [`decompress::MAX_DECOMPRESSED`] or are malformed:
-/// compaction then keeps the batch whole, and its keys do not count. No
-/// count or length from the batch sizes an allocation.
+/// be read: compaction then keeps the batch whole, and its keys do not count.
 pub fn records<'a>(batch_bytes: &'a [u8], h: &BatchHeader) -> Option<Decoded<'a>> {
-    let data = &batch_bytes[HEADER_LEN..h.total_len.min(batch_bytes.len())];
-    let bytes = if batch::is_compressed(h.attributes) {
-        match decompress::decompress(data, rewrite::codec_of(h.attributes), decompress::MAX_DECOMPRESSED) {
-            Ok(b) => Cow::Owned(Vec::from(b)),
-            Err(e) => {
-                warn!(offset = h.base_offset, "compaction keeps a batch it cannot decompress whole: {e}");
-                return None;
-            }
+    match stored_records::read(batch_bytes, h) {
+        Ok(decoded) => Some(decoded),
+        Err(e) => {
+            warn!(offset = h.base_offset, "compaction keeps a batch whole: {e}");
+            None
         }
-    } else {
-        Cow::Borrowed(data)
-    };
-    let mut records = Vec::new();
-    let walked = Walk::stored(Slice::new(&bytes), h.record_count, h.last_offset_delta).run(&mut |s| {
-        records.push(RecordView {
-            // Wrapping: a corrupt base offset must not panic a debug build.
-            offset: h.base_offset.wrapping_add(i64::from(s.offset_delta)),
-            key: s.key.as_ref().map(|k| bytes[k.start as usize..k.end as usize].to_vec()),
-            value: s.value.as_ref().map(|v| v.start as usize..v.end as usize),
-            range: s.range.start as usize..s.range.end as usize,
-        })
-    });
-    if let Err(e) = walked {
-        warn!(offset = h.base_offset, "compaction keeps a batch whose records are malformed whole: {e}");
-        return None;
     }
-    Some(Decoded { bytes, records })
 }
 
 /// A batch holding only the records at `keep` (ranges into `decoded`),
@@ -215,7 +169,7 @@ mod tests {
             body.extend(zig(r.len() as i64));
             body.extend(r);
         }
-        let mut b = vec![0u8; HEADER_LEN];
+        let mut b = vec![0u8; batch::HEADER_LEN];
         b.extend(body);
         let n = recs.len() as i32;
         b[0..8].copy_from_slice(&base.to_be_bytes());

@@ -346,3 +346,23 @@ def rss(broker):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) << 10
     raise AssertionError("no VmRSS")
+
+
+def commit_one(broker, group, topic):
+    """Commits offset 1 of `topic`-0 for `group` (this creates
+    __consumer_offsets)."""
+    c = consumer(broker, **{"group.id": group})
+    try:
+        c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+    finally:
+        c.close()
+
+
+def committed_offset(broker, group, topic):
+    """The offset `group` has committed for `topic`-0."""
+    c = consumer(broker, **{"group.id": group})
+    try:
+        (tp,) = c.committed([TopicPartition(topic, 0)], timeout=30)
+        return tp.offset
+    finally:
+        c.close()

@@ -185,26 +185,16 @@ def test_topic_names_that_collide_on_dot_and_underscore_are_refused(broker):
 
 
 def test_records_of_the_offsets_topic_cannot_be_deleted(broker):
-    from confluent_kafka import TopicPartition
     topic = h.unique("t")
     h.create_topic(broker, topic, 1)
     group = h.unique("g")
-    c = h.consumer(broker, **{"group.id": group})
-    try:
-        c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
-    finally:
-        c.close()
+    h.commit_one(broker, group, topic)
     for shard in range(broker.shards):
         with kw.WireConn(HOST, broker.shard_port(shard)) as conn:
             for p in range(50):
                 code, _low = h.delete_records_v0(conn, "__consumer_offsets", p, -1)
                 assert code in (INVALID_TOPIC, 6), code  # 6: another shard's partition
-    c = h.consumer(broker, **{"group.id": group})
-    try:
-        (tp,) = c.committed([TopicPartition(topic, 0)], timeout=30)
-        assert tp.offset == 1
-    finally:
-        c.close()
+    assert h.committed_offset(broker, group, topic) == 1
     broker.restart()
     h.assert_healthy(broker)
 
@@ -218,16 +208,11 @@ def join_group_v0(conn, group, metadata):
 
 def test_join_group_metadata_past_the_limit_is_refused(broker):
     """Was: JoinGroup stored 50-60 MiB of metadata per member."""
-    from confluent_kafka import TopicPartition
     group = h.unique("big")
-    # Find the coordinator's shard through a commit (creates the group's partition).
+    # A commit creates the group's __consumer_offsets partition.
     topic = h.unique("t")
     h.create_topic(broker, topic, 1)
-    c = h.consumer(broker, **{"group.id": group})
-    try:
-        c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
-    finally:
-        c.close()
+    h.commit_one(broker, group, topic)
     codes = []
     for shard in range(broker.shards):
         with kw.WireConn(HOST, broker.shard_port(shard), timeout=30) as conn:

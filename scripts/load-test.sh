@@ -28,7 +28,7 @@ while [[ $# -gt 0 ]]; do
 done
 bench="${SLUICE_BENCH:-$here/../target/release/sluice-bench}"
 [[ -x "$bench" ]] || bench="$(command -v sluice-bench || true)"
-[[ -n "$bench" ]] || { echo "load-test.sh: sluice-bench not found (cargo build --release --workspace)" >&2; exit 1; }
+[[ -n "$bench" ]] || { echo "load-test.sh: sluice-bench not found (cargo build --release)" >&2; exit 1; }
 output="${output:-bench-results/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$output"
 # One partition per shard: ask the cluster how many nodes it has.

@@ -113,6 +113,9 @@ fn broker(args: BrokerArgs) -> Result<(), String> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: a log file or a pipe
+        // to grep gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A log that cannot be written (stderr on a full disk, a closed pipe)
         // must not stop the broker: tracing-subscriber would report the
         // failure with eprintln!, which panics when stderr fails, and a panic

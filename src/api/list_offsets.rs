@@ -1,5 +1,8 @@
-//! ListOffsets: earliest (-2), latest (-1), or the first offset at or after
-//! a timestamp.
+//! ListOffsets: earliest (-2), latest (-1), the largest timestamp (-3, v7+),
+//! the earliest local offset (-4, v8+), the latest tiered offset (-5, v9+),
+//! or the first offset at or after a timestamp. Without tiered storage the
+//! local log is the whole log: -4 answers as -2 does, and -5 with no offset
+//! (-1), as Kafka answers for a topic without remote storage.
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -9,6 +12,9 @@ use crate::protocol::ErrorCode;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
 
 /// Answers ListOffsets.
 pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -36,7 +42,9 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
             };
             let answer = match p.timestamp {
                 LATEST => Ok(Some((log.high_watermark(), -1))),
-                EARLIEST => Ok(Some((log.log_start_offset(), -1))),
+                EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+                MAX_TIMESTAMP => log.offset_of_max_timestamp().await,
+                LATEST_TIERED => Ok(None),
                 ts => log.offset_for_timestamp(ts).await,
             };
             partitions.push(match answer {

@@ -231,51 +231,6 @@ pub fn is_compressed(attributes: i16) -> bool {
     attributes & 0x7 != 0
 }
 
-/// Reads a zigzag varint (records' length and delta fields) at `pos`.
-pub fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut value: u64 = 0;
-    let mut shift = 0;
-    loop {
-        let byte = *buf.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-    Some(((value >> 1) as i64) ^ -((value & 1) as i64))
-}
-
-/// The offset and timestamp of the first record whose timestamp is at least
-/// `target`, for ListOffsets by timestamp. Record timestamps are only decoded
-/// for uncompressed batches; a compressed batch answers with its base offset
-/// and its largest timestamp.
-pub fn first_offset_at_or_after(batch: &[u8], header: &BatchHeader, target: i64) -> Option<(i64, i64)> {
-    if header.max_timestamp < target {
-        return None;
-    }
-    if is_compressed(header.attributes) {
-        return Some((header.base_offset, header.max_timestamp));
-    }
-    let mut pos = HEADER_LEN;
-    for _ in 0..header.record_count {
-        let len = read_varint(batch, &mut pos)?;
-        let start = pos;
-        pos += 1; // attributes
-        let ts_delta = read_varint(batch, &mut pos)?;
-        let offset_delta = read_varint(batch, &mut pos)?;
-        if header.base_timestamp + ts_delta >= target {
-            return Some((header.base_offset + offset_delta, header.base_timestamp + ts_delta));
-        }
-        pos = start + usize::try_from(len).ok()?;
-    }
-    Some((header.base_offset, header.max_timestamp))
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -359,16 +314,5 @@ pub(crate) mod tests {
         assert!(validate(&f).is_ok());
         assert_eq!(validate_all(&f), Err(BatchError::Count { count: 2, delta: 5 }));
         assert!(validate_all(&[]).is_err());
-    }
-
-    #[test]
-    fn timestamp_lookup_finds_first_record_at_or_after() {
-        let mut b = make_batch(5, 100);
-        assign_offset(&mut b, 10, 0);
-        let h = validate(&b).unwrap();
-        assert_eq!(first_offset_at_or_after(&b, &h, 0), Some((10, 100)));
-        assert_eq!(first_offset_at_or_after(&b, &h, 102), Some((12, 102)));
-        assert_eq!(first_offset_at_or_after(&b, &h, 104), Some((14, 104)));
-        assert_eq!(first_offset_at_or_after(&b, &h, 105), None);
     }
 }

@@ -75,6 +75,40 @@ impl<'a> BatchWalk<'a> {
     }
 }
 
+/// The first record of a stored `batch` whose timestamp is at least
+/// `target`, as (offset, timestamp): ListOffsets by time and by the largest
+/// timestamp (-3). Compressed records are read through a decompressing
+/// stream bounded by `max_decompressed`, as Kafka reads them. `None` if no
+/// record is that new or the records do not walk.
+pub fn first_at_or_after(
+    batch: &[u8],
+    header: &BatchHeader,
+    target: i64,
+    max_decompressed: usize,
+) -> Option<(i64, i64)> {
+    if header.max_timestamp < target || batch.len() != header.total_len {
+        return None;
+    }
+    let log_append = header.attributes & batch::LOG_APPEND_TIME != 0;
+    let mut found = None;
+    let mut visit = |s: &Shape| {
+        // With LogAppendTime every record carries the batch's timestamp.
+        let ts = if log_append { header.max_timestamp } else { header.base_timestamp.wrapping_add(s.timestamp_delta) };
+        if found.is_none() && ts >= target {
+            found = Some((header.base_offset.wrapping_add(i64::from(s.offset_delta)), ts));
+        }
+    };
+    let records = &batch[HEADER_LEN..];
+    let (count, last) = (header.record_count, header.last_offset_delta);
+    let walked = if batch::is_compressed(header.attributes) {
+        let reader = decompress::reader(records, codec_of(header.attributes), max_decompressed).ok()?;
+        Walk::stored(Stream::new(reader, max_decompressed as u64), count, last).run(&mut visit)
+    } else {
+        Walk::stored(Slice::new(records), count, last).run(&mut visit)
+    };
+    walked.ok().and(found)
+}
+
 /// Walks every record of `batch` at once (for tests; produce steps
 /// through with yields).
 #[cfg(test)]
@@ -144,6 +178,28 @@ mod tests {
             let b = encoded(1000, Some(b"k"), codec);
             let h = batch::validate(&b).unwrap();
             assert!(matches!(check(&b, &h, 50_000), Err(WalkError::TooLarge { .. })), "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_record_at_a_timestamp_is_found_in_every_codec() {
+        for codec in CODECS {
+            let records: Vec<_> = [10, 30, 20, 30]
+                .iter()
+                .enumerate()
+                .map(|(i, &ts)| Record {
+                    sequence: i as i32,
+                    ..crate::protocol::record::plain(100 + i as i64, ts, None, Some(Bytes::from_static(b"v")))
+                })
+                .collect();
+            let mut out = BytesMut::new();
+            let options = RecordEncodeOptions { version: 2, compression: codec };
+            RecordBatchEncoder::encode(&mut out, records.iter(), &options).unwrap();
+            let h = batch::validate(&out).unwrap();
+            assert_eq!(first_at_or_after(&out, &h, 5, 1 << 20), Some((100, 10)), "{codec:?}");
+            assert_eq!(first_at_or_after(&out, &h, 25, 1 << 20), Some((101, 30)), "{codec:?}");
+            assert_eq!(first_at_or_after(&out, &h, 30, 1 << 20), Some((101, 30)), "{codec:?}");
+            assert_eq!(first_at_or_after(&out, &h, 31, 1 << 20), None, "{codec:?}");
         }
     }
 

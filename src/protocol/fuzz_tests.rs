@@ -105,7 +105,7 @@ fn corpus(kind: &str) -> Vec<Vec<u8>> {
 fn exercise_batch(b: &[u8]) {
     let _ = batch::peek(b);
     if let Ok(h) = batch::parse_header(b) {
-        let _ = batch::first_offset_at_or_after(b, &h, 1);
+        let _ = super::batch_walk::first_at_or_after(b, &h, 1, 1 << 20);
     }
     if let Ok(headers) = batch::validate_all(b) {
         let mut copy = b.to_vec();

@@ -37,6 +37,7 @@ use super::walk;
 use crate::broker::notify::Notify;
 use crate::clock::now_ms;
 use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
+use crate::protocol::{batch_walk, decompress};
 
 /// Most chunks written together under one fdatasync. Groups of up to ~8 MiB
 /// keep the disk streaming: the next group is written while this one syncs,
@@ -1466,12 +1467,26 @@ impl PartitionLog {
         };
         let data = walk::read_from(&file, at, &first, end, first.total_len, true).await.map_err(io_err)?;
         let start = self.log_start_offset();
-        let answer = match batch::parse_header(&data) {
-            Ok(h) => batch::first_offset_at_or_after(&data, &h, ts).unwrap_or((first.base_offset, first.max_timestamp)),
-            Err(_) => (first.base_offset, first.max_timestamp),
-        };
+        let exact = batch::parse_header(&data).ok().and_then(|h| {
+            let one = data.get(..h.total_len)?;
+            batch_walk::first_at_or_after(one, &h, ts, decompress::MAX_DECOMPRESSED)
+        });
+        // A batch whose records do not walk answers with its first offset.
+        let answer = exact.unwrap_or((first.base_offset, first.max_timestamp));
         // Records below the log start are gone even if their segment is not.
         Ok(Some((answer.0.max(start), answer.1)))
+    }
+
+    /// The first record carrying the log's largest timestamp, with that
+    /// timestamp (ListOffsets -3, as Kafka answers it: the earliest segment
+    /// holding the maximum, its first batch reaching it, that batch's first
+    /// record at it); `None` for a log without records.
+    pub async fn offset_of_max_timestamp(&self) -> Result<Option<(i64, i64)>, ReadError> {
+        let max = self.state.borrow().segments.iter().map(|s| s.index.max_timestamp).max().unwrap_or(-1);
+        if max < 0 {
+            return Ok(None);
+        }
+        self.offset_for_timestamp(max).await
     }
 }
 

@@ -51,6 +51,7 @@ const BROKER_KEYS: &[(&str, &str, Kind)] = &[
     // SyncGroup hands one member.
     ("group.member.metadata.max.bytes", "4194304", Kind::Int),
     ("fetch.max.bytes", "57671680", Kind::Int),
+    ("max.request.partition.size.limit", "2000", Kind::Int),
     ("log.segment.bytes", "1073741824", Kind::Int),
     ("log.roll.ms", "604800000", Kind::Int),
     ("log.index.interval.bytes", "4096", Kind::Int),

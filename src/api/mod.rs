@@ -1,5 +1,6 @@
 //! Request handlers, one module per API, and dispatch by API key.
 
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -9,6 +10,8 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
+pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -100,6 +103,15 @@ pub async fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -
         RequestKind::ListGroups(r) => Box::pin(async move { respond(list_groups::handle(&ctx, r).await.into()) }),
         RequestKind::DeleteGroups(r) => Box::pin(async move { respond(delete_groups::handle(&ctx, r).await.into()) }),
         RequestKind::OffsetDelete(r) => Box::pin(async move { respond(offset_delete::handle(&ctx, r).await.into()) }),
+        RequestKind::DescribeTopicPartitions(r) => {
+            Box::pin(async move { respond(describe_topic_partitions::handle(&ctx, r).into()) })
+        }
+        RequestKind::DescribeLogDirs(r) => {
+            Box::pin(async move { respond(describe_log_dirs::handle(&ctx, r).await.into()) })
+        }
+        RequestKind::AlterReplicaLogDirs(r) => {
+            Box::pin(async move { respond(alter_replica_log_dirs::handle(&ctx, r).into()) })
+        }
         other => {
             // The version table only admits the APIs above; anything else is a
             // bug in that table, answered by closing the connection.

@@ -408,6 +408,12 @@ impl PartitionLog {
         self.state.borrow().log_start_offset
     }
 
+    /// Bytes of batches in the log's segments (DescribeLogDirs' partition
+    /// size, as Kafka counts it: segment bytes, indexes not included).
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().segments.iter().map(|s| s.size).sum()
+    }
+
     /// Appends validated batches (`headers` describe `records` in order),
     /// assigning offsets. Returns the first offset and the end offset
     /// (exclusive); durability follows through [`PartitionLog::durable`].

@@ -35,6 +35,10 @@ enum Command {
     ///
     /// Example: sluice topics --bootstrap-server localhost:9092 create orders --partitions 3
     Topics(cli::topics::TopicsArgs),
+    /// Describe or alter topic, broker and cluster-default configs.
+    ///
+    /// Example: sluice configs --bootstrap-server localhost:9092 alter --entity-type brokers --entity-default --add-config log.retention.ms=3600000
+    Configs(cli::configs::ConfigsArgs),
     /// Produce lines from stdin or a file as records.
     ///
     /// Example: printf 'k1:hello\nk2:world\n' | sluice produce --topic demo --key-separator :
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Broker(args) => broker(args),
         Command::Topics(args) => cli::topics::run(args).map_err(|e| e.to_string()),
+        Command::Configs(args) => cli::configs::run(args).map_err(|e| e.to_string()),
         Command::Produce(args) => cli::produce::run(args).map_err(|e| e.to_string()),
         Command::Consume(args) => cli::consume::run(args).map_err(|e| e.to_string()),
         Command::Groups(args) => cli::groups::run(args).map_err(|e| e.to_string()),

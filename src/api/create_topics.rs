@@ -42,6 +42,7 @@ pub async fn handle(ctx: &ShardCtx, req: CreateTopicsRequest) -> CreateTopicsRes
                 let configs = ctx
                     .cfg
                     .settings
+                    .load()
                     .topic_entries(&t.configs)
                     .into_iter()
                     .map(|c| {

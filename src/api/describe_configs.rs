@@ -1,62 +1,126 @@
-//! DescribeConfigs for topics and brokers, with Kafka key names and sources.
+//! DescribeConfigs for topics, brokers (a node, or `""`: the dynamic
+//! cluster-wide defaults) and groups, as Kafka reports them: value, source,
+//! Kafka's config type, read-only flag, and on request the synonyms (every
+//! layer that sets the key) and documentation.
 
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
+use super::config_resource::{self, Refusal, Resource};
+use super::describe_log_dirs::log_dir;
 use super::str_bytes;
 use crate::broker::context::ShardCtx;
-use crate::config::ConfigEntry;
+use crate::config::keys::IDENTITY_KEYS;
+use crate::config::{ConfigEntry, ConfigSource, Synonym};
 use crate::protocol::ErrorCode;
-
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
 
 /// Answers DescribeConfigs.
 pub fn handle(ctx: &ShardCtx, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    let meta = ctx.cfg.snapshot.load();
     let results = req
         .resources
-        .into_iter()
+        .iter()
         .map(|r| {
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            let entries: Result<Vec<ConfigEntry>, (ErrorCode, String)> = match r.resource_type {
-                TOPIC => match meta.topic(&r.resource_name) {
-                    Some(t) => Ok(ctx.cfg.settings.topic_entries(&t.configs)),
-                    None => Err((
-                        ErrorCode::UnknownTopicOrPartition,
-                        format!("topic {:?} does not exist", &*r.resource_name),
-                    )),
-                },
-                BROKER => {
-                    let known = r.resource_name.is_empty()
-                        || r.resource_name.parse::<i32>().is_ok_and(|n| (0..meta.nodes).contains(&n));
-                    if known {
-                        Ok(ctx.cfg.settings.entries())
-                    } else {
-                        Err((ErrorCode::InvalidRequest, format!("no broker {:?}", &*r.resource_name)))
-                    }
-                }
-                other => Err((ErrorCode::InvalidRequest, format!("resource type {other} is not supported"))),
-            };
-            match entries {
-                Ok(entries) => {
-                    let configs = entries
+            match entries(ctx, r) {
+                Ok(entries) => base.with_configs(
+                    entries
                         .into_iter()
-                        .filter(|c| r.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| &**k == c.key)))
-                        .map(|c| {
-                            DescribeConfigsResourceResult::default()
-                                .with_name(str_bytes(c.key))
-                                .with_value(Some(str_bytes(c.value)))
-                                .with_config_source(c.source as i8)
-                        })
-                        .collect();
-                    base.with_configs(configs)
-                }
+                        .filter(|c| wanted(r.configuration_keys.as_deref(), c.key))
+                        .map(|c| encode(c, req.include_synonyms, req.include_documentation))
+                        .collect(),
+                ),
                 Err((code, msg)) => base.with_error_code(code.code()).with_error_message(Some(str_bytes(msg))),
             }
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// Whether `key` was asked for: a null or empty key list asks for all, as
+/// in Kafka.
+fn wanted(keys: Option<&[kafka_protocol::protocol::StrBytes]>, key: &str) -> bool {
+    keys.is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| &**k == key))
+}
+
+/// The entries of one resource.
+fn entries(ctx: &ShardCtx, r: &DescribeConfigsResource) -> Result<Vec<ConfigEntry>, Refusal> {
+    let settings = ctx.cfg.settings.load();
+    Ok(match config_resource::resolve(ctx, r.resource_type, &r.resource_name)? {
+        Resource::Topic(name) => match ctx.cfg.snapshot.load().topic(&name) {
+            Some(t) => settings.topic_entries(&t.configs),
+            None => {
+                return Err((ErrorCode::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
+            }
+        },
+        Resource::Broker(None) => settings.cluster_default_entries(),
+        Resource::Broker(Some(node)) => {
+            // Any node answers for any other: they share the static
+            // settings, and each one's dynamic layers are in the metadata.
+            let meta = ctx.cfg.snapshot.load();
+            let empty = Default::default();
+            let cluster = meta.broker_configs.get("").unwrap_or(&empty);
+            let own = meta.broker_configs.get(&node.to_string()).unwrap_or(&empty);
+            let mut all = identity(ctx, node);
+            all.extend(settings.with_dynamic(cluster, own).entries());
+            all
+        }
+        // No group config applies to classic groups (see config_resource).
+        Resource::Group(_) => Vec::new(),
+    })
+}
+
+/// Node `node`'s read-only identity: ids, listeners, the log directory.
+fn identity(ctx: &ShardCtx, node: i32) -> Vec<ConfigEntry> {
+    let e = &ctx.cfg.endpoints;
+    let values = [
+        node.to_string(),
+        node.to_string(),
+        format!("PLAINTEXT://{}:{}", e.bind_host, e.port(node)),
+        format!("PLAINTEXT://{}:{}", e.advertised_host, e.port(node)),
+        log_dir(&ctx.cfg.data_dir),
+    ];
+    debug_assert_eq!(values.len(), IDENTITY_KEYS.len());
+    IDENTITY_KEYS
+        .iter()
+        .zip(values)
+        .map(|(k, value)| ConfigEntry {
+            key: k.name,
+            synonyms: vec![Synonym { key: k.name, value: value.clone(), source: ConfigSource::StaticBroker }],
+            value,
+            source: ConfigSource::StaticBroker,
+            ty: k.ty,
+            doc: k.doc,
+            read_only: true,
+        })
+        .collect()
+}
+
+fn encode(c: ConfigEntry, synonyms: bool, documentation: bool) -> DescribeConfigsResourceResult {
+    let synonyms = if synonyms {
+        c.synonyms
+            .into_iter()
+            .map(|s| {
+                DescribeConfigsSynonym::default()
+                    .with_name(str_bytes(s.key))
+                    .with_value(Some(str_bytes(s.value)))
+                    .with_source(s.source as i8)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(c.key))
+        .with_value(Some(str_bytes(c.value)))
+        .with_read_only(c.read_only)
+        .with_config_source(c.source as i8)
+        .with_is_sensitive(false)
+        .with_synonyms(synonyms)
+        .with_config_type(c.ty as i8)
+        .with_documentation(documentation.then(|| str_bytes(c.doc)))
 }

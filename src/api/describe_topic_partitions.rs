@@ -27,6 +27,7 @@ pub fn handle(ctx: &ShardCtx, req: DescribeTopicPartitionsRequest) -> DescribeTo
     let meta = ctx.cfg.snapshot.load();
     let all = req.topics.is_empty();
     let after = req.cursor.as_ref().map_or("", |c| c.topic_name.as_str());
+    let asked: Vec<String> = req.topics.iter().map(|t| t.name.to_string()).collect();
     let mut names: Vec<String> = if all {
         meta.topics.keys().filter(|n| n.as_str() >= after).cloned().collect()
     } else {
@@ -38,11 +39,11 @@ pub fn handle(ctx: &ShardCtx, req: DescribeTopicPartitionsRequest) -> DescribeTo
         && (c.partition_index < 0 || (!all && !names.iter().any(|n| n.as_str() == c.topic_name.as_str())))
     {
         // Kafka refuses the whole request; the response has no top-level
-        // error code, so every topic carries it.
-        let refused = names.iter().map(|n| error_topic(n, ErrorCode::InvalidRequest)).collect();
+        // error code, so every topic asked for carries it.
+        let refused = asked.iter().map(|n| error_topic(n, ErrorCode::InvalidRequest)).collect();
         return DescribeTopicPartitionsResponse::default().with_topics(refused);
     }
-    let cap = ctx.cfg.settings.broker_int("max.request.partition.size.limit").max(1);
+    let cap = ctx.cfg.settings.load().broker_int("max.request.partition.size.limit").max(1);
     let limit = i64::from(req.response_partition_limit).clamp(1, cap) as usize;
     page(&meta, &names, req.cursor.as_ref(), limit, all)
 }
@@ -58,6 +59,9 @@ fn page(
     let mut topics = Vec::new();
     let mut left = limit;
     for name in names {
+        if left == 0 {
+            return response(topics, Some((name, 0)));
+        }
         let Some(topic) = meta.topic(name) else {
             // Listing everything skips what vanished; a named topic is reported.
             if !all {
@@ -70,9 +74,6 @@ fn page(
             }
             continue;
         };
-        if left == 0 {
-            return response(topics, Some((name, 0)));
-        }
         let first =
             cursor.filter(|c| c.topic_name.as_str() == name.as_str()).map_or(0, |c| c.partition_index.max(0) as usize);
         let total = topic.leaders.len();

@@ -32,7 +32,7 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
     let mut stand_ins = StandIns::default();
     let meta = ctx.cfg.snapshot.load_full();
     // The broker's `fetch.max.bytes` caps what a client may ask for.
-    let mut budget = (req.max_bytes.max(0) as usize).min(ctx.cfg.settings.fetch_max_bytes());
+    let mut budget = (req.max_bytes.max(0) as usize).min(ctx.cfg.settings.load().fetch_max_bytes());
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());

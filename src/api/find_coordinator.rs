@@ -20,7 +20,7 @@ async fn ensure_offsets_topic(ctx: &ShardCtx) {
     if ctx.cfg.snapshot.load().topic(OFFSETS_TOPIC).is_some() {
         return;
     }
-    let s = &ctx.cfg.settings;
+    let s = ctx.cfg.settings.load();
     let configs = [
         ("cleanup.policy".to_string(), "compact".to_string()),
         ("segment.bytes".to_string(), s.broker_int("offsets.topic.segment.bytes").to_string()),

@@ -19,6 +19,8 @@ const LATEST_TIERED: i64 = -5;
 /// Answers ListOffsets.
 pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let meta = ctx.cfg.snapshot.load_full();
+    // A stored batch decompresses no further than a produced one may.
+    let max_decompressed = ctx.cfg.settings.load().max_decompressed_bytes();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let topic = meta.topic(&t.name);
@@ -43,9 +45,9 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
             let answer = match p.timestamp {
                 LATEST => Ok(Some((log.high_watermark(), -1))),
                 EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
-                MAX_TIMESTAMP => log.offset_of_max_timestamp().await,
+                MAX_TIMESTAMP => log.offset_of_max_timestamp(max_decompressed).await,
                 LATEST_TIERED => Ok(None),
-                ts => log.offset_for_timestamp(ts).await,
+                ts => log.offset_for_timestamp(ts, max_decompressed).await,
             };
             partitions.push(match answer {
                 Ok(Some((offset, timestamp))) => base.with_offset(offset).with_timestamp(timestamp),

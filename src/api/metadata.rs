@@ -56,7 +56,7 @@ pub async fn handle(ctx: &ShardCtx, req: MetadataRequest, version: i16) -> Metad
         None => true,
         Some(t) => version == 0 && t.is_empty(),
     };
-    let allow_auto = (version < 4 || req.allow_auto_topic_creation) && ctx.cfg.settings.auto_create_topics();
+    let allow_auto = (version < 4 || req.allow_auto_topic_creation) && ctx.cfg.settings.load().auto_create_topics();
     if !all && allow_auto {
         let meta = ctx.cfg.snapshot.load();
         let missing: Vec<NewTopic> = req

@@ -1,7 +1,9 @@
 //! Request handlers, one module per API, and dispatch by API key.
 
+pub mod alter_configs;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
+pub mod config_resource;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -103,6 +105,7 @@ pub async fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -
         RequestKind::ListGroups(r) => Box::pin(async move { respond(list_groups::handle(&ctx, r).await.into()) }),
         RequestKind::DeleteGroups(r) => Box::pin(async move { respond(delete_groups::handle(&ctx, r).await.into()) }),
         RequestKind::OffsetDelete(r) => Box::pin(async move { respond(offset_delete::handle(&ctx, r).await.into()) }),
+        RequestKind::AlterConfigs(r) => Box::pin(async move { respond(alter_configs::handle(&ctx, r).await.into()) }),
         RequestKind::DescribeTopicPartitions(r) => {
             Box::pin(async move { respond(describe_topic_partitions::handle(&ctx, r).into()) })
         }

@@ -116,7 +116,7 @@ pub async fn check(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> CheckedRequest {
     for t in req.topic_data {
         let name = t.name.to_string();
         let known = ctx.cfg.snapshot.load().topic(&name).is_some();
-        if !known && ctx.cfg.settings.auto_create_topics() && topic_name::validate(&name).is_ok() {
+        if !known && ctx.cfg.settings.load().auto_create_topics() && topic_name::validate(&name).is_ok() {
             let controller = ctx.cfg.controller.clone();
             let new = default_topic(&name);
             glommio::spawn_local(async move {
@@ -149,6 +149,18 @@ async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, reco
         Ok((topic, _)) => topic,
         Err((code, message)) => return Checked::Refused(error(index, code, message)),
     };
+    if acks == -1 {
+        // Each partition has one replica, so its ISR is one: an acks=all
+        // write to a topic that asks for more in sync fails before it is
+        // appended, as Kafka answers it.
+        let min_isr = ctx.cfg.settings.load().topic_value(&topic.configs, "min.insync.replicas");
+        if min_isr > 1 {
+            let why = format!(
+                "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{index}"
+            );
+            return refuse(index, ErrorCode::NotEnoughReplicas, why);
+        }
+    }
     let Some(records) = records else {
         return refuse(index, ErrorCode::CorruptMessage, "records are null".into());
     };
@@ -170,7 +182,8 @@ async fn check_records(
     topic: &TopicMeta,
     records: Bytes,
 ) -> Result<(Stored, Vec<BatchHeader>, i64), Refusal> {
-    let settings = &ctx.cfg.settings;
+    // Held across the walk's yields: an owned snapshot, not a guard.
+    let settings = ctx.cfg.settings.load_full();
     let mut headers = batch::validate_all(&records).map_err(|e| (ErrorCode::CorruptMessage, Some(e.to_string())))?;
     let max = settings.topic_value(&topic.configs, "max.message.bytes").max(0) as usize;
     if let Some(h) = headers.iter().find(|h| h.total_len > max) {

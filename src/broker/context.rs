@@ -12,7 +12,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::broker::notify::Notify;
-use crate::config::BrokerSettings;
+use crate::config::SharedSettings;
 use crate::group::Coordinator;
 use crate::metadata::TopicMeta;
 use crate::metadata::controller::{ControllerHandle, Snapshot};
@@ -24,6 +24,8 @@ use crate::storage::{Limits, PartitionLog};
 pub struct Endpoints {
     /// Host advertised to clients.
     pub advertised_host: String,
+    /// Address the listeners bind.
+    pub bind_host: std::net::IpAddr,
     /// Shard k listens on `base_port + k`.
     pub base_port: u16,
 }
@@ -46,8 +48,9 @@ pub struct ShardSetup {
     pub snapshot: Snapshot,
     /// The controller.
     pub controller: ControllerHandle,
-    /// Broker settings.
-    pub settings: Arc<BrokerSettings>,
+    /// This node's broker settings (static under dynamic), replaced by the
+    /// controller when dynamic configs change: load them where they are used.
+    pub settings: SharedSettings,
     /// Advertised addresses.
     pub endpoints: Arc<Endpoints>,
     /// Root of the data directory.
@@ -86,7 +89,8 @@ impl ShardCtx {
     /// A shard context with no partitions open yet.
     pub fn new(cfg: ShardSetup) -> Self {
         let cache_budget = Rc::new(CacheBudget::new(cfg.cache_bytes));
-        let request_budget = Rc::new(glommio::sync::Semaphore::new(cfg.settings.queued_max_request_bytes() as u64));
+        let request_budget =
+            Rc::new(glommio::sync::Semaphore::new(cfg.settings.load().queued_max_request_bytes() as u64));
         Self {
             request_budget,
             cfg,
@@ -112,7 +116,7 @@ impl ShardCtx {
     /// The settings a partition log of `topic` works under: its config
     /// overrides, else the broker's defaults.
     fn limits(&self, topic: &TopicMeta) -> Limits {
-        let s = &self.cfg.settings;
+        let s = self.cfg.settings.load();
         Limits {
             segment_bytes: s.topic_value(&topic.configs, "segment.bytes").max(4096) as u64,
             index_interval: s.topic_value(&topic.configs, "index.interval.bytes").max(1) as u64,

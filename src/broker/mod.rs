@@ -193,14 +193,17 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     let cluster_id = cluster_id(&opts.data_dir).map_err(dir_err)?;
     crate::storage::iopoll_probe::prepare(&opts.data_dir).map_err(dir_err)?;
     let clean_start = shutdown::take_marker(&opts.data_dir).map_err(dir_err)?;
-    let settings = Arc::new(opts.settings.clone());
-    let (controller, snapshot) =
+    let (controller, snapshot, node_settings) =
         Controller::open(opts.data_dir.clone(), cluster_id.clone(), opts.shards as i32, opts.settings.clone())
             .map_err(dir_err)?;
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..opts.shards).map(|_| flume::bounded(64)).unzip();
     let shard_commands = senders.clone();
     let handle = controller.spawn(senders).map_err(dir_err)?;
-    let endpoints = Arc::new(Endpoints { advertised_host: opts.advertised_host.clone(), base_port: opts.port });
+    let endpoints = Arc::new(Endpoints {
+        advertised_host: opts.advertised_host.clone(),
+        bind_host: opts.host,
+        base_port: opts.port,
+    });
     let cpus = allowed_cpus();
     let arena = io_memory::plan(opts.cache_bytes, opts.shards);
     match &arena.limited_by {
@@ -223,7 +226,7 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
             node_id: k as i32,
             snapshot: snapshot.clone(),
             controller: handle.clone(),
-            settings: settings.clone(),
+            settings: node_settings[k].clone(),
             endpoints: endpoints.clone(),
             data_dir: opts.data_dir.clone(),
             clean_start,

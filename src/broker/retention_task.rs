@@ -20,7 +20,7 @@ use crate::clock::now_ms;
 
 /// Runs cleanup passes forever.
 pub async fn run(ctx: Rc<ShardCtx>) {
-    let interval = Duration::from_millis(ctx.cfg.settings.retention_check_interval_ms().max(10));
+    let interval = Duration::from_millis(ctx.cfg.settings.load().retention_check_interval_ms().max(10));
     let mut next_full = Instant::now() + interval;
     let mut due = ctx.retention_due.notified();
     loop {
@@ -48,14 +48,15 @@ pub async fn run(ctx: Rc<ShardCtx>) {
 /// One pass over the shard's partitions: retention always; compaction and
 /// producer expiry only on the `full` (timed) pass.
 async fn pass(ctx: &ShardCtx, full: bool) {
-    let producer_expiry = ctx.cfg.settings.broker_int("producer.id.expiration.ms");
+    let producer_expiry = ctx.cfg.settings.load().broker_int("producer.id.expiration.ms");
     let meta = ctx.cfg.snapshot.load_full();
+    let settings = ctx.cfg.settings.load_full();
     for topic in meta.topics.values() {
-        let policy = ctx.cfg.settings.topic_text(&topic.configs, "cleanup.policy");
+        let policy = settings.topic_text(&topic.configs, "cleanup.policy");
         let (delete, compact) = (policy.contains("delete"), policy.contains("compact"));
-        let retention_ms = ctx.cfg.settings.topic_value(&topic.configs, "retention.ms");
-        let retention_bytes = ctx.cfg.settings.topic_value(&topic.configs, "retention.bytes");
-        let tombstones_until = now_ms() - ctx.cfg.settings.topic_value(&topic.configs, "delete.retention.ms");
+        let retention_ms = settings.topic_value(&topic.configs, "retention.ms");
+        let retention_bytes = settings.topic_value(&topic.configs, "retention.bytes");
+        let tombstones_until = now_ms().saturating_sub(settings.topic_value(&topic.configs, "delete.retention.ms"));
         for p in 0..topic.leaders.len() as i32 {
             let Some(log) = ctx.partition(topic, p) else {
                 continue;

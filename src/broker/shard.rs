@@ -195,6 +195,15 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             ctx.reconfigure(&topic);
             let _ = done.send(());
         }
+        ShardCommand::ReconfigureAll { done } => {
+            for topic in ctx.cfg.snapshot.load().topics.values() {
+                ctx.reconfigure(topic);
+            }
+            // A shorter retention deletes what it no longer keeps now, not
+            // at the next timed pass.
+            ctx.retention_due.notify_all();
+            let _ = done.send(());
+        }
     }
 }
 

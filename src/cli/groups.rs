@@ -139,6 +139,10 @@ type Described = (String, Vec<(String, String, String, Vec<(String, i32)>)>);
 fn describe_group(cluster: &mut Cluster, node: i32, group: &str) -> Result<Described, CliError> {
     let resp = cluster.node(node)?.send(DescribeGroupsRequest::default().with_groups(vec![gid(group)]))?;
     let g = resp.groups.into_iter().next().ok_or_else(|| CliError::Codec("empty DescribeGroups response".into()))?;
+    if g.error_code == crate::protocol::ErrorCode::GroupIdNotFound.code() {
+        // DescribeGroups v6+ says so where older versions answer "Dead".
+        return Ok(("Dead".to_string(), Vec::new()));
+    }
     check(g.error_code, || format!("cannot describe group {group:?}"))?;
     let members = g
         .members

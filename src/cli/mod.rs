@@ -1,9 +1,10 @@
-//! The operator tools: `sluice topics`, `produce`, `consume`, `groups` and
-//! `cluster`, each a Kafka-protocol client (kafka-protocol encodes every
+//! The operator tools: `sluice topics`, `configs`, `produce`, `consume`,
+//! `groups` and `cluster`, each a Kafka-protocol client (kafka-protocol encodes every
 //! message, as in the broker), usable against sluice or any Kafka cluster.
 
 pub mod client;
 pub mod cluster;
+pub mod configs;
 pub mod consume;
 pub mod error;
 pub mod group_member;

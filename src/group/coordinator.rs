@@ -201,7 +201,7 @@ impl Coordinator {
             Ok(l) => l,
             Err(e) => return JoinResult::error(e, &req.member_id),
         };
-        let s = &ctx.cfg.settings;
+        let s = ctx.cfg.settings.load();
         let session = i64::from(req.session_timeout_ms);
         if session < s.broker_int("group.min.session.timeout.ms")
             || session > s.broker_int("group.max.session.timeout.ms")
@@ -390,7 +390,7 @@ impl Coordinator {
                                 let _ = w.try_send(SyncResult::error(ErrorCode::CoordinatorNotAvailable));
                             }
                         }
-                        let delay = ms(ctx.cfg.settings.broker_int("group.initial.rebalance.delay.ms"));
+                        let delay = ms(ctx.cfg.settings.load().broker_int("group.initial.rebalance.delay.ms"));
                         g.prepare_rebalance(Instant::now(), now_ms(), delay);
                     }
                 }
@@ -443,7 +443,7 @@ impl Coordinator {
     ) -> Result<Vec<ErrorCode>, ErrorCode> {
         let log = self.home(ctx, group).await?;
         let (now, stamp) = (Instant::now(), now_ms());
-        let delay = ms(ctx.cfg.settings.broker_int("group.initial.rebalance.delay.ms"));
+        let delay = ms(ctx.cfg.settings.load().broker_int("group.initial.rebalance.delay.ms"));
         let mut groups = self.groups.borrow_mut();
         let Some(g) = groups.get_mut(group) else {
             return Err(ErrorCode::UnknownMemberId);
@@ -523,7 +523,7 @@ impl Coordinator {
             }
         }
         let meta = ctx.cfg.snapshot.load();
-        let max_metadata = ctx.cfg.settings.broker_int("offset.metadata.max.bytes");
+        let max_metadata = ctx.cfg.settings.load().broker_int("offset.metadata.max.bytes");
         let mut results = Vec::with_capacity(partitions.len());
         let mut writes: Vec<Write> = Vec::new();
         // The committed topics' ids: one deleted while the commit is stored
@@ -739,7 +739,7 @@ impl Coordinator {
     /// `offsets.retention.minutes`.
     pub fn tick(&self, ctx: &ShardCtx, expire_offsets: bool) {
         let (now, stamp) = (Instant::now(), now_ms());
-        let s = &ctx.cfg.settings;
+        let s = ctx.cfg.settings.load();
         let delay = ms(s.broker_int("group.initial.rebalance.delay.ms"));
         let retention_ms = s.broker_int("offsets.retention.minutes").saturating_mul(60_000);
         let mut writes: Vec<Write> = Vec::new();

@@ -17,7 +17,8 @@ use super::model::{ClusterMeta, TopicMeta};
 use super::placement;
 use super::record::MetaRecord;
 use super::topic_name;
-use crate::config::{self, BrokerSettings};
+use crate::config::edit::{self, ConfigEdit, Scope};
+use crate::config::{self, BrokerSettings, ConfigError, ConfigSource, Kind, SharedSettings};
 use crate::protocol::ErrorCode;
 
 /// Bound on queued admin commands: admin traffic is small; a full queue
@@ -84,6 +85,9 @@ pub enum ShardCommand {
     DropTopic { name: String, done: flume::Sender<()> },
     /// The topic's configs were altered: its logs take the new settings.
     Reconfigure { topic: Arc<TopicMeta>, done: flume::Sender<()> },
+    /// Dynamic broker configs changed (the shard's settings are already
+    /// replaced): every log takes its new settings, and retention runs.
+    ReconfigureAll { done: flume::Sender<()> },
     /// Clean shutdown: flush every partition, write its indexes, refuse more.
     Shutdown { done: flume::Sender<Result<(), String>> },
 }
@@ -102,10 +106,18 @@ pub enum Command {
     CreatePartitions { name: String, count: i32, validate_only: bool, reply: flume::Sender<Result<(), AdminError>> },
     /// InitProducerId: a producer id never handed out before.
     AllocateProducerId { reply: flume::Sender<Result<i64, AdminError>> },
-    /// IncrementalAlterConfigs of a topic: set (`Some`) or delete (`None`) overrides.
+    /// IncrementalAlterConfigs / AlterConfigs of a topic.
     AlterTopicConfigs {
         name: String,
-        changes: Vec<(String, Option<String>)>,
+        edit: ConfigEdit,
+        validate_only: bool,
+        reply: flume::Sender<Result<(), AdminError>>,
+    },
+    /// IncrementalAlterConfigs / AlterConfigs of a broker resource: the
+    /// cluster-wide default (`None`) or one node.
+    AlterBrokerConfigs {
+        node: Option<i32>,
+        edit: ConfigEdit,
         validate_only: bool,
         reply: flume::Sender<Result<(), AdminError>>,
     },
@@ -151,15 +163,29 @@ impl ControllerHandle {
         .await
     }
 
-    /// Sets or deletes a topic's config overrides.
+    /// Changes a topic's config overrides.
     pub async fn alter_topic_configs(
         &self,
         name: String,
-        changes: Vec<(String, Option<String>)>,
+        edit: ConfigEdit,
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::AlterTopicConfigs { name, changes, validate_only, reply }, rx, || {
+        self.call(Command::AlterTopicConfigs { name, edit, validate_only, reply }, rx, || {
+            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
+        })
+        .await
+    }
+
+    /// Changes the dynamic configs of the cluster default (`None`) or a node.
+    pub async fn alter_broker_configs(
+        &self,
+        node: Option<i32>,
+        edit: ConfigEdit,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let (reply, rx) = flume::bounded(1);
+        self.call(Command::AlterBrokerConfigs { node, edit, validate_only, reply }, rx, || {
             Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
         })
         .await
@@ -186,7 +212,10 @@ impl ControllerHandle {
 pub struct Controller {
     log: MetadataLog,
     snapshot: Snapshot,
+    /// The static settings (file and command line).
     settings: BrokerSettings,
+    /// Each node's resolved settings, replaced when dynamic configs change.
+    node_settings: Vec<SharedSettings>,
     shards: Vec<flume::Sender<ShardCommand>>,
     data_dir: PathBuf,
 }
@@ -224,6 +253,13 @@ fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
             }
         }
         MetaRecord::ProducerIdsAllocated { next } => meta.next_producer_id = meta.next_producer_id.max(*next),
+        MetaRecord::BrokerConfigsSet { resource, configs } => {
+            if configs.is_empty() {
+                meta.broker_configs.remove(resource);
+            } else {
+                meta.broker_configs.insert(resource.clone(), configs.iter().cloned().collect());
+            }
+        }
         MetaRecord::PartitionMoved { name, partition, leader } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
@@ -239,12 +275,14 @@ fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
 impl Controller {
     /// Opens the metadata log in `data_dir`, replays it, and moves partitions
     /// whose node no longer exists (the broker restarted with fewer shards).
+    /// Returns the controller, the metadata snapshot, and each node's
+    /// settings (static ones under the dynamic configs of the log).
     pub fn open(
         data_dir: PathBuf,
         cluster_id: String,
         nodes: i32,
         settings: BrokerSettings,
-    ) -> std::io::Result<(Self, Snapshot)> {
+    ) -> std::io::Result<(Self, Snapshot, Vec<SharedSettings>)> {
         let (mut log, records) = MetadataLog::open(&data_dir)?;
         let mut meta = ClusterMeta { cluster_id, nodes, ..Default::default() };
         replay(&mut meta, &records);
@@ -263,8 +301,18 @@ impl Controller {
             log.append(&moves)?;
             replay(&mut meta, &moves);
         }
+        let node_settings: Vec<SharedSettings> =
+            (0..nodes).map(|n| Arc::new(ArcSwap::from_pointee(resolved(&settings, &meta, n)))).collect();
         let snapshot = Arc::new(ArcSwap::from_pointee(meta));
-        Ok((Self { log, snapshot: snapshot.clone(), settings, shards: Vec::new(), data_dir }, snapshot))
+        let controller = Self {
+            log,
+            snapshot: snapshot.clone(),
+            settings,
+            node_settings: node_settings.clone(),
+            shards: Vec::new(),
+            data_dir,
+        };
+        Ok((controller, snapshot, node_settings))
     }
 
     /// Starts the controller thread serving commands sent to the returned handle.
@@ -292,8 +340,11 @@ impl Controller {
             Command::CreatePartitions { name, count, validate_only, reply } => {
                 let _ = reply.send(self.create_partitions(&name, count, validate_only));
             }
-            Command::AlterTopicConfigs { name, changes, validate_only, reply } => {
-                let _ = reply.send(self.alter_topic_configs(&name, changes, validate_only));
+            Command::AlterTopicConfigs { name, edit, validate_only, reply } => {
+                let _ = reply.send(self.alter_topic_configs(&name, &edit, validate_only));
+            }
+            Command::AlterBrokerConfigs { node, edit, validate_only, reply } => {
+                let _ = reply.send(self.alter_broker_configs(node, &edit, validate_only));
             }
             Command::AllocateProducerId { reply } => {
                 let id = self.snapshot.load().next_producer_id;
@@ -507,35 +558,13 @@ impl Controller {
         Ok(())
     }
 
-    fn alter_topic_configs(
-        &mut self,
-        name: &str,
-        changes: Vec<(String, Option<String>)>,
-        validate_only: bool,
-    ) -> Result<(), AdminError> {
+    fn alter_topic_configs(&mut self, name: &str, edit: &ConfigEdit, validate_only: bool) -> Result<(), AdminError> {
         let current = self.snapshot.load_full();
         let Some(topic) = current.topic(name).cloned() else {
             return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
         };
-        let mut configs = topic.configs.clone();
-        for (key, value) in changes {
-            match value {
-                Some(v) => {
-                    config::validate_topic_config(&key, &v)
-                        .map_err(|e| AdminError::new(ErrorCode::InvalidConfig, e.to_string()))?;
-                    configs.insert(key, v);
-                }
-                None => {
-                    config::validate_topic_config(&key, "0").or_else(|e| match e {
-                        config::ConfigError::UnknownKey(_) => {
-                            Err(AdminError::new(ErrorCode::InvalidConfig, e.to_string()))
-                        }
-                        _ => Ok(()),
-                    })?;
-                    configs.remove(&key);
-                }
-            }
-        }
+        let defaults = resolved(&self.settings, &current, -1);
+        let configs = edit::apply(&topic.configs, edit, &TopicScope(&defaults)).map_err(invalid_config)?;
         if validate_only {
             return Ok(());
         }
@@ -548,5 +577,85 @@ impl Controller {
         }
         info!(topic = name, "altered topic configs");
         Ok(())
+    }
+
+    /// Changes the dynamic configs of the cluster default (`node` None) or
+    /// one node, then gives every node its new settings.
+    fn alter_broker_configs(
+        &mut self,
+        node: Option<i32>,
+        edit: &ConfigEdit,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let current = self.snapshot.load_full();
+        let resource = node.map(|n| n.to_string()).unwrap_or_default();
+        let layer = if node.is_some() { ConfigSource::DynamicBroker } else { ConfigSource::DynamicDefaultBroker };
+        let below = resolved(&self.settings, &current, -1);
+        let empty = BTreeMap::new();
+        let now = current.broker_configs.get(&resource).unwrap_or(&empty);
+        let configs = edit::apply(now, edit, &BrokerScope { below: &below, layer }).map_err(invalid_config)?;
+        if validate_only {
+            return Ok(());
+        }
+        let configs: Vec<(String, String)> = configs.into_iter().collect();
+        let next = self.commit(MetaRecord::BrokerConfigsSet { resource: resource.clone(), configs })?;
+        for (n, shared) in self.node_settings.iter().enumerate() {
+            shared.store(Arc::new(resolved(&self.settings, &next, n as i32)));
+        }
+        self.snapshot.store(next);
+        self.on_every_shard(|done| ShardCommand::ReconfigureAll { done });
+        info!(resource = %resource, "altered dynamic broker configs");
+        Ok(())
+    }
+}
+
+/// Node `node`'s settings: the static ones under the cluster-default and
+/// the node's dynamic configs of `meta` (node -1: the cluster default only).
+fn resolved(settings: &BrokerSettings, meta: &ClusterMeta, node: i32) -> BrokerSettings {
+    let empty = BTreeMap::new();
+    let cluster = meta.broker_configs.get("").unwrap_or(&empty);
+    let own = if node >= 0 { meta.broker_configs.get(&node.to_string()).unwrap_or(&empty) } else { &empty };
+    settings.with_dynamic(cluster, own)
+}
+
+fn invalid_config(e: ConfigError) -> AdminError {
+    AdminError::new(ErrorCode::InvalidConfig, e.to_string())
+}
+
+/// A topic's keys; what they inherit is the cluster's broker default.
+struct TopicScope<'a>(&'a BrokerSettings);
+
+impl Scope for TopicScope<'_> {
+    fn kind(&self, key: &str) -> Result<Kind, ConfigError> {
+        config::keys::topic_key(key).map(|k| k.kind).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))
+    }
+    fn check(&self, key: &str, value: &str) -> Result<(), ConfigError> {
+        config::validate_topic_config(key, value)
+    }
+    fn inherited(&self, key: &str) -> String {
+        self.0.topic_text(&BTreeMap::new(), key).to_string()
+    }
+}
+
+/// A broker resource's keys: only dynamic ones; they inherit from the
+/// layers below `layer`.
+struct BrokerScope<'a> {
+    below: &'a BrokerSettings,
+    layer: ConfigSource,
+}
+
+impl Scope for BrokerScope<'_> {
+    fn kind(&self, key: &str) -> Result<Kind, ConfigError> {
+        let k = config::keys::broker_key(key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+        if k.update != config::Update::Dynamic {
+            return Err(ConfigError::NotDynamic(key.to_string()));
+        }
+        Ok(k.kind)
+    }
+    fn check(&self, key: &str, value: &str) -> Result<(), ConfigError> {
+        config::validate_dynamic_broker_config(key, value)
+    }
+    fn inherited(&self, key: &str) -> String {
+        self.below.inherited(key, self.layer)
     }
 }

@@ -21,6 +21,9 @@ pub enum MetaRecord {
     /// A topic's config overrides were replaced by these (IncrementalAlterConfigs).
     /// New variants go last: the discriminants of stored records must not move.
     TopicConfigsSet { name: String, configs: Vec<(String, String)> },
+    /// The dynamic configs of a broker resource (`""`: the cluster-wide
+    /// default, `"N"`: node N) were replaced by these.
+    BrokerConfigsSet { resource: String, configs: Vec<(String, String)> },
 }
 
 /// A record frame that does not check out.
@@ -78,6 +81,10 @@ mod tests {
             },
             MetaRecord::PartitionsAdded { name: "t".into(), leaders: vec![0] },
             MetaRecord::TopicDeleted { name: "t".into() },
+            MetaRecord::BrokerConfigsSet {
+                resource: String::new(),
+                configs: vec![("log.retention.ms".into(), "9".into())],
+            },
         ];
         let mut buf = Vec::new();
         for r in &recs {

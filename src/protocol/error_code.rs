@@ -17,6 +17,7 @@ pub enum ErrorCode {
     CoordinatorNotAvailable = 15,
     NotCoordinator = 16,
     InvalidTopic = 17,
+    NotEnoughReplicas = 19,
     InvalidRequiredAcks = 21,
     IllegalGeneration = 22,
     InconsistentGroupProtocol = 23,

@@ -37,7 +37,7 @@ use super::walk;
 use crate::broker::notify::Notify;
 use crate::clock::now_ms;
 use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
-use crate::protocol::{batch_walk, decompress};
+use crate::protocol::batch_walk;
 
 /// Most chunks written together under one fdatasync. Groups of up to ~8 MiB
 /// keep the disk streaming: the next group is written while this one syncs,
@@ -1459,7 +1459,12 @@ impl PartitionLog {
     /// timestamp, for ListOffsets by time; `None` if every record is older.
     /// The time index finds the segment and where to start; the walk reads
     /// batch headers from there.
-    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, ReadError> {
+    /// A compressed batch's records are read up to `max_decompressed` bytes.
+    pub async fn offset_for_timestamp(
+        &self,
+        ts: i64,
+        max_decompressed: usize,
+    ) -> Result<Option<(i64, i64)>, ReadError> {
         let found = {
             let st = self.state.borrow();
             st.segments.iter().find_map(|s| s.index.time_floor_position(ts).map(|pos| (s.file.clone(), pos, s.size)))
@@ -1475,7 +1480,7 @@ impl PartitionLog {
         let start = self.log_start_offset();
         let exact = batch::parse_header(&data).ok().and_then(|h| {
             let one = data.get(..h.total_len)?;
-            batch_walk::first_at_or_after(one, &h, ts, decompress::MAX_DECOMPRESSED)
+            batch_walk::first_at_or_after(one, &h, ts, max_decompressed)
         });
         // A batch whose records do not walk answers with its first offset.
         let answer = exact.unwrap_or((first.base_offset, first.max_timestamp));
@@ -1487,12 +1492,12 @@ impl PartitionLog {
     /// timestamp (ListOffsets -3, as Kafka answers it: the earliest segment
     /// holding the maximum, its first batch reaching it, that batch's first
     /// record at it); `None` for a log without records.
-    pub async fn offset_of_max_timestamp(&self) -> Result<Option<(i64, i64)>, ReadError> {
+    pub async fn offset_of_max_timestamp(&self, max_decompressed: usize) -> Result<Option<(i64, i64)>, ReadError> {
         let max = self.state.borrow().segments.iter().map(|s| s.index.max_timestamp).max().unwrap_or(-1);
         if max < 0 {
             return Ok(None);
         }
-        self.offset_for_timestamp(max).await
+        self.offset_for_timestamp(max, max_decompressed).await
     }
 }
 

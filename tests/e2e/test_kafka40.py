@@ -48,7 +48,6 @@ NOT_SERVED = {
     68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe (KIP-848 groups)",
     71: "GetTelemetrySubscriptions", 72: "PushTelemetry", 74: "ListClientMetricsResources (metrics)",
     80: "AddRaftVoter", 81: "RemoveRaftVoter (cluster, issue 23)",
-    33: "AlterConfigs (legacy; with the dynamic configs)",
 }
 
 

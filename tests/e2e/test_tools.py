@@ -217,7 +217,7 @@ def test_cluster_shows_nodes_controller_and_api_versions(broker):
     assert "Controller: node 0" in out
     for k in (0, 1):
         assert f"Node {k}: 127.0.0.1:{broker.shard_port(k)}" in out
-    assert "\tJoinGroup(11): 0 to 9" in out and "\tProduce(0): 0 to 11" in out
+    assert "\tJoinGroup(11): 0 to 9" in out and "\tProduce(0): 0 to 12" in out
     # Piped into a reader that stops early: no panic, no trace.
     p = subprocess.run(f"{sluice_bin()} cluster --bootstrap-server {broker.bootstrap} --api-versions | head -1",
                        shell=True, capture_output=True, text=True, timeout=30)

@@ -53,6 +53,16 @@ def test_describe_topic_partitions_pages_through_topics_in_name_order(broker, ka
     assert b["error_code"] == 0 and b["topic_id"] is not None
     assert [p["leader_id"] for p in b["partitions"]] == [p["replica_nodes"][0] for p in b["partitions"]]
 
+    # confluent-kafka's describe_topics (librdkafka asks Metadata for it,
+    # not DescribeTopicPartitions) sees the same partitions and leaders.
+    from confluent_kafka import TopicCollection
+    ck = h.admin(broker)
+    described = ck.describe_topics(TopicCollection(sorted(sizes)), request_timeout=10)
+    for name, future in described.items():
+        d = future.result(15)
+        assert [p.id for p in d.partitions] == list(range(sizes[name]))
+        assert not d.is_internal and d.topic_id is not None
+
     # A cursor naming a topic not in the list is refused, as Kafka refuses it.
     r = kadmin.describe_topic_partitions([f"{prefix}-c"], cursor={"topic_name": f"{prefix}-b", "partition_index": 0})
     assert [t["error_code"] for t in r["topics"]] == [42]  # INVALID_REQUEST

@@ -1,0 +1,98 @@
+//! Reads: batches from an offset (cache, then segments), and offsets by
+//! timestamp for ListOffsets.
+
+use std::io;
+use std::rc::Rc;
+
+use glommio::io::DmaFile;
+
+use crate::protocol::batch;
+use crate::protocol::batch_walk;
+use crate::storage::walk;
+
+use super::*;
+
+impl PartitionLog {
+    /// Reads whole batches from the one containing `offset`, up to
+    /// `max_bytes`; with `min_one`, at least one batch even if it is larger
+    /// (KIP-74: only the first partition of a fetch response gets this).
+    pub async fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Fetched, ReadError> {
+        let (segs, hw, start) = {
+            let st = self.state.borrow();
+            let (hw, start) = (st.high_watermark, st.log_start_offset);
+            if offset < start || offset > hw {
+                return Err(ReadError::OutOfRange { offset, start, end: hw });
+            }
+            let empty = Fetched { pieces: Vec::new(), high_watermark: hw, log_start_offset: start };
+            if offset == hw {
+                return Ok(empty);
+            }
+            if let Some(pieces) = st.cache.read(offset, max_bytes, min_one) {
+                return Ok(Fetched { pieces, ..empty });
+            }
+            // The segment holding `offset`, where its index says to start, and
+            // the segments after it (compaction can leave a segment with no
+            // batch at or after `offset`: the read then goes on to the next).
+            let i = st.segments.partition_point(|s| s.base_offset <= offset) - 1;
+            let segs: Vec<(Rc<DmaFile>, u64, u64)> = st.segments[i..]
+                .iter()
+                .enumerate()
+                .map(|(k, s)| (s.file.clone(), if k == 0 { s.index.floor_position(offset) } else { 0 }, s.size))
+                .collect();
+            (segs, hw, start)
+        };
+        let io_err = |e: io::Error| ReadError::Io(e.to_string());
+        for (file, pos, end) in segs {
+            if let Some((at, first)) = walk::find(&file, pos, end, |p| p.last_offset >= offset).await.map_err(io_err)? {
+                let records = walk::read_from(&file, at, &first, end, max_bytes, min_one).await.map_err(io_err)?;
+                return Ok(Fetched { pieces: vec![records], high_watermark: hw, log_start_offset: start });
+            }
+        }
+        Ok(Fetched { pieces: Vec::new(), high_watermark: hw, log_start_offset: start })
+    }
+
+    /// The first offset whose record timestamp is at least `ts`, with that
+    /// timestamp, for ListOffsets by time; `None` if every record is older.
+    /// The time index finds the segment and where to start; the walk reads
+    /// batch headers from there.
+    /// A compressed batch's records are read up to `max_decompressed` bytes.
+    pub async fn offset_for_timestamp(
+        &self,
+        ts: i64,
+        max_decompressed: usize,
+    ) -> Result<Option<(i64, i64)>, ReadError> {
+        let found = {
+            let st = self.state.borrow();
+            st.segments.iter().find_map(|s| s.index.time_floor_position(ts).map(|pos| (s.file.clone(), pos, s.size)))
+        };
+        let Some((file, pos, end)) = found else {
+            return Ok(None);
+        };
+        let io_err = |e: io::Error| ReadError::Io(e.to_string());
+        let Some((at, first)) = walk::find(&file, pos, end, |p| p.max_timestamp >= ts).await.map_err(io_err)? else {
+            return Ok(None);
+        };
+        let data = walk::read_from(&file, at, &first, end, first.total_len, true).await.map_err(io_err)?;
+        let start = self.log_start_offset();
+        let exact = batch::parse_header(&data).ok().and_then(|h| {
+            let one = data.get(..h.total_len)?;
+            batch_walk::first_at_or_after(one, &h, ts, max_decompressed)
+        });
+        // A batch whose records do not walk answers with its first offset.
+        let answer = exact.unwrap_or((first.base_offset, first.max_timestamp));
+        // Records below the log start are gone even if their segment is not.
+        Ok(Some((answer.0.max(start), answer.1)))
+    }
+
+    /// The first record carrying the log's largest timestamp, with that
+    /// timestamp (ListOffsets -3, as Kafka answers it: the earliest segment
+    /// holding the maximum, its first batch reaching it, that batch's first
+    /// record at it); `None` for a log without records.
+    pub async fn offset_of_max_timestamp(&self, max_decompressed: usize) -> Result<Option<(i64, i64)>, ReadError> {
+        let max = self.state.borrow().segments.iter().map(|s| s.index.max_timestamp).max().unwrap_or(-1);
+        if max < 0 {
+            return Ok(None);
+        }
+        self.offset_for_timestamp(max, max_decompressed).await
+    }
+}

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod cache_budget;
 pub mod chunk;
 pub mod compaction;
+pub mod epoch_cache;
 pub mod index;
 pub mod index_file;
 pub mod iopoll_probe;

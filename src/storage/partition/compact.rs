@@ -110,6 +110,7 @@ impl PartitionLog {
                 seg.index = index;
                 st.sealed_bytes = st.sealed_bytes - old_size + len;
             }
+            st.check_invariants();
             rewritten += 1;
         }
         self.compacted_at.set(Some(active_base));

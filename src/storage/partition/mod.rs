@@ -23,10 +23,13 @@ use super::segment::Segment;
 use crate::broker::notify::Notify;
 
 mod compact;
+mod invariants;
 mod lifecycle;
 mod open;
 mod read;
 mod start;
+#[cfg(test)]
+mod tests;
 mod write;
 
 /// Most chunks written together under one fdatasync. Groups of up to ~8 MiB

@@ -148,6 +148,7 @@ impl PartitionLog {
             last_sync: std::time::Instant::now(),
             sync_timer: false,
         };
+        state.check_invariants();
         Ok(Rc::new(Self {
             dir,
             limits: Cell::new(limits),

@@ -151,8 +151,9 @@ impl PartitionLog {
                 None
             };
             if recycled.is_some() {
-                st.spare = Spare::Busy;
+                st.move_spare(Spare::Busy);
             }
+            st.check_invariants();
             (gone.iter().map(|s| s.base_offset).collect(), recycled)
         };
         if !removed.is_empty() {
@@ -193,10 +194,10 @@ impl PartitionLog {
             self.snapshot_end.set(self.snapshot_end.get().max(end));
         }
         if recycled.is_some() {
-            self.state.borrow_mut().spare = match spare {
+            self.state.borrow_mut().move_spare(match spare {
                 Ok(Some(len)) => Spare::Ready(len),
                 _ => Spare::Absent,
-            };
+            });
         }
         spare?;
         self.start_unsynced.set(false);

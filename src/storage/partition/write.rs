@@ -123,6 +123,7 @@ impl PartitionLog {
             st.next_offset = entry.last_offset + 1;
         }
         debug_assert_eq!(at, records.len(), "headers must cover the records");
+        st.check_invariants();
         let end = st.next_offset;
         let start_flusher = !st.flushing;
         st.flushing = true;
@@ -446,7 +447,7 @@ impl PartitionLog {
             let mut st = self.state.borrow_mut();
             match st.spare {
                 Spare::Ready(len) => {
-                    st.spare = Spare::Busy;
+                    st.move_spare(Spare::Busy);
                     Some(len)
                 }
                 Spare::Absent | Spare::Busy => None,
@@ -463,7 +464,7 @@ impl PartitionLog {
                     warn!(dir = %self.dir.display(), "cannot recycle the spare segment file, creating a new one: {e}")
                 }
             }
-            self.state.borrow_mut().spare = Spare::Absent;
+            self.state.borrow_mut().move_spare(Spare::Absent);
         }
         let file = segment::open_file(&path).await?;
         let limits = self.limits.get();
@@ -558,6 +559,7 @@ impl PartitionLog {
             let (_, w) = st.waiters.pop_front().expect("checked");
             let _ = w.try_send(Ok(()));
         }
+        st.check_invariants();
         drop(st);
         self.cache_budget.charge(&Rc::downgrade(self), &cached);
         self.notify.notify_all();
@@ -595,6 +597,7 @@ impl PartitionLog {
         for (_, w) in st.waiters.drain(..) {
             let _ = w.try_send(Err(err.clone()));
         }
+        st.check_invariants();
     }
 }
 

@@ -1,0 +1,205 @@
+//! In-process tests of one partition log on a glommio executor inside
+//! `cargo test`: the log's invariants are checked after every change (see
+//! `invariants.rs`), and a model test drives random appends, DeleteRecords,
+//! size retention and reopens (clean and after a close without shutdown)
+//! against a plain model of the log, comparing every batch after each
+//! step. The seed is fixed in CI; `SLUICE_MODEL_SEED=N` runs another and
+//! `SLUICE_MODEL_STEPS=N` a longer walk.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::{Limits, PartitionLog};
+use crate::broker::notify::Notify;
+use crate::protocol::batch::{self, tests::make_batch};
+use crate::storage::cache_budget::CacheBudget;
+
+/// A small xorshift generator: the test needs repeatable choices, not quality.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        segment_bytes: 8 << 10,
+        index_interval: 1024,
+        segment_ms: i64::MAX,
+        preallocate: false,
+        flush_messages: 1,
+        flush_ms: i64::MAX,
+        recycle: true,
+        retention_bytes: -1,
+    }
+}
+
+async fn open(dir: &Path, clean: bool) -> Rc<PartitionLog> {
+    let id = uuid::Uuid::from_u128(7);
+    let (notify, due) = (Rc::new(Notify::default()), Rc::new(Notify::default()));
+    let budget = Rc::new(CacheBudget::new(1 << 20));
+    PartitionLog::open(dir.to_path_buf(), id, limits(), notify, due, budget, clean).await.expect("the log opens")
+}
+
+/// Every batch from the log start on, as (base offset, record count).
+async fn batches(log: &PartitionLog) -> Vec<(i64, i64)> {
+    let (start, end) = (log.log_start_offset(), log.high_watermark());
+    let mut out = Vec::new();
+    let mut at = start;
+    while at < end {
+        let fetched = log.read(at, 64 << 10, true).await.expect("a read inside the log");
+        let bytes = fetched.into_bytes();
+        let headers = batch::validate_all(&bytes).expect("whole, valid batches");
+        assert!(!headers.is_empty(), "a read below the high watermark returns a batch");
+        for h in headers {
+            out.push((h.base_offset, i64::from(h.last_offset_delta) + 1));
+            at = h.base_offset + i64::from(h.last_offset_delta) + 1;
+        }
+    }
+    out
+}
+
+/// The model: every appended batch, and the log start.
+#[derive(Default)]
+struct Model {
+    batches: Vec<(i64, i64)>,
+    start: i64,
+}
+
+impl Model {
+    fn end(&self) -> i64 {
+        self.batches.last().map_or(0, |(b, n)| b + n)
+    }
+    /// The batches a read from the start returns: those ending after it.
+    fn visible(&self) -> Vec<(i64, i64)> {
+        self.batches.iter().copied().filter(|(b, n)| b + n > self.start).collect()
+    }
+}
+
+async fn append(log: &Rc<PartitionLog>, model: &mut Model, rng: &mut Rng) {
+    let count = 1 + rng.below(3) as usize;
+    let mut records = Vec::new();
+    let mut sizes = Vec::new();
+    for _ in 0..count {
+        let n = 1 + rng.below(40) as i32;
+        records.extend(make_batch(n, 1_000 + model.end()));
+        sizes.push(i64::from(n));
+    }
+    let headers = batch::validate_all(&records).expect("valid batches");
+    let super::Appended::New { base, end } = log.append(&records, &headers).expect("append") else {
+        panic!("plain batches are never duplicates");
+    };
+    assert_eq!(base, model.end(), "offsets continue the log");
+    log.durable(end).await.expect("durable");
+    let mut at = base;
+    for n in sizes {
+        model.batches.push((at, n));
+        at += n;
+    }
+    assert_eq!(at, end);
+}
+
+async fn step(log: Rc<PartitionLog>, dir: &Path, model: &mut Model, rng: &mut Rng) -> Rc<PartitionLog> {
+    match rng.below(10) {
+        0..=5 => append(&log, model, rng).await,
+        6 => {
+            let target = model.start + rng.below((model.end() - model.start + 1) as u64) as i64;
+            let start = log.delete_records(target).await.expect("DeleteRecords inside the log");
+            model.start = model.start.max(target);
+            assert_eq!(start, model.start);
+        }
+        7 => {
+            // Size retention drops whole old segments: the model learns the
+            // new start from the log, which must be a batch boundary.
+            log.enforce_retention(0, -1, 16 << 10).await.expect("retention");
+            let start = log.log_start_offset();
+            assert!(start >= model.start && start <= model.end());
+            assert!(start == model.end() || model.batches.iter().any(|(b, _)| *b == start) || start == model.start);
+            model.start = start;
+        }
+        8 => {
+            log.shutdown().await.expect("clean shutdown");
+            drop(log);
+            return open(dir, true).await;
+        }
+        _ => {
+            // Closed without a shutdown: the next open recovers by scanning.
+            log.close().await;
+            drop(log);
+            return open(dir, false).await;
+        }
+    }
+    log
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::current_dir().unwrap().join(format!("target/{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `test` on a fresh executor that first reads a non-empty file in
+/// `dir`, as every shard does (`iopoll_probe`): glommio picks its read path
+/// from the first file a thread opens.
+fn run(dir: &Path, test: impl std::future::Future<Output = ()> + 'static) {
+    crate::storage::iopoll_probe::prepare(dir).expect("the probe file");
+    let dir = dir.to_path_buf();
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(crate::broker::io_memory::MIN_IO_MEMORY)
+        .make()
+        .expect("an executor")
+        .run(async move {
+            crate::storage::iopoll_probe::prime(&dir).await.expect("the probe read");
+            test.await
+        });
+}
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[test]
+fn random_operations_match_the_model() {
+    let seed = env("SLUICE_MODEL_SEED", 0x5eed_1234_abcd_0021);
+    let steps = env("SLUICE_MODEL_STEPS", 150);
+    let dir = temp_dir("partition-model");
+    let d = dir.join("log");
+    run(&dir, async move {
+        let mut rng = Rng(seed | 1);
+        let mut model = Model::default();
+        let mut log = open(&d, false).await;
+        let mut starts_moved = 0;
+        for i in 0..steps {
+            let before = model.start;
+            log = step(log, &d, &mut model, &mut rng).await;
+            starts_moved += usize::from(model.start != before);
+            assert_eq!(log.high_watermark(), model.end(), "seed {seed:#x}, step {i}: log end");
+            assert_eq!(log.log_start_offset(), model.start, "seed {seed:#x}, step {i}: log start");
+            assert_eq!(batches(&log).await, model.visible(), "seed {seed:#x}, step {i}: batches");
+        }
+        // The walk did more than append: the start moved, segments rolled.
+        assert!(starts_moved > 5 && model.start > 0, "seed {seed:#x}: the start moved {starts_moved} times");
+        assert!(log.state.borrow().segments.len() > 1 || model.start == model.end());
+        log.shutdown().await.unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+#[should_panic(expected = "invariant `spare moves along its edges`")]
+fn a_broken_invariant_fails_with_its_name() {
+    let dir = temp_dir("partition-invariant");
+    let d = dir.join("log");
+    run(&dir, async move {
+        let log = open(&d, false).await;
+        let mut st = log.state.borrow_mut();
+        st.move_spare(super::Spare::Absent);
+        st.move_spare(super::Spare::Absent);
+    });
+}

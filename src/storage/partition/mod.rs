@@ -88,6 +88,10 @@ pub enum StorageError {
     Closed,
     #[error("{0}")]
     Sequence(#[from] SequenceError),
+    /// A follower append's batches do not fit the log (issue 24's fetcher).
+    #[cfg_attr(not(test), allow(dead_code))]
+    #[error("batches refused: {0}")]
+    Invalid(String),
 }
 
 /// What an append did.

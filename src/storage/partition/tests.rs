@@ -203,3 +203,63 @@ fn a_broken_invariant_fails_with_its_name() {
         st.move_spare(super::Spare::Absent);
     });
 }
+
+/// Every batch's bytes from `from` on.
+async fn raw_batches(log: &PartitionLog, from: i64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = from.max(log.log_start_offset());
+    while at < log.high_watermark() {
+        let bytes = log.read(at, 64 << 10, true).await.expect("a read inside the log").into_bytes();
+        let mut pos = 0;
+        for h in batch::validate_all(&bytes).expect("valid batches") {
+            out.push(bytes[pos..pos + h.total_len].to_vec());
+            pos += h.total_len;
+            at = h.last_offset() + 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn a_follower_keeps_the_leaders_offsets_and_bytes() {
+    let dir = temp_dir("partition-follower");
+    let (leader_dir, follower_dir) = (dir.join("leader"), dir.join("follower"));
+    run(&dir, async move {
+        let mut rng = Rng(0xf011_0e55);
+        let mut model = Model::default();
+        let mut leader = open(&leader_dir, false).await;
+        for _ in 0..60 {
+            leader = step(leader, &leader_dir, &mut model, &mut rng).await;
+        }
+        // The follower starts where the leader's log starts (a gap from 0 on
+        // a leader whose start moved) and copies it in pieces.
+        let from_leader = raw_batches(&leader, 0).await;
+        assert!(from_leader.len() > 10);
+        let follower = open(&follower_dir, false).await;
+        for piece in from_leader.chunks(3) {
+            let bytes: Vec<u8> = piece.concat();
+            let (_, end) = follower.append_as_follower(&bytes).expect("the leader's batches");
+            follower.durable(end).await.expect("durable");
+        }
+        assert_eq!(follower.high_watermark(), leader.high_watermark());
+        assert_eq!(raw_batches(&follower, 0).await, from_leader, "byte for byte, offsets and epochs kept");
+
+        // Batches at or below the log end, and damaged ones, are refused.
+        let again = follower.append_as_follower(&from_leader[from_leader.len() - 1]);
+        assert!(matches!(again, Err(super::StorageError::Invalid(_))), "{again:?}");
+        let mut damaged = make_batch(3, 5);
+        batch::assign_offset(&mut damaged, follower.high_watermark(), 0);
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xff;
+        assert!(matches!(follower.append_as_follower(&damaged), Err(super::StorageError::Invalid(_))));
+
+        // And it recovers to the same log.
+        follower.close().await;
+        drop(follower);
+        let follower = open(&follower_dir, false).await;
+        assert_eq!(raw_batches(&follower, 0).await, from_leader);
+        follower.shutdown().await.unwrap();
+        leader.shutdown().await.unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

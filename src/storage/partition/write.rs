@@ -34,43 +34,90 @@ impl PartitionLog {
             return Err(StorageError::Closed);
         }
         let base = st.next_offset;
-        // Idempotent producers: check every batch before appending any.
+        let producers = match self.check_producers(&mut st, headers, base)? {
+            ProducerCheck::Duplicate { base, end } => return Ok(Appended::Duplicate { base, end }),
+            ProducerCheck::Fresh(producers) => producers,
+        };
+        self.enqueue(&mut st, records, headers, producers, Stamp::Leader);
+        let end = st.next_offset;
+        self.start_flusher(st);
+        Ok(Appended::New { base, end })
+    }
+
+    /// Appends batches a leader wrote, as a follower does (replication,
+    /// issue 24): they keep their offsets and leader epoch, which must rise
+    /// from the log end (a compacted leader's batches may leave gaps), and
+    /// their CRCs must check out. Idempotent producers' state takes them
+    /// without a sequence check, as Kafka's follower does: the leader
+    /// checked. Returns the offsets `base..end` they cover; durable once
+    /// [`Self::durable`] says so.
+    // Its caller, the replica fetcher, comes with issue 24.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn append_as_follower(self: &Rc<Self>, records: &[u8]) -> Result<(i64, i64), StorageError> {
+        let headers = batch::validate_all(records).map_err(|e| StorageError::Invalid(e.to_string()))?;
+        let mut st = self.state.borrow_mut();
+        if st.closed {
+            return Err(StorageError::Closed);
+        }
+        let Some(first) = headers.first() else { return Err(StorageError::Invalid("no batch".into())) };
+        let mut next = st.next_offset;
+        for h in &headers {
+            if h.base_offset < next {
+                return Err(StorageError::Invalid(format!(
+                    "batch at offset {} is below the log end {next}",
+                    h.base_offset
+                )));
+            }
+            next = h.last_offset() + 1;
+        }
+        let base = first.base_offset;
+        let mut producers = Vec::new();
+        for h in headers.iter().filter(|h| h.is_idempotent()) {
+            let b = producer_batch(h, h.base_offset);
+            st.producers.record(h.producer_id, h.producer_epoch, b, h.max_timestamp);
+            producers.push((h.producer_id, h.producer_epoch, b));
+        }
+        self.enqueue(&mut st, records, &headers, producers, Stamp::Keep);
+        let end = st.next_offset;
+        self.start_flusher(st);
+        Ok((base, end))
+    }
+
+    /// Checks every idempotent batch of an append against its producer's
+    /// state before any is appended, and records them in it.
+    fn check_producers(
+        &self,
+        st: &mut State,
+        headers: &[BatchHeader],
+        base: i64,
+    ) -> Result<ProducerCheck, StorageError> {
         let mut appends: Vec<(i64, ProducerEntry, ProducerBatch, i16)> = Vec::new();
         let mut offset = base;
         for h in headers {
             if h.is_idempotent() {
-                let entry = st.producers.producers.get(&h.producer_id).cloned().unwrap_or_default();
+                let known = st.producers.producers.get(&h.producer_id).cloned().unwrap_or_default();
                 let mut entry = appends
                     .iter()
                     .rev()
                     .find(|(pid, ..)| *pid == h.producer_id)
                     .map(|(_, e, _, _)| e.clone())
-                    .unwrap_or(entry);
+                    .unwrap_or(known);
                 match entry.check(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence())? {
                     Check::Duplicate(b) if headers.len() == 1 => {
                         info!(
                             dir = %self.dir.display(), producer = h.producer_id, sequence = h.base_sequence,
                             offset = b.first_offset, "duplicate batch from an idempotent producer: answered with its original offset"
                         );
-                        return Ok(Appended::Duplicate { base: b.first_offset, end: b.last_offset + 1 });
+                        return Ok(ProducerCheck::Duplicate { base: b.first_offset, end: b.last_offset + 1 });
                     }
                     Check::Duplicate(_) => {
-                        return Err(SequenceError::OutOfOrder {
-                            producer_id: h.producer_id,
-                            epoch: h.producer_epoch,
-                            seq: h.base_sequence,
-                            last: -1,
-                        }
-                        .into());
+                        let seq = h.base_sequence;
+                        let (producer_id, epoch) = (h.producer_id, h.producer_epoch);
+                        return Err(SequenceError::OutOfOrder { producer_id, epoch, seq, last: -1 }.into());
                     }
                     Check::Fresh => {}
                 }
-                let batch = ProducerBatch {
-                    first_seq: h.base_sequence,
-                    last_seq: h.last_sequence(),
-                    first_offset: offset,
-                    last_offset: offset + i64::from(h.last_offset_delta),
-                };
+                let batch = producer_batch(h, offset);
                 entry.record(h.producer_epoch, batch, h.max_timestamp);
                 appends.push((h.producer_id, entry, batch, h.producer_epoch));
             }
@@ -79,34 +126,45 @@ impl PartitionLog {
         for (pid, entry, _, _) in &appends {
             st.producers.producers.insert(*pid, entry.clone());
         }
-        let mut appends = appends.into_iter().map(|(pid, _, batch, epoch)| (pid, epoch, batch)).peekable();
+        Ok(ProducerCheck::Fresh(appends.into_iter().map(|(pid, _, batch, epoch)| (pid, epoch, batch)).collect()))
+    }
+
+    /// Queues `records` (batches `headers`) into chunks of the write
+    /// segment, rolling it when it is full or old, and moves the log end
+    /// past them. A leader's batches go at the log end; a follower's keep
+    /// their offsets.
+    fn enqueue(
+        &self,
+        st: &mut State,
+        records: &[u8],
+        headers: &[BatchHeader],
+        producers: Vec<(i64, i16, ProducerBatch)>,
+        stamp: Stamp,
+    ) {
+        let mut producers = producers.into_iter().peekable();
         let mut at = 0;
         let now = now_ms();
         for h in headers {
+            let offset = match stamp {
+                Stamp::Leader => st.next_offset,
+                Stamp::Keep => h.base_offset,
+            };
             let bytes = &records[at..at + h.total_len];
             at += h.total_len;
-            let len = h.total_len as u64;
-            if st.write_pos == 0 {
-                st.write_segment_since_ms = now;
-            }
-            let limits = self.limits.get();
-            let too_big = st.write_pos + len > limits.segment_bytes;
-            let too_old = now.saturating_sub(st.write_segment_since_ms) >= limits.segment_ms;
-            if st.write_pos > 0 && (too_big || too_old) {
-                st.write_segment = st.next_offset;
-                st.write_pos = 0;
-                st.write_segment_since_ms = now;
-            }
-            let (segment_base, position, offset) = (st.write_segment, st.write_pos, st.next_offset);
+            self.roll_if_due(st, offset, h.total_len as u64, now);
+            let (segment_base, position) = (st.write_segment, st.write_pos);
             let fits = st.pending.back().is_some_and(|c| c.segment_base == segment_base && c.room() >= h.total_len);
             if !fits {
                 let file = st.segments.last().expect("a segment").file.clone();
                 st.pending.push_back(Chunk::new(&file, segment_base, position, offset, h.total_len));
             }
             let chunk = st.pending.back_mut().expect("just ensured");
-            batch::assign_offset(chunk.push(bytes), offset, 0);
-            if appends.peek().is_some_and(|(_, _, b)| b.first_offset == offset) {
-                let (pid, epoch, b) = appends.next().expect("peeked");
+            let stored = chunk.push(bytes);
+            if stamp == Stamp::Leader {
+                batch::assign_offset(stored, offset, 0);
+            }
+            if producers.peek().is_some_and(|(_, _, b)| b.first_offset == offset) {
+                let (pid, epoch, b) = producers.next().expect("peeked");
                 chunk.producers.push((pid, epoch, b, h.max_timestamp));
             }
             let entry = BatchEntry {
@@ -119,20 +177,39 @@ impl PartitionLog {
             };
             chunk.entries.push(entry);
             chunk.end_offset = entry.last_offset + 1;
-            st.write_pos += len;
+            st.write_pos += h.total_len as u64;
             st.next_offset = entry.last_offset + 1;
         }
         debug_assert_eq!(at, records.len(), "headers must cover the records");
         st.check_invariants();
-        let end = st.next_offset;
-        let start_flusher = !st.flushing;
+    }
+
+    /// Starts a new write segment at `offset` when a batch of `len` bytes
+    /// would take the current one past `segment.bytes`, or it is
+    /// `segment.ms` old.
+    fn roll_if_due(&self, st: &mut State, offset: i64, len: u64, now: i64) {
+        if st.write_pos == 0 {
+            st.write_segment_since_ms = now;
+        }
+        let limits = self.limits.get();
+        let too_big = st.write_pos + len > limits.segment_bytes;
+        let too_old = now.saturating_sub(st.write_segment_since_ms) >= limits.segment_ms;
+        if st.write_pos > 0 && (too_big || too_old) {
+            st.write_segment = offset;
+            st.write_pos = 0;
+            st.write_segment_since_ms = now;
+        }
+    }
+
+    /// Makes sure the flusher runs, after letting go of the state (glommio
+    /// may run a spawned task at once).
+    fn start_flusher(self: &Rc<Self>, mut st: std::cell::RefMut<'_, State>) {
+        let start = !st.flushing;
         st.flushing = true;
-        // glommio may run a spawned task at once: release the state first.
         drop(st);
-        if start_flusher {
+        if start {
             glommio::spawn_local(self.clone().flush_loop()).detach();
         }
-        Ok(Appended::New { base, end })
     }
 
     /// Resolves once every offset below `end` is durable (or failed).
@@ -643,4 +720,31 @@ fn push_entries(cache: &mut BatchCache, data: &Bytes, start_pos: u64, entries: &
             (e.base_offset, e.len as usize)
         })
         .collect()
+}
+
+/// An idempotent batch's place, for its producer's state.
+fn producer_batch(h: &BatchHeader, first_offset: i64) -> ProducerBatch {
+    ProducerBatch {
+        first_seq: h.base_sequence,
+        last_seq: h.last_sequence(),
+        first_offset,
+        last_offset: first_offset + i64::from(h.last_offset_delta),
+    }
+}
+
+/// What an append's idempotent batches are.
+enum ProducerCheck {
+    /// A retry of the batch already at `base..end`.
+    Duplicate { base: i64, end: i64 },
+    /// New: (producer id, epoch, batch) for each, in order.
+    Fresh(Vec<(i64, i16, ProducerBatch)>),
+}
+
+/// Whether an append gives batches their offsets (a leader) or keeps the
+/// ones they carry (a follower).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stamp {
+    Leader,
+    #[cfg_attr(not(test), allow(dead_code))]
+    Keep,
 }

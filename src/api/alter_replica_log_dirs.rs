@@ -14,8 +14,8 @@ use crate::protocol::ErrorCode;
 
 /// Answers AlterReplicaLogDirs.
 pub fn handle(ctx: &ShardCtx, req: AlterReplicaLogDirsRequest) -> AlterReplicaLogDirsResponse {
-    let ours = log_dir(&ctx.cfg.data_dir);
-    let meta = ctx.cfg.snapshot.load();
+    let ours = log_dir(&ctx.setup.data_dir);
+    let meta = ctx.setup.snapshot.load();
     let mut results = Vec::new();
     for dir in &req.dirs {
         let same_dir = log_dir(std::path::Path::new(dir.path.as_str())) == ours;

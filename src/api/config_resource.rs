@@ -30,7 +30,7 @@ pub fn resolve(ctx: &ShardCtx, resource_type: i8, name: &str) -> Result<Resource
         TOPIC => Ok(Resource::Topic(name.to_string())),
         BROKER if name.is_empty() => Ok(Resource::Broker(None)),
         BROKER => {
-            let nodes = ctx.cfg.snapshot.load().nodes;
+            let nodes = ctx.setup.snapshot.load().nodes;
             match name.parse::<i32>() {
                 Ok(n) if (0..nodes).contains(&n) => Ok(Resource::Broker(Some(n))),
                 _ => Err((ErrorCode::InvalidRequest, format!("no broker {name:?}: node ids are 0..{nodes}"))),
@@ -44,7 +44,7 @@ pub fn resolve(ctx: &ShardCtx, resource_type: i8, name: &str) -> Result<Resource
 
 /// Applies `edit` to `resource` (or only checks it, `validate_only`).
 pub async fn alter(ctx: &ShardCtx, resource: Resource, edit: ConfigEdit, validate_only: bool) -> Result<(), Refusal> {
-    let controller = &ctx.cfg.controller;
+    let controller = &ctx.setup.controller;
     let done = match resource {
         Resource::Topic(name) => controller.alter_topic_configs(name, edit, validate_only).await,
         Resource::Broker(node) => controller.alter_broker_configs(node, edit, validate_only).await,

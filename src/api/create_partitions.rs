@@ -10,7 +10,7 @@ use crate::broker::context::ShardCtx;
 pub async fn handle(ctx: &ShardCtx, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let r = ctx.cfg.controller.create_partitions(t.name.to_string(), t.count, req.validate_only).await;
+        let r = ctx.setup.controller.create_partitions(t.name.to_string(), t.count, req.validate_only).await;
         results.push(match r {
             Ok(()) => CreatePartitionsTopicResult::default().with_name(t.name),
             Err(e) => CreatePartitionsTopicResult::default()

@@ -33,14 +33,14 @@ pub async fn handle(ctx: &ShardCtx, req: CreateTopicsRequest) -> CreateTopicsRes
                 .collect(),
         })
         .collect();
-    let results = ctx.cfg.controller.create_topics(topics, req.validate_only).await;
+    let results = ctx.setup.controller.create_topics(topics, req.validate_only).await;
     let topics = names
         .into_iter()
         .zip(results)
         .map(|(name, r)| match r {
             Ok(t) => {
                 let configs = ctx
-                    .cfg
+                    .setup
                     .settings
                     .load()
                     .topic_entries(&t.configs)

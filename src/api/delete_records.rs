@@ -10,7 +10,7 @@ use crate::storage::ReadError;
 
 /// Answers DeleteRecords.
 pub async fn handle(ctx: &ShardCtx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
-    let meta = ctx.cfg.snapshot.load_full();
+    let meta = ctx.setup.snapshot.load_full();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let topic = meta.topic(&t.name);
@@ -24,7 +24,7 @@ pub async fn handle(ctx: &ShardCtx, req: DeleteRecordsRequest) -> DeleteRecordsR
                 None => Err(ErrorCode::UnknownTopicOrPartition),
                 Some(topic) => match topic.leaders.get(p.partition_index as usize) {
                     None => Err(ErrorCode::UnknownTopicOrPartition),
-                    Some(&leader) if leader != ctx.cfg.node_id => Err(ErrorCode::NotLeaderOrFollower),
+                    Some(&leader) if leader != ctx.setup.node_id => Err(ErrorCode::NotLeaderOrFollower),
                     Some(_) => match ctx.partition(topic, p.partition_index) {
                         None => Err(ErrorCode::NotLeaderOrFollower),
                         Some(log) => match log.delete_records(p.offset).await {

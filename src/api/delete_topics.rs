@@ -9,7 +9,7 @@ use crate::protocol::ErrorCode;
 
 /// Answers DeleteTopics.
 pub async fn handle(ctx: &ShardCtx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
-    let meta = ctx.cfg.snapshot.load_full();
+    let meta = ctx.setup.snapshot.load_full();
     // (name to delete, or the error for an unknown id; the id asked for)
     let mut wanted: Vec<(Result<TopicName, ()>, uuid::Uuid)> =
         req.topic_names.iter().map(|n| (Ok(n.clone()), uuid::Uuid::nil())).collect();
@@ -21,7 +21,7 @@ pub async fn handle(ctx: &ShardCtx, req: DeleteTopicsRequest) -> DeleteTopicsRes
         }
     }
     let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.as_ref().ok().map(|n| n.to_string())).collect();
-    let mut results = ctx.cfg.controller.delete_topics(names).await.into_iter();
+    let mut results = ctx.setup.controller.delete_topics(names).await.into_iter();
     let responses = wanted
         .into_iter()
         .map(|(name, id)| match name {

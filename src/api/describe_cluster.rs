@@ -8,13 +8,13 @@ use crate::broker::context::ShardCtx;
 
 /// Answers DescribeCluster.
 pub fn handle(ctx: &ShardCtx, _req: DescribeClusterRequest) -> DescribeClusterResponse {
-    let meta = ctx.cfg.snapshot.load();
+    let meta = ctx.setup.snapshot.load();
     let brokers = (0..meta.nodes)
         .map(|n| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(n))
-                .with_host(str_bytes(ctx.cfg.endpoints.advertised_host.clone()))
-                .with_port(ctx.cfg.endpoints.port(n))
+                .with_host(str_bytes(ctx.setup.endpoints.advertised_host.clone()))
+                .with_port(ctx.setup.endpoints.port(n))
         })
         .collect();
     DescribeClusterResponse::default()

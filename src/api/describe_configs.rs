@@ -49,9 +49,9 @@ fn wanted(keys: Option<&[kafka_protocol::protocol::StrBytes]>, key: &str) -> boo
 
 /// The entries of one resource.
 fn entries(ctx: &ShardCtx, r: &DescribeConfigsResource) -> Result<Vec<ConfigEntry>, Refusal> {
-    let settings = ctx.cfg.settings.load();
+    let settings = ctx.setup.settings.load();
     Ok(match config_resource::resolve(ctx, r.resource_type, &r.resource_name)? {
-        Resource::Topic(name) => match ctx.cfg.snapshot.load().topic(&name) {
+        Resource::Topic(name) => match ctx.setup.snapshot.load().topic(&name) {
             Some(t) => settings.topic_entries(&t.configs),
             None => {
                 return Err((ErrorCode::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
@@ -61,7 +61,7 @@ fn entries(ctx: &ShardCtx, r: &DescribeConfigsResource) -> Result<Vec<ConfigEntr
         Resource::Broker(Some(node)) => {
             // Any node answers for any other: they share the static
             // settings, and each one's dynamic layers are in the metadata.
-            let meta = ctx.cfg.snapshot.load();
+            let meta = ctx.setup.snapshot.load();
             let empty = Default::default();
             let cluster = meta.broker_configs.get("").unwrap_or(&empty);
             let own = meta.broker_configs.get(&node.to_string()).unwrap_or(&empty);
@@ -76,13 +76,13 @@ fn entries(ctx: &ShardCtx, r: &DescribeConfigsResource) -> Result<Vec<ConfigEntr
 
 /// Node `node`'s read-only identity: ids, listeners, the log directory.
 fn identity(ctx: &ShardCtx, node: i32) -> Vec<ConfigEntry> {
-    let e = &ctx.cfg.endpoints;
+    let e = &ctx.setup.endpoints;
     let values = [
         node.to_string(),
         node.to_string(),
         format!("PLAINTEXT://{}:{}", e.bind_host, e.port(node)),
         format!("PLAINTEXT://{}:{}", e.advertised_host, e.port(node)),
-        log_dir(&ctx.cfg.data_dir),
+        log_dir(&ctx.setup.data_dir),
     ];
     debug_assert_eq!(values.len(), IDENTITY_KEYS.len());
     IDENTITY_KEYS

@@ -15,7 +15,7 @@ use crate::protocol::ErrorCode;
 
 /// Answers DescribeLogDirs (a null topic list asks for every partition).
 pub async fn handle(ctx: &ShardCtx, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
-    let dir = log_dir(&ctx.cfg.data_dir);
+    let dir = log_dir(&ctx.setup.data_dir);
     let result = DescribeLogDirsResult::default()
         .with_log_dir(str_bytes(dir.clone()))
         .with_total_bytes(-1)
@@ -55,7 +55,7 @@ async fn space(dir: String) -> std::io::Result<(i64, i64)> {
 
 /// The requested partitions this shard leads, with their sizes.
 fn partitions(ctx: &ShardCtx, req: &DescribeLogDirsRequest) -> Vec<DescribeLogDirsTopic> {
-    let meta = ctx.cfg.snapshot.load();
+    let meta = ctx.setup.snapshot.load();
     let wanted: Vec<(String, Option<&[i32]>)> = match &req.topics {
         None => meta.topics.keys().map(|n| (n.clone(), None)).collect(),
         Some(ts) => ts.iter().map(|t| (t.topic.to_string(), Some(t.partitions.as_slice()))).collect(),

@@ -24,7 +24,7 @@ pub const TOPIC_OPERATIONS: i32 =
 
 /// Answers DescribeTopicPartitions.
 pub fn handle(ctx: &ShardCtx, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartitionsResponse {
-    let meta = ctx.cfg.snapshot.load();
+    let meta = ctx.setup.snapshot.load();
     let all = req.topics.is_empty();
     let after = req.cursor.as_ref().map_or("", |c| c.topic_name.as_str());
     let asked: Vec<String> = req.topics.iter().map(|t| t.name.to_string()).collect();
@@ -43,7 +43,7 @@ pub fn handle(ctx: &ShardCtx, req: DescribeTopicPartitionsRequest) -> DescribeTo
         let refused = asked.iter().map(|n| error_topic(n, ErrorCode::InvalidRequest)).collect();
         return DescribeTopicPartitionsResponse::default().with_topics(refused);
     }
-    let cap = ctx.cfg.settings.load().broker_int("max.request.partition.size.limit").max(1);
+    let cap = ctx.setup.settings.load().broker_int("max.request.partition.size.limit").max(1);
     let limit = i64::from(req.response_partition_limit).clamp(1, cap) as usize;
     page(&meta, &names, req.cursor.as_ref(), limit, all)
 }

@@ -30,9 +30,9 @@ fn partition_error(index: i32, code: ErrorCode) -> PartitionData {
 /// carries, and whether any partition has an error (which ends the wait).
 async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResponse, StandIns, usize, bool) {
     let mut stand_ins = StandIns::default();
-    let meta = ctx.cfg.snapshot.load_full();
+    let meta = ctx.setup.snapshot.load_full();
     // The broker's `fetch.max.bytes` caps what a client may ask for.
-    let mut budget = (req.max_bytes.max(0) as usize).min(ctx.cfg.settings.load().fetch_max_bytes());
+    let mut budget = (req.max_bytes.max(0) as usize).min(ctx.setup.settings.load().fetch_max_bytes());
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
@@ -48,7 +48,7 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
                 partitions.push(partition_error(index, unknown));
                 continue;
             };
-            let owned = topic.leaders.get(index as usize).is_some_and(|&l| l == ctx.cfg.node_id);
+            let owned = topic.leaders.get(index as usize).is_some_and(|&l| l == ctx.setup.node_id);
             let log = if owned { ctx.partition(topic, index) } else { None };
             let Some(log) = log else {
                 any_error = true;

@@ -17,10 +17,10 @@ const GROUP_KEY: i8 = 0;
 
 /// Creates `__consumer_offsets` if it does not exist yet.
 async fn ensure_offsets_topic(ctx: &ShardCtx) {
-    if ctx.cfg.snapshot.load().topic(OFFSETS_TOPIC).is_some() {
+    if ctx.setup.snapshot.load().topic(OFFSETS_TOPIC).is_some() {
         return;
     }
-    let s = ctx.cfg.settings.load();
+    let s = ctx.setup.settings.load();
     let configs = [
         ("cleanup.policy".to_string(), "compact".to_string()),
         ("segment.bytes".to_string(), s.broker_int("offsets.topic.segment.bytes").to_string()),
@@ -35,7 +35,7 @@ async fn ensure_offsets_topic(ctx: &ShardCtx) {
         configs,
     };
     // A concurrent creator wins with TOPIC_ALREADY_EXISTS: fine either way.
-    if let Some(Err(e)) = ctx.cfg.controller.create_topics(vec![topic], false).await.into_iter().next() {
+    if let Some(Err(e)) = ctx.setup.controller.create_topics(vec![topic], false).await.into_iter().next() {
         tracing::debug!("creating {OFFSETS_TOPIC}: {e:?}");
     }
 }
@@ -50,14 +50,14 @@ fn locate(ctx: &ShardCtx, key: &str, key_type: i8) -> Coordinator {
     if key.is_empty() {
         return fail(ErrorCode::InvalidRequest, "the group id is empty");
     }
-    let meta = ctx.cfg.snapshot.load();
+    let meta = ctx.setup.snapshot.load();
     let Some(topic) = meta.topic(OFFSETS_TOPIC).filter(|t| !t.leaders.is_empty()) else {
         return fail(ErrorCode::CoordinatorNotAvailable, "__consumer_offsets is not available");
     };
     let node = topic.leaders[partition_for(key, topic.leaders.len()) as usize];
     base.with_node_id(BrokerId(node))
-        .with_host(str_bytes(ctx.cfg.endpoints.advertised_host.clone()))
-        .with_port(ctx.cfg.endpoints.port(node))
+        .with_host(str_bytes(ctx.setup.endpoints.advertised_host.clone()))
+        .with_port(ctx.setup.endpoints.port(node))
 }
 
 /// Answers FindCoordinator (one key before v4, a list from v4).

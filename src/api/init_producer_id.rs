@@ -27,7 +27,7 @@ pub async fn handle(ctx: &ShardCtx, req: InitProducerIdRequest) -> InitProducerI
             .with_producer_id(req.producer_id)
             .with_producer_epoch(req.producer_epoch + 1);
     }
-    match ctx.cfg.controller.allocate_producer_id().await {
+    match ctx.setup.controller.allocate_producer_id().await {
         Ok(id) => InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => fail(e.code),
     }

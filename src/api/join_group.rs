@@ -17,7 +17,7 @@ pub async fn handle(
     client_id: &str,
     client_host: &str,
 ) -> JoinGroupResponse {
-    let limit = ctx.cfg.settings.load().group_member_metadata_max_bytes();
+    let limit = ctx.setup.settings.load().group_member_metadata_max_bytes();
     let metadata: usize = req.protocols.iter().map(|p| p.metadata.len()).sum();
     if metadata > limit {
         // The group keeps every member's metadata until its next rebalance.

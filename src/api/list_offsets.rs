@@ -18,9 +18,9 @@ const LATEST_TIERED: i64 = -5;
 
 /// Answers ListOffsets.
 pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsResponse {
-    let meta = ctx.cfg.snapshot.load_full();
+    let meta = ctx.setup.snapshot.load_full();
     // A stored batch decompresses no further than a produced one may.
-    let max_decompressed = ctx.cfg.settings.load().max_decompressed_bytes();
+    let max_decompressed = ctx.setup.settings.load().max_decompressed_bytes();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let topic = meta.topic(&t.name);
@@ -37,7 +37,7 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
                 partitions.push(base.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
                 continue;
             };
-            let log = if leader == ctx.cfg.node_id { ctx.partition(topic, index) } else { None };
+            let log = if leader == ctx.setup.node_id { ctx.partition(topic, index) } else { None };
             let Some(log) = log else {
                 partitions.push(base.with_error_code(ErrorCode::NotLeaderOrFollower.code()));
                 continue;

@@ -56,9 +56,9 @@ pub async fn handle(ctx: &ShardCtx, req: MetadataRequest, version: i16) -> Metad
         None => true,
         Some(t) => version == 0 && t.is_empty(),
     };
-    let allow_auto = (version < 4 || req.allow_auto_topic_creation) && ctx.cfg.settings.load().auto_create_topics();
+    let allow_auto = (version < 4 || req.allow_auto_topic_creation) && ctx.setup.settings.load().auto_create_topics();
     if !all && allow_auto {
-        let meta = ctx.cfg.snapshot.load();
+        let meta = ctx.setup.snapshot.load();
         let missing: Vec<NewTopic> = req
             .topics
             .iter()
@@ -70,16 +70,16 @@ pub async fn handle(ctx: &ShardCtx, req: MetadataRequest, version: i16) -> Metad
         if !missing.is_empty() {
             // Races with a concurrent creator end in TOPIC_ALREADY_EXISTS,
             // which is fine: the topic exists either way.
-            let _ = ctx.cfg.controller.create_topics(missing, false).await;
+            let _ = ctx.setup.controller.create_topics(missing, false).await;
         }
     }
-    let meta = ctx.cfg.snapshot.load();
+    let meta = ctx.setup.snapshot.load();
     let brokers = (0..meta.nodes)
         .map(|n| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(n))
-                .with_host(str_bytes(ctx.cfg.endpoints.advertised_host.clone()))
-                .with_port(ctx.cfg.endpoints.port(n))
+                .with_host(str_bytes(ctx.setup.endpoints.advertised_host.clone()))
+                .with_port(ctx.setup.endpoints.port(n))
         })
         .collect();
     let topics = if all {

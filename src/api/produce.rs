@@ -94,13 +94,13 @@ type Refusal = (ErrorCode, Option<String>);
 /// the error a producer gets instead. Asked again at append time: a topic
 /// can go while its records are checked.
 fn owned_log(ctx: &ShardCtx, name: &str, index: i32) -> Result<(Arc<TopicMeta>, Rc<PartitionLog>), Refusal> {
-    let meta = ctx.cfg.snapshot.load();
+    let meta = ctx.setup.snapshot.load();
     let Some(topic) = meta.topic(name) else {
         return Err((ErrorCode::UnknownTopicOrPartition, None));
     };
     match topic.leaders.get(usize::try_from(index).unwrap_or(usize::MAX)) {
         None => Err((ErrorCode::UnknownTopicOrPartition, None)),
-        Some(&leader) if leader != ctx.cfg.node_id => Err((ErrorCode::NotLeaderOrFollower, None)),
+        Some(&leader) if leader != ctx.setup.node_id => Err((ErrorCode::NotLeaderOrFollower, None)),
         Some(_) => match ctx.partition(topic, index) {
             Some(log) => Ok((topic.clone(), log)),
             None => Err((ErrorCode::NotLeaderOrFollower, Some("partition is not open on this shard".into()))),
@@ -115,9 +115,9 @@ pub async fn check(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> CheckedRequest {
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
         let name = t.name.to_string();
-        let known = ctx.cfg.snapshot.load().topic(&name).is_some();
-        if !known && ctx.cfg.settings.load().auto_create_topics() && topic_name::validate(&name).is_ok() {
-            let controller = ctx.cfg.controller.clone();
+        let known = ctx.setup.snapshot.load().topic(&name).is_some();
+        if !known && ctx.setup.settings.load().auto_create_topics() && topic_name::validate(&name).is_ok() {
+            let controller = ctx.setup.controller.clone();
             let new = default_topic(&name);
             glommio::spawn_local(async move {
                 let _ = controller.create_topics(vec![new], false).await;
@@ -153,7 +153,7 @@ async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, reco
         // Each partition has one replica, so its ISR is one: an acks=all
         // write to a topic that asks for more in sync fails before it is
         // appended, as Kafka answers it.
-        let min_isr = ctx.cfg.settings.load().topic_value(&topic.configs, "min.insync.replicas");
+        let min_isr = ctx.setup.settings.load().topic_value(&topic.configs, "min.insync.replicas");
         if min_isr > 1 {
             let why = format!(
                 "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{index}"
@@ -183,7 +183,7 @@ async fn check_records(
     records: Bytes,
 ) -> Result<(Stored, Vec<BatchHeader>, i64), Refusal> {
     // Held across the walk's yields: an owned snapshot, not a guard.
-    let settings = ctx.cfg.settings.load_full();
+    let settings = ctx.setup.settings.load_full();
     let mut headers = batch::validate_all(&records).map_err(|e| (ErrorCode::CorruptMessage, Some(e.to_string())))?;
     let max = settings.topic_value(&topic.configs, "max.message.bytes").max(0) as usize;
     if let Some(h) = headers.iter().find(|h| h.total_len > max) {

@@ -10,7 +10,7 @@ use crate::protocol::ErrorCode;
 
 /// Answers SyncGroup once the generation's assignment is stored.
 pub async fn handle(ctx: &ShardCtx, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
-    let limit = ctx.cfg.settings.load().group_member_metadata_max_bytes();
+    let limit = ctx.setup.settings.load().group_member_metadata_max_bytes();
     if let Some(a) = req.assignments.iter().find(|a| a.assignment.len() > limit) {
         // Members keep their assignment until the next rebalance.
         tracing::warn!(

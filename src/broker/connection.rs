@@ -105,14 +105,14 @@ pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
         writer_done.set(u64::MAX);
         writer_progress.notify_all();
     });
-    let max = ctx.cfg.settings.load().socket_request_max_bytes();
+    let max = ctx.setup.settings.load().socket_request_max_bytes();
     let mut reader = stream.clone();
-    let watchdog = ctx.cfg.settings.load().connections_max_idle().map(|idle| {
+    let watchdog = ctx.setup.settings.load().connections_max_idle().map(|idle| {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&*stream.0.borrow());
         glommio::spawn_local(idle_watchdog(activity.clone(), done.clone(), idle, fd, peer.clone()))
     });
     let shard_budget = ctx.request_budget.clone();
-    let shard_max = ctx.cfg.settings.load().queued_max_request_bytes();
+    let shard_max = ctx.setup.settings.load().queued_max_request_bytes();
     loop {
         let len = match read_len(&mut reader, max).await {
             Ok(Some(len)) => len,

@@ -64,7 +64,7 @@ pub struct ShardSetup {
 /// A shard's state, shared by its connections (same thread only).
 pub struct ShardCtx {
     /// What the shard was started with.
-    pub cfg: ShardSetup,
+    pub setup: ShardSetup,
     /// Signalled whenever a partition's high watermark moves.
     pub notify: Rc<Notify>,
     /// Signalled when a partition's retention may have work: a segment
@@ -87,13 +87,13 @@ pub struct ShardCtx {
 
 impl ShardCtx {
     /// A shard context with no partitions open yet.
-    pub fn new(cfg: ShardSetup) -> Self {
-        let cache_budget = Rc::new(CacheBudget::new(cfg.cache_bytes));
+    pub fn new(setup: ShardSetup) -> Self {
+        let cache_budget = Rc::new(CacheBudget::new(setup.cache_bytes));
         let request_budget =
-            Rc::new(glommio::sync::Semaphore::new(cfg.settings.load().queued_max_request_bytes() as u64));
+            Rc::new(glommio::sync::Semaphore::new(setup.settings.load().queued_max_request_bytes() as u64));
         Self {
             request_budget,
-            cfg,
+            setup,
             notify: Rc::new(Notify::default()),
             retention_due: Rc::new(Notify::default()),
             cache_budget,
@@ -116,7 +116,7 @@ impl ShardCtx {
     /// The settings a partition log of `topic` works under: its config
     /// overrides, else the broker's defaults.
     fn limits(&self, topic: &TopicMeta) -> Limits {
-        let s = self.cfg.settings.load();
+        let s = self.setup.settings.load();
         Limits {
             segment_bytes: s.topic_value(&topic.configs, "segment.bytes").max(4096) as u64,
             index_interval: s.topic_value(&topic.configs, "index.interval.bytes").max(1) as u64,
@@ -148,7 +148,7 @@ impl ShardCtx {
 
     /// Opens (recovering, or creating) one owned partition's log.
     pub async fn open_partition(&self, topic: &TopicMeta, partition: i32) -> std::io::Result<()> {
-        let dir = self.cfg.data_dir.join(format!("{}-{partition}", topic.name));
+        let dir = self.setup.data_dir.join(format!("{}-{partition}", topic.name));
         let log = PartitionLog::open(
             dir,
             topic.id,
@@ -156,7 +156,7 @@ impl ShardCtx {
             self.notify.clone(),
             self.retention_due.clone(),
             self.cache_budget.clone(),
-            self.cfg.clean_start,
+            self.setup.clean_start,
         )
         .await?;
         let mut parts = self.partitions.borrow_mut();

@@ -20,7 +20,7 @@ use crate::clock::now_ms;
 
 /// Runs cleanup passes forever.
 pub async fn run(ctx: Rc<ShardCtx>) {
-    let interval = Duration::from_millis(ctx.cfg.settings.load().retention_check_interval_ms().max(10));
+    let interval = Duration::from_millis(ctx.setup.settings.load().retention_check_interval_ms().max(10));
     let mut next_full = Instant::now() + interval;
     let mut due = ctx.retention_due.notified();
     loop {
@@ -48,9 +48,9 @@ pub async fn run(ctx: Rc<ShardCtx>) {
 /// One pass over the shard's partitions: retention always; compaction and
 /// producer expiry only on the `full` (timed) pass.
 async fn pass(ctx: &ShardCtx, full: bool) {
-    let producer_expiry = ctx.cfg.settings.load().broker_int("producer.id.expiration.ms");
-    let meta = ctx.cfg.snapshot.load_full();
-    let settings = ctx.cfg.settings.load_full();
+    let producer_expiry = ctx.setup.settings.load().broker_int("producer.id.expiration.ms");
+    let meta = ctx.setup.snapshot.load_full();
+    let settings = ctx.setup.settings.load_full();
     for topic in meta.topics.values() {
         let policy = settings.topic_text(&topic.configs, "cleanup.policy");
         let (delete, compact) = (policy.contains("delete"), policy.contains("compact"));

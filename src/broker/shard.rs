@@ -14,7 +14,7 @@ use crate::broker::{connection, retention_task};
 use crate::metadata::controller::ShardCommand;
 use crate::storage::iopoll_probe;
 
-/// Runs shard `ctx.cfg.node_id` until the process ends. `ready` reports whether
+/// Runs shard `ctx.setup.node_id` until the process ends. `ready` reports whether
 /// its partitions opened and its port is bound.
 pub async fn run(
     ctx: Rc<ShardCtx>,
@@ -22,18 +22,18 @@ pub async fn run(
     bind: SocketAddr,
     ready: flume::Sender<Result<(), String>>,
 ) {
-    if let Err(e) = iopoll_probe::prime(&ctx.cfg.data_dir).await {
-        let _ = ready.send(Err(format!("shard {}: cannot open the I/O probe file: {e}", ctx.cfg.node_id)));
+    if let Err(e) = iopoll_probe::prime(&ctx.setup.data_dir).await {
+        let _ = ready.send(Err(format!("shard {}: cannot open the I/O probe file: {e}", ctx.setup.node_id)));
         return;
     }
-    let snapshot = ctx.cfg.snapshot.load_full();
+    let snapshot = ctx.setup.snapshot.load_full();
     for topic in snapshot.topics.values() {
         for (p, &leader) in topic.leaders.iter().enumerate() {
-            if leader == ctx.cfg.node_id
+            if leader == ctx.setup.node_id
                 && let Err(e) = ctx.open_partition(topic, p as i32).await
             {
                 let _ = ready
-                    .send(Err(format!("shard {}: cannot open partition {}-{p}: {e}", ctx.cfg.node_id, topic.name)));
+                    .send(Err(format!("shard {}: cannot open partition {}-{p}: {e}", ctx.setup.node_id, topic.name)));
                 return;
             }
         }
@@ -44,11 +44,11 @@ pub async fn run(
             l
         }
         Err(e) => {
-            let _ = ready.send(Err(format!("shard {}: cannot listen on {bind}: {e}", ctx.cfg.node_id)));
+            let _ = ready.send(Err(format!("shard {}: cannot listen on {bind}: {e}", ctx.setup.node_id)));
             return;
         }
     };
-    info!(shard = ctx.cfg.node_id, %bind, "listening");
+    info!(shard = ctx.setup.node_id, %bind, "listening");
     let _ = ready.send(Ok(()));
     // Retention runs in a task queue of its own with a small share, so that
     // deleting segments never delays request handling.
@@ -58,7 +58,7 @@ pub async fn run(
         "background",
     );
     if let Err(e) = glommio::spawn_local_into(retention_task::run(ctx.clone()), background).map(|t| t.detach()) {
-        error!(shard = ctx.cfg.node_id, "cannot start the retention task: {e}");
+        error!(shard = ctx.setup.node_id, "cannot start the retention task: {e}");
     }
     glommio::spawn_local(crate::group::timer_task::run(ctx.clone())).detach();
     let cmd_ctx = ctx.clone();
@@ -86,7 +86,7 @@ pub async fn run(
                 // once per interval rather than once per failure.
                 let (pause, report) = backoff.failed();
                 if let Some(failures) = report {
-                    warn!(shard = ctx.cfg.node_id, failures, "accept failed: {e}; retrying in {pause:?}");
+                    warn!(shard = ctx.setup.node_id, failures, "accept failed: {e}; retrying in {pause:?}");
                 }
                 glommio::timer::sleep(pause).await;
             }
@@ -159,8 +159,8 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             let mut result = Ok(());
             for (topic, p) in partitions {
                 if let Err(e) = ctx.open_partition(&topic, p).await {
-                    error!(shard = ctx.cfg.node_id, topic = %topic.name, partition = p, "cannot open partition: {e}");
-                    result = Err(format!("{}-{p} on shard {}: {e}", topic.name, ctx.cfg.node_id));
+                    error!(shard = ctx.setup.node_id, topic = %topic.name, partition = p, "cannot open partition: {e}");
+                    result = Err(format!("{}-{p} on shard {}: {e}", topic.name, ctx.setup.node_id));
                     break;
                 }
             }
@@ -180,7 +180,7 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             let mut result = Ok(());
             for log in ctx.all_logs() {
                 if let Err(e) = log.shutdown().await {
-                    error!(shard = ctx.cfg.node_id, "clean shutdown of a partition failed: {e}");
+                    error!(shard = ctx.setup.node_id, "clean shutdown of a partition failed: {e}");
                     result = Err(e.to_string());
                 }
             }
@@ -196,7 +196,7 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             let _ = done.send(());
         }
         ShardCommand::ReconfigureAll { done } => {
-            for topic in ctx.cfg.snapshot.load().topics.values() {
+            for topic in ctx.setup.snapshot.load().topics.values() {
                 ctx.reconfigure(topic);
             }
             // A shorter retention deletes what it no longer keeps now, not

@@ -109,7 +109,7 @@ impl Coordinator {
             return Err(ErrorCode::InvalidGroupId);
         }
         let (topic, p) = locate(ctx, group)?;
-        if topic.leaders[p as usize] != ctx.cfg.node_id {
+        if topic.leaders[p as usize] != ctx.setup.node_id {
             return Err(ErrorCode::NotCoordinator);
         }
         let log = ctx.partition(&topic, p).ok_or(ErrorCode::CoordinatorLoadInProgress)?;
@@ -181,12 +181,12 @@ impl Coordinator {
     /// Loads every owned `__consumer_offsets` partition (for ListGroups and
     /// topic deletion). Returns whether all of them loaded.
     async fn load_all(&self, ctx: &ShardCtx) -> bool {
-        let Some(topic) = ctx.cfg.snapshot.load().topic(OFFSETS_TOPIC).cloned() else {
+        let Some(topic) = ctx.setup.snapshot.load().topic(OFFSETS_TOPIC).cloned() else {
             return true;
         };
         let mut all = true;
         for (p, &leader) in topic.leaders.iter().enumerate() {
-            if leader == ctx.cfg.node_id
+            if leader == ctx.setup.node_id
                 && let Some(log) = ctx.partition(&topic, p as i32)
             {
                 all &= self.ensure_loaded(p as i32, &log).await.is_ok();
@@ -201,7 +201,7 @@ impl Coordinator {
             Ok(l) => l,
             Err(e) => return JoinResult::error(e, &req.member_id),
         };
-        let s = ctx.cfg.settings.load();
+        let s = ctx.setup.settings.load();
         let session = i64::from(req.session_timeout_ms);
         if session < s.broker_int("group.min.session.timeout.ms")
             || session > s.broker_int("group.max.session.timeout.ms")
@@ -390,7 +390,7 @@ impl Coordinator {
                                 let _ = w.try_send(SyncResult::error(ErrorCode::CoordinatorNotAvailable));
                             }
                         }
-                        let delay = ms(ctx.cfg.settings.load().broker_int("group.initial.rebalance.delay.ms"));
+                        let delay = ms(ctx.setup.settings.load().broker_int("group.initial.rebalance.delay.ms"));
                         g.prepare_rebalance(Instant::now(), now_ms(), delay);
                     }
                 }
@@ -443,7 +443,7 @@ impl Coordinator {
     ) -> Result<Vec<ErrorCode>, ErrorCode> {
         let log = self.home(ctx, group).await?;
         let (now, stamp) = (Instant::now(), now_ms());
-        let delay = ms(ctx.cfg.settings.load().broker_int("group.initial.rebalance.delay.ms"));
+        let delay = ms(ctx.setup.settings.load().broker_int("group.initial.rebalance.delay.ms"));
         let mut groups = self.groups.borrow_mut();
         let Some(g) = groups.get_mut(group) else {
             return Err(ErrorCode::UnknownMemberId);
@@ -522,8 +522,8 @@ impl Coordinator {
                 g.member_mut(member_id).expect("checked").touch(Instant::now());
             }
         }
-        let meta = ctx.cfg.snapshot.load();
-        let max_metadata = ctx.cfg.settings.load().broker_int("offset.metadata.max.bytes");
+        let meta = ctx.setup.snapshot.load();
+        let max_metadata = ctx.setup.settings.load().broker_int("offset.metadata.max.bytes");
         let mut results = Vec::with_capacity(partitions.len());
         let mut writes: Vec<Write> = Vec::new();
         // The committed topics' ids: one deleted while the commit is stored
@@ -561,7 +561,7 @@ impl Coordinator {
                 .map(|c| if c == ErrorCode::None { ErrorCode::CoordinatorNotAvailable } else { c })
                 .collect();
         }
-        let meta = ctx.cfg.snapshot.load();
+        let meta = ctx.setup.snapshot.load();
         let mut groups = self.groups.borrow_mut();
         let g = groups.entry(group.to_string()).or_insert_with(|| Group::new(group, stamp));
         for (key, value) in writes {
@@ -739,7 +739,7 @@ impl Coordinator {
     /// `offsets.retention.minutes`.
     pub fn tick(&self, ctx: &ShardCtx, expire_offsets: bool) {
         let (now, stamp) = (Instant::now(), now_ms());
-        let s = ctx.cfg.settings.load();
+        let s = ctx.setup.settings.load();
         let delay = ms(s.broker_int("group.initial.rebalance.delay.ms"));
         let retention_ms = s.broker_int("offsets.retention.minutes").saturating_mul(60_000);
         let mut writes: Vec<Write> = Vec::new();
@@ -800,7 +800,7 @@ impl Coordinator {
     /// the name. (The metadata no longer has the topic when this runs: a
     /// commit for it either failed or was appended before the tombstones.)
     pub async fn drop_topic_offsets(&self, ctx: &ShardCtx, topic: &str) {
-        debug_assert!(ctx.cfg.snapshot.load().topic(topic).is_none(), "the topic is deleted first");
+        debug_assert!(ctx.setup.snapshot.load().topic(topic).is_none(), "the topic is deleted first");
         // Groups not yet loaded would bring the offsets back when they are.
         if !self.load_all(ctx).await {
             error!(topic, "some consumer groups could not be loaded: their offsets of the deleted topic stay");
@@ -836,7 +836,7 @@ impl Coordinator {
 /// Group records sorted to each group's own `__consumer_offsets` partition
 /// (those this shard has open).
 fn by_partition(ctx: &ShardCtx, writes: Vec<Write>) -> Vec<(Rc<PartitionLog>, Vec<Write>)> {
-    let Some(topic) = ctx.cfg.snapshot.load().topic(OFFSETS_TOPIC).cloned() else {
+    let Some(topic) = ctx.setup.snapshot.load().topic(OFFSETS_TOPIC).cloned() else {
         return Vec::new();
     };
     let mut sorted: HashMap<i32, Vec<Write>> = HashMap::new();
@@ -848,7 +848,7 @@ fn by_partition(ctx: &ShardCtx, writes: Vec<Write>) -> Vec<(Rc<PartitionLog>, Ve
 
 /// The offsets topic and the partition of `group`.
 pub fn locate(ctx: &ShardCtx, group: &str) -> Result<(Arc<TopicMeta>, i32), ErrorCode> {
-    let meta = ctx.cfg.snapshot.load();
+    let meta = ctx.setup.snapshot.load();
     let topic = meta.topic(OFFSETS_TOPIC).cloned().ok_or(ErrorCode::CoordinatorNotAvailable)?;
     if topic.leaders.is_empty() {
         return Err(ErrorCode::CoordinatorNotAvailable);

@@ -12,8 +12,9 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// Runs until the process ends.
 pub async fn run(ctx: Rc<ShardCtx>) {
-    let check =
-        Duration::from_millis(ctx.cfg.settings.load().broker_int("offsets.retention.check.interval.ms").max(1) as u64);
+    let check = Duration::from_millis(
+        ctx.setup.settings.load().broker_int("offsets.retention.check.interval.ms").max(1) as u64,
+    );
     let mut next_retention = Instant::now() + check;
     loop {
         glommio::timer::sleep(TICK).await;

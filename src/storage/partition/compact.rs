@@ -26,7 +26,7 @@ impl PartitionLog {
     /// how many segments were rewritten.
     pub async fn compact(&self, tombstone_cutoff_ms: i64) -> io::Result<usize> {
         // One segment-list change at a time (retention, DeleteRecords).
-        let _serial = self.start_moves.acquire_permit(1).await.map_err(io::Error::from)?;
+        let _serial = self.file_changes.acquire_permit(1).await.map_err(io::Error::from)?;
         let segments: Vec<(i64, Rc<DmaFile>, u64)> = {
             let st = self.state.borrow();
             st.segments.iter().map(|s| (s.base_offset, s.file.clone(), s.size)).collect()

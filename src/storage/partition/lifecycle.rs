@@ -28,7 +28,7 @@ impl PartitionLog {
         }
         // Whatever holds the segment files (a seal, retention, compaction)
         // ends before the directory can go; those still waiting see `closed`.
-        let _serial = self.start_moves.acquire_permit(1).await;
+        let _serial = self.file_changes.acquire_permit(1).await;
     }
 
     /// Clean shutdown: lets everything appended so far reach the disk, then
@@ -46,7 +46,7 @@ impl PartitionLog {
                 }
                 idle.await;
             }
-            let permit = self.start_moves.acquire_permit(1).await.map_err(io::Error::from)?;
+            let permit = self.file_changes.acquire_permit(1).await.map_err(io::Error::from)?;
             if !self.state.borrow().flushing {
                 break permit;
             }

@@ -228,7 +228,7 @@ pub struct PartitionLog {
     /// Serializes changes to the segment files outside the flush loop:
     /// retention, DeleteRecords, compaction, sealing a rolled segment's
     /// index files, close and shutdown.
-    start_moves: Semaphore,
+    file_changes: Semaphore,
     /// The log start moved in memory, but the directory fsync that makes
     /// the move durable failed: a repeat of the move (a retried
     /// DeleteRecords) answers only once one succeeds.

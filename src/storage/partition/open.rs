@@ -155,7 +155,7 @@ impl PartitionLog {
             notify,
             retention_due,
             idle: Rc::new(Notify::default()),
-            start_moves: Semaphore::new(1),
+            file_changes: Semaphore::new(1),
             start_unsynced: Cell::new(false),
             snapshot_end: Cell::new(snapshot_end.unwrap_or(i64::MIN)),
             stopping: Cell::new(false),

@@ -60,7 +60,7 @@ impl PartitionLog {
     async fn advance_start(&self, new_start: i64, mover: Mover) -> io::Result<usize> {
         // One advance at a time (retention and DeleteRecords may race), so a
         // smaller start offset is never persisted after a larger one.
-        let _serial = self.start_moves.acquire_permit(1).await.map_err(io::Error::from)?;
+        let _serial = self.file_changes.acquire_permit(1).await.map_err(io::Error::from)?;
         if self.state.borrow().closed {
             return Ok(0);
         }

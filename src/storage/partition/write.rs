@@ -478,7 +478,7 @@ impl PartitionLog {
             // the index never lands after retention removed the segment or
             // compaction rewrote it, nor in a deleted topic's directory, and
             // snapshots are written in log order.
-            let Ok(_serial) = this.start_moves.acquire_permit(1).await else { return };
+            let Ok(_serial) = this.file_changes.acquire_permit(1).await else { return };
             let (current, snapshot) = {
                 let st = this.state.borrow();
                 if st.closed {

@@ -4,6 +4,7 @@
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use super::storage_errors;
 use crate::broker::context::ShardCtx;
 use crate::protocol::ErrorCode;
 use crate::storage::ReadError;
@@ -22,20 +23,14 @@ pub async fn handle(ctx: &ShardCtx, req: DeleteRecordsRequest) -> DeleteRecordsR
                 // Group and offset records are the coordinator's to remove.
                 Some(topic) if topic.name == crate::group::OFFSETS_TOPIC => Err(ErrorCode::InvalidTopic),
                 None => Err(ErrorCode::UnknownTopicOrPartition),
-                Some(topic) => match topic.leaders.get(p.partition_index as usize) {
-                    None => Err(ErrorCode::UnknownTopicOrPartition),
-                    Some(&leader) if leader != ctx.setup.node_id => Err(ErrorCode::NotLeaderOrFollower),
-                    Some(_) => match ctx.partition(topic, p.partition_index) {
-                        None => Err(ErrorCode::NotLeaderOrFollower),
-                        Some(log) => match log.delete_records(p.offset).await {
-                            Ok(low) => Ok(low),
-                            Err(ReadError::OutOfRange { .. }) => Err(ErrorCode::OffsetOutOfRange),
-                            Err(e @ ReadError::Io(_)) => {
-                                tracing::error!(topic = %topic.name, partition = p.partition_index, "delete records failed: {e}");
-                                Err(ErrorCode::KafkaStorageError)
-                            }
-                        },
-                    },
+                Some(topic) => match ctx.owned_log(topic, p.partition_index) {
+                    Err(code) => Err(code),
+                    Ok(log) => log.delete_records(p.offset).await.map_err(|e| {
+                        if let ReadError::Io(_) = e {
+                            tracing::error!(topic = %topic.name, partition = p.partition_index, "delete records failed: {e}");
+                        }
+                        storage_errors::read_error(&e)
+                    }),
                 },
             };
             partitions.push(match code {

@@ -10,6 +10,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use uuid::Uuid;
 
+use super::storage_errors;
 use crate::broker::context::ShardCtx;
 use crate::protocol::ErrorCode;
 use crate::protocol::zero_copy::StandIns;
@@ -48,17 +49,13 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
                 partitions.push(partition_error(index, unknown));
                 continue;
             };
-            let owned = topic.leaders.get(index as usize).is_some_and(|&l| l == ctx.setup.node_id);
-            let log = if owned { ctx.partition(topic, index) } else { None };
-            let Some(log) = log else {
-                any_error = true;
-                let code = if index < 0 || index as usize >= topic.leaders.len() {
-                    ErrorCode::UnknownTopicOrPartition
-                } else {
-                    ErrorCode::NotLeaderOrFollower
-                };
-                partitions.push(partition_error(index, code));
-                continue;
+            let log = match ctx.owned_log(topic, index) {
+                Ok(log) => log,
+                Err(code) => {
+                    any_error = true;
+                    partitions.push(partition_error(index, code));
+                    continue;
+                }
             };
             let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
             // KIP-74: until something is returned, allow one whole batch.
@@ -77,19 +74,18 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
                             .with_records(Some(stand_ins.stand_in(f.pieces))),
                     );
                 }
-                Err(ReadError::OutOfRange { .. }) => {
+                Err(e) => {
                     any_error = true;
+                    if let ReadError::Io(_) = e {
+                        tracing::error!(topic = %topic.name, partition = index, "fetch failed: {e}");
+                    }
+                    // The bounds tell an out-of-range consumer where to go.
                     partitions.push(
-                        partition_error(index, ErrorCode::OffsetOutOfRange)
+                        partition_error(index, storage_errors::read_error(&e))
                             .with_high_watermark(log.high_watermark())
                             .with_last_stable_offset(log.high_watermark())
                             .with_log_start_offset(log.log_start_offset()),
                     );
-                }
-                Err(e @ ReadError::Io(_)) => {
-                    tracing::error!(topic = %topic.name, partition = index, "fetch failed: {e}");
-                    any_error = true;
-                    partitions.push(partition_error(index, ErrorCode::KafkaStorageError));
                 }
             }
         }

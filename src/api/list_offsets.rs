@@ -7,6 +7,7 @@
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use super::storage_errors;
 use crate::broker::context::ShardCtx;
 use crate::protocol::ErrorCode;
 
@@ -33,14 +34,12 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
                 partitions.push(base.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
                 continue;
             };
-            let Some(&leader) = topic.leaders.get(index as usize) else {
-                partitions.push(base.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
-                continue;
-            };
-            let log = if leader == ctx.setup.node_id { ctx.partition(topic, index) } else { None };
-            let Some(log) = log else {
-                partitions.push(base.with_error_code(ErrorCode::NotLeaderOrFollower.code()));
-                continue;
+            let log = match ctx.owned_log(topic, index) {
+                Ok(log) => log,
+                Err(code) => {
+                    partitions.push(base.with_error_code(code.code()));
+                    continue;
+                }
             };
             let answer = match p.timestamp {
                 LATEST => Ok(Some((log.high_watermark(), -1))),
@@ -54,7 +53,7 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
                 Ok(None) => base,
                 Err(e) => {
                     tracing::error!(topic = %topic.name, partition = index, "list offsets failed: {e}");
-                    base.with_error_code(ErrorCode::KafkaStorageError.code())
+                    base.with_error_code(storage_errors::read_error(&e).code())
                 }
             });
         }

@@ -28,6 +28,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod storage_errors;
 pub mod sync_group;
 
 use std::future::Future;

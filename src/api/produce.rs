@@ -20,6 +20,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use tracing::warn;
 
 use super::metadata::default_topic;
+use super::storage_errors;
 use super::str_bytes;
 use crate::broker::context::ShardCtx;
 use crate::clock::now_ms;
@@ -29,7 +30,7 @@ use crate::protocol::batch::{self, BatchHeader};
 use crate::protocol::batch_walk::BatchWalk;
 use crate::protocol::record_walk::WalkError;
 use crate::protocol::{ErrorCode, rewrite};
-use crate::storage::producer_state::SequenceError;
+
 use crate::storage::{Appended, PartitionLog, StorageError};
 
 type Durable = Pin<Box<dyn Future<Output = Result<(), StorageError>>>>;
@@ -98,13 +99,9 @@ fn owned_log(ctx: &ShardCtx, name: &str, index: i32) -> Result<(Arc<TopicMeta>, 
     let Some(topic) = meta.topic(name) else {
         return Err((ErrorCode::UnknownTopicOrPartition, None));
     };
-    match topic.leaders.get(usize::try_from(index).unwrap_or(usize::MAX)) {
-        None => Err((ErrorCode::UnknownTopicOrPartition, None)),
-        Some(&leader) if leader != ctx.setup.node_id => Err((ErrorCode::NotLeaderOrFollower, None)),
-        Some(_) => match ctx.partition(topic, index) {
-            Some(log) => Ok((topic.clone(), log)),
-            None => Err((ErrorCode::NotLeaderOrFollower, Some("partition is not open on this shard".into()))),
-        },
+    match ctx.owned_log(topic, index) {
+        Ok(log) => Ok((topic.clone(), log)),
+        Err(code) => Err((code, None)),
     }
 }
 
@@ -368,14 +365,11 @@ fn append(ctx: &ShardCtx, name: &str, ready: &Ready) -> Outcome {
                 durable: Box::pin(log.durable(end)),
             }
         }
-        Err(StorageError::Sequence(e)) => {
-            let code = match e {
-                SequenceError::InvalidEpoch { .. } => ErrorCode::InvalidProducerEpoch,
-                SequenceError::OutOfOrder { .. } => ErrorCode::OutOfOrderSequenceNumber,
-            };
-            warn!(topic = name, partition = index, "rejecting produce: {e}");
-            error(index, code, Some(e.to_string()))
+        Err(e) => {
+            if let StorageError::Sequence(_) = e {
+                warn!(topic = name, partition = index, "rejecting produce: {e}");
+            }
+            error(index, storage_errors::append_error(&e), Some(e.to_string()))
         }
-        Err(e) => error(index, ErrorCode::KafkaStorageError, Some(e.to_string())),
     }
 }

@@ -16,6 +16,7 @@ use crate::config::SharedSettings;
 use crate::group::Coordinator;
 use crate::metadata::TopicMeta;
 use crate::metadata::controller::{ControllerHandle, Snapshot};
+use crate::protocol::ErrorCode;
 use crate::storage::cache_budget::CacheBudget;
 use crate::storage::{Limits, PartitionLog};
 
@@ -111,6 +112,19 @@ impl ShardCtx {
             return None;
         }
         slots.get(usize::try_from(partition).ok()?)?.clone()
+    }
+
+    /// The log of partition `index` of `topic` when this shard leads it,
+    /// else the Kafka error a client gets for it: a partition the topic
+    /// does not have is `UNKNOWN_TOPIC_OR_PARTITION`, one another node leads
+    /// (or not open here) `NOT_LEADER_OR_FOLLOWER`. Produce, fetch,
+    /// ListOffsets and DeleteRecords all find their log here.
+    pub fn owned_log(&self, topic: &TopicMeta, index: i32) -> Result<Rc<PartitionLog>, ErrorCode> {
+        match usize::try_from(index).ok().and_then(|i| topic.leaders.get(i)) {
+            None => Err(ErrorCode::UnknownTopicOrPartition),
+            Some(&leader) if leader != self.setup.node_id => Err(ErrorCode::NotLeaderOrFollower),
+            Some(_) => self.partition(topic, index).ok_or(ErrorCode::NotLeaderOrFollower),
+        }
     }
 
     /// The settings a partition log of `topic` works under: its config

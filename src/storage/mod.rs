@@ -9,6 +9,7 @@ pub mod compaction;
 pub mod epoch_cache;
 pub mod index;
 pub mod index_file;
+pub mod io_failure;
 pub mod iopoll_probe;
 pub mod partition;
 pub mod partition_dir;

@@ -18,6 +18,7 @@ use thiserror::Error;
 use super::cache::BatchCache;
 use super::cache_budget::CacheBudget;
 use super::chunk::Chunk;
+use super::io_failure::IoFailure;
 use super::producer_state::{ProducerState, SequenceError};
 use super::segment::Segment;
 use crate::broker::notify::Notify;
@@ -83,7 +84,7 @@ enum Mover {
 #[derive(Debug, Clone, Error)]
 pub enum StorageError {
     #[error("I/O error on the partition log: {0}")]
-    Io(String),
+    Io(IoFailure),
     #[error("the partition was closed")]
     Closed,
     #[error("{0}")]
@@ -109,7 +110,7 @@ pub enum ReadError {
     #[error("offset {offset} is outside {start}..={end}")]
     OutOfRange { offset: i64, start: i64, end: i64 },
     #[error("I/O error reading the partition log: {0}")]
-    Io(String),
+    Io(IoFailure),
 }
 
 /// Batches read from the log.

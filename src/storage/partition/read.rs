@@ -41,7 +41,7 @@ impl PartitionLog {
                 .collect();
             (segs, hw, start)
         };
-        let io_err = |e: io::Error| ReadError::Io(e.to_string());
+        let io_err = |e: io::Error| ReadError::Io(e.into());
         for (file, pos, end) in segs {
             if let Some((at, first)) = walk::find(&file, pos, end, |p| p.last_offset >= offset).await.map_err(io_err)? {
                 let records = walk::read_from(&file, at, &first, end, max_bytes, min_one).await.map_err(io_err)?;
@@ -68,7 +68,7 @@ impl PartitionLog {
         let Some((file, pos, end)) = found else {
             return Ok(None);
         };
-        let io_err = |e: io::Error| ReadError::Io(e.to_string());
+        let io_err = |e: io::Error| ReadError::Io(e.into());
         let Some((at, first)) = walk::find(&file, pos, end, |p| p.max_timestamp >= ts).await.map_err(io_err)? else {
             return Ok(None);
         };

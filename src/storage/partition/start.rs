@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use crate::storage::atomic_file;
 use crate::storage::index_file;
+use crate::storage::io_failure::IoFailure;
 use crate::storage::partition_dir;
 use crate::storage::recycle;
 use crate::storage::retention::{self, SegmentInfo};
@@ -49,7 +50,7 @@ impl PartitionLog {
             return Err(ReadError::OutOfRange { offset, start, end: hw });
         }
         if target > start || self.start_unsynced.get() {
-            self.advance_start(target, Mover::DeleteRecords).await.map_err(|e| ReadError::Io(e.to_string()))?;
+            self.advance_start(target, Mover::DeleteRecords).await.map_err(|e| ReadError::Io(e.into()))?;
         }
         Ok(self.log_start_offset())
     }
@@ -120,7 +121,7 @@ impl PartitionLog {
             // for DeleteRecords, whose answer promises a durable start.
             Err(e)
                 if mover == Mover::Retention
-                    && e.raw_os_error() == Some(libc::ENOSPC)
+                    && IoFailure::from(&e).is_disk_full()
                     && self.state.borrow().segments.iter().any(|s| s.base_offset == new_start) =>
             {
                 warn!(dir = %self.dir.display(), start = new_start, "disk full: deleting segments without recording the new log start");

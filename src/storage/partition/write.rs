@@ -670,7 +670,7 @@ impl PartitionLog {
         let (base, size) = (active.base_offset, active.size);
         st.write_segment = base;
         st.write_pos = size;
-        let err = StorageError::Io(e.to_string());
+        let err = StorageError::Io(e.into());
         for (_, w) in st.waiters.drain(..) {
             let _ = w.try_send(Err(err.clone()));
         }

@@ -14,6 +14,7 @@ use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
 use super::error::CliError;
+use crate::protocol::ErrorCode;
 
 /// How long a connect or a response may take.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,7 +44,7 @@ impl Conn {
             .with_client_software_name(StrBytes::from_static_str("sluice-cli"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let resp: ApiVersionsResponse = conn.send_at(req, 3)?;
-        if resp.error_code != 0 {
+        if resp.error_code != ErrorCode::None.code() {
             return Err(fail(format!("ApiVersions failed with error code {}", resp.error_code)));
         }
         conn.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
@@ -212,7 +213,7 @@ impl Cluster {
             .meta
             .topics
             .iter()
-            .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic) && t.error_code == 0)
+            .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic) && t.error_code == ErrorCode::None.code())
             .ok_or_else(|| CliError::UnknownTopic(topic.into()))?;
         let mut parts: Vec<(i32, i32)> = t.partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();
         parts.sort();

@@ -1,5 +1,6 @@
 //! What the operator tools report: one line each, no stack traces.
 
+use crate::protocol::ErrorCode;
 use thiserror::Error;
 
 /// An operator tool's failure.
@@ -45,7 +46,7 @@ pub fn kafka_error_name(code: i16) -> String {
 
 /// `Ok` for error code 0, otherwise a `CliError::Kafka` saying what failed.
 pub fn check(code: i16, what: impl FnOnce() -> String) -> Result<(), CliError> {
-    if code == 0 { Ok(()) } else { Err(CliError::Kafka { what: what(), code }) }
+    if code == ErrorCode::None.code() { Ok(()) } else { Err(CliError::Kafka { what: what(), code }) }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use super::client::Cluster;
 use super::error::{CliError, check};
 use super::offsets::{EARLIEST, LATEST, commit, committed, coordinator, list_offsets};
+use crate::protocol::ErrorCode;
 
 /// Group commands.
 #[derive(Subcommand)]
@@ -110,7 +111,7 @@ pub fn run(args: GroupsArgs) -> Result<(), CliError> {
                 let node = coordinator(&mut cluster, &g)?;
                 let resp = cluster.node(node)?.send(DeleteGroupsRequest::default().with_groups_names(vec![gid(&g)]))?;
                 for r in resp.results {
-                    if r.error_code == 69 {
+                    if r.error_code == ErrorCode::GroupIdNotFound.code() {
                         return Err(CliError::UnknownGroup(g.clone()));
                     }
                     check(r.error_code, || format!("cannot delete group {g:?}"))?;
@@ -139,7 +140,7 @@ type Described = (String, Vec<(String, String, String, Vec<(String, i32)>)>);
 fn describe_group(cluster: &mut Cluster, node: i32, group: &str) -> Result<Described, CliError> {
     let resp = cluster.node(node)?.send(DescribeGroupsRequest::default().with_groups(vec![gid(group)]))?;
     let g = resp.groups.into_iter().next().ok_or_else(|| CliError::Codec("empty DescribeGroups response".into()))?;
-    if g.error_code == crate::protocol::ErrorCode::GroupIdNotFound.code() {
+    if g.error_code == ErrorCode::GroupIdNotFound.code() {
         // DescribeGroups v6+ says so where older versions answer "Dead".
         return Ok(("Dead".to_string(), Vec::new()));
     }

@@ -18,6 +18,7 @@ use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEnc
 use super::client::Cluster;
 use super::error::{CliError, kafka_error_name};
 use super::topics::key_value;
+use crate::protocol::ErrorCode;
 use crate::protocol::record;
 
 /// Records per Produce request and partition.
@@ -209,7 +210,7 @@ fn send(
     }
     let resp = conn.send_at(req, version)?;
     let code = resp.responses.first().and_then(|t| t.partition_responses.first()).map_or(-1, |p| p.error_code);
-    if code == 0 {
+    if code == ErrorCode::None.code() {
         return Ok(0);
     }
     for (lineno, ..) in &batch {

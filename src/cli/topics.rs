@@ -15,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::client::Cluster;
 use super::error::{CliError, check};
+use crate::protocol::ErrorCode;
 
 /// Topic commands.
 #[derive(Subcommand)]
@@ -121,7 +122,7 @@ pub fn run(args: TopicsArgs) -> Result<(), CliError> {
             ]);
             let resp = cluster.any().send(req)?;
             let r = resp.topics.first().ok_or_else(|| CliError::Codec("empty CreateTopics response".into()))?;
-            if if_not_exists && r.error_code == 36 {
+            if if_not_exists && r.error_code == ErrorCode::TopicAlreadyExists.code() {
                 return Ok(());
             }
             let detail = r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
@@ -148,7 +149,7 @@ pub fn run(args: TopicsArgs) -> Result<(), CliError> {
             let resp = cluster.any().send(req)?;
             for r in resp.responses {
                 let t = r.name.map(|n| n.to_string()).unwrap_or_default();
-                if r.error_code == 3 {
+                if r.error_code == ErrorCode::UnknownTopicOrPartition.code() {
                     return Err(CliError::UnknownTopic(t));
                 }
                 check(r.error_code, || format!("cannot delete topic {t:?}"))?;
@@ -206,7 +207,8 @@ pub fn run(args: TopicsArgs) -> Result<(), CliError> {
 }
 
 fn describe(cluster: &mut Cluster, wanted: Vec<String>) -> Result<(), CliError> {
-    let mut topics: Vec<_> = cluster.meta.topics.iter().filter(|t| t.error_code == 0).cloned().collect();
+    let mut topics: Vec<_> =
+        cluster.meta.topics.iter().filter(|t| t.error_code == ErrorCode::None.code()).cloned().collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     for w in &wanted {
         if !topics.iter().any(|t| t.name.as_ref().is_some_and(|n| n.as_str() == w)) {

@@ -50,69 +50,8 @@ impl PartitionLog {
         if bases.is_empty() {
             bases.push(0);
         }
-        let mut segments = Vec::new();
-        let mut expected = bases[0];
-        let mut cut_at = None;
-        for (i, &base) in bases.iter().enumerate() {
-            if base < expected {
-                // A segment whose name overlaps the log before it cannot be
-                // appended to under that name: it and all later ones go.
-                // (A gap is fine: compaction can empty a segment's tail.)
-                warn!(dir = %dir.display(), segment = base, expected, "segment does not continue the log");
-                cut_at = Some(i);
-                break;
-            }
-            let file = segment::open_file(&segment::log_path(&dir, base)).await?;
-            let next_base = bases.get(i + 1).copied();
-            let scan = recover_segment(&dir, &file, base, next_base, clean, limits.index_interval).await?;
-            if let Some(why) = &scan.torn {
-                let lost_from = scan.index.next_offset.unwrap_or(expected);
-                warn!(
-                    dir = %dir.display(), segment = base, at = scan.valid_len,
-                    bytes = scan.file_len - scan.valid_len, offsets_from = lost_from,
-                    "truncating torn or corrupt log tail: {why}"
-                );
-            } else if scan.stale_tail {
-                info!(
-                    dir = %dir.display(), segment = base, at = scan.valid_len, bytes = scan.file_len - scan.valid_len,
-                    "the log ends here in a recycled segment file; cutting the deleted segment's bytes after it"
-                );
-            }
-            if scan.valid_len < scan.file_len {
-                file.truncate(scan.valid_len).await.map_err(io::Error::from)?;
-                file.fdatasync().await.map_err(io::Error::from)?;
-            }
-            expected = scan.index.next_offset.unwrap_or(expected);
-            segments.push(Segment { base_offset: base, file: Rc::new(file), size: scan.valid_len, index: scan.index });
-            if scan.torn.is_some() && i + 1 < bases.len() {
-                cut_at = Some(i + 1);
-                break;
-            }
-        }
-        if let Some(from) = cut_at {
-            for &base in &bases[from..] {
-                warn!(dir = %dir.display(), segment = base, "removing segment after a corrupt one");
-                let d = dir.clone();
-                glommio::executor().spawn_blocking(move || segment::remove(&d, base)).await?;
-            }
-        }
-        let active = segments.last().expect("at least one segment");
-        let mut file_len = active.size;
-        if active.size == 0 && limits.preallocate {
-            active.file.pre_allocate(limits.segment_bytes, false).await.map_err(io::Error::from)?;
-            file_len = limits.segment_bytes;
-        }
-        let tail_start = active.size / PAGE * PAGE;
-        let tail = if active.size > tail_start {
-            active
-                .file
-                .read_at(tail_start, (active.size - tail_start) as usize)
-                .await
-                .map_err(io::Error::from)?
-                .to_vec()
-        } else {
-            Vec::new()
-        };
+        let (mut segments, expected) = recover_segments(&dir, &bases, clean, limits.index_interval).await?;
+        let (tail, file_len) = active_tail(segments.last().expect("at least one segment"), &limits).await?;
         // DeleteRecords or retention may have moved the start into a segment.
         let d = dir.clone();
         let recorded = glommio::executor().spawn_blocking(move || start_offset::read(&d)).await?;
@@ -210,6 +149,86 @@ impl PartitionLog {
             }
         }
     }
+}
+
+/// Recovers the segments named `bases` in order, each checked (see
+/// [`recover_segment`]) and cut where it is torn; a segment that does not
+/// continue the log, and every one after a torn one, is removed. Returns
+/// them and the log end.
+async fn recover_segments(
+    dir: &Path,
+    bases: &[i64],
+    clean: bool,
+    index_interval: u64,
+) -> io::Result<(Vec<Segment>, i64)> {
+    let mut segments = Vec::new();
+    let mut expected = bases[0];
+    let mut cut_at = None;
+    for (i, &base) in bases.iter().enumerate() {
+        if base < expected {
+            // A segment whose name overlaps the log before it cannot be
+            // appended to under that name: it and all later ones go.
+            // (A gap is fine: compaction can empty a segment's tail.)
+            warn!(dir = %dir.display(), segment = base, expected, "segment does not continue the log");
+            cut_at = Some(i);
+            break;
+        }
+        let file = segment::open_file(&segment::log_path(dir, base)).await?;
+        let scan = recover_segment(dir, &file, base, bases.get(i + 1).copied(), clean, index_interval).await?;
+        report_cut(dir, base, expected, &scan);
+        if scan.valid_len < scan.file_len {
+            file.truncate(scan.valid_len).await.map_err(io::Error::from)?;
+            file.fdatasync().await.map_err(io::Error::from)?;
+        }
+        expected = scan.index.next_offset.unwrap_or(expected);
+        let torn = scan.torn.is_some();
+        segments.push(Segment { base_offset: base, file: Rc::new(file), size: scan.valid_len, index: scan.index });
+        if torn && i + 1 < bases.len() {
+            cut_at = Some(i + 1);
+            break;
+        }
+    }
+    for &base in cut_at.map_or(&[][..], |from| &bases[from..]) {
+        warn!(dir = %dir.display(), segment = base, "removing segment after a corrupt one");
+        let d = dir.to_path_buf();
+        glommio::executor().spawn_blocking(move || segment::remove(&d, base)).await?;
+    }
+    Ok((segments, expected))
+}
+
+/// Logs what recovery cuts off a segment's end, and why.
+fn report_cut(dir: &Path, base: i64, expected: i64, scan: &recovery::ScanResult) {
+    if let Some(why) = &scan.torn {
+        let lost_from = scan.index.next_offset.unwrap_or(expected);
+        warn!(
+            dir = %dir.display(), segment = base, at = scan.valid_len,
+            bytes = scan.file_len - scan.valid_len, offsets_from = lost_from,
+            "truncating torn or corrupt log tail: {why}"
+        );
+    } else if scan.stale_tail {
+        info!(
+            dir = %dir.display(), segment = base, at = scan.valid_len, bytes = scan.file_len - scan.valid_len,
+            "the log ends here in a recycled segment file; cutting the deleted segment's bytes after it"
+        );
+    }
+}
+
+/// The active segment's last partial page (rewritten with the next direct
+/// write) and its file's length, reserving `segment.bytes` for an empty one
+/// when `preallocate` asks.
+async fn active_tail(active: &Segment, limits: &Limits) -> io::Result<(Vec<u8>, u64)> {
+    let mut file_len = active.size;
+    if active.size == 0 && limits.preallocate {
+        active.file.pre_allocate(limits.segment_bytes, false).await.map_err(io::Error::from)?;
+        file_len = limits.segment_bytes;
+    }
+    let tail_start = active.size / PAGE * PAGE;
+    if active.size == tail_start {
+        return Ok((Vec::new(), file_len));
+    }
+    let len = (active.size - tail_start) as usize;
+    let tail = active.file.read_at(tail_start, len).await.map_err(io::Error::from)?.to_vec();
+    Ok((tail, file_len))
 }
 
 /// Recovers one segment: from its index files when they check out (a

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use tracing::{info, warn};
 
-use crate::storage::atomic_file;
+use crate::storage::atomic_file::{self, Replacement};
 use crate::storage::index_file;
 use crate::storage::io_failure::IoFailure;
 use crate::storage::partition_dir;
@@ -73,6 +73,22 @@ impl PartitionLog {
             }
             return Ok(0);
         }
+        let persisted = self.persist_start(new_start, mover).await?;
+        let Some((removed, recycled)) = self.drop_segments_below(new_start, persisted.recorded) else {
+            return Ok(0);
+        };
+        if !removed.is_empty() {
+            info!(dir = %self.dir.display(), start = new_start, segments = ?removed, "deleting segments below the log start");
+        }
+        self.delete_segment_files(&removed, recycled, persisted).await?;
+        self.start_unsynced.set(false);
+        Ok(removed.len())
+    }
+
+    /// Records `new_start` (unsynced: the directory fsync that ends the
+    /// move makes it durable), with a producer snapshot first when the
+    /// segments going may hold the only record of some producers.
+    async fn persist_start(&self, new_start: i64, mover: Mover) -> io::Result<PersistedStart> {
         // A start open replays idempotent producers from the snapshot only
         // if the snapshot ends inside the log (see `rebuild_producers`). The
         // segments going may hold the only record of some producers' last
@@ -129,39 +145,53 @@ impl PartitionLog {
             }
             Err(e) => return Err(e),
         };
-        let (removed, recycled): (Vec<i64>, Option<i64>) = {
-            let mut st = self.state.borrow_mut();
-            if new_start <= st.log_start_offset {
-                return Ok(0);
-            }
-            st.log_start_offset = new_start;
-            self.start_unsynced.set(true);
-            let mut n = 0;
-            while n + 1 < st.segments.len() && st.segments[n + 1].base_offset <= new_start {
-                n += 1;
-            }
-            let gone: Vec<Segment> = st.segments.drain(..n).collect();
-            st.sealed_bytes -= gone.iter().map(|s| s.size).sum::<u64>();
-            // A file may be recycled only when no read in flight holds it:
-            // the next segment's writes would change what that read returns. No new reader
-            // can find it once it has left `segments`.
-            // Not on a full disk: the space must be freed.
-            let recycled = if recorded && self.limits.get().recycle && st.spare == Spare::Absent {
-                gone.iter().rev().find(|s| Rc::strong_count(&s.file) == 1).map(|s| s.base_offset)
-            } else {
-                None
-            };
-            if recycled.is_some() {
-                st.move_spare(Spare::Busy);
-            }
-            st.check_invariants();
-            (gone.iter().map(|s| s.base_offset).collect(), recycled)
-        };
-        if !removed.is_empty() {
-            info!(dir = %self.dir.display(), start = new_start, segments = ?removed, "deleting segments below the log start");
+        Ok(PersistedStart { recorded, unwritten, snapshot_at })
+    }
+
+    /// Moves the start in memory and takes the segments wholly below it
+    /// out of the log; `None` if another move got there first. Returns
+    /// their bases and the one kept as the spare, if any.
+    fn drop_segments_below(&self, new_start: i64, recorded: bool) -> Option<(Vec<i64>, Option<i64>)> {
+        let mut st = self.state.borrow_mut();
+        if new_start <= st.log_start_offset {
+            return None;
         }
+        st.log_start_offset = new_start;
+        self.start_unsynced.set(true);
+        let mut n = 0;
+        while n + 1 < st.segments.len() && st.segments[n + 1].base_offset <= new_start {
+            n += 1;
+        }
+        let gone: Vec<Segment> = st.segments.drain(..n).collect();
+        st.sealed_bytes -= gone.iter().map(|s| s.size).sum::<u64>();
+        // A file may be recycled only when no read in flight holds it:
+        // the next segment's writes would change what that read returns. No new reader
+        // can find it once it has left `segments`.
+        // Not on a full disk: the space must be freed.
+        let recycled = if recorded && self.limits.get().recycle && st.spare == Spare::Absent {
+            gone.iter().rev().find(|s| Rc::strong_count(&s.file) == 1).map(|s| s.base_offset)
+        } else {
+            None
+        };
+        if recycled.is_some() {
+            st.move_spare(Spare::Busy);
+        }
+        st.check_invariants();
+        Some((gone.iter().map(|s| s.base_offset).collect(), recycled))
+    }
+
+    /// Deletes the files of the segments `removed` (keeping `recycled` as
+    /// the spare), writes a snapshot the full disk had no room for, and
+    /// makes all of it and the new start durable with one directory fsync.
+    async fn delete_segment_files(
+        &self,
+        removed: &[i64],
+        recycled: Option<i64>,
+        persisted: PersistedStart,
+    ) -> io::Result<()> {
+        let PersistedStart { unwritten, snapshot_at, .. } = persisted;
         let dir = self.dir.clone();
-        let bases = removed.clone();
+        let bases = removed.to_vec();
         // A snapshot the full disk had no room for is written after the
         // deletions free space. (A crash in between forgets the producers
         // whose last batches they held.)
@@ -200,8 +230,17 @@ impl PartitionLog {
                 _ => Spare::Absent,
             });
         }
-        spare?;
-        self.start_unsynced.set(false);
-        Ok(removed.len())
+        spare.map(|_| ())
     }
+}
+
+/// What recording a new log start did.
+struct PersistedStart {
+    /// The start is on disk (not on a full disk at a segment boundary).
+    recorded: bool,
+    /// A producer snapshot the full disk had no room for, to write once
+    /// the deletions free space.
+    unwritten: Option<Replacement>,
+    /// The log end the snapshot was taken at, if one was.
+    snapshot_at: Option<i64>,
 }

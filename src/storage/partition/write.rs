@@ -364,40 +364,7 @@ impl PartitionLog {
     /// the previous, not yet durable, group ended (None: the durable end).
     async fn write_group(self: &Rc<Self>, group: &mut [Chunk], cursor: Option<Cursor>) -> io::Result<Written> {
         let segment_base = group[0].segment_base;
-        let roll = {
-            let st = self.state.borrow();
-            let active = st.segments.last().expect("a segment");
-            (active.base_offset != segment_base)
-                .then(|| (active.file.clone(), active.size, active.base_offset, active.index.clone()))
-        };
-        if let Some((old, size, old_base, old_index)) = roll {
-            // Seal the old segment at its logical size (dropping page padding):
-            // recovery trusts a sealed segment's file length.
-            old.truncate(size).await.map_err(io::Error::from)?;
-            old.fdatasync().await.map_err(io::Error::from)?;
-            if self.state.borrow().closed {
-                // Deleted meanwhile: its directory may already belong to a
-                // re-created topic of the same name.
-                return Err(io::Error::other("partition closed"));
-            }
-            let (file, file_len) = self.new_segment_file(segment_base).await?;
-            let mut st = self.state.borrow_mut();
-            st.file_len = file_len;
-            st.sealed_bytes += size;
-            st.segments.push(Segment {
-                base_offset: segment_base,
-                file: Rc::new(file),
-                size: 0,
-                index: SegmentIndex::new(),
-            });
-            st.tail.clear();
-            drop(st);
-            // Only once the old segment is sealed for good: were the new file
-            // not made, it would stay active and grow past this index.
-            self.seal_in_background(&old, old_base, old_index, segment_base);
-            // For retention.ms: the sealed segment may already have expired.
-            self.retention_due.notify_all();
-        }
+        self.roll_to(segment_base).await?;
         let (file, mut tail, mut pos) = {
             let st = self.state.borrow();
             let active = st.segments.last().expect("a segment");
@@ -419,45 +386,51 @@ impl PartitionLog {
             messages += chunk.end_offset - chunk.entries.first().map_or(chunk.end_offset, |e| e.base_offset);
         }
         self.extend_ahead(&file, group.last().expect("a group is not empty").write_end()).await;
-        // Neighbouring chunks share a page where one ends mid-page. Give every
-        // writer of such a page the same contents (the log's bytes up to the
-        // group's end, zeros after), so the writes may run concurrently and
-        // complete in any order.
-        for i in 0..group.len() {
-            let (head, rest) = group.split_at_mut(i + 1);
-            let chunk = &mut head[i];
-            for next in rest.iter() {
-                if chunk.padding_left() == 0 {
-                    break;
-                }
-                chunk.pad_with(next.data());
-            }
-        }
-        let writes: Vec<_> = group
-            .iter()
-            .map(|chunk| {
-                let (buf, at) = chunk.write_buf();
-                let file = file.clone();
-                glommio::spawn_local(async move {
-                    let total = buf.len();
-                    match file.write_rc_at(buf, at).await {
-                        Ok(written) if written == total => Ok(()),
-                        Ok(written) => Err(io::Error::other(format!("short write: {written} of {total} bytes"))),
-                        Err(e) => Err(io::Error::from(e)),
-                    }
-                })
-            })
-            .collect();
-        // Every write must have ended before an error is handled: the caller
-        // then cuts the file back, and a write still in flight could land after.
-        let mut result = Ok(());
-        for w in writes {
-            if let Err(e) = w.await {
-                result = result.and(Err(e));
-            }
-        }
-        result?;
+        pad_shared_pages(group);
+        write_chunks(&file, group).await?;
         Ok(Written { cursor: Cursor { segment_base, pos, tail }, file, messages })
+    }
+
+    /// When the group goes to a new segment: seals the active one at its
+    /// logical size and makes the new one active.
+    async fn roll_to(self: &Rc<Self>, segment_base: i64) -> io::Result<()> {
+        let roll = {
+            let st = self.state.borrow();
+            let active = st.segments.last().expect("a segment");
+            (active.base_offset != segment_base)
+                .then(|| (active.file.clone(), active.size, active.base_offset, active.index.clone()))
+        };
+        let Some((old, size, old_base, old_index)) = roll else {
+            return Ok(());
+        };
+        // Seal the old segment at its logical size (dropping page padding):
+        // recovery trusts a sealed segment's file length.
+        old.truncate(size).await.map_err(io::Error::from)?;
+        old.fdatasync().await.map_err(io::Error::from)?;
+        if self.state.borrow().closed {
+            // Deleted meanwhile: its directory may already belong to a
+            // re-created topic of the same name.
+            return Err(io::Error::other("partition closed"));
+        }
+        let (file, file_len) = self.new_segment_file(segment_base).await?;
+        let mut st = self.state.borrow_mut();
+        st.file_len = file_len;
+        st.sealed_bytes += size;
+        st.segments.push(Segment {
+            base_offset: segment_base,
+            file: Rc::new(file),
+            size: 0,
+            index: SegmentIndex::new(),
+        });
+        st.tail.clear();
+        st.check_invariants();
+        drop(st);
+        // Only once the old segment is sealed for good: were the new file
+        // not made, it would stay active and grow past this index.
+        self.seal_in_background(&old, old_base, old_index, segment_base);
+        // For retention.ms: the sealed segment may already have expired.
+        self.retention_due.notify_all();
+        Ok(())
     }
 
     /// Writes a sealed segment's index files, and the producer snapshot as
@@ -676,6 +649,51 @@ impl PartitionLog {
         }
         st.check_invariants();
     }
+}
+
+/// Neighbouring chunks share a page where one ends mid-page. Gives every
+/// writer of such a page the same contents (the log's bytes up to the
+/// group's end, zeros after), so the writes may run concurrently and
+/// complete in any order.
+fn pad_shared_pages(group: &mut [Chunk]) {
+    for i in 0..group.len() {
+        let (head, rest) = group.split_at_mut(i + 1);
+        let chunk = &mut head[i];
+        for next in rest.iter() {
+            if chunk.padding_left() == 0 {
+                break;
+            }
+            chunk.pad_with(next.data());
+        }
+    }
+}
+
+/// Writes every sealed chunk of a group at once, and waits for all of them
+/// before reporting the first failure: the caller then cuts the file back,
+/// and a write still in flight could land after.
+async fn write_chunks(file: &Rc<DmaFile>, group: &[Chunk]) -> io::Result<()> {
+    let writes: Vec<_> = group
+        .iter()
+        .map(|chunk| {
+            let (buf, at) = chunk.write_buf();
+            let file = file.clone();
+            glommio::spawn_local(async move {
+                let total = buf.len();
+                match file.write_rc_at(buf, at).await {
+                    Ok(written) if written == total => Ok(()),
+                    Ok(written) => Err(io::Error::other(format!("short write: {written} of {total} bytes"))),
+                    Err(e) => Err(io::Error::from(e)),
+                }
+            })
+        })
+        .collect();
+    let mut result = Ok(());
+    for w in writes {
+        if let Err(e) = w.await {
+            result = result.and(Err(e));
+        }
+    }
+    result
 }
 
 /// Puts a written chunk's batches into the cache. Cache entries are slices

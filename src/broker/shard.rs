@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 
 use crate::broker::context::ShardCtx;
 use crate::broker::{connection, retention_task};
-use crate::metadata::controller::ShardCommand;
+use crate::metadata::controller::{ShardCommand, ShardError};
 use crate::storage::iopoll_probe;
 
 /// Runs shard `ctx.setup.node_id` until the process ends. `ready` reports whether
@@ -160,7 +160,8 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             for (topic, p) in partitions {
                 if let Err(e) = ctx.open_partition(&topic, p).await {
                     error!(shard = ctx.setup.node_id, topic = %topic.name, partition = p, "cannot open partition: {e}");
-                    result = Err(format!("{}-{p} on shard {}: {e}", topic.name, ctx.setup.node_id));
+                    let (topic, partition, shard) = (topic.name.clone(), p, ctx.setup.node_id);
+                    result = Err(ShardError::Open { topic, partition, shard, cause: (&e).into() });
                     break;
                 }
             }
@@ -181,7 +182,7 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             for log in ctx.all_logs() {
                 if let Err(e) = log.shutdown().await {
                     error!(shard = ctx.setup.node_id, "clean shutdown of a partition failed: {e}");
-                    result = Err(e.to_string());
+                    result = Err(ShardError::Shutdown { shard: ctx.setup.node_id, cause: (&e).into() });
                 }
             }
             let _ = done.send(result);

@@ -76,11 +76,25 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Why a shard could not do what the controller asked.
+#[derive(Debug, Clone, Error)]
+pub enum ShardError {
+    /// A partition's log would not open.
+    #[error("{topic}-{partition} on shard {shard}: {cause}")]
+    Open { topic: String, partition: i32, shard: i32, cause: crate::storage::io_failure::IoFailure },
+    /// A partition's clean shutdown failed.
+    #[error("clean shutdown of a partition on shard {shard}: {cause}")]
+    Shutdown { shard: i32, cause: crate::storage::io_failure::IoFailure },
+    /// The shard is not running (it stopped, or never started).
+    #[error("shard {0} is not running")]
+    Gone(usize),
+}
+
 /// Work for a shard, sent by the controller. `done` is answered once the
 /// shard's partition logs reflect the change.
 pub enum ShardCommand {
     /// Open (creating if needed) these partitions, owned by this shard.
-    Open { partitions: Vec<(Arc<TopicMeta>, i32)>, done: flume::Sender<Result<(), String>> },
+    Open { partitions: Vec<(Arc<TopicMeta>, i32)>, done: flume::Sender<Result<(), ShardError>> },
     /// Close and forget every partition of this topic.
     DropTopic { name: String, done: flume::Sender<()> },
     /// The topic's configs were altered: its logs take the new settings.
@@ -89,7 +103,7 @@ pub enum ShardCommand {
     /// replaced): every log takes its new settings, and retention runs.
     ReconfigureAll { done: flume::Sender<()> },
     /// Clean shutdown: flush every partition, write its indexes, refuse more.
-    Shutdown { done: flume::Sender<Result<(), String>> },
+    Shutdown { done: flume::Sender<Result<(), ShardError>> },
 }
 
 /// Commands to the controller.
@@ -368,7 +382,7 @@ impl Controller {
     }
 
     /// Tells each owning shard to open `partitions` of `topic`, and waits.
-    fn open_on_shards(&self, topic: &Arc<TopicMeta>, partitions: std::ops::Range<usize>) -> Result<(), String> {
+    fn open_on_shards(&self, topic: &Arc<TopicMeta>, partitions: std::ops::Range<usize>) -> Result<(), ShardError> {
         let mut per_shard: Vec<Vec<(Arc<TopicMeta>, i32)>> = vec![Vec::new(); self.shards.len()];
         for p in partitions {
             per_shard[topic.leaders[p] as usize].push((topic.clone(), p as i32));
@@ -379,14 +393,12 @@ impl Controller {
                 continue;
             }
             let (done, rx) = flume::bounded(1);
-            self.shards[shard]
-                .send(ShardCommand::Open { partitions, done })
-                .map_err(|_| format!("shard {shard} is not running"))?;
-            waits.push(rx);
+            self.shards[shard].send(ShardCommand::Open { partitions, done }).map_err(|_| ShardError::Gone(shard))?;
+            waits.push((shard, rx));
         }
         let mut result = Ok(());
-        for w in waits {
-            let r = w.recv().unwrap_or_else(|_| Err("a shard stopped".to_string()));
+        for (shard, w) in waits {
+            let r = w.recv().unwrap_or(Err(ShardError::Gone(shard)));
             if result.is_ok() {
                 result = r;
             }

@@ -88,14 +88,9 @@ fn identity(ctx: &ShardCtx, node: i32) -> Vec<ConfigEntry> {
     IDENTITY_KEYS
         .iter()
         .zip(values)
-        .map(|(k, value)| ConfigEntry {
-            key: k.name,
-            synonyms: vec![Synonym { key: k.name, value: value.clone(), source: ConfigSource::StaticBroker }],
-            value,
-            source: ConfigSource::StaticBroker,
-            ty: k.ty,
-            doc: k.doc,
-            read_only: true,
+        .map(|(k, value)| {
+            let set = vec![Synonym { key: k.name, value, source: ConfigSource::StaticBroker }];
+            ConfigEntry::from_layers(k.name, set, k.ty, k.doc, true)
         })
         .collect()
 }

@@ -24,6 +24,7 @@ use super::storage_errors;
 use super::str_bytes;
 use crate::broker::context::ShardCtx;
 use crate::clock::now_ms;
+use crate::config::BrokerSettings;
 use crate::group::OFFSETS_TOPIC;
 use crate::metadata::{TopicMeta, topic_name};
 use crate::protocol::batch::{self, BatchHeader};
@@ -146,11 +147,13 @@ async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, reco
         Ok((topic, _)) => topic,
         Err((code, message)) => return Checked::Refused(error(index, code, message)),
     };
+    // Held across the record walk's yields: an owned snapshot, not a guard.
+    let settings = ctx.setup.settings.load_full();
     if acks == -1 {
         // Each partition has one replica, so its ISR is one: an acks=all
         // write to a topic that asks for more in sync fails before it is
         // appended, as Kafka answers it.
-        let min_isr = ctx.setup.settings.load().topic_value(&topic.configs, "min.insync.replicas");
+        let min_isr = settings.topic_value(&topic.configs, "min.insync.replicas");
         if min_isr > 1 {
             let why = format!(
                 "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{index}"
@@ -161,7 +164,7 @@ async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, reco
     let Some(records) = records else {
         return refuse(index, ErrorCode::CorruptMessage, "records are null".into());
     };
-    match check_records(ctx, &topic, records).await {
+    match check_records(&settings, &topic, records).await {
         Ok((records, headers, log_append_time)) => {
             Checked::Ready(Ready { index, topic_id: topic.id, records, headers, log_append_time })
         }
@@ -175,12 +178,10 @@ async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, reco
 
 /// The checks and rewrites of one partition's records.
 async fn check_records(
-    ctx: &ShardCtx,
+    settings: &BrokerSettings,
     topic: &TopicMeta,
     records: Bytes,
 ) -> Result<(Stored, Vec<BatchHeader>, i64), Refusal> {
-    // Held across the walk's yields: an owned snapshot, not a guard.
-    let settings = ctx.setup.settings.load_full();
     let mut headers = batch::validate_all(&records).map_err(|e| (ErrorCode::CorruptMessage, Some(e.to_string())))?;
     let max = settings.topic_value(&topic.configs, "max.message.bytes").max(0) as usize;
     if let Some(h) = headers.iter().find(|h| h.total_len > max) {

@@ -132,6 +132,21 @@ pub struct ConfigEntry {
     pub read_only: bool,
 }
 
+impl ConfigEntry {
+    /// The entry whose value and source are the first of `synonyms` (the
+    /// layer that sets it), every layer listed.
+    pub fn from_layers(
+        key: &'static str,
+        synonyms: Vec<Synonym>,
+        ty: ConfigType,
+        doc: &'static str,
+        read_only: bool,
+    ) -> Self {
+        let first = synonyms.first().expect("every key has at least its default");
+        Self { key, value: first.value.clone(), source: first.source, synonyms, ty, doc, read_only }
+    }
+}
+
 /// Broker-level settings: static overrides plus this node's dynamic layers.
 #[derive(Debug, Clone, Default)]
 pub struct BrokerSettings {
@@ -198,18 +213,7 @@ impl BrokerSettings {
     pub fn entries(&self) -> Vec<ConfigEntry> {
         BROKER_KEYS
             .iter()
-            .map(|k| {
-                let synonyms = self.layers(k.name);
-                ConfigEntry {
-                    key: k.name,
-                    value: synonyms[0].value.clone(),
-                    source: synonyms[0].source,
-                    synonyms,
-                    ty: k.ty,
-                    doc: k.doc,
-                    read_only: k.update == Update::ReadOnly,
-                }
-            })
+            .map(|k| ConfigEntry::from_layers(k.name, self.layers(k.name), k.ty, k.doc, k.update == Update::ReadOnly))
             .collect()
     }
 
@@ -315,15 +319,7 @@ impl BrokerSettings {
                 }
                 let broker = broker_key(k.broker).expect("a topic key defaults from a broker key");
                 synonyms.extend(self.layers(broker.name));
-                ConfigEntry {
-                    key: k.name,
-                    value: synonyms[0].value.clone(),
-                    source: synonyms[0].source,
-                    synonyms,
-                    ty: k.ty,
-                    doc: k.doc,
-                    read_only: false,
-                }
+                ConfigEntry::from_layers(k.name, synonyms, k.ty, k.doc, false)
             })
             .collect()
     }

@@ -21,5 +21,7 @@ pub fn append_error(e: &StorageError) -> ErrorCode {
         StorageError::Sequence(SequenceError::OutOfOrder { .. }) => ErrorCode::OutOfOrderSequenceNumber,
         StorageError::Invalid(_) => ErrorCode::CorruptMessage,
         StorageError::Io(_) | StorageError::Closed => ErrorCode::KafkaStorageError,
+        // A follower cutting its log back leads nothing: clients go elsewhere.
+        StorageError::Truncating | StorageError::StaleEpoch { .. } => ErrorCode::NotLeaderOrFollower,
     }
 }

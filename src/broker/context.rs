@@ -3,6 +3,7 @@
 //! here belongs to one shard's thread; nothing is shared with another core
 //! except the read-only snapshot and the controller's command queue.
 
+use crate::storage::hw_checkpoint::HwEntry;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -187,6 +188,21 @@ impl ShardCtx {
     /// Every open partition log of this shard.
     pub fn all_logs(&self) -> Vec<Rc<PartitionLog>> {
         self.partitions.borrow().values().flat_map(|(_, slots)| slots.iter().flatten().cloned()).collect()
+    }
+
+    /// Every owned partition's high watermark.
+    pub fn high_watermarks(&self) -> Vec<HwEntry> {
+        let parts = self.partitions.borrow();
+        let mut out = Vec::new();
+        for (topic, (_, slots)) in parts.iter() {
+            for (partition, log) in slots.iter().enumerate() {
+                if let Some(log) = log {
+                    let (topic, partition) = (topic.clone(), partition as i32);
+                    out.push(HwEntry { topic, partition, high_watermark: log.high_watermark() });
+                }
+            }
+        }
+        out
     }
 
     /// Closes every partition of a deleted topic, waiting for writes in flight.

@@ -5,6 +5,7 @@ pub mod body_pool;
 pub mod connection;
 pub mod context;
 pub mod descriptors;
+pub mod hw_checkpoint_task;
 pub mod io_memory;
 pub mod notify;
 pub mod retention_task;
@@ -15,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
@@ -193,6 +195,7 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     let cluster_id = cluster_id(&opts.data_dir).map_err(dir_err)?;
     crate::storage::iopoll_probe::prepare(&opts.data_dir).map_err(dir_err)?;
     let clean_start = shutdown::take_marker(&opts.data_dir).map_err(dir_err)?;
+    hw_checkpoint_task::report_previous(&opts.data_dir);
     let (controller, snapshot, node_settings) =
         Controller::open(opts.data_dir.clone(), cluster_id.clone(), opts.shards as i32, opts.settings.clone())
             .map_err(dir_err)?;
@@ -265,6 +268,8 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
         clean_start,
         "sluice broker ready"
     );
+    let interval = Duration::from_millis(opts.settings.hw_checkpoint_interval_ms());
+    hw_checkpoint_task::spawn(shard_commands.clone(), opts.data_dir.clone(), interval).map_err(dir_err)?;
     let sig = shutdown::wait_for_signal(&signals);
     info!(signal = sig, "shutting down");
     shutdown::shut_down(&shard_commands, &opts.data_dir);

@@ -187,6 +187,9 @@ async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
             }
             let _ = done.send(result);
         }
+        ShardCommand::HighWatermarks { done } => {
+            let _ = done.send(ctx.high_watermarks());
+        }
         ShardCommand::DropTopic { name, done } => {
             ctx.drop_topic(&name).await;
             ctx.groups.drop_topic_offsets(ctx, &name).await;

@@ -77,6 +77,8 @@ pub fn shut_down(shards: &[flume::Sender<ShardCommand>], data_dir: &Path) {
             }
         }
     }
+    // The shards' logs are closed: these are the high watermarks they end at.
+    super::hw_checkpoint_task::checkpoint(shards, data_dir);
     if !clean {
         return;
     }

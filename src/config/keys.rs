@@ -262,6 +262,14 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         "Size above which a partition's oldest segments are deleted (topic: retention.bytes).",
     ),
     b(
+        "replica.high.watermark.checkpoint.interval.ms",
+        "5000",
+        long(1),
+        T::Long,
+        R,
+        "How often every partition's high watermark is written to replication-offset-checkpoint.",
+    ),
+    b(
         "log.retention.check.interval.ms",
         "300000",
         long(1),

@@ -273,6 +273,10 @@ impl BrokerSettings {
     pub fn retention_check_interval_ms(&self) -> u64 {
         self.int("log.retention.check.interval.ms").max(0) as u64
     }
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub fn hw_checkpoint_interval_ms(&self) -> u64 {
+        self.int("replica.high.watermark.checkpoint.interval.ms").max(1) as u64
+    }
     /// An integer broker setting by its Kafka key (one of `BROKER_KEYS`).
     pub fn broker_int(&self, key: &str) -> i64 {
         self.int(key)

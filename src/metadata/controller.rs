@@ -3,6 +3,7 @@
 //! logs, and then publishes a new snapshot. Shards reach it over a bounded
 //! channel; nothing on the produce/fetch path waits for it.
 
+use crate::storage::hw_checkpoint::HwEntry;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -104,6 +105,9 @@ pub enum ShardCommand {
     ReconfigureAll { done: flume::Sender<()> },
     /// Clean shutdown: flush every partition, write its indexes, refuse more.
     Shutdown { done: flume::Sender<Result<(), ShardError>> },
+    /// Every owned partition's high watermark, for
+    /// `replication-offset-checkpoint`.
+    HighWatermarks { done: flume::Sender<Vec<HwEntry>> },
 }
 
 /// Commands to the controller.

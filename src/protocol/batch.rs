@@ -52,6 +52,8 @@ pub struct BatchHeader {
     pub base_offset: i64,
     /// Total size of the batch on disk, `LOG_OVERHEAD` included.
     pub total_len: usize,
+    /// The leader epoch that wrote it (-1 as a producer sends it).
+    pub leader_epoch: i32,
     /// `lastOffsetDelta`: the batch covers `base_offset ..= base_offset + delta`.
     pub last_offset_delta: i32,
     /// Timestamp of the first record.
@@ -116,6 +118,7 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(BatchHeader {
         base_offset: i64_at(buf, BASE_OFFSET),
         total_len,
+        leader_epoch: i32_at(buf, LEADER_EPOCH),
         last_offset_delta,
         base_timestamp: i64_at(buf, BASE_TIMESTAMP),
         max_timestamp: i64_at(buf, MAX_TIMESTAMP),
@@ -139,6 +142,8 @@ pub struct Peek {
     pub max_timestamp: i64,
     /// Size of the whole batch, log overhead included.
     pub total_len: usize,
+    /// The leader epoch that wrote it.
+    pub leader_epoch: i32,
 }
 
 /// Reads a stored batch's header; `None` if `buf` is shorter than a header
@@ -158,6 +163,7 @@ pub fn peek(buf: &[u8]) -> Option<Peek> {
         last_offset: base_offset + i64::from(i32_at(buf, LAST_OFFSET_DELTA)),
         max_timestamp: i64_at(buf, MAX_TIMESTAMP),
         total_len: batch_length as usize + LOG_OVERHEAD,
+        leader_epoch: i32_at(buf, LEADER_EPOCH),
     })
 }
 

@@ -49,9 +49,9 @@ impl BatchCache {
     }
 
     /// The batches from the one containing `offset` on, up to `max_bytes`
-    /// (but at least one batch if `min_one`), or `None` if `offset` is older
-    /// than the cache.
-    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Option<Vec<Bytes>> {
+    /// (but at least one batch if `min_one`) and none starting at or after
+    /// `below`, or `None` if `offset` is older than the cache.
+    pub fn read(&self, offset: i64, below: i64, max_bytes: usize, min_one: bool) -> Option<Vec<Bytes>> {
         let &(first, _, _) = self.batches.front()?;
         if offset < first {
             return None;
@@ -59,7 +59,10 @@ impl BatchCache {
         let start = self.batches.partition_point(|(_, last, _)| *last < offset);
         let mut out = Vec::new();
         let mut total = 0;
-        for (_, _, b) in self.batches.range(start..) {
+        for (base, _, b) in self.batches.range(start..) {
+            if *base >= below {
+                break;
+            }
             if (min_one && out.is_empty()) || total + b.len() <= max_bytes {
                 total += b.len();
                 out.push(b.clone());
@@ -81,12 +84,14 @@ mod tests {
         c.push(0, 1, Bytes::from_static(b"aaaa"));
         c.push(2, 2, Bytes::from_static(b"bbbb"));
         c.push(3, 5, Bytes::from_static(b"cccc"));
-        assert!(c.read(0, 100, true).is_none(), "oldest batch evicted");
-        assert_eq!(c.read(2, 100, true).unwrap().len(), 2);
-        assert_eq!(c.read(4, 100, true).unwrap(), vec![Bytes::from_static(b"cccc")]);
-        assert_eq!(c.read(2, 1, true).unwrap().len(), 1, "first batch returned even over the limit");
-        assert!(c.read(2, 1, false).unwrap().is_empty(), "over the limit without min_one");
-        assert_eq!(c.read(2, 8, false).unwrap().len(), 2);
-        assert!(c.read(6, 100, true).unwrap().is_empty());
+        assert!(c.read(0, i64::MAX, 100, true).is_none(), "oldest batch evicted");
+        assert_eq!(c.read(2, i64::MAX, 100, true).unwrap().len(), 2);
+        assert_eq!(c.read(4, i64::MAX, 100, true).unwrap(), vec![Bytes::from_static(b"cccc")]);
+        assert_eq!(c.read(2, i64::MAX, 1, true).unwrap().len(), 1, "first batch returned even over the limit");
+        assert!(c.read(2, i64::MAX, 1, false).unwrap().is_empty(), "over the limit without min_one");
+        assert_eq!(c.read(2, i64::MAX, 8, false).unwrap().len(), 2);
+        assert!(c.read(6, i64::MAX, 100, true).unwrap().is_empty());
+        assert_eq!(c.read(2, 3, 100, true).unwrap().len(), 1, "nothing at or past the bound");
+        assert!(c.read(2, 2, 100, true).unwrap().is_empty());
     }
 }

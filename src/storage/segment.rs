@@ -9,7 +9,9 @@ use glommio::io::{DmaFile, OpenOptions};
 
 use super::index::SegmentIndex;
 
-/// One segment of a partition's log.
+/// One segment of a partition's log. A clone shares the file: the spare
+/// segment is recycled only once no clone of a deleted one is left.
+#[derive(Clone)]
 pub struct Segment {
     /// Offset of the first batch this segment holds (or will hold).
     pub base_offset: i64,

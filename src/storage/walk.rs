@@ -136,6 +136,19 @@ impl<'a> Windows<'a> {
     }
 }
 
+/// Bytes of the whole batches at the start of `bytes` that begin below
+/// `offset` (headers only are read).
+pub fn len_below(bytes: &[u8], offset: i64) -> usize {
+    let mut rel = 0usize;
+    while let Some(p) = batch::peek(&bytes[rel..]) {
+        if p.base_offset >= offset || rel + p.total_len > bytes.len() {
+            break;
+        }
+        rel += p.total_len;
+    }
+    rel
+}
+
 /// The whole batches at the start of `bytes`, back to back.
 pub fn batches(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rel = 0usize;

@@ -16,9 +16,16 @@ impl State {
     /// Panics with the name of the first invariant that does not hold.
     pub(super) fn check_invariants(&self) {
         let fail = |name: &str, detail: String| -> ! { panic!("partition log invariant `{name}` broken: {detail}") };
-        let (start, hw, end) = (self.log_start_offset, self.high_watermark, self.next_offset);
-        if !(start <= hw && hw <= end) {
-            fail("log_start <= high_watermark <= log_end", format!("{start} / {hw} / {end}"));
+        let (start, hw, durable, end) =
+            (self.log_start_offset, self.high_watermark, self.durable_end, self.next_offset);
+        if !(start <= hw && hw <= durable && durable <= end) {
+            fail(
+                "log_start <= high_watermark <= durable_end <= log_end",
+                format!("{start} / {hw} / {durable} / {end}"),
+            );
+        }
+        if !self.replicated && hw != durable {
+            fail("an unreplicated log's high watermark is its durable end", format!("{hw} != {durable}"));
         }
         let Some(last) = self.segments.last() else { fail("segments non-empty", "no segment".into()) };
         if self.write_segment < last.base_offset {
@@ -60,10 +67,10 @@ impl State {
             let Some(first) = c.entries.first() else { continue };
             // A follower's batches may leave gaps (a compacted leader's log),
             // never overlaps.
-            if first.base_offset < self.high_watermark || expect.is_some_and(|e| e > first.base_offset) {
+            if first.base_offset < self.durable_end || expect.is_some_and(|e| e > first.base_offset) {
                 panic!(
-                    "partition log invariant `pending chunks in order after the high watermark` broken: chunk at {}, after {:?}, hw {}",
-                    first.base_offset, expect, self.high_watermark
+                    "partition log invariant `pending chunks in order after the durable end` broken: chunk at {}, after {:?}, durable end {}",
+                    first.base_offset, expect, self.durable_end
                 );
             }
             expect = Some(c.end_offset);

@@ -59,9 +59,10 @@ impl PartitionLog {
         };
         file.truncate(size).await.map_err(io::Error::from)?;
         file.fdatasync().await.map_err(io::Error::from)?;
+        self.persist_epochs().await?;
         let (dir, producers, end) = {
             let st = self.state.borrow();
-            (self.dir.clone(), st.durable_producers.clone(), st.high_watermark)
+            (self.dir.clone(), st.durable_producers.clone(), st.durable_end)
         };
         glommio::executor()
             .spawn_blocking(move || {

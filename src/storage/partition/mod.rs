@@ -2,7 +2,9 @@
 //! bytes; a flusher task writes whole aligned pages with direct I/O and
 //! fdatasyncs, so every produce request that arrives while a sync is in
 //! flight shares the next one (group commit). Only durable batches are
-//! visible to readers: the high watermark is the durable end of the log.
+//! visible to readers. Consumers read up to the high watermark; a log with
+//! one replica moves it with its durable end, a replicated one (issue 24)
+//! only where its replicas say (see `high_watermark.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -18,19 +20,27 @@ use thiserror::Error;
 use super::cache::BatchCache;
 use super::cache_budget::CacheBudget;
 use super::chunk::Chunk;
+use super::epoch_cache::EpochCache;
 use super::io_failure::IoFailure;
 use super::producer_state::{ProducerState, SequenceError};
 use super::segment::Segment;
 use crate::broker::notify::Notify;
 
 mod compact;
+mod epochs;
+#[cfg(test)]
+mod fault_tests;
+mod high_watermark;
 mod invariants;
 mod lifecycle;
 mod open;
 mod read;
+#[cfg(test)]
+mod replica_tests;
 mod start;
 #[cfg(test)]
 mod tests;
+mod truncate;
 mod write;
 
 /// Most chunks written together under one fdatasync. Groups of up to ~8 MiB
@@ -87,6 +97,13 @@ pub enum StorageError {
     Io(IoFailure),
     #[error("the partition was closed")]
     Closed,
+    /// The log is being cut back (a follower's truncation): no appends.
+    #[error("the partition log is being truncated")]
+    Truncating,
+    /// A leader's epoch older than one the log already holds: another
+    /// replica leads now.
+    #[error("leader epoch {epoch} is older than the log's {latest}")]
+    StaleEpoch { epoch: i32, latest: i32 },
     #[error("{0}")]
     Sequence(#[from] SequenceError),
     /// A follower append's batches do not fit the log (issue 24's fetcher).
@@ -169,9 +186,27 @@ struct State {
     /// crash) is retried by the next roll or timed check, not by every
     /// publish.
     retention_signalled_for: i64,
+    /// The log end: the offset the next batch gets, pending ones included.
     next_offset: i64,
+    /// The end of what is on disk and fdatasynced (published): replicas
+    /// read up to here.
+    durable_end: i64,
+    /// The end of what consumers may read: the durable end itself unless
+    /// `replicated`, else what every in-sync replica holds.
     high_watermark: i64,
+    /// The high watermark is set by replication, not by the durable end.
+    replicated: bool,
     log_start_offset: i64,
+    /// Which leader epoch began writing at which offset, as of everything
+    /// appended (pending included); persisted before the first write of an
+    /// epoch's batches (see `epochs.rs`).
+    epochs: EpochCache,
+    /// The epoch on disk in `leader-epoch-checkpoint` is behind `epochs`.
+    epochs_dirty: bool,
+    /// The leader epoch a leader's appends are stamped with.
+    leader_epoch: i32,
+    /// A truncation is cutting the log: appends are refused until it ends.
+    truncating: bool,
     /// Segment receiving appends; ahead of `segments` when a roll is queued.
     write_segment: i64,
     /// Logical end of `write_segment`, pending bytes included.
@@ -230,6 +265,14 @@ pub struct PartitionLog {
     /// retention, DeleteRecords, compaction, sealing a rolled segment's
     /// index files, close and shutdown.
     file_changes: Semaphore,
+    /// One write of `leader-epoch-checkpoint` at a time.
+    epoch_file: Semaphore,
+    /// Truncations so far: a producer snapshot taken before one (a sealed
+    /// segment's, written in the background) describes a history that is
+    /// gone, and is not written.
+    truncations: Cell<u64>,
+    /// A truncation whose file changes failed part-way (see `truncate.rs`).
+    unfinished_cut: Cell<Option<truncate::Unfinished>>,
     /// The log start moved in memory, but the directory fsync that makes
     /// the move durable failed: a repeat of the move (a retried
     /// DeleteRecords) answers only once one succeeds.
@@ -263,11 +306,6 @@ impl Fetched {
 }
 
 impl PartitionLog {
-    /// The durable end of the log: readers see offsets below it.
-    pub fn high_watermark(&self) -> i64 {
-        self.state.borrow().high_watermark
-    }
-
     /// The first offset in the log.
     pub fn log_start_offset(&self) -> i64 {
         self.state.borrow().log_start_offset

@@ -59,8 +59,9 @@ impl PartitionLog {
         if expected > segments[0].base_offset {
             info!(dir = %dir.display(), segments = segments.len(), start = log_start_offset, end = expected, "recovered partition");
         }
-        let (producers, snapshot_end) = rebuild_producers(&dir, &segments, expected).await?;
+        let (producers, snapshot_end) = rebuild_producers(&dir, &segments, expected, Replay::ActiveSegment).await?;
         Self::remove_below_start(&dir, &mut segments, log_start_offset).await;
+        let (epochs, epochs_dirty) = super::epochs::load_epochs(&dir, &segments, log_start_offset, expected).await?;
         let spare = Self::open_spare(&dir, limits.recycle).await;
         let active = segments.last().expect("at least one segment");
         let state = State {
@@ -74,8 +75,14 @@ impl PartitionLog {
             retention_signalled_for: i64::MIN,
             segments,
             next_offset: expected,
+            durable_end: expected,
             high_watermark: expected,
+            replicated: false,
             log_start_offset,
+            leader_epoch: epochs.latest_epoch().unwrap_or(0),
+            epochs,
+            epochs_dirty,
+            truncating: false,
             tail,
             pending: VecDeque::new(),
             file_len,
@@ -95,6 +102,9 @@ impl PartitionLog {
             retention_due,
             idle: Rc::new(Notify::default()),
             file_changes: Semaphore::new(1),
+            epoch_file: Semaphore::new(1),
+            truncations: Cell::new(0),
+            unfinished_cut: Cell::new(None),
             start_unsynced: Cell::new(false),
             snapshot_end: Cell::new(snapshot_end.unwrap_or(i64::MIN)),
             stopping: Cell::new(false),
@@ -216,7 +226,7 @@ fn report_cut(dir: &Path, base: i64, expected: i64, scan: &recovery::ScanResult)
 /// The active segment's last partial page (rewritten with the next direct
 /// write) and its file's length, reserving `segment.bytes` for an empty one
 /// when `preallocate` asks.
-async fn active_tail(active: &Segment, limits: &Limits) -> io::Result<(Vec<u8>, u64)> {
+pub(super) async fn active_tail(active: &Segment, limits: &Limits) -> io::Result<(Vec<u8>, u64)> {
     let mut file_len = active.size;
     if active.size == 0 && limits.preallocate {
         active.file.pre_allocate(limits.segment_bytes, false).await.map_err(io::Error::from)?;
@@ -318,17 +328,32 @@ async fn write_index(dir: &Path, base: i64, index: &SegmentIndex) {
     }
 }
 
-/// Idempotent producers' state on open: the snapshot (if it is valid for
-/// this log), then every idempotent batch after it, read from the log.
-/// Returns the state and the end of the snapshot it started from.
-async fn rebuild_producers(dir: &Path, segments: &[Segment], log_end: i64) -> io::Result<(ProducerState, Option<i64>)> {
+/// Where [`rebuild_producers`] replays from when no snapshot fits the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Replay {
+    /// The active segment only (an open: older state is lost, and such
+    /// producers may start anywhere, as in Kafka).
+    ActiveSegment,
+    /// Every segment (a truncation, which must not forget producers).
+    WholeLog,
+}
+
+/// Idempotent producers' state as of `log_end`: the snapshot (if it is
+/// valid for this log), then every idempotent batch after it and below
+/// `log_end`, read from `segments`. Returns the state and the end of the
+/// snapshot it started from.
+pub(super) async fn rebuild_producers(
+    dir: &Path,
+    segments: &[Segment],
+    log_end: i64,
+    replay: Replay,
+) -> io::Result<(ProducerState, Option<i64>)> {
     let d = dir.to_path_buf();
     let snapshot = glommio::executor().spawn_blocking(move || ProducerState::read_snapshot(&d)).await;
     let first = segments.first().expect("a segment").base_offset;
     let (mut state, from, used) = match snapshot {
         Some((s, end)) if end <= log_end && end >= first => (s, end, Some(end)),
-        // No usable snapshot: what the active segment holds (older state
-        // is lost, and such producers may start anywhere, as in Kafka).
+        _ if replay == Replay::WholeLog => (ProducerState::default(), first, None),
         _ => (ProducerState::default(), segments.last().expect("a segment").base_offset, None),
     };
     if from >= log_end {
@@ -343,6 +368,7 @@ async fn rebuild_producers(dir: &Path, segments: &[Segment], log_end: i64) -> io
             if let Ok(h) = batch::parse_header(b)
                 && h.is_idempotent()
                 && h.last_offset() >= from
+                && h.base_offset < log_end
             {
                 let batch = ProducerBatch {
                     first_seq: h.base_sequence,

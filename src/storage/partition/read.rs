@@ -14,20 +14,45 @@ use super::*;
 
 impl PartitionLog {
     /// Reads whole batches from the one containing `offset`, up to
-    /// `max_bytes`; with `min_one`, at least one batch even if it is larger
+    /// `max_bytes` and below the high watermark, as a consumer sees the
+    /// log; with `min_one`, at least one batch even if it is larger
     /// (KIP-74: only the first partition of a fetch response gets this).
     pub async fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Fetched, ReadError> {
-        let (segs, hw, start) = {
+        self.read_below(offset, max_bytes, min_one, Reader::Consumer).await
+    }
+
+    /// As [`Self::read`], up to the durable end: what a follower replica
+    /// fetching from this one gets (issue 24).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub async fn read_as_replica(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Fetched, ReadError> {
+        self.read_below(offset, max_bytes, min_one, Reader::Replica).await
+    }
+
+    /// Reads from the cache, else the segments, the batches below the
+    /// reader's bound. An offset past the log end is out of range; one at
+    /// or past the bound but inside the log reads nothing, as in Kafka.
+    async fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        reader: Reader,
+    ) -> Result<Fetched, ReadError> {
+        let (segs, bound, empty) = {
             let st = self.state.borrow();
-            let (hw, start) = (st.high_watermark, st.log_start_offset);
-            if offset < start || offset > hw {
-                return Err(ReadError::OutOfRange { offset, start, end: hw });
+            let (hw, start, end) = (st.high_watermark, st.log_start_offset, st.next_offset);
+            if offset < start || offset > end {
+                return Err(ReadError::OutOfRange { offset, start, end });
             }
+            let bound = match reader {
+                Reader::Consumer => hw,
+                Reader::Replica => st.durable_end,
+            };
             let empty = Fetched { pieces: Vec::new(), high_watermark: hw, log_start_offset: start };
-            if offset == hw {
+            if offset >= bound {
                 return Ok(empty);
             }
-            if let Some(pieces) = st.cache.read(offset, max_bytes, min_one) {
+            if let Some(pieces) = st.cache.read(offset, bound, max_bytes, min_one) {
                 return Ok(Fetched { pieces, ..empty });
             }
             // The segment holding `offset`, where its index says to start, and
@@ -39,16 +64,23 @@ impl PartitionLog {
                 .enumerate()
                 .map(|(k, s)| (s.file.clone(), if k == 0 { s.index.floor_position(offset) } else { 0 }, s.size))
                 .collect();
-            (segs, hw, start)
+            // Batches at or past the bound are in the segments only when
+            // the bound trails the durable end (a replicated log).
+            let bound = (bound < st.durable_end).then_some(bound);
+            (segs, bound, empty)
         };
         let io_err = |e: io::Error| ReadError::Io(e.into());
         for (file, pos, end) in segs {
             if let Some((at, first)) = walk::find(&file, pos, end, |p| p.last_offset >= offset).await.map_err(io_err)? {
                 let records = walk::read_from(&file, at, &first, end, max_bytes, min_one).await.map_err(io_err)?;
-                return Ok(Fetched { pieces: vec![records], high_watermark: hw, log_start_offset: start });
+                let records = match bound {
+                    Some(b) => records.slice(..walk::len_below(&records, b)),
+                    None => records,
+                };
+                return Ok(Fetched { pieces: vec![records], ..empty });
             }
         }
-        Ok(Fetched { pieces: Vec::new(), high_watermark: hw, log_start_offset: start })
+        Ok(empty)
     }
 
     /// The first offset whose record timestamp is at least `ts`, with that
@@ -95,4 +127,13 @@ impl PartitionLog {
         }
         self.offset_for_timestamp(max, max_decompressed).await
     }
+}
+
+/// Who reads, which sets how far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// Up to the high watermark.
+    Consumer,
+    /// Up to the durable end.
+    Replica,
 }

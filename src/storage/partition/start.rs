@@ -104,7 +104,7 @@ impl PartitionLog {
             let first_left =
                 st.segments.iter().rev().find(|s| s.base_offset <= new_start).map_or(new_start, |s| s.base_offset);
             (first_left > self.snapshot_end.get())
-                .then(|| (st.durable_producers.snapshot(&self.dir, st.high_watermark), st.high_watermark))
+                .then(|| (st.durable_producers.snapshot(&self.dir, st.durable_end), st.durable_end))
         };
         let snapshot_at = snapshot.as_ref().map(|(_, end)| *end);
         // The start is durable with the directory fsync that ends this move,
@@ -114,6 +114,7 @@ impl PartitionLog {
         let dir = self.dir.clone();
         let (persisted, unwritten) = glommio::executor()
             .spawn_blocking(move || {
+                fail::fail_point!("retention::start", |_| (Err(crate::storage::injected("retention::start")), None));
                 if let Some((file, _)) = snapshot
                     && let Err(e) = atomic_file::replace(&dir, std::slice::from_ref(&file))
                 {
@@ -157,6 +158,8 @@ impl PartitionLog {
             return None;
         }
         st.log_start_offset = new_start;
+        // In memory only: see `epochs.rs` for why the file may lag.
+        st.epochs.truncate_from_start(new_start);
         self.start_unsynced.set(true);
         let mut n = 0;
         while n + 1 < st.segments.len() && st.segments[n + 1].base_offset <= new_start {
@@ -206,6 +209,8 @@ impl PartitionLog {
                         } else {
                             segment::remove(&dir, base)?;
                         }
+                        // After the first deletion: a crash part-way.
+                        fail::fail_point!("retention::delete", |_| Err(crate::storage::injected("retention::delete")));
                     }
                     Ok(())
                 };

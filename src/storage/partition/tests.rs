@@ -2,7 +2,7 @@
 //! `cargo test`: the log's invariants are checked after every change (see
 //! `invariants.rs`), and a model test drives random appends, DeleteRecords,
 //! size retention and reopens (clean and after a close without shutdown)
-//! against a plain model of the log, comparing every batch after each
+//! and truncations against a plain model of the log, comparing every batch after each
 //! step. The seed is fixed in CI; `SLUICE_MODEL_SEED=N` runs another and
 //! `SLUICE_MODEL_STEPS=N` a longer walk.
 
@@ -15,10 +15,10 @@ use crate::protocol::batch::{self, tests::make_batch};
 use crate::storage::cache_budget::CacheBudget;
 
 /// A small xorshift generator: the test needs repeatable choices, not quality.
-struct Rng(u64);
+pub(super) struct Rng(u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -26,7 +26,7 @@ impl Rng {
     }
 }
 
-fn limits() -> Limits {
+pub(super) fn limits() -> Limits {
     Limits {
         segment_bytes: 8 << 10,
         index_interval: 1024,
@@ -39,7 +39,7 @@ fn limits() -> Limits {
     }
 }
 
-async fn open(dir: &Path, clean: bool) -> Rc<PartitionLog> {
+pub(super) async fn open(dir: &Path, clean: bool) -> Rc<PartitionLog> {
     let id = uuid::Uuid::from_u128(7);
     let (notify, due) = (Rc::new(Notify::default()), Rc::new(Notify::default()));
     let budget = Rc::new(CacheBudget::new(1 << 20));
@@ -47,7 +47,7 @@ async fn open(dir: &Path, clean: bool) -> Rc<PartitionLog> {
 }
 
 /// Every batch from the log start on, as (base offset, record count).
-async fn batches(log: &PartitionLog) -> Vec<(i64, i64)> {
+pub(super) async fn batches(log: &PartitionLog) -> Vec<(i64, i64)> {
     let (start, end) = (log.log_start_offset(), log.high_watermark());
     let mut out = Vec::new();
     let mut at = start;
@@ -66,22 +66,28 @@ async fn batches(log: &PartitionLog) -> Vec<(i64, i64)> {
 
 /// The model: every appended batch, and the log start.
 #[derive(Default)]
-struct Model {
-    batches: Vec<(i64, i64)>,
-    start: i64,
+pub(super) struct Model {
+    pub(super) batches: Vec<(i64, i64)>,
+    pub(super) start: i64,
 }
 
 impl Model {
-    fn end(&self) -> i64 {
+    pub(super) fn end(&self) -> i64 {
         self.batches.last().map_or(0, |(b, n)| b + n)
     }
+    /// A truncation to `offset`: batches reaching it go whole.
+    fn truncate(&mut self, offset: i64) {
+        self.batches.retain(|(b, n)| b + n <= offset);
+        self.start = self.start.min(self.end());
+    }
+
     /// The batches a read from the start returns: those ending after it.
-    fn visible(&self) -> Vec<(i64, i64)> {
+    pub(super) fn visible(&self) -> Vec<(i64, i64)> {
         self.batches.iter().copied().filter(|(b, n)| b + n > self.start).collect()
     }
 }
 
-async fn append(log: &Rc<PartitionLog>, model: &mut Model, rng: &mut Rng) {
+pub(super) async fn append(log: &Rc<PartitionLog>, model: &mut Model, rng: &mut Rng) {
     let count = 1 + rng.below(3) as usize;
     let mut records = Vec::new();
     let mut sizes = Vec::new();
@@ -104,8 +110,8 @@ async fn append(log: &Rc<PartitionLog>, model: &mut Model, rng: &mut Rng) {
     assert_eq!(at, end);
 }
 
-async fn step(log: Rc<PartitionLog>, dir: &Path, model: &mut Model, rng: &mut Rng) -> Rc<PartitionLog> {
-    match rng.below(10) {
+pub(super) async fn step(log: Rc<PartitionLog>, dir: &Path, model: &mut Model, rng: &mut Rng) -> Rc<PartitionLog> {
+    match rng.below(11) {
         0..=5 => append(&log, model, rng).await,
         6 => {
             let target = model.start + rng.below((model.end() - model.start + 1) as u64) as i64;
@@ -122,6 +128,15 @@ async fn step(log: Rc<PartitionLog>, dir: &Path, model: &mut Model, rng: &mut Rn
             assert!(start == model.end() || model.batches.iter().any(|(b, _)| *b == start) || start == model.start);
             model.start = start;
         }
+        10 => {
+            // A follower cuts a divergent tail: up to a few batches, now and
+            // then more than a segment.
+            let back = rng.below(1 + (model.end() - model.start).min(1_000) as u64) as i64;
+            let target = model.end() - back;
+            let end = log.truncate_to(target).await.expect("a truncation inside the log");
+            model.truncate(target);
+            assert_eq!(end, model.end(), "the log ends where the model's kept batches end");
+        }
         8 => {
             log.shutdown().await.expect("clean shutdown");
             drop(log);
@@ -137,7 +152,7 @@ async fn step(log: Rc<PartitionLog>, dir: &Path, model: &mut Model, rng: &mut Rn
     log
 }
 
-fn temp_dir(name: &str) -> PathBuf {
+pub(super) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::current_dir().unwrap().join(format!("target/{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -147,7 +162,11 @@ fn temp_dir(name: &str) -> PathBuf {
 /// Runs `test` on a fresh executor that first reads a non-empty file in
 /// `dir`, as every shard does (`iopoll_probe`): glommio picks its read path
 /// from the first file a thread opens.
-fn run(dir: &Path, test: impl std::future::Future<Output = ()> + 'static) {
+pub(super) fn run(dir: &Path, test: impl std::future::Future<Output = ()> + 'static) {
+    // One log test at a time: fail points are armed process-wide, and an
+    // armed one must not fire in another test's log.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     crate::storage::iopoll_probe::prepare(dir).expect("the probe file");
     let dir = dir.to_path_buf();
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -174,11 +193,12 @@ fn random_operations_match_the_model() {
         let mut rng = Rng(seed | 1);
         let mut model = Model::default();
         let mut log = open(&d, false).await;
-        let (mut starts_moved, mut most_segments) = (0, 0);
+        let (mut starts_moved, mut most_segments, mut cuts) = (0, 0, 0);
         for i in 0..steps {
-            let before = model.start;
+            let before = (model.start, model.end());
             log = step(log, &d, &mut model, &mut rng).await;
-            starts_moved += usize::from(model.start != before);
+            starts_moved += usize::from(model.start > before.0);
+            cuts += usize::from(model.end() < before.1);
             most_segments = most_segments.max(log.state.borrow().segments.len());
             assert_eq!(log.high_watermark(), model.end(), "seed {seed:#x}, step {i}: log end");
             assert_eq!(log.log_start_offset(), model.start, "seed {seed:#x}, step {i}: log start");
@@ -186,7 +206,8 @@ fn random_operations_match_the_model() {
         }
         // The walk did more than append: the start moved, segments rolled.
         assert!(starts_moved > 5 && model.start > 0, "seed {seed:#x}: the start moved {starts_moved} times");
-        assert!(most_segments > 2, "seed {seed:#x}: segments rolled to at most {most_segments}");
+        assert!(most_segments >= 2, "seed {seed:#x}: segments rolled to at most {most_segments}");
+        assert!(cuts > 3, "seed {seed:#x}: the log was cut back {cuts} times");
         log.shutdown().await.unwrap();
     });
     std::fs::remove_dir_all(&dir).unwrap();
@@ -206,7 +227,7 @@ fn a_broken_invariant_fails_with_its_name() {
 }
 
 /// Every batch's bytes from `from` on.
-async fn raw_batches(log: &PartitionLog, from: i64) -> Vec<Vec<u8>> {
+pub(super) async fn raw_batches(log: &PartitionLog, from: i64) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut at = from.max(log.log_start_offset());
     while at < log.high_watermark() {

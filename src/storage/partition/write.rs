@@ -18,6 +18,7 @@ use crate::storage::cache::BatchCache;
 use crate::storage::chunk::{Chunk, PAGE};
 use crate::storage::index::{BatchEntry, SegmentIndex};
 use crate::storage::index_file;
+use crate::storage::injected;
 use crate::storage::producer_state::{Check, ProducerBatch, ProducerEntry, SequenceError};
 use crate::storage::recycle;
 use crate::storage::segment::{self, Segment};
@@ -30,15 +31,16 @@ impl PartitionLog {
     /// (exclusive); durability follows through [`PartitionLog::durable`].
     pub fn append(self: &Rc<Self>, records: &[u8], headers: &[BatchHeader]) -> Result<Appended, StorageError> {
         let mut st = self.state.borrow_mut();
-        if st.closed {
-            return Err(StorageError::Closed);
-        }
+        st.accepting_appends()?;
         let base = st.next_offset;
+        // An epoch's entry at the log end stays even if the batches are
+        // refused below: the next ones start there (as after `become_leader`).
+        let epoch = st.stamp_epoch(base)?;
         let producers = match self.check_producers(&mut st, headers, base)? {
             ProducerCheck::Duplicate { base, end } => return Ok(Appended::Duplicate { base, end }),
             ProducerCheck::Fresh(producers) => producers,
         };
-        self.enqueue(&mut st, records, headers, producers, Stamp::Leader);
+        self.enqueue(&mut st, records, headers, producers, Stamp::Leader(epoch));
         let end = st.next_offset;
         self.start_flusher(st);
         Ok(Appended::New { base, end })
@@ -56,9 +58,7 @@ impl PartitionLog {
     pub fn append_as_follower(self: &Rc<Self>, records: &[u8]) -> Result<(i64, i64), StorageError> {
         let headers = batch::validate_all(records).map_err(|e| StorageError::Invalid(e.to_string()))?;
         let mut st = self.state.borrow_mut();
-        if st.closed {
-            return Err(StorageError::Closed);
-        }
+        st.accepting_appends()?;
         let Some(first) = headers.first() else { return Err(StorageError::Invalid("no batch".into())) };
         let mut next = st.next_offset;
         for h in &headers {
@@ -70,6 +70,7 @@ impl PartitionLog {
             }
             next = h.last_offset() + 1;
         }
+        st.follow_epochs(&headers)?;
         let base = first.base_offset;
         let mut producers = Vec::new();
         for h in headers.iter().filter(|h| h.is_idempotent()) {
@@ -146,7 +147,7 @@ impl PartitionLog {
         let now = now_ms();
         for h in headers {
             let offset = match stamp {
-                Stamp::Leader => st.next_offset,
+                Stamp::Leader(_) => st.next_offset,
                 Stamp::Keep => h.base_offset,
             };
             let bytes = &records[at..at + h.total_len];
@@ -160,8 +161,8 @@ impl PartitionLog {
             }
             let chunk = st.pending.back_mut().expect("just ensured");
             let stored = chunk.push(bytes);
-            if stamp == Stamp::Leader {
-                batch::assign_offset(stored, offset, 0);
+            if let Stamp::Leader(epoch) = stamp {
+                batch::assign_offset(stored, offset, epoch);
             }
             if producers.peek().is_some_and(|(_, _, b)| b.first_offset == offset) {
                 let (pid, epoch, b) = producers.next().expect("peeked");
@@ -216,7 +217,7 @@ impl PartitionLog {
     pub fn durable(&self, end: i64) -> impl std::future::Future<Output = Result<(), StorageError>> + use<> {
         let rx = {
             let mut st = self.state.borrow_mut();
-            if st.high_watermark >= end {
+            if st.durable_end >= end {
                 None
             } else {
                 let (tx, rx) = local_channel::new_bounded(1);
@@ -264,7 +265,11 @@ impl PartitionLog {
                     continue;
                 }
             }
-            let written = self.write_group(&mut group, cursor.take()).await;
+            // The file learns of a new epoch before its batches reach disk.
+            let written = match self.persist_epochs().await {
+                Ok(()) => self.write_group(&mut group, cursor.take()).await,
+                Err(e) => Err(e),
+            };
             if !self.settle(syncing.take()).await {
                 // That failure failed every waiter, this group's included,
                 // and its bytes were cut off with the rest.
@@ -308,7 +313,11 @@ impl PartitionLog {
     /// fdatasyncs a written group and publishes it; on failure fails every
     /// waiter. Returns whether the group became durable.
     async fn sync_and_publish(self: Rc<Self>, file: Rc<DmaFile>, group: Vec<Chunk>) -> bool {
-        match file.fdatasync().await {
+        let synced = match fail_armed!("append::fsync") {
+            true => Err(injected("append::fsync")),
+            false => file.fdatasync().await.map_err(io::Error::from),
+        };
+        match synced {
             Ok(()) => {
                 self.synced();
                 for chunk in group {
@@ -317,7 +326,7 @@ impl PartitionLog {
                 true
             }
             Err(e) => {
-                self.fail(&io::Error::from(e));
+                self.fail(&e);
                 false
             }
         }
@@ -344,6 +353,10 @@ impl PartitionLog {
     /// later write ending on a page boundary would leave them readable by
     /// recovery, and never-acknowledged batches could reappear after a crash.
     async fn discard_failed_write(&self) {
+        if fail_armed!("append::discard") {
+            // Standing for a crash right after the failure: nothing cleans up.
+            return;
+        }
         let (file, size) = {
             let st = self.state.borrow();
             let active = st.segments.last().expect("a segment");
@@ -412,6 +425,9 @@ impl PartitionLog {
             // re-created topic of the same name.
             return Err(io::Error::other("partition closed"));
         }
+        if fail_armed!("append::roll") {
+            return Err(injected("append::roll"));
+        }
         let (file, file_len) = self.new_segment_file(segment_base).await?;
         let mut st = self.state.borrow_mut();
         st.file_len = file_len;
@@ -442,6 +458,7 @@ impl PartitionLog {
     /// partitions' retention), during which the partition wrote nothing.
     fn seal_in_background(self: &Rc<Self>, file: &Rc<DmaFile>, base: i64, index: SegmentIndex, end: i64) {
         let producers = self.state.borrow().durable_producers.clone();
+        let history = self.truncations.get();
         // Weak: a strong reference would keep retention from recycling the
         // file while this task waits (see `advance_start`).
         let file = Rc::downgrade(file);
@@ -459,7 +476,8 @@ impl PartitionLog {
                 }
                 let unchanged =
                     |s: &Segment| s.base_offset == base && file.upgrade().is_some_and(|f| Rc::ptr_eq(&f, &s.file));
-                (st.segments.iter().any(unchanged), end > this.snapshot_end.get())
+                let same_history = this.truncations.get() == history;
+                (st.segments.iter().any(unchanged), same_history && end > this.snapshot_end.get())
             };
             if !current && !snapshot {
                 return;
@@ -599,13 +617,16 @@ impl PartitionLog {
         }
         let (start_pos, end_offset, entries) = (chunk.start_pos, chunk.end_offset, std::mem::take(&mut chunk.entries));
         let cached = cache_chunk(&mut st.cache, self.cache_budget.limit(), chunk.into_bytes(), start_pos, &entries);
-        st.high_watermark = end_offset;
+        st.durable_end = end_offset;
+        if !st.replicated {
+            st.high_watermark = end_offset;
+        }
         let retention_due = self.oldest_outgrown(&st) && st.retention_signalled_for != st.segments[0].base_offset;
         if retention_due {
             st.retention_signalled_for = st.segments[0].base_offset;
         }
-        let hw = st.high_watermark;
-        while st.waiters.front().is_some_and(|(end, _)| *end <= hw) {
+        let durable = st.durable_end;
+        while st.waiters.front().is_some_and(|(end, _)| *end <= durable) {
             let (_, w) = st.waiters.pop_front().expect("checked");
             let _ = w.try_send(Ok(()));
         }
@@ -637,8 +658,11 @@ impl PartitionLog {
         error!(dir = %self.dir.display(), "partition write failed, failing pending produce requests: {e}");
         let mut st = self.state.borrow_mut();
         st.pending.clear();
-        st.next_offset = st.high_watermark;
+        st.next_offset = st.durable_end;
         st.producers = st.durable_producers.clone();
+        let durable = st.durable_end;
+        st.epochs.truncate_from_end(durable);
+        st.epochs_dirty = true;
         let active = st.segments.last().expect("a segment");
         let (base, size) = (active.base_offset, active.size);
         st.write_segment = base;
@@ -648,6 +672,20 @@ impl PartitionLog {
             let _ = w.try_send(Err(err.clone()));
         }
         st.check_invariants();
+    }
+}
+
+impl State {
+    /// Whether appends may go in now: not once closed, nor while a
+    /// truncation cuts the log.
+    fn accepting_appends(&self) -> Result<(), StorageError> {
+        if self.closed {
+            return Err(StorageError::Closed);
+        }
+        if self.truncating {
+            return Err(StorageError::Truncating);
+        }
+        Ok(())
     }
 }
 
@@ -679,6 +717,9 @@ async fn write_chunks(file: &Rc<DmaFile>, group: &[Chunk]) -> io::Result<()> {
             let file = file.clone();
             glommio::spawn_local(async move {
                 let total = buf.len();
+                if fail_armed!("append::write") {
+                    return torn_write(&file, buf.as_bytes(), at).await;
+                }
                 match file.write_rc_at(buf, at).await {
                     Ok(written) if written == total => Ok(()),
                     Ok(written) => Err(io::Error::other(format!("short write: {written} of {total} bytes"))),
@@ -694,6 +735,18 @@ async fn write_chunks(file: &Rc<DmaFile>, group: &[Chunk]) -> io::Result<()> {
         }
     }
     result
+}
+
+/// A write cut short (an injected fault): the first half of `buf`'s pages
+/// reach the file, then it fails.
+async fn torn_write(file: &DmaFile, buf: &[u8], at: u64) -> io::Result<()> {
+    let half = buf.len() / 2 / PAGE as usize * PAGE as usize;
+    if half > 0 {
+        let mut part = file.alloc_dma_buffer(half);
+        part.as_bytes_mut().copy_from_slice(&buf[..half]);
+        file.write_at(part, at).await.map_err(io::Error::from)?;
+    }
+    Err(injected("append::write"))
 }
 
 /// Puts a written chunk's batches into the cache. Cache entries are slices
@@ -762,7 +815,8 @@ enum ProducerCheck {
 /// ones they carry (a follower).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stamp {
-    Leader,
+    /// Offsets from the log end, and this leader epoch.
+    Leader(i32),
     #[cfg_attr(not(test), allow(dead_code))]
     Keep,
 }

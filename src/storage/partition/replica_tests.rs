@@ -1,0 +1,177 @@
+//! In-process tests of what replication needs from the log: a high
+//! watermark held apart from the durable end, leader epochs (stamped,
+//! followed, persisted, rebuilt) and truncation with idempotent producers.
+
+use std::rc::Rc;
+
+use super::tests::{open, raw_batches, run, temp_dir};
+use super::{Appended, PartitionLog, ReadError, StorageError};
+use crate::protocol::batch::{self, tests::make_batch};
+use crate::storage::epoch_cache::{self, EpochEntry};
+
+/// Appends `n` one-record-per-offset batches of `records` records; returns
+/// each batch's base offset.
+async fn append_batches(log: &Rc<PartitionLog>, n: usize, records: i32) -> Vec<i64> {
+    let mut bases = Vec::new();
+    for _ in 0..n {
+        let b = make_batch(records, 1_000);
+        let headers = batch::validate_all(&b).unwrap();
+        let Appended::New { base, end } = log.append(&b, &headers).unwrap() else { panic!("not a duplicate") };
+        log.durable(end).await.unwrap();
+        bases.push(base);
+    }
+    bases
+}
+
+/// Base offsets of what `read` returns from `offset`.
+fn bases_of(bytes: &[u8]) -> Vec<i64> {
+    batch::validate_all(bytes).unwrap().iter().map(|h| h.base_offset).collect()
+}
+
+fn entries(pairs: &[(i32, i64)]) -> Vec<EpochEntry> {
+    pairs.iter().map(|&(epoch, start_offset)| EpochEntry { epoch, start_offset }).collect()
+}
+
+#[test]
+fn consumers_stop_at_a_held_high_watermark_replicas_at_the_durable_end() {
+    let dir = temp_dir("partition-hw");
+    let d = dir.join("log");
+    run(&dir, async move {
+        let log = open(&d, false).await;
+        let bases = append_batches(&log, 4, 5).await;
+        assert_eq!((log.high_watermark(), log.durable_end(), log.log_end()), (20, 20, 20), "one replica: all equal");
+        log.hold_high_watermark(7);
+        assert_eq!(log.high_watermark(), 7);
+        // From the cache, then (evicted) from the segment: the batch holding
+        // offset 5 is below the high watermark, the next is not.
+        for evicted in [false, true] {
+            if evicted {
+                bases.iter().for_each(|b| log.evict_cached(*b));
+            }
+            let read = log.read(0, 1 << 20, true).await.unwrap();
+            assert_eq!(read.high_watermark, 7);
+            assert_eq!(bases_of(&read.into_bytes()), [0, 5], "evicted: {evicted}");
+            let replica = log.read_as_replica(0, 1 << 20, true).await.unwrap().into_bytes();
+            assert_eq!(bases_of(&replica), bases, "evicted: {evicted}");
+        }
+        // Past the high watermark but inside the log: nothing, not an error.
+        assert!(log.read(12, 1 << 20, true).await.unwrap().pieces.is_empty());
+        assert!(matches!(log.read(21, 1 << 20, true).await, Err(ReadError::OutOfRange { .. })));
+        assert_eq!(log.advance_high_watermark(15), 15);
+        assert_eq!(log.advance_high_watermark(9), 15, "never back");
+        assert_eq!(log.advance_high_watermark(99), 20, "never past the durable end");
+        // DeleteRecords may go up to the high watermark only.
+        log.hold_high_watermark(10);
+        assert!(log.delete_records(12).await.is_err());
+        assert_eq!(log.delete_records(10).await.unwrap(), 10);
+        log.shutdown().await.unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn leader_epochs_are_stamped_persisted_and_rebuilt() {
+    let dir = temp_dir("partition-epochs");
+    let (d, f) = (dir.join("leader"), dir.join("follower"));
+    run(&dir, async move {
+        let log = open(&d, false).await;
+        append_batches(&log, 2, 5).await;
+        assert_eq!(log.epoch_entries(), entries(&[(0, 0)]), "a new log leads at epoch 0");
+        log.become_leader(3).await.unwrap();
+        append_batches(&log, 2, 5).await;
+        assert_eq!(log.epoch_entries(), entries(&[(0, 0), (3, 10)]));
+        let stamped: Vec<i32> =
+            raw_batches(&log, 0).await.iter().map(|b| batch::peek(b).unwrap().leader_epoch).collect();
+        assert_eq!(stamped, [0, 0, 3, 3]);
+        assert_eq!(log.end_offset_for_epoch(0), (0, 10));
+        assert_eq!(log.end_offset_for_epoch(2), (0, 10), "an epoch never seen: the one below it");
+        assert_eq!(log.end_offset_for_epoch(3), (3, 20));
+        assert_eq!(log.end_offset_for_epoch(4), (-1, -1));
+        assert!(matches!(log.become_leader(2).await, Err(StorageError::StaleEpoch { epoch: 2, latest: 3 })));
+
+        // The checkpoint is Kafka's file, and an open reads it back ...
+        let text = std::fs::read_to_string(d.join(epoch_cache::FILE_NAME)).unwrap();
+        assert_eq!(text, "0\n2\n0 0\n3 10\n");
+        log.close().await;
+        drop(log);
+        let log = open(&d, false).await;
+        assert_eq!(log.epoch_entries(), entries(&[(0, 0), (3, 10)]));
+        // ... or, without one (a log from before it existed), rebuilds it
+        // from the batches' headers.
+        log.shutdown().await.unwrap();
+        drop(log);
+        std::fs::remove_file(d.join(epoch_cache::FILE_NAME)).unwrap();
+        let log = open(&d, true).await;
+        assert_eq!(log.epoch_entries(), entries(&[(0, 0), (3, 10)]));
+
+        // A follower copying the log learns the same epochs; one going back
+        // is refused.
+        let follower = open(&f, false).await;
+        let copied: Vec<u8> = raw_batches(&log, 0).await.concat();
+        let (_, end) = follower.append_as_follower(&copied).unwrap();
+        follower.durable(end).await.unwrap();
+        assert_eq!(follower.epoch_entries(), log.epoch_entries());
+        let mut older = make_batch(2, 5);
+        batch::assign_offset(&mut older, end, 1);
+        batch::reseal(&mut older);
+        assert!(matches!(follower.append_as_follower(&older), Err(StorageError::Invalid(_))));
+
+        // A truncation drops the epochs that began at or after the cut,
+        // on disk too.
+        assert_eq!(follower.truncate_to(12).await.unwrap(), 10, "the straddled batch goes whole");
+        assert_eq!(follower.epoch_entries(), entries(&[(0, 0)]));
+        let text = std::fs::read_to_string(f.join(epoch_cache::FILE_NAME)).unwrap();
+        assert_eq!(text, "0\n1\n0 0\n");
+        follower.shutdown().await.unwrap();
+        log.shutdown().await.unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An idempotent producer's batch: `records` records from sequence `seq`.
+fn idempotent(records: i32, seq: i32) -> Vec<u8> {
+    let mut b = make_batch(records, 1_000);
+    b[43..51].copy_from_slice(&7i64.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    batch::reseal(&mut b);
+    b
+}
+
+async fn produce(log: &Rc<PartitionLog>, b: &[u8]) -> Appended {
+    let headers = batch::validate_all(b).unwrap();
+    let appended = log.append(b, &headers).unwrap();
+    if let Appended::New { end, .. } = appended {
+        log.durable(end).await.unwrap();
+    }
+    appended
+}
+
+#[test]
+fn a_truncation_forgets_the_producers_batches_it_cuts() {
+    let dir = temp_dir("partition-truncate-producers");
+    let d = dir.join("log");
+    run(&dir, async move {
+        let log = open(&d, false).await;
+        let (a, b, c) = (idempotent(5, 0), idempotent(5, 5), idempotent(5, 10));
+        for x in [&a, &b, &c] {
+            produce(&log, x).await;
+        }
+        assert_eq!(produce(&log, &b).await, Appended::Duplicate { base: 5, end: 10 });
+        assert_eq!(log.truncate_to(5).await.unwrap(), 5);
+        assert_eq!((log.high_watermark(), log.log_end()), (5, 5));
+        // The first batch is still known; the cut ones come again as new.
+        assert_eq!(produce(&log, &a).await, Appended::Duplicate { base: 0, end: 5 });
+        assert_eq!(produce(&log, &b).await, Appended::New { base: 5, end: 10 });
+        // And so after a crash: the snapshot written at the cut fits.
+        log.close().await;
+        drop(log);
+        let log = open(&d, false).await;
+        assert_eq!(produce(&log, &b).await, Appended::Duplicate { base: 5, end: 10 });
+        assert_eq!(produce(&log, &c).await, Appended::New { base: 10, end: 15 });
+        assert_eq!(log.truncate_to(log.log_end()).await.unwrap(), 15, "at the log end: nothing to do");
+        assert!(matches!(log.truncate_to(-1).await, Err(StorageError::Invalid(_))));
+        log.shutdown().await.unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

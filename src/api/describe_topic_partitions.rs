@@ -43,7 +43,7 @@ pub fn handle(ctx: &ShardCtx, req: DescribeTopicPartitionsRequest) -> DescribeTo
         let refused = asked.iter().map(|n| error_topic(n, ErrorCode::InvalidRequest)).collect();
         return DescribeTopicPartitionsResponse::default().with_topics(refused);
     }
-    let cap = ctx.setup.settings.load().broker_int("max.request.partition.size.limit").max(1);
+    let cap = ctx.setup.settings.load().typed().max_request_partition_size_limit.max(1);
     let limit = i64::from(req.response_partition_limit).clamp(1, cap) as usize;
     page(&meta, &names, req.cursor.as_ref(), limit, all)
 }

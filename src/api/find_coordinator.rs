@@ -23,13 +23,13 @@ async fn ensure_offsets_topic(ctx: &ShardCtx) {
     let s = ctx.setup.settings.load();
     let configs = [
         ("cleanup.policy".to_string(), "compact".to_string()),
-        ("segment.bytes".to_string(), s.broker_int("offsets.topic.segment.bytes").to_string()),
+        ("segment.bytes".to_string(), s.typed().offsets_topic_segment_bytes.to_string()),
     ]
     .into_iter()
     .collect();
     let topic = NewTopic {
         name: OFFSETS_TOPIC.to_string(),
-        partitions: s.broker_int("offsets.topic.num.partitions").clamp(1, 10_000) as i32,
+        partitions: s.typed().offsets_topic_num_partitions.clamp(1, 10_000) as i32,
         replication_factor: -1,
         assignment: None,
         configs,

@@ -9,6 +9,7 @@
 //! The connection runs both before it reads its next frame, so a
 //! connection's produce requests append in the order they arrived.
 
+use crate::config::typed::TimestampType;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -153,7 +154,7 @@ async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, reco
         // Each partition has one replica, so its ISR is one: an acks=all
         // write to a topic that asks for more in sync fails before it is
         // appended, as Kafka answers it.
-        let min_isr = settings.topic_value(&topic.configs, "min.insync.replicas");
+        let min_isr = settings.topic(&topic.overrides).min_insync_replicas;
         if min_isr > 1 {
             let why = format!(
                 "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{index}"
@@ -183,12 +184,13 @@ async fn check_records(
     records: Bytes,
 ) -> Result<(Stored, Vec<BatchHeader>, i64), Refusal> {
     let mut headers = batch::validate_all(&records).map_err(|e| (ErrorCode::CorruptMessage, Some(e.to_string())))?;
-    let max = settings.topic_value(&topic.configs, "max.message.bytes").max(0) as usize;
+    let t = settings.topic(&topic.overrides);
+    let max = t.max_message_bytes.max(0) as usize;
     if let Some(h) = headers.iter().find(|h| h.total_len > max) {
         let message = format!("batch of {} bytes exceeds max.message.bytes {max}", h.total_len);
         return Err((ErrorCode::MessageTooLarge, Some(message)));
     }
-    let compacted = settings.topic_text(&topic.configs, "cleanup.policy").contains("compact");
+    let compacted = t.cleanup.compact;
     let max_decompressed = settings.max_decompressed_bytes();
     let mut at = 0;
     for h in &headers {
@@ -211,7 +213,7 @@ async fn check_records(
         }
     }
     // Topic policies that change the stored bytes (off by default).
-    let recompress_to = rewrite::target_codec(settings.topic_text(&topic.configs, "compression.type"))
+    let recompress_to = rewrite::target_codec(t.compression.name())
         .filter(|&codec| headers.iter().any(|h| rewrite::codec_of(h.attributes) != codec));
     let mut stored = match recompress_to {
         None => Stored::AsSent(records),
@@ -222,7 +224,7 @@ async fn check_records(
         }
     };
     let mut log_append_time = -1;
-    if settings.topic_text(&topic.configs, "message.timestamp.type") == "LogAppendTime" {
+    if t.timestamp_type == TimestampType::LogAppendTime {
         log_append_time = now_ms();
         let mut buf = match stored {
             Stored::AsSent(b) => BytesMut::from(&b[..]),

@@ -132,19 +132,16 @@ impl ShardCtx {
     /// overrides, else the broker's defaults.
     fn limits(&self, topic: &TopicMeta) -> Limits {
         let s = self.setup.settings.load();
+        let t = s.topic(&topic.overrides);
         Limits {
-            segment_bytes: s.topic_value(&topic.configs, "segment.bytes").max(4096) as u64,
-            index_interval: s.topic_value(&topic.configs, "index.interval.bytes").max(1) as u64,
-            segment_ms: s.topic_value(&topic.configs, "segment.ms").max(1),
-            preallocate: s.topic_text(&topic.configs, "preallocate") == "true",
-            flush_messages: s.topic_value(&topic.configs, "flush.messages").max(1),
-            flush_ms: s.topic_value(&topic.configs, "flush.ms").max(0),
-            recycle: s.broker_bool("log.segment.recycle"),
-            retention_bytes: if s.topic_text(&topic.configs, "cleanup.policy").contains("delete") {
-                s.topic_value(&topic.configs, "retention.bytes")
-            } else {
-                -1
-            },
+            segment_bytes: t.segment_bytes.max(4096) as u64,
+            index_interval: t.index_interval_bytes.max(1) as u64,
+            segment_ms: t.segment_ms.max(1),
+            preallocate: t.preallocate,
+            flush_messages: t.flush_messages.max(1),
+            flush_ms: t.flush_ms.max(0),
+            recycle: s.typed().segment_recycle,
+            retention_bytes: if t.cleanup.delete { t.retention_bytes } else { -1 },
         }
     }
 

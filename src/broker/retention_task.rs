@@ -48,15 +48,14 @@ pub async fn run(ctx: Rc<ShardCtx>) {
 /// One pass over the shard's partitions: retention always; compaction and
 /// producer expiry only on the `full` (timed) pass.
 async fn pass(ctx: &ShardCtx, full: bool) {
-    let producer_expiry = ctx.setup.settings.load().broker_int("producer.id.expiration.ms");
     let meta = ctx.setup.snapshot.load_full();
     let settings = ctx.setup.settings.load_full();
+    let producer_expiry = settings.typed().producer_id_expiration_ms;
     for topic in meta.topics.values() {
-        let policy = settings.topic_text(&topic.configs, "cleanup.policy");
-        let (delete, compact) = (policy.contains("delete"), policy.contains("compact"));
-        let retention_ms = settings.topic_value(&topic.configs, "retention.ms");
-        let retention_bytes = settings.topic_value(&topic.configs, "retention.bytes");
-        let tombstones_until = now_ms().saturating_sub(settings.topic_value(&topic.configs, "delete.retention.ms"));
+        let t = settings.topic(&topic.overrides);
+        let (delete, compact) = (t.cleanup.delete, t.cleanup.compact);
+        let (retention_ms, retention_bytes) = (t.retention_ms, t.retention_bytes);
+        let tombstones_until = now_ms().saturating_sub(t.delete_retention_ms);
         for p in 0..topic.leaders.len() as i32 {
             let Some(log) = ctx.partition(topic, p) else {
                 continue;

@@ -11,6 +11,7 @@
 
 pub mod edit;
 pub mod keys;
+pub mod typed;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -147,15 +148,45 @@ impl ConfigEntry {
     }
 }
 
-/// Broker-level settings: static overrides plus this node's dynamic layers.
-#[derive(Debug, Clone, Default)]
+/// Broker-level settings: static overrides plus this node's dynamic layers,
+/// and what they resolve to, parsed ([`typed::Broker`]), kept in step with
+/// every change of a layer.
+#[derive(Debug, Clone)]
 pub struct BrokerSettings {
     overrides: BTreeMap<String, String>,
     cluster: BTreeMap<String, String>,
     node: BTreeMap<String, String>,
+    typed: Arc<typed::Broker>,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        let layers = BTreeMap::new();
+        Self::from_layers(layers.clone(), layers.clone(), layers)
+    }
 }
 
 impl BrokerSettings {
+    fn from_layers(
+        overrides: BTreeMap<String, String>,
+        cluster: BTreeMap<String, String>,
+        node: BTreeMap<String, String>,
+    ) -> Self {
+        let mut s = Self { overrides, cluster, node, typed: Arc::new(typed::Broker::resolve(|_| "")) };
+        s.typed = Arc::new(typed::Broker::resolve(|k| s.get(k)));
+        s
+    }
+
+    /// The settings the broker reads at run time, parsed.
+    pub fn typed(&self) -> &typed::Broker {
+        &self.typed
+    }
+
+    /// What a topic with these overrides works under.
+    pub fn topic(&self, overrides: &typed::TopicOverrides) -> typed::TopicSettings {
+        self.typed.topic_defaults.with(overrides)
+    }
+
     /// Applies one static `key=value` setting; unknown keys are refused so
     /// that a typo does not silently leave a default in place.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
@@ -163,6 +194,7 @@ impl BrokerSettings {
         let k = BROKER_KEYS.iter().find(|k| k.name == key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
         check_value(key, value, k.kind)?;
         self.overrides.insert(key.to_string(), value.trim().to_string());
+        self.typed = Arc::new(typed::Broker::resolve(|k| self.get(k)));
         Ok(())
     }
 
@@ -188,7 +220,7 @@ impl BrokerSettings {
     /// These static settings under the dynamic `cluster` default and `node`
     /// layers (both already validated by the controller).
     pub fn with_dynamic(&self, cluster: &BTreeMap<String, String>, node: &BTreeMap<String, String>) -> Self {
-        Self { overrides: self.overrides.clone(), cluster: cluster.clone(), node: node.clone() }
+        Self::from_layers(self.overrides.clone(), cluster.clone(), node.clone())
     }
 
     /// Every layer's value of broker key `key`, the effective one first.
@@ -220,7 +252,7 @@ impl BrokerSettings {
     /// The settings set as the dynamic cluster default (what DescribeConfigs
     /// of the broker resource `""` lists).
     pub fn cluster_default_entries(&self) -> Vec<ConfigEntry> {
-        let only_cluster = Self { overrides: BTreeMap::new(), cluster: self.cluster.clone(), node: BTreeMap::new() };
+        let only_cluster = Self::from_layers(BTreeMap::new(), self.cluster.clone(), BTreeMap::new());
         only_cluster.entries().into_iter().filter(|e| e.source == ConfigSource::DynamicDefaultBroker).collect()
     }
 
@@ -230,14 +262,6 @@ impl BrokerSettings {
             .find_map(|m| m.get(key))
             .map(String::as_str)
             .unwrap_or_else(|| broker_key(key).map(|k| k.default).expect("known broker key"))
-    }
-
-    fn int(&self, key: &str) -> i64 {
-        // Values are checked (trimmed) before they are stored; a stored one
-        // that still does not parse must not stop a shard: the default rules.
-        self.get(key).trim().parse().unwrap_or_else(|_| {
-            broker_key(key).and_then(|k| k.default.parse().ok()).expect("defaults are numbers for integer keys")
-        })
     }
 
     /// The value of `key` below the `above` layer (what APPEND starts from
@@ -254,45 +278,37 @@ impl BrokerSettings {
 
     /// `num.partitions`.
     pub fn num_partitions(&self) -> i32 {
-        self.int("num.partitions") as i32
+        self.typed.num_partitions.clamp(1, i64::from(i32::MAX)) as i32
     }
     /// `auto.create.topics.enable`.
     pub fn auto_create_topics(&self) -> bool {
-        self.broker_bool("auto.create.topics.enable")
+        self.typed.auto_create_topics
     }
     /// `default.replication.factor`.
     pub fn default_replication_factor(&self) -> i16 {
-        self.int("default.replication.factor") as i16
+        self.typed.default_replication_factor.clamp(1, i64::from(i16::MAX)) as i16
     }
     /// `fetch.max.bytes`: the most record bytes one fetch response carries
     /// (beyond one batch, which KIP-74 always allows).
     pub fn fetch_max_bytes(&self) -> usize {
-        self.int("fetch.max.bytes").max(0) as usize
+        self.typed.fetch_max_bytes.max(0) as usize
     }
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub fn retention_check_interval_ms(&self) -> u64 {
-        self.int("log.retention.check.interval.ms").max(0) as u64
+        self.typed.retention_check_interval_ms.max(0) as u64
     }
     /// `replica.high.watermark.checkpoint.interval.ms`.
     pub fn hw_checkpoint_interval_ms(&self) -> u64 {
-        self.int("replica.high.watermark.checkpoint.interval.ms").max(1) as u64
-    }
-    /// An integer broker setting by its Kafka key (one of `BROKER_KEYS`).
-    pub fn broker_int(&self, key: &str) -> i64 {
-        self.int(key)
-    }
-    /// A boolean broker setting by its key (one of `BROKER_KEYS`).
-    pub fn broker_bool(&self, key: &str) -> bool {
-        self.get(key) == "true"
+        self.typed.hw_checkpoint_interval_ms.max(1) as u64
     }
     /// `message.decompressed.max.bytes`.
     pub fn max_decompressed_bytes(&self) -> usize {
-        self.int("message.decompressed.max.bytes").max(0) as usize
+        self.typed.message_decompressed_max_bytes.max(0) as usize
     }
     /// `queued.max.request.bytes` (per shard; -1 or 0: as large as one
     /// frame can be, `socket.request.max.bytes`).
     pub fn queued_max_request_bytes(&self) -> usize {
-        match self.int("queued.max.request.bytes") {
+        match self.typed.queued_max_request_bytes {
             n if n > 0 => n as usize,
             _ => self.socket_request_max_bytes(),
         }
@@ -300,15 +316,15 @@ impl BrokerSettings {
     /// `connections.max.idle.ms`: a connection with no request nor response
     /// for this long is closed (-1: never).
     pub fn connections_max_idle(&self) -> Option<std::time::Duration> {
-        u64::try_from(self.int("connections.max.idle.ms")).ok().map(std::time::Duration::from_millis)
+        u64::try_from(self.typed.connections_max_idle_ms).ok().map(std::time::Duration::from_millis)
     }
     /// `group.member.metadata.max.bytes`.
     pub fn group_member_metadata_max_bytes(&self) -> usize {
-        self.int("group.member.metadata.max.bytes").max(0) as usize
+        self.typed.group_member_metadata_max_bytes.max(0) as usize
     }
     /// `socket.request.max.bytes`.
     pub fn socket_request_max_bytes(&self) -> usize {
-        self.int("socket.request.max.bytes").max(0) as usize
+        self.typed.socket_request_max_bytes.max(0) as usize
     }
 
     /// Every topic setting for a topic with `overrides`, with sources and
@@ -334,14 +350,6 @@ impl BrokerSettings {
             return v;
         }
         self.get(topic_key(key).expect("known topic key").broker)
-    }
-
-    /// The effective value of a topic setting.
-    pub fn topic_value(&self, overrides: &BTreeMap<String, String>, key: &str) -> i64 {
-        if let Some(v) = overrides.get(key).and_then(|v| v.trim().parse().ok()) {
-            return v;
-        }
-        self.int(topic_key(key).expect("known topic key").broker)
     }
 }
 
@@ -386,7 +394,8 @@ mod tests {
         assert_eq!(get("segment.bytes").source, ConfigSource::StaticBroker);
         assert_eq!(get("cleanup.policy").source, ConfigSource::Default);
         assert_eq!(get("cleanup.policy").ty, ConfigType::List);
-        assert_eq!(s.topic_value(&t, "segment.bytes"), 1000);
+        let typed = s.topic(&typed::TopicOverrides::parse(&t));
+        assert_eq!((typed.segment_bytes, typed.retention_ms), (1000, 5));
         assert!(validate_topic_config("retention.ms", "abc").is_err());
         assert!(validate_topic_config("bogus", "1").is_err());
     }
@@ -396,9 +405,9 @@ mod tests {
         let mut s = BrokerSettings::default();
         s.set_pair("log.retention.ms=1000").unwrap();
         let d = s.with_dynamic(&map(&[("log.retention.ms", "2000")]), &BTreeMap::new());
-        assert_eq!(d.broker_int("log.retention.ms"), 2000);
+        assert_eq!(d.topic(&Default::default()).retention_ms, 2000);
         let n = s.with_dynamic(&map(&[("log.retention.ms", "2000")]), &map(&[("log.retention.ms", "3000")]));
-        assert_eq!(n.broker_int("log.retention.ms"), 3000);
+        assert_eq!(n.topic(&Default::default()).retention_ms, 3000);
         let e = n.entries().into_iter().find(|e| e.key == "log.retention.ms").unwrap();
         let sources: Vec<_> = e.synonyms.iter().map(|s| (s.value.as_str(), s.source)).collect();
         assert_eq!(

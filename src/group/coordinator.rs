@@ -203,13 +203,11 @@ impl Coordinator {
         };
         let s = ctx.setup.settings.load();
         let session = i64::from(req.session_timeout_ms);
-        if session < s.broker_int("group.min.session.timeout.ms")
-            || session > s.broker_int("group.max.session.timeout.ms")
-        {
+        if session < s.typed().group_min_session_timeout_ms || session > s.typed().group_max_session_timeout_ms {
             return JoinResult::error(ErrorCode::InvalidSessionTimeout, &req.member_id);
         }
-        let initial_delay = ms(s.broker_int("group.initial.rebalance.delay.ms"));
-        let max_size = s.broker_int("group.max.size");
+        let initial_delay = ms(s.typed().group_initial_rebalance_delay_ms);
+        let max_size = s.typed().group_max_size;
         let (now, stamp) = (Instant::now(), now_ms());
         let mut persist_now = None;
         let rx = {
@@ -390,7 +388,7 @@ impl Coordinator {
                                 let _ = w.try_send(SyncResult::error(ErrorCode::CoordinatorNotAvailable));
                             }
                         }
-                        let delay = ms(ctx.setup.settings.load().broker_int("group.initial.rebalance.delay.ms"));
+                        let delay = ms(ctx.setup.settings.load().typed().group_initial_rebalance_delay_ms);
                         g.prepare_rebalance(Instant::now(), now_ms(), delay);
                     }
                 }
@@ -443,7 +441,7 @@ impl Coordinator {
     ) -> Result<Vec<ErrorCode>, ErrorCode> {
         let log = self.home(ctx, group).await?;
         let (now, stamp) = (Instant::now(), now_ms());
-        let delay = ms(ctx.setup.settings.load().broker_int("group.initial.rebalance.delay.ms"));
+        let delay = ms(ctx.setup.settings.load().typed().group_initial_rebalance_delay_ms);
         let mut groups = self.groups.borrow_mut();
         let Some(g) = groups.get_mut(group) else {
             return Err(ErrorCode::UnknownMemberId);
@@ -523,7 +521,7 @@ impl Coordinator {
             }
         }
         let meta = ctx.setup.snapshot.load();
-        let max_metadata = ctx.setup.settings.load().broker_int("offset.metadata.max.bytes");
+        let max_metadata = ctx.setup.settings.load().typed().offset_metadata_max_bytes;
         let mut results = Vec::with_capacity(partitions.len());
         let mut writes: Vec<Write> = Vec::new();
         // The committed topics' ids: one deleted while the commit is stored
@@ -740,8 +738,8 @@ impl Coordinator {
     pub fn tick(&self, ctx: &ShardCtx, expire_offsets: bool) {
         let (now, stamp) = (Instant::now(), now_ms());
         let s = ctx.setup.settings.load();
-        let delay = ms(s.broker_int("group.initial.rebalance.delay.ms"));
-        let retention_ms = s.broker_int("offsets.retention.minutes").saturating_mul(60_000);
+        let delay = ms(s.typed().group_initial_rebalance_delay_ms);
+        let retention_ms = s.typed().offsets_retention_minutes.saturating_mul(60_000);
         let mut writes: Vec<Write> = Vec::new();
         let mut groups = self.groups.borrow_mut();
         let mut gone = Vec::new();

@@ -12,9 +12,8 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// Runs until the process ends.
 pub async fn run(ctx: Rc<ShardCtx>) {
-    let check = Duration::from_millis(
-        ctx.setup.settings.load().broker_int("offsets.retention.check.interval.ms").max(1) as u64,
-    );
+    let check =
+        Duration::from_millis(ctx.setup.settings.load().typed().offsets_retention_check_interval_ms.max(1) as u64);
     let mut next_retention = Instant::now() + check;
     loop {
         glommio::timer::sleep(TICK).await;

@@ -247,12 +247,12 @@ fn replay(meta: &mut ClusterMeta, records: &[MetaRecord]) {
 
 fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
     match r {
-        MetaRecord::TopicCreated { name, id, leaders, configs } => meta.put_topic(TopicMeta {
-            name: name.clone(),
-            id: Uuid::from_bytes(*id),
-            leaders: leaders.clone(),
-            configs: configs.iter().cloned().collect(),
-        }),
+        MetaRecord::TopicCreated { name, id, leaders, configs } => meta.put_topic(TopicMeta::new(
+            name.clone(),
+            Uuid::from_bytes(*id),
+            leaders.clone(),
+            configs.iter().cloned().collect(),
+        )),
         MetaRecord::TopicDeleted { name } => {
             meta.remove_topic(name);
         }
@@ -266,7 +266,7 @@ fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
         MetaRecord::TopicConfigsSet { name, configs } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
-                t.configs = configs.iter().cloned().collect();
+                t.set_configs(configs.iter().cloned().collect());
                 meta.put_topic(t);
             }
         }
@@ -497,7 +497,7 @@ impl Controller {
                 placement::place(&mut current.partitions_per_node(), n as usize)
             }
         };
-        let topic = Arc::new(TopicMeta { name: t.name.clone(), id: Uuid::new_v4(), leaders, configs: t.configs });
+        let topic = Arc::new(TopicMeta::new(t.name.clone(), Uuid::new_v4(), leaders, t.configs));
         descriptors_for(topic.leaders.len())?;
         if validate_only {
             return Ok(topic);

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::config::typed::TopicOverrides;
+
 /// One topic: its partitions' placement and its configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicMeta {
@@ -16,6 +18,22 @@ pub struct TopicMeta {
     pub leaders: Vec<i32>,
     /// Topic-level config overrides (Kafka key names).
     pub configs: BTreeMap<String, String>,
+    /// The same, parsed (see [`TopicMeta::set_configs`]).
+    pub overrides: TopicOverrides,
+}
+
+impl TopicMeta {
+    /// A topic with these configs (validated), parsed once here.
+    pub fn new(name: String, id: Uuid, leaders: Vec<i32>, configs: BTreeMap<String, String>) -> Self {
+        let overrides = TopicOverrides::parse(&configs);
+        Self { name, id, leaders, configs, overrides }
+    }
+
+    /// Replaces the topic's configs, and their parsed form with them.
+    pub fn set_configs(&mut self, configs: BTreeMap<String, String>) {
+        self.overrides = TopicOverrides::parse(&configs);
+        self.configs = configs;
+    }
 }
 
 /// An immutable view of all metadata, published as a whole on every change.

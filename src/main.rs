@@ -1,11 +1,11 @@
 //! `sluice`: a Kafka-compatible streaming broker, thread-per-core on io_uring.
 
+use sluice::crc;
 mod api;
 mod broker;
 mod cli;
 mod clock;
 mod config;
-mod crc;
 mod group;
 mod metadata;
 mod protocol;

@@ -11,13 +11,10 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
-const CRC: usize = 17;
-const ATTRIBUTES: usize = 21;
-const BASE_TIMESTAMP: usize = 27;
-const MAX_TIMESTAMP: usize = 35;
-const BASE_SEQUENCE: usize = 53;
-/// The first record starts right after the 61-byte batch header.
-const FIRST_RECORD: usize = 61;
+use sluice::batch::{ATTRIBUTES, BASE_SEQUENCE, BASE_TIMESTAMP, CRC, HEADER_LEN, MAX_TIMESTAMP};
+
+/// The first record starts right after the batch header.
+const FIRST_RECORD: usize = HEADER_LEN;
 
 /// A batch template and where its first value starts (for stamping).
 #[derive(Clone)]
@@ -128,17 +125,11 @@ impl Template {
 /// and its record count, read from the batch headers (and the first value
 /// of uncompressed batches); no record is decoded.
 pub fn sent_times(mut data: &[u8], out: &mut Vec<(i64, u64)>) {
-    while data.len() >= FIRST_RECORD {
-        let len = i32::from_be_bytes(data[8..12].try_into().expect("4 bytes")) as usize + 12;
-        if len > data.len() || len < FIRST_RECORD {
-            break;
-        }
-        let b = &data[..len];
-        let attributes = i16::from_be_bytes([b[ATTRIBUTES], b[ATTRIBUTES + 1]]);
-        let count = i32::from_be_bytes(b[57..61].try_into().expect("4 bytes")).max(0) as u64;
-        let ms = i64::from_be_bytes(b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].try_into().expect("8 bytes"));
-        let mut sent = ms * 1000;
-        if attributes & 0x7 == 0 && count > 0 {
+    while let Ok(h) = sluice::batch::parse_header(data) {
+        let b = &data[..h.total_len];
+        let count = h.record_count.max(0) as u64;
+        let mut sent = h.max_timestamp * 1000;
+        if !sluice::batch::is_compressed(h.attributes) && count > 0 {
             let mut pos = FIRST_RECORD;
             read_varint(b, &mut pos);
             pos += 1;
@@ -151,13 +142,13 @@ pub fn sent_times(mut data: &[u8], out: &mut Vec<(i64, u64)>) {
             }
         }
         out.push((sent, count));
-        data = &data[len..];
+        data = &data[h.total_len..];
     }
 }
 
 /// CRC-32C (Castagnoli), as record batches use.
 fn crc32c(data: &[u8]) -> u32 {
-    crc32c::crc32c(data)
+    sluice::crc::crc32c(data)
 }
 
 #[cfg(test)]

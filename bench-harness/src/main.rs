@@ -28,7 +28,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafka_protocol::records::Compression;
 
 use batch::Template;
+use sluice::client::codec_by_name;
+use sluice::client::partitioner::partition_for_key;
 use stats::{Counters, Latency, percentiles_ms};
+use wire::Requests;
 
 /// Command line.
 #[derive(Parser)]
@@ -158,40 +161,7 @@ struct Run {
 }
 
 fn codec(name: &str) -> Result<Compression, wire::BenchError> {
-    Ok(match name {
-        "none" => Compression::None,
-        "gzip" => Compression::Gzip,
-        "snappy" => Compression::Snappy,
-        "lz4" => Compression::Lz4,
-        "zstd" => Compression::Zstd,
-        other => return Err(wire::BenchError::Protocol(format!("unknown compression {other}"))),
-    })
-}
-
-/// Kafka's murmur2, which maps a key to its partition.
-fn murmur2(data: &[u8]) -> i32 {
-    const M: u32 = 0x5bd1_e995;
-    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]).wrapping_mul(M);
-        k ^= k >> 24;
-        h = h.wrapping_mul(M) ^ k.wrapping_mul(M);
-    }
-    let r = chunks.remainder();
-    if r.len() >= 3 {
-        h ^= u32::from(r[2]) << 16;
-    }
-    if r.len() >= 2 {
-        h ^= u32::from(r[1]) << 8;
-    }
-    if !r.is_empty() {
-        h ^= u32::from(r[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    (h ^ (h >> 15)) as i32
+    codec_by_name(name).ok_or_else(|| wire::BenchError::Protocol(format!("unknown compression {name}")))
 }
 
 /// xorshift64*, for key choice (not per record).
@@ -258,7 +228,7 @@ fn producer(run: Arc<Run>, id: usize, leaders: Vec<String>, per_batch: usize) ->
         if conns.contains_key(addr) {
             continue;
         }
-        let conn = wire::Conn::connect(addr)?;
+        let conn = wire::connect(addr)?;
         let mut stream = conn.reader()?;
         // Bounded by --inflight in max mode; in rate mode the queue only
         // limits memory (sends are on schedule).
@@ -321,7 +291,7 @@ fn producer(run: Arc<Run>, id: usize, leaders: Vec<String>, per_batch: usize) ->
                 chooser.turn = chooser.turn.wrapping_add(1);
                 chooser.turn % partitions
             }
-            Some(key) => (murmur2(format!("key-{key}").as_bytes()) & 0x7fff_ffff) as usize % partitions,
+            Some(key) => partition_for_key(format!("key-{key}").as_bytes(), partitions),
         };
         let template = templates.entry(key).or_insert_with(|| {
             Template::new(per_batch, o.record_size, key.map(|k| Bytes::from(format!("key-{k}"))), compression)
@@ -361,7 +331,7 @@ fn o_size(r: &Run) -> u64 {
 
 /// One consumer thread per leader node: fetches its partitions from `start`.
 fn consumer(run: Arc<Run>, addr: String, mut positions: Vec<(i32, i64)>) -> Result<(), wire::BenchError> {
-    let mut conn = wire::Conn::connect(&addr)?;
+    let mut conn = wire::connect(&addr)?;
     let start = positions.clone();
     let mut sent = Vec::new();
     while !run.stop_consuming.load(Ordering::Relaxed) {
@@ -379,15 +349,9 @@ fn consumer(run: Arc<Run>, addr: String, mut positions: Vec<(i32, i64)>) -> Resu
             batch::sent_times(&data, &mut sent);
             let mut last = None;
             let mut rest: &[u8] = &data;
-            while rest.len() >= 61 {
-                let len = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes")) as usize + 12;
-                if len > rest.len() {
-                    break;
-                }
-                let base = i64::from_be_bytes(rest[0..8].try_into().expect("8 bytes"));
-                let delta = i32::from_be_bytes(rest[23..27].try_into().expect("4 bytes"));
-                last = Some(base + i64::from(delta));
-                rest = &rest[len..];
+            while let Some(p) = sluice::batch::peek(rest).filter(|p| p.total_len <= rest.len()) {
+                last = Some(p.last_offset);
+                rest = &rest[p.total_len..];
             }
             if let Some(last) = last
                 && let Some(pos) = positions.iter_mut().find(|(q, _)| *q == p)
@@ -443,7 +407,7 @@ fn run(mode: Mode, opts: Opts) -> Result<(), wire::BenchError> {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-    let mut admin = wire::Conn::connect(&opts.bootstrap)?;
+    let mut admin = wire::connect(&opts.bootstrap)?;
     let configs: Vec<(String, String)> =
         opts.topic_configs.iter().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
     if mode != Mode::Consume {
@@ -475,7 +439,7 @@ fn run(mode: Mode, opts: Opts) -> Result<(), wire::BenchError> {
             by_node.entry(a.clone()).or_default().push(p as i32);
         }
         for (addr, parts) in by_node {
-            let mut c = wire::Conn::connect(&addr)?;
+            let mut c = wire::connect(&addr)?;
             let start = c.list_offsets(&opts.topic, &parts, if mode == Mode::E2e { -1 } else { -2 })?;
             let r = run.clone();
             consumers.push(std::thread::spawn(move || consumer(r, addr, start)));
@@ -667,14 +631,5 @@ fn main() {
     if let Err(e) = result {
         eprintln!("sluice-bench: error: {e}");
         std::process::exit(1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn murmur2_matches_kafka() {
-        assert_eq!(super::murmur2(b"21"), -973932308);
-        assert_eq!(super::murmur2(b"a-little-bit-long-string"), -985981536);
     }
 }

@@ -1,6 +1,7 @@
 //! What the operator tools report: one line each, no stack traces.
 
 use crate::protocol::ErrorCode;
+use sluice::client::ClientError;
 use thiserror::Error;
 
 /// An operator tool's failure.
@@ -24,6 +25,20 @@ pub enum CliError {
     Codec(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Connect { addr, reason } => CliError::Connect { addr, reason },
+            ClientError::Connection { addr, reason } => CliError::Connection { addr, reason },
+            ClientError::Unsupported { addr, api } => CliError::Kafka {
+                what: format!("{addr} does not serve {:?}", kafka_protocol::messages::ApiKey::try_from(api).ok()),
+                code: ClientError::UNSUPPORTED_VERSION,
+            },
+            ClientError::Codec(what) => CliError::Codec(what),
+        }
+    }
 }
 
 /// Kafka's name for an error code, e.g. `UNKNOWN_TOPIC_OR_PARTITION`.

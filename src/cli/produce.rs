@@ -20,6 +20,8 @@ use super::error::{CliError, kafka_error_name};
 use super::topics::key_value;
 use crate::protocol::ErrorCode;
 use crate::protocol::record;
+use sluice::client::codec_by_name;
+use sluice::client::partitioner::partition_for_key;
 
 /// Records per Produce request and partition.
 const BATCH_RECORDS: usize = 1000;
@@ -55,46 +57,9 @@ pub struct ProduceArgs {
     pub partition: Option<i32>,
 }
 
-/// Kafka's murmur2 (`Utils.murmur2`), which picks a keyed record's partition.
-pub fn murmur2(data: &[u8]) -> i32 {
-    const M: u32 = 0x5bd1_e995;
-    let len = data.len();
-    let mut h: u32 = 0x9747_b28c ^ len as u32;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> 24;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let rest = chunks.remainder();
-    if rest.len() >= 3 {
-        h ^= u32::from(rest[2]) << 16;
-    }
-    if rest.len() >= 2 {
-        h ^= u32::from(rest[1]) << 8;
-    }
-    if !rest.is_empty() {
-        h ^= u32::from(rest[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
 fn compression(name: &str) -> Result<Compression, CliError> {
-    Ok(match name {
-        "none" | "uncompressed" => Compression::None,
-        "gzip" => Compression::Gzip,
-        "snappy" => Compression::Snappy,
-        "lz4" => Compression::Lz4,
-        "zstd" => Compression::Zstd,
-        other => return Err(CliError::Usage(format!("unknown compression {other:?}: none, gzip, snappy, lz4, zstd"))),
-    })
+    codec_by_name(name)
+        .ok_or_else(|| CliError::Usage(format!("unknown compression {name:?}: none, gzip, snappy, lz4, zstd")))
 }
 
 fn acks(name: &str) -> Result<i16, CliError> {
@@ -149,7 +114,7 @@ pub fn run(args: ProduceArgs) -> Result<(), CliError> {
         };
         let partition = match (args.partition, &key) {
             (Some(p), _) => p,
-            (None, Some(k)) => ((murmur2(k) & 0x7fff_ffff) as usize % leaders.len()) as i32,
+            (None, Some(k)) => partition_for_key(k, leaders.len()) as i32,
             (None, None) => {
                 next_rr += 1;
                 (next_rr % leaders.len()) as i32
@@ -217,23 +182,4 @@ fn send(
         eprintln!("line {lineno}: not produced to {topic}-{partition}: {}", kafka_error_name(code));
     }
     Ok(batch.len())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn murmur2_matches_kafka() {
-        // Kafka's UtilsTest.testMurmur2 vectors.
-        let cases: &[(&str, i32)] = &[
-            ("21", -973932308),
-            ("foobar", -790332482),
-            ("a-little-bit-long-string", -985981536),
-            ("a-little-bit-longer-string", -1486304829),
-            ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
-            ("abc", 479470107),
-        ];
-        for (s, want) in cases {
-            assert_eq!(super::murmur2(s.as_bytes()), *want, "{s}");
-        }
-    }
 }

@@ -348,7 +348,7 @@ fn fuzz_compressed_batches_with_lying_counts() {
             1 => count = INTERESTING[rng.below(INTERESTING.len())],
             _ => {}
         }
-        let mut header = crate::protocol::batch::tests::make_batch(1, 0)[..batch::HEADER_LEN].to_vec();
+        let mut header = crate::protocol::batch::testing::make_batch(1, 0)[..batch::HEADER_LEN].to_vec();
         header[23..27].copy_from_slice(&count.wrapping_sub(1).to_be_bytes());
         let codec = CODECS[rng.below(CODECS.len())];
         let b = rewrite::rebuild(&header, &records, count, codec).expect("encodes");

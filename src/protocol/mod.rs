@@ -1,7 +1,7 @@
 //! Wire protocol: framing, the API version table, error codes and the
 //! record-batch view. Message bodies are encoded by the `kafka-protocol` crate.
 
-pub mod batch;
+pub use sluice::batch;
 pub mod batch_walk;
 pub mod decompress;
 pub mod error_code;

@@ -25,14 +25,7 @@ pub enum RewriteError {
 
 /// A topic's `compression.type`: `None` keeps the producer's codec.
 pub fn target_codec(setting: &str) -> Option<Compression> {
-    match setting {
-        "uncompressed" => Some(Compression::None),
-        "gzip" => Some(Compression::Gzip),
-        "snappy" => Some(Compression::Snappy),
-        "lz4" => Some(Compression::Lz4),
-        "zstd" => Some(Compression::Zstd),
-        _ => None,
-    }
+    sluice::client::codec_by_name(setting)
 }
 
 /// The codec a batch's attributes name.
@@ -144,7 +137,7 @@ mod tests {
     use kafka_protocol::records::RecordBatchDecoder;
 
     use super::*;
-    use crate::protocol::batch::tests::make_batch;
+    use crate::protocol::batch::testing::make_batch;
 
     #[test]
     fn stamping_keeps_the_batch_valid_and_marks_it() {

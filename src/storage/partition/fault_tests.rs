@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use super::tests::{open, raw_batches, run, temp_dir};
 use super::{Appended, PartitionLog, StorageError};
-use crate::protocol::batch::{self, tests::make_batch};
+use crate::protocol::batch::{self, testing::make_batch};
 
 /// Arms the named fail points for the life of the value; disarms them all
 /// when dropped, even when the test fails.

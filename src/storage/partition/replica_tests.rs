@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::tests::{open, raw_batches, run, temp_dir};
 use super::{Appended, PartitionLog, ReadError, StorageError};
-use crate::protocol::batch::{self, tests::make_batch};
+use crate::protocol::batch::{self, testing::make_batch};
 use crate::storage::epoch_cache::{self, EpochEntry};
 
 /// Appends `n` one-record-per-offset batches of `records` records; returns

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use super::{Limits, PartitionLog};
 use crate::broker::notify::Notify;
-use crate::protocol::batch::{self, tests::make_batch};
+use crate::protocol::batch::{self, testing::make_batch};
 use crate::storage::cache_budget::CacheBudget;
 
 /// A small xorshift generator: the test needs repeatable choices, not quality.

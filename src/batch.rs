@@ -1,6 +1,8 @@
 //! A view over Kafka v2 record batches that never decodes individual records
 //! on the hot path: it validates the fixed header and the CRC-32C, and rewrites
-//! the base offset in place when the batch is appended.
+//! the base offset in place when the batch is appended. The one place the
+//! batch header's layout is written down: the broker, its tools and the load
+//! generator all read headers through it.
 
 use thiserror::Error;
 
@@ -9,19 +11,20 @@ pub const HEADER_LEN: usize = 61;
 /// Bytes before the `batchLength` field counts: baseOffset + batchLength.
 pub const LOG_OVERHEAD: usize = 12;
 
-const BASE_OFFSET: usize = 0;
-const BATCH_LENGTH: usize = 8;
-const LEADER_EPOCH: usize = 12;
-const MAGIC: usize = 16;
-const CRC: usize = 17;
-const ATTRIBUTES: usize = 21;
-const LAST_OFFSET_DELTA: usize = 23;
-const BASE_TIMESTAMP: usize = 27;
-const MAX_TIMESTAMP: usize = 35;
-const PRODUCER_ID: usize = 43;
-const PRODUCER_EPOCH: usize = 51;
-const BASE_SEQUENCE: usize = 53;
-const RECORD_COUNT: usize = 57;
+/// Byte positions of the header's fields.
+pub const BASE_OFFSET: usize = 0;
+pub const BATCH_LENGTH: usize = 8;
+pub const LEADER_EPOCH: usize = 12;
+pub const MAGIC: usize = 16;
+pub const CRC: usize = 17;
+pub const ATTRIBUTES: usize = 21;
+pub const LAST_OFFSET_DELTA: usize = 23;
+pub const BASE_TIMESTAMP: usize = 27;
+pub const MAX_TIMESTAMP: usize = 35;
+pub const PRODUCER_ID: usize = 43;
+pub const PRODUCER_EPOCH: usize = 51;
+pub const BASE_SEQUENCE: usize = 53;
+pub const RECORD_COUNT: usize = 57;
 
 /// Why a batch was rejected.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -237,12 +240,12 @@ pub fn is_compressed(attributes: i16) -> bool {
     attributes & 0x7 != 0
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// Small valid batches for tests (the broker's and this crate's).
+pub mod testing {
     use super::*;
 
-    /// Builds a valid uncompressed batch of `n` tiny records with timestamps
-    /// `ts0, ts0+1, ...`.
+    /// Builds a valid uncompressed batch of `n` (at most 63) tiny records
+    /// with timestamps `ts0, ts0+1, ...`.
     pub fn make_batch(n: i32, ts0: i64) -> Vec<u8> {
         let mut records = Vec::new();
         for i in 0..n {
@@ -276,6 +279,12 @@ pub(crate) mod tests {
         assert!(z < 0x80, "test helper only encodes one-byte varints");
         z as u8
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::make_batch;
+    use super::*;
 
     #[test]
     fn valid_batch_passes_and_offset_rewrite_keeps_crc() {

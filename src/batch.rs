@@ -274,6 +274,57 @@ pub mod testing {
         b
     }
 
+    /// A valid uncompressed batch of (key, value) records at offsets
+    /// `base..`, all with timestamp `ts` (a `None` value is a tombstone).
+    pub fn keyed_batch(base: i64, ts: i64, recs: &[(&[u8], Option<&[u8]>)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (i, (k, v)) in recs.iter().enumerate() {
+            let mut r = vec![0u8];
+            r.extend(varint(0));
+            r.extend(varint(i as i64));
+            r.extend(varint(k.len() as i64));
+            r.extend_from_slice(k);
+            match v {
+                Some(v) => {
+                    r.extend(varint(v.len() as i64));
+                    r.extend_from_slice(v);
+                }
+                None => r.extend(varint(-1)),
+            }
+            r.extend(varint(0));
+            body.extend(varint(r.len() as i64));
+            body.extend(r);
+        }
+        let mut b = vec![0u8; HEADER_LEN];
+        b.extend(body);
+        let n = recs.len() as i32;
+        b[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base.to_be_bytes());
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&len.to_be_bytes());
+        b[MAGIC] = 2;
+        b[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&(n - 1).to_be_bytes());
+        b[BASE_TIMESTAMP..BASE_TIMESTAMP + 8].copy_from_slice(&ts.to_be_bytes());
+        b[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&ts.to_be_bytes());
+        b[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&(-1i64).to_be_bytes());
+        b[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&n.to_be_bytes());
+        reseal(&mut b);
+        b
+    }
+
+    /// A zigzag varint.
+    fn varint(v: i64) -> Vec<u8> {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        let mut out = Vec::new();
+        loop {
+            if z < 0x80 {
+                out.push(z as u8);
+                return out;
+            }
+            out.push((z as u8 & 0x7f) | 0x80);
+            z >>= 7;
+        }
+    }
+
     fn zig(v: i64) -> u8 {
         let z = ((v << 1) ^ (v >> 63)) as u64;
         assert!(z < 0x80, "test helper only encodes one-byte varints");

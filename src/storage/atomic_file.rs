@@ -61,7 +61,12 @@ pub fn replace_unsynced(files: &[Replacement]) -> io::Result<()> {
         std::fs::write(&tmp, &f.bytes)?;
         std::fs::File::open(&tmp)?.sync_all()?;
     }
-    for f in files {
+    for (i, f) in files.iter().enumerate() {
+        if i > 0 {
+            // A crash between two renames (a compacted segment's log
+            // renamed, its index files not yet).
+            fail::fail_point!("atomic_file::between_renames", |_| Err(super::injected("atomic_file::between_renames")));
+        }
         std::fs::rename(tmp_path(&f.path), &f.path)?;
     }
     Ok(())

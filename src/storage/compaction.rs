@@ -136,53 +136,9 @@ mod tests {
 
     use super::*;
 
-    fn zig(v: i64) -> Vec<u8> {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        let mut out = Vec::new();
-        loop {
-            if z < 0x80 {
-                out.push(z as u8);
-                return out;
-            }
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
-    }
-
     /// A batch of (key, value) records at offsets base.. with timestamp ts.
     fn batch(base: i64, ts: i64, recs: &[(&[u8], Option<&[u8]>)]) -> Vec<u8> {
-        let mut body = Vec::new();
-        for (i, (k, v)) in recs.iter().enumerate() {
-            let mut r = vec![0u8];
-            r.extend(zig(0));
-            r.extend(zig(i as i64));
-            r.extend(zig(k.len() as i64));
-            r.extend_from_slice(k);
-            match v {
-                Some(v) => {
-                    r.extend(zig(v.len() as i64));
-                    r.extend_from_slice(v);
-                }
-                None => r.extend(zig(-1)),
-            }
-            r.extend(zig(0));
-            body.extend(zig(r.len() as i64));
-            body.extend(r);
-        }
-        let mut b = vec![0u8; batch::HEADER_LEN];
-        b.extend(body);
-        let n = recs.len() as i32;
-        b[0..8].copy_from_slice(&base.to_be_bytes());
-        let len = (b.len() - 12) as i32;
-        b[8..12].copy_from_slice(&len.to_be_bytes());
-        b[16] = 2;
-        b[23..27].copy_from_slice(&(n - 1).to_be_bytes());
-        b[27..35].copy_from_slice(&ts.to_be_bytes());
-        b[35..43].copy_from_slice(&ts.to_be_bytes());
-        b[57..61].copy_from_slice(&n.to_be_bytes());
-        let crc = crate::crc::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
+        batch::testing::keyed_batch(base, ts, recs)
     }
 
     #[test]

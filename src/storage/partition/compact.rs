@@ -142,6 +142,9 @@ impl PartitionLog {
                 atomic_file::replace(&dir, &files)
             })
             .await?;
+        if fail_armed!("compact::swap_in") {
+            return Err(crate::storage::injected("compact::swap_in"));
+        }
         let new_file = segment::open_file(&segment::log_path(&self.dir, base)).await?;
         let mut st = self.state.borrow_mut();
         let last = st.segments.len() - 1;

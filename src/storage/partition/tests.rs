@@ -3,7 +3,8 @@
 //! `invariants.rs`), and a model test drives random appends, DeleteRecords,
 //! size retention and reopens (clean and after a close without shutdown)
 //! and truncations against a plain model of the log, comparing every batch after each
-//! step. The seed is fixed in CI; `SLUICE_MODEL_SEED=N` runs another and
+//! step. The seed is fixed in CI; `SLUICE_MODEL_SEED=N` runs another,
+//! `SLUICE_MODEL_SEED=random` a new one (printed, to replay a failure), and
 //! `SLUICE_MODEL_STEPS=N` a longer walk.
 
 use std::path::{Path, PathBuf};
@@ -185,7 +186,15 @@ fn env(name: &str, default: u64) -> u64 {
 
 #[test]
 fn random_operations_match_the_model() {
-    let seed = env("SLUICE_MODEL_SEED", 0x5eed_1234_abcd_0021);
+    let seed = match std::env::var("SLUICE_MODEL_SEED").as_deref() {
+        Ok("random") => {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos());
+            let seed = nanos as u64;
+            eprintln!("SLUICE_MODEL_SEED={seed}");
+            seed
+        }
+        _ => env("SLUICE_MODEL_SEED", 0x5eed_1234_abcd_0021),
+    };
     let steps = env("SLUICE_MODEL_STEPS", 150);
     let dir = temp_dir("partition-model");
     let d = dir.join("log");

@@ -42,7 +42,7 @@ pub struct Cleanup {
 impl FromSetting for Cleanup {
     fn from_setting(text: &str) -> Option<Self> {
         let mut c = Cleanup { delete: false, compact: false };
-        for item in text.split(',').map(str::trim) {
+        for item in super::list_items(text) {
             match item {
                 "delete" => c.delete = true,
                 "compact" => c.compact = true,
@@ -263,5 +263,8 @@ mod tests {
         assert_eq!(t.timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(t.segment_bytes, 1 << 30, "a value that does not parse leaves the default");
         assert_eq!(t.flush_messages, 1);
+        // Validation drops empty list items; so does the parse.
+        let trailing = TopicOverrides::parse(&[("cleanup.policy".to_string(), "compact, ".to_string())].into());
+        assert_eq!(b.topic_defaults.with(&trailing).cleanup, Cleanup { delete: false, compact: true });
     }
 }

@@ -208,17 +208,29 @@ const TRUNCATE_STEPS: [&str; 5] = [
     "truncate::epochs",
 ];
 
+/// After a truncation fails at a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// The log goes on: it refuses appends until a retry succeeds.
+    CarryOn,
+    /// The process dies there.
+    Crash,
+    /// A clean shutdown, which must finish the cut first.
+    Shutdown,
+}
+
 /// A truncation fails at each step: the log refuses appends until one
 /// succeeds, or, crashed there, opens as a prefix of the old log that
-/// still reaches the cut, and a second truncation gives the same log.
+/// still reaches the cut, or, shut down, finishes the cut; a second
+/// truncation then gives the same log.
 #[test]
 fn an_interrupted_truncation_is_finished_by_the_next() {
     for point in TRUNCATE_STEPS {
-        for crash in [false, true] {
-            let dir = temp_dir(&format!("partition-fault-{}-{crash}", point.replace("::", "-")));
+        for then in [Then::CarryOn, Then::Crash, Then::Shutdown] {
+            let dir = temp_dir(&format!("partition-fault-{}-{then:?}", point.replace("::", "-")));
             let d = dir.join("log");
             run(&dir, async move {
-                let context = format!("{point}, crash {crash}");
+                let context = format!("{point}, then {then:?}");
                 let mut log = open(&d, false).await;
                 let acked = append_acked(&log, 300).await;
                 // Cut a few segments back, inside a batch.
@@ -229,14 +241,23 @@ fn an_interrupted_truncation_is_finished_by_the_next() {
                     let _armed = Armed::new(&[point]);
                     assert!(matches!(log.truncate_to(target).await, Err(StorageError::Io(_))), "{context}");
                 }
-                if crash {
-                    log = crash_and_reopen(log, &d).await;
-                    let stored = raw_batches(&log, 0).await;
-                    assert!(acked.starts_with(&stored), "{context}: a prefix of the old log");
-                    assert!(stored.len() >= cut_batch, "{context}: still reaching the cut");
-                } else {
-                    let refused = append_one(&log, 3).await;
-                    assert!(matches!(refused, Err(StorageError::Truncating)), "{context}: {refused:?}");
+                match then {
+                    Then::Crash => {
+                        log = crash_and_reopen(log, &d).await;
+                        let stored = raw_batches(&log, 0).await;
+                        assert!(acked.starts_with(&stored), "{context}: a prefix of the old log");
+                        assert!(stored.len() >= cut_batch, "{context}: still reaching the cut");
+                    }
+                    Then::CarryOn => {
+                        let refused = append_one(&log, 3).await;
+                        assert!(matches!(refused, Err(StorageError::Truncating)), "{context}: {refused:?}");
+                    }
+                    Then::Shutdown => {
+                        log.shutdown().await.expect("a shutdown finishes the cut");
+                        drop(log);
+                        log = open(&d, true).await;
+                        assert_eq!(raw_batches(&log, 0).await, acked[..cut_batch], "{context}: cut on disk");
+                    }
                 }
                 assert_eq!(log.truncate_to(target).await.unwrap(), at.base_offset, "{context}");
                 assert_eq!(raw_batches(&log, 0).await, acked[..cut_batch], "{context}: cut at the batch");
@@ -249,6 +270,27 @@ fn an_interrupted_truncation_is_finished_by_the_next() {
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
+}
+
+/// A failed write rolls the epochs back to the durable end, but a leader's
+/// epoch still begins there (OffsetForLeaderEpoch must know it).
+#[test]
+fn a_failed_write_keeps_the_leaders_epoch() {
+    let dir = temp_dir("partition-fault-epoch");
+    let d = dir.join("log");
+    run(&dir, async move {
+        let log = open(&d, false).await;
+        append_acked(&log, 5).await;
+        log.become_leader(5).await.unwrap();
+        let durable = log.durable_end();
+        {
+            let _armed = Armed::new(&["append::write"]);
+            assert!(append_group(&log, 12).await.is_err());
+        }
+        assert_eq!(log.end_offset_for_epoch(5), (5, durable));
+        log.shutdown().await.unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Every (offset, key, value) of the log's records.

@@ -51,6 +51,9 @@ impl PartitionLog {
                 break permit;
             }
         };
+        // A log cut in memory only must not be sealed at its cut size while
+        // the segments above still exist: the next open would keep them.
+        self.finish_unfinished_cut().await.map_err(|e| io::Error::other(e.to_string()))?;
         let (file, size, base, index) = {
             let mut st = self.state.borrow_mut();
             st.closed = true;

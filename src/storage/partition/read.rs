@@ -69,18 +69,18 @@ impl PartitionLog {
             let bound = (bound < st.durable_end).then_some(bound);
             (segs, bound, empty)
         };
-        let io_err = |e: io::Error| ReadError::Io(e.into());
-        for (file, pos, end) in segs {
-            if let Some((at, first)) = walk::find(&file, pos, end, |p| p.last_offset >= offset).await.map_err(io_err)? {
-                let records = walk::read_from(&file, at, &first, end, max_bytes, min_one).await.map_err(io_err)?;
-                let records = match bound {
-                    Some(b) => records.slice(..walk::len_below(&records, b)),
-                    None => records,
-                };
-                return Ok(Fetched { pieces: vec![records], ..empty });
-            }
+        let history = self.truncations.get();
+        let read = read_segments(&segs, offset, bound, max_bytes, min_one).await;
+        if self.truncations.get() != history {
+            // The log was cut while this read waited: what it read (or
+            // failed to read past a shortened file) may not be the log now.
+            // Nothing, and the reader asks again.
+            return Ok(empty);
         }
-        Ok(empty)
+        Ok(match read? {
+            Some(records) => Fetched { pieces: vec![records], ..empty },
+            None => empty,
+        })
     }
 
     /// The first offset whose record timestamp is at least `ts`, with that
@@ -127,6 +127,28 @@ impl PartitionLog {
         }
         self.offset_for_timestamp(max, max_decompressed).await
     }
+}
+
+/// The batches from the one holding `offset` in `segs` (file, where to start
+/// walking, size), up to `max_bytes` and none starting at or past `bound`.
+async fn read_segments(
+    segs: &[(Rc<DmaFile>, u64, u64)],
+    offset: i64,
+    bound: Option<i64>,
+    max_bytes: usize,
+    min_one: bool,
+) -> Result<Option<bytes::Bytes>, ReadError> {
+    let io_err = |e: io::Error| ReadError::Io(e.into());
+    for (file, pos, end) in segs {
+        if let Some((at, first)) = walk::find(file, *pos, *end, |p| p.last_offset >= offset).await.map_err(io_err)? {
+            let records = walk::read_from(file, at, &first, *end, max_bytes, min_one).await.map_err(io_err)?;
+            return Ok(Some(match bound {
+                Some(b) => records.slice(..walk::len_below(&records, b)),
+                None => records,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Who reads, which sets how far.

@@ -171,6 +171,28 @@ fn a_truncation_forgets_the_producers_batches_it_cuts() {
         assert_eq!(produce(&log, &c).await, Appended::New { base: 10, end: 15 });
         assert_eq!(log.truncate_to(log.log_end()).await.unwrap(), 15, "at the log end: nothing to do");
         assert!(matches!(log.truncate_to(-1).await, Err(StorageError::Invalid(_))));
+        // A truncation refused before it cut anything does not stop appends.
+        append_batches(&log, 1, 3).await;
+        log.shutdown().await.unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn retention_stops_at_a_held_high_watermark() {
+    let dir = temp_dir("partition-retention-hw");
+    let d = dir.join("log");
+    run(&dir, async move {
+        let log = open(&d, false).await;
+        append_batches(&log, 300, 9).await;
+        assert!(log.state.borrow().segments.len() > 3);
+        log.hold_high_watermark(20);
+        // Size retention would drop every sealed segment; none may go past
+        // what consumers can read, and the start stays below the mark.
+        log.enforce_retention(0, -1, 1).await.unwrap();
+        assert!(log.log_start_offset() <= log.high_watermark(), "{} > 20", log.log_start_offset());
+        log.advance_high_watermark(i64::MAX);
+        assert!(log.enforce_retention(0, -1, 1).await.unwrap() > 0, "and all of them once it moves");
         log.shutdown().await.unwrap();
     });
     std::fs::remove_dir_all(&dir).unwrap();

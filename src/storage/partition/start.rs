@@ -28,7 +28,12 @@ impl PartitionLog {
             let infos: Vec<SegmentInfo> =
                 sealed.iter().map(|s| SegmentInfo { size: s.size, max_timestamp: s.index.max_timestamp }).collect();
             let total = st.segments.iter().map(|s| s.size).sum();
-            let n = retention::deletable(&infos, total, now_ms, retention_ms, retention_bytes);
+            let mut n = retention::deletable(&infos, total, now_ms, retention_ms, retention_bytes);
+            // Never past what consumers may read (a replicated log's high
+            // watermark may trail whole segments).
+            while n > 0 && st.segments[n].base_offset > st.high_watermark {
+                n -= 1;
+            }
             if n == 0 {
                 return Ok(0);
             }
@@ -52,7 +57,12 @@ impl PartitionLog {
         if target > start || self.start_unsynced.get() {
             self.advance_start(target, Mover::DeleteRecords).await.map_err(|e| ReadError::Io(e.into()))?;
         }
-        Ok(self.log_start_offset())
+        let (start, hw) = (self.log_start_offset(), self.high_watermark());
+        if start < target {
+            // A truncation cut the log below the target while this waited.
+            return Err(ReadError::OutOfRange { offset, start, end: hw });
+        }
+        Ok(start)
     }
 
     /// Moves the log start offset to `new_start` (persisted first), then
@@ -63,6 +73,11 @@ impl PartitionLog {
         // smaller start offset is never persisted after a larger one.
         let _serial = self.file_changes.acquire_permit(1).await.map_err(io::Error::from)?;
         if self.state.borrow().closed {
+            return Ok(0);
+        }
+        // Checked by the caller before it waited: a truncation meanwhile
+        // may have cut the log below it.
+        if new_start > self.high_watermark() {
             return Ok(0);
         }
         if new_start <= self.log_start_offset() {

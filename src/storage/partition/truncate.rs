@@ -8,9 +8,10 @@
 //! old one that still reaches the cut (so truncating again finishes the
 //! job), with a producer snapshot that fits it. The order that makes this
 //! so: the producer snapshot as of the cut first (it fits every such
-//! prefix); then the segments above the cut's segment, newest first; then
-//! the cut segment's stale index files and the cut itself; one directory
-//! fsync; the epoch checkpoint last (an open trims entries past the log).
+//! prefix); then the segments above the cut's segment, newest first, and
+//! the cut segment's stale index files, made durable by a directory fsync;
+//! then the cut itself (and a lowered log start, with another fsync); the
+//! epoch checkpoint last (an open trims entries past the log).
 
 use std::io;
 use std::rc::Rc;
@@ -54,18 +55,33 @@ impl PartitionLog {
     /// changes first.
     pub async fn truncate_to(self: &Rc<Self>, offset: i64) -> Result<i64, StorageError> {
         let _serial = self.quiesce().await?;
-        let cut = match self.unfinished_cut.take() {
-            Some(u) => self.finish(u).await,
-            None => Ok(()),
-        };
+        let cut = self.finish_unfinished_cut().await;
         let cut = match cut {
             Ok(()) => self.cut(offset).await,
             Err(e) => Err(e),
         };
-        if cut.is_ok() {
+        // Appends wait only for a cut made in memory whose files are not.
+        if !self.has_unfinished_cut() {
             self.state.borrow_mut().truncating = false;
         }
         cut
+    }
+
+    /// A cut is made in memory but not yet on disk.
+    fn has_unfinished_cut(&self) -> bool {
+        let u = self.unfinished_cut.take();
+        let pending = u.is_some();
+        self.unfinished_cut.set(u);
+        pending
+    }
+
+    /// Finishes a cut whose file changes failed, if there is one (a clean
+    /// shutdown must not seal a log that is cut in memory only).
+    pub(super) async fn finish_unfinished_cut(&self) -> Result<(), StorageError> {
+        match self.unfinished_cut.take() {
+            Some(u) => self.finish(u).await,
+            None => Ok(()),
+        }
     }
 
     /// Stops appends and waits until nothing is being written, holding the
@@ -199,7 +215,10 @@ impl PartitionLog {
                 fail::fail_point!("truncate::remove_index", |_| Err(io::Error::other(
                     "injected: truncate::remove_index"
                 )));
-                index_file::remove(&dir, base)
+                index_file::remove(&dir, base)?;
+                // The removals durable before the cut: else a crash could
+                // keep later segments beside the shortened one.
+                partition_dir::sync_dir(&dir)
             })
             .await?;
         self.snapshot_end.set(cut.end);

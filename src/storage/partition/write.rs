@@ -476,8 +476,10 @@ impl PartitionLog {
                 }
                 let unchanged =
                     |s: &Segment| s.base_offset == base && file.upgrade().is_some_and(|f| Rc::ptr_eq(&f, &s.file));
+                // After a truncation the segment may be the active one
+                // again, cut: its old index would run past the cut.
                 let same_history = this.truncations.get() == history;
-                (st.segments.iter().any(unchanged), same_history && end > this.snapshot_end.get())
+                (same_history && st.segments.iter().any(unchanged), same_history && end > this.snapshot_end.get())
             };
             if !current && !snapshot {
                 return;
@@ -662,6 +664,11 @@ impl PartitionLog {
         st.producers = st.durable_producers.clone();
         let durable = st.durable_end;
         st.epochs.truncate_from_end(durable);
+        // The leader's epoch still begins here (as `become_leader` said).
+        let epoch = st.leader_epoch;
+        if st.epochs.latest_epoch().is_none_or(|latest| latest < epoch) {
+            st.epochs.assign(epoch, durable);
+        }
         st.epochs_dirty = true;
         let active = st.segments.last().expect("a segment");
         let (base, size) = (active.base_offset, active.size);

@@ -21,10 +21,10 @@ pub async fn handle(ctx: &ShardCtx, req: CreateTopicsRequest) -> CreateTopicsRes
                 let mut a: Vec<_> = t
                     .assignments
                     .iter()
-                    .map(|a| (a.partition_index, a.broker_ids.first().map_or(-1, |b| b.0)))
+                    .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
                     .collect();
                 a.sort_unstable();
-                a.into_iter().map(|(_, b)| b).collect()
+                a
             }),
             configs: t
                 .configs
@@ -56,7 +56,7 @@ pub async fn handle(ctx: &ShardCtx, req: CreateTopicsRequest) -> CreateTopicsRes
                     .with_name(name)
                     .with_topic_id(t.id)
                     .with_num_partitions(t.leaders.len() as i32)
-                    .with_replication_factor(1)
+                    .with_replication_factor(t.replication_factor() as i16)
                     .with_configs(Some(configs))
             }
             Err(e) => CreatableTopicResult::default()

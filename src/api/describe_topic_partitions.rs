@@ -106,7 +106,8 @@ fn topic_entry(t: &TopicMeta, range: std::ops::Range<usize>) -> DescribeTopicPar
                 .with_partition_index(p as i32)
                 .with_leader_id(leader)
                 .with_leader_epoch(0)
-                .with_replica_nodes(vec![leader])
+                .with_replica_nodes(t.replicas[p].iter().map(|n| BrokerId(*n)).collect())
+                // Followers do not copy the leader yet (issue 24).
                 .with_isr_nodes(vec![leader])
                 // No eligible leader replicas (KIP-966) without replication.
                 .with_eligible_leader_replicas(Some(Vec::new()))

@@ -30,7 +30,12 @@ async fn ensure_offsets_topic(ctx: &ShardCtx) {
     let topic = NewTopic {
         name: OFFSETS_TOPIC.to_string(),
         partitions: s.typed().offsets_topic_num_partitions.clamp(1, 10_000) as i32,
-        replication_factor: -1,
+        // Kafka's default is 3; a smaller cluster (a developer's broker)
+        // gets what it can place.
+        replication_factor: s
+            .typed()
+            .offsets_topic_replication_factor
+            .clamp(1, i64::from(ctx.setup.snapshot.load().nodes.max(1))) as i16,
         assignment: None,
         configs,
     };

@@ -24,7 +24,9 @@ pub fn topic_entry(t: &TopicMeta) -> MetadataResponseTopic {
                 .with_partition_index(p as i32)
                 .with_leader_id(BrokerId(leader))
                 .with_leader_epoch(0)
-                .with_replica_nodes(vec![BrokerId(leader)])
+                .with_replica_nodes(t.replicas[p].iter().map(|n| BrokerId(*n)).collect())
+                // Followers do not copy the leader yet (issue 24): only
+                // the leader is in sync.
                 .with_isr_nodes(vec![BrokerId(leader)])
         })
         .collect();

@@ -343,6 +343,14 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         R,
         "Partitions of __consumer_offsets, fixed when it is first created.",
     ),
+    b(
+        "offsets.topic.replication.factor",
+        "3",
+        int(1),
+        T::Int,
+        R,
+        "Replicas of each __consumer_offsets partition, capped at the nodes there are when it is created.",
+    ),
     b("offsets.topic.segment.bytes", "104857600", int(1), T::Int, R, "Segment size of __consumer_offsets."),
     b("offsets.retention.minutes", "10080", int(1), T::Int, R, "How long an empty group's committed offsets are kept."),
     b(

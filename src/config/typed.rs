@@ -197,6 +197,7 @@ broker_settings! {
     group_max_size: i64 = "group.max.size",
     offsets_topic_num_partitions: i64 = "offsets.topic.num.partitions",
     offsets_topic_segment_bytes: i64 = "offsets.topic.segment.bytes",
+    offsets_topic_replication_factor: i64 = "offsets.topic.replication.factor",
     offsets_retention_minutes: i64 = "offsets.retention.minutes",
     offsets_retention_check_interval_ms: i64 = "offsets.retention.check.interval.ms",
     offset_metadata_max_bytes: i64 = "offset.metadata.max.bytes",

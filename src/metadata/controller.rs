@@ -71,8 +71,9 @@ pub struct NewTopic {
     pub partitions: i32,
     /// Replication factor; -1 means `default.replication.factor`.
     pub replication_factor: i16,
-    /// Manual leaders per partition, if the client gave an assignment.
-    pub assignment: Option<Vec<i32>>,
+    /// Manual replica assignment, if the client gave one: (partition,
+    /// replicas with the leader first), sorted by partition.
+    pub assignment: Option<Vec<(i32, Vec<i32>)>>,
     /// Topic config overrides.
     pub configs: BTreeMap<String, String>,
 }
@@ -250,16 +251,36 @@ fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
         MetaRecord::TopicCreated { name, id, leaders, configs } => meta.put_topic(TopicMeta::new(
             name.clone(),
             Uuid::from_bytes(*id),
-            leaders.clone(),
+            leaders.iter().map(|l| vec![*l]).collect(),
             configs.iter().cloned().collect(),
         )),
+        MetaRecord::TopicPlaced { name, id, replicas, configs } => meta.put_topic(TopicMeta::new(
+            name.clone(),
+            Uuid::from_bytes(*id),
+            replicas.clone(),
+            configs.iter().cloned().collect(),
+        )),
+        MetaRecord::PartitionsPlaced { name, replicas } => {
+            if let Some(t) = meta.topic(name) {
+                let mut t = (**t).clone();
+                t.add_partitions(replicas.clone());
+                meta.put_topic(t);
+            }
+        }
+        MetaRecord::PartitionReassigned { name, partition, replicas } => {
+            if let Some(t) = meta.topic(name) {
+                let mut t = (**t).clone();
+                t.reassign(*partition as usize, replicas.clone());
+                meta.put_topic(t);
+            }
+        }
         MetaRecord::TopicDeleted { name } => {
             meta.remove_topic(name);
         }
         MetaRecord::PartitionsAdded { name, leaders } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
-                t.leaders.extend_from_slice(leaders);
+                t.add_partitions(leaders.iter().map(|l| vec![*l]).collect());
                 meta.put_topic(t);
             }
         }
@@ -281,13 +302,92 @@ fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
         MetaRecord::PartitionMoved { name, partition, leader } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
-                if let Some(l) = t.leaders.get_mut(*partition as usize) {
-                    *l = *leader;
-                }
+                t.reassign(*partition as usize, vec![*leader]);
                 meta.put_topic(t);
             }
         }
     }
+}
+
+/// A replication factor the nodes can hold: one replica per node at most.
+/// (Nodes are shards: several on one broker are one machine.)
+fn check_replication_factor(rf: i16, nodes: i32) -> Result<usize, AdminError> {
+    if rf < 1 {
+        return Err(AdminError::new(
+            ErrorCode::InvalidReplicationFactor,
+            "Replication factor must be larger than 0, or -1 to use the default value.",
+        ));
+    }
+    if i32::from(rf) > nodes {
+        return Err(AdminError::new(
+            ErrorCode::InvalidReplicationFactor,
+            format!("Replication factor: {rf} larger than available brokers: {nodes}."),
+        ));
+    }
+    Ok(rf as usize)
+}
+
+/// A client's replica assignment, checked as Kafka checks it: partitions
+/// numbered from 0 without gaps, each with the same number of distinct,
+/// existing nodes.
+fn check_assignment(a: Vec<(i32, Vec<i32>)>, nodes: i32) -> Result<Vec<Vec<i32>>, AdminError> {
+    let bad = |m: String| AdminError::new(ErrorCode::InvalidReplicaAssignment, m);
+    if a.len() > MAX_PARTITIONS as usize {
+        return Err(too_many_partitions(a.len() as i32));
+    }
+    let mut out = Vec::with_capacity(a.len());
+    for (expected, (p, replicas)) in a.into_iter().enumerate() {
+        if p != expected as i32 {
+            return Err(bad("partitions should be a consecutive 0-based integer sequence".into()));
+        }
+        if replicas.is_empty() {
+            return Err(bad(format!("partition {p} has no replicas")));
+        }
+        if let Some(n) = replicas.iter().find(|&&n| n < 0 || n >= nodes) {
+            return Err(bad(format!("node {n} does not exist")));
+        }
+        if replicas.iter().enumerate().any(|(i, n)| replicas[..i].contains(n)) {
+            return Err(bad(format!("Duplicate brokers not allowed in replica assignment: {replicas:?}")));
+        }
+        if out.first().is_some_and(|f: &Vec<i32>| f.len() != replicas.len()) {
+            return Err(bad("All partitions should have the same number of replicas".into()));
+        }
+        out.push(replicas);
+    }
+    Ok(out)
+}
+
+/// New replica assignments for the partitions with a replica on a node that
+/// no longer exists (the broker restarted with fewer shards): its partition
+/// directories are shared by all shards, so any node can take a replica
+/// over. A gone leader gives way to the node leading fewest, gone followers
+/// to the nodes holding fewest, and the replication factor shrinks to the
+/// node count if it must.
+fn reassign_gone_nodes(meta: &ClusterMeta) -> Vec<MetaRecord> {
+    let nodes = meta.nodes.max(1);
+    let exists = |n: &i32| (0..nodes).contains(n);
+    let mut load = placement::Load { leaders: meta.partitions_per_node(), replicas: meta.replicas_per_node() };
+    let mut moves = Vec::new();
+    for t in meta.topics.values() {
+        for (p, r) in t.replicas.iter().enumerate() {
+            if r.iter().all(exists) {
+                continue;
+            }
+            let rf = r.len().min(nodes as usize);
+            let leader = if exists(&r[0]) { r[0] } else { placement::place(&mut load.leaders, 1)[0] };
+            let mut replicas = vec![leader];
+            replicas.extend(r.iter().copied().filter(|n| exists(n) && *n != leader));
+            replicas.truncate(rf);
+            while replicas.len() < rf {
+                let free = (0..nodes).filter(|n| !replicas.contains(n));
+                let next = free.min_by_key(|n| (load.replicas[*n as usize], *n)).expect("rf <= nodes");
+                load.replicas[next as usize] += 1;
+                replicas.push(next);
+            }
+            moves.push(MetaRecord::PartitionReassigned { name: t.name.clone(), partition: p as i32, replicas });
+        }
+    }
+    moves
 }
 
 impl Controller {
@@ -304,16 +404,7 @@ impl Controller {
         let (mut log, records) = MetadataLog::open(&data_dir)?;
         let mut meta = ClusterMeta { cluster_id, nodes, ..Default::default() };
         replay(&mut meta, &records);
-        let mut moves = Vec::new();
-        let mut counts = meta.partitions_per_node();
-        for t in meta.topics.values() {
-            for (p, &l) in t.leaders.iter().enumerate() {
-                if l >= nodes || l < 0 {
-                    let leader = placement::place(&mut counts, 1)[0];
-                    moves.push(MetaRecord::PartitionMoved { name: t.name.clone(), partition: p as i32, leader });
-                }
-            }
-        }
+        let moves = reassign_gone_nodes(&meta);
         if !moves.is_empty() {
             info!(count = moves.len(), nodes, "moving partitions of nodes that no longer exist");
             log.append(&moves)?;
@@ -458,31 +549,12 @@ impl Controller {
                 format!("Topic '{}' collides with existing topic: {other}", t.name),
             ));
         }
-        let rf =
-            if t.replication_factor == -1 { self.settings.default_replication_factor() } else { t.replication_factor };
-        if rf != 1 {
-            return Err(AdminError::new(
-                ErrorCode::InvalidReplicationFactor,
-                format!("replication factor {rf} is not possible: this broker keeps one replica of each partition"),
-            ));
-        }
         for (k, v) in &t.configs {
             config::validate_topic_config(k, v)
                 .map_err(|e| AdminError::new(ErrorCode::InvalidConfig, e.to_string()))?;
         }
-        let leaders = match t.assignment {
-            Some(a) => {
-                if a.len() > MAX_PARTITIONS as usize {
-                    return Err(too_many_partitions(a.len() as i32));
-                }
-                if let Some(bad) = a.iter().find(|&&n| n < 0 || n >= current.nodes) {
-                    return Err(AdminError::new(
-                        ErrorCode::InvalidReplicaAssignment,
-                        format!("node {bad} does not exist"),
-                    ));
-                }
-                a
-            }
+        let replicas = match t.assignment {
+            Some(a) => check_assignment(a, current.nodes)?,
             None => {
                 let n = if t.partitions == -1 { self.settings.num_partitions() } else { t.partitions };
                 if n > MAX_PARTITIONS {
@@ -494,18 +566,32 @@ impl Controller {
                         format!("number of partitions must be positive, got {n}"),
                     ));
                 }
-                placement::place(&mut current.partitions_per_node(), n as usize)
+                let rf = match t.replication_factor {
+                    -1 => self.settings.default_replication_factor(),
+                    rf => rf,
+                };
+                let rf = check_replication_factor(rf, current.nodes)?;
+                let mut load =
+                    placement::Load { leaders: current.partitions_per_node(), replicas: current.replicas_per_node() };
+                placement::place_replicas(&mut load, n as usize, rf)
             }
         };
-        let topic = Arc::new(TopicMeta::new(t.name.clone(), Uuid::new_v4(), leaders, t.configs));
+        if replicas.iter().any(|r| r.len() > 1) {
+            warn!(
+                topic = %t.name, replicas = replicas[0].len(),
+                "the topic's replicas are on shards of this one broker: not machine-safe \
+                 (and followers do not copy their leader yet: they show out of sync)"
+            );
+        }
+        let topic = Arc::new(TopicMeta::new(t.name.clone(), Uuid::new_v4(), replicas, t.configs));
         descriptors_for(topic.leaders.len())?;
         if validate_only {
             return Ok(topic);
         }
-        let next = self.commit(MetaRecord::TopicCreated {
+        let next = self.commit(MetaRecord::TopicPlaced {
             name: topic.name.clone(),
             id: *topic.id.as_bytes(),
-            leaders: topic.leaders.clone(),
+            replicas: topic.replicas.clone(),
             configs: topic.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         })?;
         if let Err(e) = self.open_on_shards(&topic, 0..topic.leaders.len()) {
@@ -556,12 +642,15 @@ impl Controller {
                 ),
             ));
         }
-        let leaders = placement::place(&mut current.partitions_per_node(), (count - have) as usize);
-        descriptors_for(leaders.len())?;
+        let mut load =
+            placement::Load { leaders: current.partitions_per_node(), replicas: current.replicas_per_node() };
+        let rf = topic.replication_factor().min(current.nodes.max(1) as usize);
+        let replicas = placement::place_replicas(&mut load, (count - have) as usize, rf);
+        descriptors_for(replicas.len())?;
         if validate_only {
             return Ok(());
         }
-        let next = self.commit(MetaRecord::PartitionsAdded { name: name.to_string(), leaders })?;
+        let next = self.commit(MetaRecord::PartitionsPlaced { name: name.to_string(), replicas })?;
         let grown = next.topic(name).expect("just grown").clone();
         let opened = self.open_on_shards(&grown, have as usize..count as usize);
         self.snapshot.store(next);
@@ -673,5 +762,61 @@ impl Scope for BrokerScope<'_> {
     }
     fn inherited(&self, key: &str) -> String {
         self.below.inherited(key, self.layer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta_with(nodes: i32, records: &[MetaRecord]) -> ClusterMeta {
+        let mut meta = ClusterMeta { nodes, ..Default::default() };
+        replay(&mut meta, records);
+        meta
+    }
+
+    #[test]
+    fn records_from_before_replicas_replay_as_one_replica_each() {
+        let meta = meta_with(
+            2,
+            &[
+                MetaRecord::TopicCreated { name: "t".into(), id: [1; 16], leaders: vec![0, 1], configs: vec![] },
+                MetaRecord::PartitionsAdded { name: "t".into(), leaders: vec![1] },
+                MetaRecord::PartitionMoved { name: "t".into(), partition: 2, leader: 0 },
+            ],
+        );
+        let t = meta.topic("t").unwrap();
+        assert_eq!(t.replicas, [vec![0], vec![1], vec![0]]);
+        assert_eq!(t.leaders, [0, 1, 0]);
+        assert_eq!(t.replication_factor(), 1);
+    }
+
+    #[test]
+    fn replicas_on_gone_nodes_move_and_keep_the_factor() {
+        let placed = MetaRecord::TopicPlaced {
+            name: "t".into(),
+            id: [2; 16],
+            replicas: vec![vec![2, 0], vec![1, 3], vec![0, 1], vec![3, 2]],
+            configs: vec![],
+        };
+        let mut meta = meta_with(2, &[placed]);
+        let moves = reassign_gone_nodes(&meta);
+        assert_eq!(moves.len(), 3, "{moves:?}");
+        replay(&mut meta, &moves);
+        let t = meta.topic("t").unwrap();
+        assert_eq!(t.replicas[1], [1, 0], "a valid leader stays; the gone follower is replaced");
+        assert_eq!(t.replicas[2], [0, 1], "untouched");
+        for r in &t.replicas {
+            let mut s = r.clone();
+            s.sort();
+            assert_eq!(s, [0, 1], "two distinct existing nodes: {r:?}");
+        }
+        assert!(reassign_gone_nodes(&meta).is_empty());
+        // Fewer nodes than replicas: the factor shrinks to what exists.
+        let mut one = meta_with(1, &[]);
+        one.put_topic(TopicMeta::new("u".into(), Uuid::nil(), vec![vec![1, 0]], BTreeMap::new()));
+        let moves = reassign_gone_nodes(&one);
+        replay(&mut one, &moves);
+        assert_eq!(one.topic("u").unwrap().replicas, [vec![0]]);
     }
 }

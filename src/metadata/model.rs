@@ -14,8 +14,13 @@ pub struct TopicMeta {
     pub name: String,
     /// Topic id (KIP-516), stable for the topic's life.
     pub id: Uuid,
-    /// `leaders[p]` is the node (= shard) that owns partition `p`.
+    /// `leaders[p]` is the node (= shard) that leads partition `p`: the first
+    /// of `replicas[p]`.
     pub leaders: Vec<i32>,
+    /// `replicas[p]`: the distinct nodes that hold partition `p`, its leader
+    /// first (Kafka's replica assignment). Followers do not copy the
+    /// leader's log yet (issue 24): they are listed, never in sync.
+    pub replicas: Vec<Vec<i32>>,
     /// Topic-level config overrides (Kafka key names).
     pub configs: BTreeMap<String, String>,
     /// The same, parsed (see [`TopicMeta::set_configs`]).
@@ -23,10 +28,37 @@ pub struct TopicMeta {
 }
 
 impl TopicMeta {
-    /// A topic with these configs (validated), parsed once here.
-    pub fn new(name: String, id: Uuid, leaders: Vec<i32>, configs: BTreeMap<String, String>) -> Self {
+    /// A topic with these replica assignments and configs (validated,
+    /// parsed once here).
+    pub fn new(name: String, id: Uuid, replicas: Vec<Vec<i32>>, configs: BTreeMap<String, String>) -> Self {
         let overrides = TopicOverrides::parse(&configs);
-        Self { name, id, leaders, configs, overrides }
+        let mut t = Self { name, id, leaders: Vec::new(), replicas: Vec::new(), configs, overrides };
+        t.add_partitions(replicas);
+        t
+    }
+
+    /// Appends partitions with these replica assignments.
+    pub fn add_partitions(&mut self, replicas: Vec<Vec<i32>>) {
+        for r in replicas {
+            check_replicas(&r);
+            self.leaders.push(r[0]);
+            self.replicas.push(r);
+        }
+    }
+
+    /// Gives partition `p` a new replica assignment (its leader first).
+    pub fn reassign(&mut self, p: usize, replicas: Vec<i32>) {
+        check_replicas(&replicas);
+        if let (Some(l), Some(r)) = (self.leaders.get_mut(p), self.replicas.get_mut(p)) {
+            *l = replicas[0];
+            *r = replicas;
+        }
+    }
+
+    /// Replicas per partition (the first partition's; they are all alike
+    /// unless a client assigned them by hand).
+    pub fn replication_factor(&self) -> usize {
+        self.replicas.first().map_or(1, Vec::len)
     }
 
     /// Replaces the topic's configs, and their parsed form with them.
@@ -34,6 +66,15 @@ impl TopicMeta {
         self.overrides = TopicOverrides::parse(&configs);
         self.configs = configs;
     }
+}
+
+/// A replica assignment is non-empty and names each node once.
+fn check_replicas(r: &[i32]) {
+    assert!(!r.is_empty(), "a partition has at least one replica");
+    let mut sorted = r.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), r.len(), "a partition's replicas are distinct nodes: {r:?}");
 }
 
 /// An immutable view of all metadata, published as a whole on every change.
@@ -65,12 +106,21 @@ impl ClusterMeta {
         self.ids.get(id).and_then(|n| self.topics.get(n))
     }
 
-    /// Partition count per node, for balanced placement.
+    /// Partitions led per node, for balanced placement.
     pub fn partitions_per_node(&self) -> Vec<usize> {
+        self.count_per_node(|t| t.leaders.clone())
+    }
+
+    /// Replicas held per node (leaders included), for balanced placement.
+    pub fn replicas_per_node(&self) -> Vec<usize> {
+        self.count_per_node(|t| t.replicas.iter().flatten().copied().collect())
+    }
+
+    fn count_per_node(&self, nodes_of: impl Fn(&TopicMeta) -> Vec<i32>) -> Vec<usize> {
         let mut counts = vec![0usize; self.nodes.max(0) as usize];
         for t in self.topics.values() {
-            for &l in &t.leaders {
-                if let Some(c) = counts.get_mut(l as usize) {
+            for n in nodes_of(t) {
+                if let Some(c) = usize::try_from(n).ok().and_then(|n| counts.get_mut(n)) {
                     *c += 1;
                 }
             }

@@ -8,11 +8,13 @@ use thiserror::Error;
 /// the snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum MetaRecord {
-    /// A topic was created with these partition leaders and configs.
+    /// A topic was created with these partition leaders and configs (one
+    /// replica each; written before replica assignments existed).
     TopicCreated { name: String, id: [u8; 16], leaders: Vec<i32>, configs: Vec<(String, String)> },
     /// A topic was deleted.
     TopicDeleted { name: String },
-    /// Partitions were added to a topic (their leaders, in partition order).
+    /// Partitions were added to a topic (their leaders, in partition order;
+    /// one replica each, as `TopicCreated`).
     PartitionsAdded { name: String, leaders: Vec<i32> },
     /// A partition moved to another node (the shard count changed).
     PartitionMoved { name: String, partition: i32, leader: i32 },
@@ -24,6 +26,13 @@ pub enum MetaRecord {
     /// The dynamic configs of a broker resource (`""`: the cluster-wide
     /// default, `"N"`: node N) were replaced by these.
     BrokerConfigsSet { resource: String, configs: Vec<(String, String)> },
+    /// A topic was created with these replica assignments (per partition,
+    /// leader first) and configs.
+    TopicPlaced { name: String, id: [u8; 16], replicas: Vec<Vec<i32>>, configs: Vec<(String, String)> },
+    /// Partitions were added to a topic with these replica assignments.
+    PartitionsPlaced { name: String, replicas: Vec<Vec<i32>> },
+    /// A partition's replicas changed (nodes that no longer exist replaced).
+    PartitionReassigned { name: String, partition: i32, replicas: Vec<i32> },
 }
 
 /// A record frame that does not check out.
@@ -81,6 +90,9 @@ mod tests {
             },
             MetaRecord::PartitionsAdded { name: "t".into(), leaders: vec![0] },
             MetaRecord::TopicDeleted { name: "t".into() },
+            MetaRecord::TopicPlaced { name: "u".into(), id: [8; 16], replicas: vec![vec![1, 0]], configs: vec![] },
+            MetaRecord::PartitionsPlaced { name: "u".into(), replicas: vec![vec![0, 1]] },
+            MetaRecord::PartitionReassigned { name: "u".into(), partition: 1, replicas: vec![1] },
             MetaRecord::BrokerConfigsSet {
                 resource: String::new(),
                 configs: vec![("log.retention.ms".into(), "9".into())],

@@ -8,6 +8,7 @@ Usage: kafka-topics.sh --bootstrap-server HOST:PORT ACTION [OPTIONS]
 Actions: --create | --list | --describe | --delete | --alter
 Options: --topic NAME  --partitions N  --replication-factor N
          --config KEY=VALUE (repeatable)  --if-not-exists
+         --under-replicated-partitions (with --describe)
 Example: kafka-topics.sh --bootstrap-server localhost:9092 --create --topic orders --partitions 3
 U
 }
@@ -21,6 +22,7 @@ while [[ $# -gt 0 ]]; do
         --replication-factor) need_value "$1" $#; extra+=(--replication-factor "$2"); shift 2 ;;
         --config) need_value "$1" $#; extra+=(--config "$2"); shift 2 ;;
         --if-not-exists) extra+=(--if-not-exists); shift ;;
+        --under-replicated-partitions) extra+=(--under-replicated-partitions); shift ;;
         --exclude-internal|--if-exists) shift ;;
         -h|--help) usage; exit 0 ;;
         *) die_usage "unknown option $1" ;;
@@ -33,7 +35,7 @@ case "$action" in
         [[ ${#topics[@]} -eq 1 ]] || die_usage "--$action needs one --topic"
         exec "$sluice" topics --bootstrap-server "$bootstrap" "$action" "${topics[0]}" "${extra[@]}" ;;
     list) exec "$sluice" topics --bootstrap-server "$bootstrap" list ;;
-    describe) exec "$sluice" topics --bootstrap-server "$bootstrap" describe "${topics[@]}" ;;
+    describe) exec "$sluice" topics --bootstrap-server "$bootstrap" describe "${topics[@]}" "${extra[@]}" ;;
     delete)
         [[ ${#topics[@]} -ge 1 ]] || die_usage "--delete needs --topic"
         exec "$sluice" topics --bootstrap-server "$bootstrap" delete "${topics[@]}" ;;

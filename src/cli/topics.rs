@@ -29,7 +29,8 @@ pub enum TopicsCommand {
         /// Partitions (default: the broker's num.partitions).
         #[arg(long, default_value_t = -1)]
         partitions: i32,
-        /// Replication factor (sluice keeps one replica).
+        /// Replication factor, up to the node count (followers do not copy
+        /// their leader yet: replication is issue 24).
         #[arg(long, default_value_t = -1)]
         replication_factor: i16,
         /// A topic setting, key=value (repeatable).
@@ -49,6 +50,9 @@ pub enum TopicsCommand {
     Describe {
         /// Topics (default: all).
         topics: Vec<String>,
+        /// Only partitions with replicas out of sync (Kafka's flag).
+        #[arg(long)]
+        under_replicated_partitions: bool,
     },
     /// Delete topics.
     ///
@@ -137,7 +141,9 @@ pub fn run(args: TopicsArgs) -> Result<(), CliError> {
                 println!("{n}");
             }
         }
-        TopicsCommand::Describe { topics } => describe(&mut cluster, topics)?,
+        TopicsCommand::Describe { topics, under_replicated_partitions } => {
+            describe(&mut cluster, topics, under_replicated_partitions)?
+        }
         TopicsCommand::Delete { topics } => {
             let v = cluster.any().version::<DeleteTopicsRequest>()?;
             let mut req = DeleteTopicsRequest::default().with_timeout_ms(30_000);
@@ -206,7 +212,7 @@ pub fn run(args: TopicsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn describe(cluster: &mut Cluster, wanted: Vec<String>) -> Result<(), CliError> {
+fn describe(cluster: &mut Cluster, wanted: Vec<String>, under_replicated_only: bool) -> Result<(), CliError> {
     let mut topics: Vec<_> =
         cluster.meta.topics.iter().filter(|t| t.error_code == ErrorCode::None.code()).cloned().collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
@@ -245,15 +251,26 @@ fn describe(cluster: &mut Cluster, wanted: Vec<String>) -> Result<(), CliError> 
             configs.join(",")
         );
         for p in parts {
+            if under_replicated_only && p.isr_nodes.len() >= p.replica_nodes.len() {
+                continue;
+            }
             let ids = |v: &[kafka_protocol::messages::BrokerId]| {
                 v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",")
             };
+            // Several replicas on nodes of one host (shards of one broker):
+            // losing the machine loses them all.
+            let one_host = p.replica_nodes.len() > 1 && {
+                let host = |id: i32| cluster.meta.brokers.iter().find(|b| b.node_id.0 == id).map(|b| b.host.clone());
+                let hosts: Vec<_> = p.replica_nodes.iter().map(|b| host(b.0)).collect();
+                hosts.iter().all(|h| h.is_some() && *h == hosts[0])
+            };
             println!(
-                "\tTopic: {tname}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+                "\tTopic: {tname}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}{}",
                 p.partition_index,
                 p.leader_id.0,
                 ids(&p.replica_nodes),
-                ids(&p.isr_nodes)
+                ids(&p.isr_nodes),
+                if one_host { "\tNotMachineSafe: replicas on one host" } else { "" }
             );
         }
     }

@@ -104,3 +104,20 @@ def test_offsets_topic_takes_what_the_node_count_allows(broker):
     h.commit_one(broker, h.unique("g"), topic)
     parts = _partitions(broker, "__consumer_offsets")
     assert parts and all(sorted(p.replicas) == [0, 1] for p in parts.values())
+
+
+def test_the_tools_flag_replicas_on_one_host(broker):
+    from test_tools import script
+    one, two = h.unique("rf1"), h.unique("rf2")
+    _create(broker, one, num_partitions=2, replication_factor=1)
+    _create(broker, two, num_partitions=2, replication_factor=2)
+    b = ("--bootstrap-server", broker.bootstrap)
+    out = script("kafka-topics.sh", *b, "--describe", "--topic", two).stdout
+    assert "ReplicationFactor: 2" in out
+    assert out.count("NotMachineSafe") == 2, out
+    assert "NotMachineSafe" not in script("kafka-topics.sh", *b, "--describe", "--topic", one).stdout
+    # Followers are out of sync until replication: every rf-2 partition is
+    # under-replicated, no rf-1 one is.
+    under = script("kafka-topics.sh", *b, "--describe", "--under-replicated-partitions").stdout
+    assert under.count(f"Topic: {two}\tPartition:") == 2, under
+    assert f"Topic: {one}\tPartition:" not in under

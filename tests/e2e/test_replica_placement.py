@@ -59,8 +59,8 @@ def test_kafka_python_sees_the_replicas(broker):
         a.create_topics([KpNewTopic(topic, num_partitions=2, replication_factor=2)])
         [desc] = a.describe_topics([topic])
         for p in desc["partitions"]:
-            assert sorted(p["replicas"]) == [0, 1]
-            assert p["isr"] == [p["leader"]]
+            assert sorted(p["replica_nodes"]) == [0, 1]
+            assert p["isr_nodes"] == [p["leader_id"]]
     finally:
         a.close()
 
@@ -73,12 +73,13 @@ def test_more_replicas_than_nodes_are_refused(broker):
 
 def test_a_clients_assignment_is_kept_and_checked(broker):
     topic = h.unique("assign")
-    _create(broker, topic, replica_assignment=[[1, 0], [0, 1], [1, 0]])
+    # confluent-kafka wants the partition count beside an assignment.
+    _create(broker, topic, num_partitions=3, replica_assignment=[[1, 0], [0, 1], [1, 0]])
     parts = _partitions(broker, topic)
     assert [parts[p].replicas for p in range(3)] == [[1, 0], [0, 1], [1, 0]]
     assert [parts[p].leader for p in range(3)] == [1, 0, 1]
     for bad in ([[0, 0]], [[0, 1], [1]], [[0, 5]]):
-        err = _error(broker, h.unique("badassign"), replica_assignment=bad)
+        err = _error(broker, h.unique("badassign"), num_partitions=len(bad), replica_assignment=bad)
         assert err.code() == INVALID_REPLICA_ASSIGNMENT, (bad, err)
 
 
@@ -121,3 +122,21 @@ def test_the_tools_flag_replicas_on_one_host(broker):
     under = script("kafka-topics.sh", *b, "--describe", "--under-replicated-partitions").stdout
     assert under.count(f"Topic: {two}\tPartition:") == 2, under
     assert f"Topic: {one}\tPartition:" not in under
+
+
+def test_the_broker_checks_assignments_as_kafka_does(broker):
+    # kafka-python sends assignments unchecked, so these reach the broker.
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    cases = {
+        "Duplicate brokers": {0: [0, 0]},
+        "same number of replicas": {0: [0, 1], 1: [1]},
+        "does not exist": {0: [0, 5]},
+        "consecutive 0-based": {1: [0, 1]},
+    }
+    try:
+        for why, assignment in cases.items():
+            t = KpNewTopic(h.unique("kpbad"), num_partitions=-1, replication_factor=-1, replica_assignments=assignment)
+            [r] = a.create_topics([t], raise_errors=False)["topics"]
+            assert r["error_code"] == INVALID_REPLICA_ASSIGNMENT and why in r["error_message"], r
+    finally:
+        a.close()

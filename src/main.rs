@@ -55,6 +55,10 @@ enum Command {
     ///
     /// Example: sluice cluster --bootstrap-server localhost:9092 --api-versions
     Cluster(cli::cluster::ClusterArgs),
+    /// Show the metadata quorum, as kafka-metadata-quorum.sh describe does.
+    ///
+    /// Example: sluice quorum --bootstrap-server localhost:9092 --status
+    Quorum(cli::quorum::QuorumArgs),
 }
 
 #[derive(Parser)]
@@ -145,6 +149,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => cli::consume::run(args).map_err(|e| e.to_string()),
         Command::Groups(args) => cli::groups::run(args).map_err(|e| e.to_string()),
         Command::Cluster(args) => cli::cluster::run(args).map_err(|e| e.to_string()),
+        Command::Quorum(args) => cli::quorum::run(args).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

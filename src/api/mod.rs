@@ -13,6 +13,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
@@ -74,6 +75,7 @@ pub async fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -
         }
         RequestKind::DescribeCluster(r) => Box::pin(async move { respond(describe_cluster::handle(&ctx, r).into()) }),
         RequestKind::DescribeConfigs(r) => Box::pin(async move { respond(describe_configs::handle(&ctx, r).into()) }),
+        RequestKind::DescribeQuorum(r) => Box::pin(async move { respond(describe_quorum::handle(&ctx, r).into()) }),
         RequestKind::DeleteRecords(r) => Box::pin(async move { respond(delete_records::handle(&ctx, r).await.into()) }),
         RequestKind::InitProducerId(r) => {
             Box::pin(async move { respond(init_producer_id::handle(&ctx, r).await.into()) })

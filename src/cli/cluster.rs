@@ -1,4 +1,5 @@
-//! `sluice cluster`: the nodes, the controller and each node's API versions.
+//! `sluice cluster`: the nodes, the controller, the metadata quorum and each
+//! node's API versions.
 
 use clap::Args;
 use kafka_protocol::messages::ApiKey;
@@ -27,6 +28,16 @@ pub fn run(args: ClusterArgs) -> Result<(), CliError> {
     println!("Bootstrap: {} (answered by {answered})", cluster.bootstrap);
     println!("Cluster id: {}", meta.cluster_id.as_deref().unwrap_or("-"));
     println!("Controller: node {}", meta.controller_id.0);
+    let quorum = super::quorum::describe(&mut cluster)?;
+    let q = super::quorum::partition(&quorum)?;
+    let voters: Vec<String> = q.current_voters.iter().map(|v| v.replica_id.0.to_string()).collect();
+    println!(
+        "Metadata quorum: leader node {}, epoch {}, high watermark {}, voters [{}]",
+        q.leader_id.0,
+        q.leader_epoch,
+        q.high_watermark,
+        voters.join(",")
+    );
     let mut brokers = meta.brokers.clone();
     brokers.sort_by_key(|b| b.node_id.0);
     for b in brokers {

@@ -11,4 +11,5 @@ pub mod group_member;
 pub mod groups;
 pub mod offsets;
 pub mod produce;
+pub mod quorum;
 pub mod topics;

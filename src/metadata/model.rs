@@ -90,6 +90,9 @@ pub struct ClusterMeta {
     pub ids: HashMap<Uuid, String>,
     /// The next producer id InitProducerId may hand out.
     pub next_producer_id: i64,
+    /// Records in the metadata log (its end offset): DescribeQuorum's high
+    /// watermark.
+    pub log_end: i64,
     /// Dynamic broker configs by resource: `""` the cluster-wide default,
     /// `"N"` node N (IncrementalAlterConfigs / AlterConfigs on a broker).
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,

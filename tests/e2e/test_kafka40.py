@@ -42,7 +42,7 @@ NOT_SERVED = {
     45: "AlterPartitionReassignments", 46: "ListPartitionReassignments (replication, issue 24)",
     48: "DescribeClientQuotas", 49: "AlterClientQuotas (quotas)",
     50: "DescribeUserScramCredentials", 51: "AlterUserScramCredentials (security)",
-    55: "DescribeQuorum (cluster, issue 23)", 57: "UpdateFeatures",
+    57: "UpdateFeatures",
     61: "DescribeProducers", 64: "UnregisterBroker (cluster, issue 23)",
     65: "DescribeTransactions", 66: "ListTransactions (transactions)",
     68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe (KIP-848 groups)",

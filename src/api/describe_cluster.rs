@@ -9,12 +9,14 @@ use crate::broker::context::ShardCtx;
 /// Answers DescribeCluster.
 pub fn handle(ctx: &ShardCtx, _req: DescribeClusterRequest) -> DescribeClusterResponse {
     let meta = ctx.setup.snapshot.load();
+    let rack = ctx.setup.settings.load().rack().map(|r| str_bytes(r.to_string()));
     let brokers = (0..meta.nodes)
         .map(|n| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(n))
                 .with_host(str_bytes(ctx.setup.endpoints.advertised_host.clone()))
                 .with_port(ctx.setup.endpoints.port(n))
+                .with_rack(rack.clone())
         })
         .collect();
     DescribeClusterResponse::default()

@@ -76,12 +76,14 @@ pub async fn handle(ctx: &ShardCtx, req: MetadataRequest, version: i16) -> Metad
         }
     }
     let meta = ctx.setup.snapshot.load();
+    let rack = ctx.setup.settings.load().rack().map(|r| str_bytes(r.to_string()));
     let brokers = (0..meta.nodes)
         .map(|n| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(n))
                 .with_host(str_bytes(ctx.setup.endpoints.advertised_host.clone()))
                 .with_port(ctx.setup.endpoints.port(n))
+                .with_rack(rack.clone())
         })
         .collect();
     let topics = if all {

@@ -344,6 +344,14 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         "Partitions of __consumer_offsets, fixed when it is first created.",
     ),
     b(
+        "broker.rack",
+        "",
+        Kind::Text,
+        T::String,
+        R,
+        "The rack of this broker (all its shards), reported to clients in Metadata and DescribeCluster.",
+    ),
+    b(
         "offsets.topic.replication.factor",
         "3",
         int(1),

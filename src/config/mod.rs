@@ -322,6 +322,10 @@ impl BrokerSettings {
     pub fn group_member_metadata_max_bytes(&self) -> usize {
         self.typed.group_member_metadata_max_bytes.max(0) as usize
     }
+    /// `broker.rack`, if set.
+    pub fn rack(&self) -> Option<&str> {
+        Some(self.typed.rack.as_str()).filter(|r| !r.is_empty())
+    }
     /// `socket.request.max.bytes`.
     pub fn socket_request_max_bytes(&self) -> usize {
         self.typed.socket_request_max_bytes.max(0) as usize

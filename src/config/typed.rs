@@ -22,6 +22,12 @@ impl FromSetting for i64 {
     }
 }
 
+impl FromSetting for String {
+    fn from_setting(text: &str) -> Option<Self> {
+        Some(text.trim().to_string())
+    }
+}
+
 impl FromSetting for bool {
     fn from_setting(text: &str) -> Option<Self> {
         match text.trim() {
@@ -198,6 +204,8 @@ broker_settings! {
     offsets_topic_num_partitions: i64 = "offsets.topic.num.partitions",
     offsets_topic_segment_bytes: i64 = "offsets.topic.segment.bytes",
     offsets_topic_replication_factor: i64 = "offsets.topic.replication.factor",
+    /// `broker.rack`, empty when unset.
+    rack: String = "broker.rack",
     offsets_retention_minutes: i64 = "offsets.retention.minutes",
     offsets_retention_check_interval_ms: i64 = "offsets.retention.check.interval.ms",
     offset_metadata_max_bytes: i64 = "offset.metadata.max.bytes",

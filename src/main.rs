@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 
 use broker::{BrokerOptions, default_shards};
 use config::BrokerSettings;
+use config::kraft::KafkaProperties;
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "A Kafka-compatible streaming broker")]
@@ -63,15 +64,18 @@ enum Command {
 
 #[derive(Parser)]
 struct BrokerArgs {
-    /// Data directory (segments, metadata log, meta.properties).
-    #[arg(long, default_value = "./sluice-data")]
-    data_dir: PathBuf,
-    /// Address to bind.
-    #[arg(long, default_value = "0.0.0.0")]
-    host: IpAddr,
-    /// Base port: shard k listens on port + k.
-    #[arg(long, default_value_t = 9092)]
-    port: u16,
+    /// Data directory (segments, metadata log, meta.properties) [default:
+    /// log.dirs from --config, else ./sluice-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to bind [default: the client listener's from --config, else
+    /// 0.0.0.0].
+    #[arg(long)]
+    host: Option<IpAddr>,
+    /// Base port: shard k listens on port + k [default: the client
+    /// listener's from --config, else 9092].
+    #[arg(long)]
+    port: Option<u16>,
     /// Host name advertised to clients in Metadata (default: the bind
     /// address, or 127.0.0.1 when binding all interfaces).
     #[arg(long)]
@@ -83,7 +87,9 @@ struct BrokerArgs {
     /// consumers (the oldest are evicted first, across partitions).
     #[arg(long, default_value_t = 128 << 20)]
     cache_bytes: usize,
-    /// A server.properties-style file of Kafka broker settings.
+    /// A server.properties file of Kafka broker settings; a Kafka KRaft
+    /// node's own works (listeners, log.dirs and the one-voter quorum are read
+    /// from it).
     #[arg(long)]
     config: Option<PathBuf>,
     /// A Kafka broker setting, `key=value` (repeatable; wins over --config).
@@ -93,23 +99,35 @@ struct BrokerArgs {
 
 fn broker(args: BrokerArgs) -> Result<(), String> {
     let mut settings = BrokerSettings::default();
+    let mut props = KafkaProperties::default();
     if let Some(path) = &args.config {
-        settings.load_file(path).map_err(|e| e.to_string())?;
+        settings.load_file(path, &mut props).map_err(|e| e.to_string())?;
     }
     for o in &args.overrides {
-        settings.set_pair(o).map_err(|e| e.to_string())?;
+        let (k, v) = o.split_once('=').ok_or_else(|| format!("malformed setting {o:?}: expected key=value"))?;
+        props.apply(&mut settings, k, v).map_err(|e| e.to_string())?;
     }
+    if !props.inapplicable.is_empty() {
+        let keys: Vec<String> = props.inapplicable.iter().map(|(k, why)| format!("{k} ({why})")).collect();
+        tracing::warn!("these Kafka settings do not apply to sluice and are ignored: {}", keys.join("; "));
+    }
+    let process = props.finish(&mut settings).map_err(|e| e.to_string())?;
+    if let Some(id) = process.node_id {
+        tracing::info!(node.id = id, "one broker's shards are nodes 0..n-1; node.id will name the broker in a cluster");
+    }
+    let host = args.host.or(process.host).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let shards = args.shards.unwrap_or_else(default_shards);
     if shards == 0 {
         return Err("--shards must be at least 1".into());
     }
     let advertised_host = args
         .advertised_host
-        .unwrap_or_else(|| if args.host.is_unspecified() { "127.0.0.1".to_string() } else { args.host.to_string() });
+        .or(process.advertised_host)
+        .unwrap_or_else(|| if host.is_unspecified() { "127.0.0.1".to_string() } else { host.to_string() });
     let opts = BrokerOptions {
-        data_dir: args.data_dir,
-        host: args.host,
-        port: args.port,
+        data_dir: args.data_dir.or(process.data_dir).unwrap_or_else(|| PathBuf::from("./sluice-data")),
+        host,
+        port: args.port.or(process.port).unwrap_or(9092),
         advertised_host,
         shards,
         cache_bytes: args.cache_bytes,

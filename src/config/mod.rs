@@ -11,6 +11,7 @@
 
 pub mod edit;
 pub mod keys;
+pub mod kraft;
 pub mod typed;
 
 use std::collections::BTreeMap;
@@ -199,20 +200,24 @@ impl BrokerSettings {
     }
 
     /// Applies a `key=value` string.
+    #[cfg(test)]
     pub fn set_pair(&mut self, pair: &str) -> Result<(), ConfigError> {
         let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::Malformed(pair.to_string()))?;
         self.set(k, v)
     }
 
-    /// Loads a server.properties-style file (`#` comments, `key=value`).
-    pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+    /// Loads a server.properties-style file (`#` and `!` comments,
+    /// `key=value`), Kafka's own included: see [`kraft`] for the keys that
+    /// describe the process or do not apply.
+    pub fn load_file(&mut self, path: &Path, props: &mut kraft::KafkaProperties) -> Result<(), ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::File { path: path.to_path_buf(), reason: e.to_string() })?;
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
                 continue;
             }
-            self.set_pair(line)?;
+            let (k, v) = line.split_once('=').ok_or_else(|| ConfigError::Malformed(line.to_string()))?;
+            props.apply(self, k, v)?;
         }
         Ok(())
     }

@@ -1,0 +1,325 @@
+//! A Kafka KRaft node's `server.properties`, taken as it is: operators'
+//! configs carry over. Each line is one of four kinds:
+//!
+//! - a setting sluice applies (`num.partitions`, `log.segment.bytes`, ...):
+//!   to [`BrokerSettings`], as before;
+//! - a key that describes the process (`listeners`, `advertised.listeners`,
+//!   `log.dirs`, `process.roles`, the quorum, `node.id`): it becomes the
+//!   broker's address and data directory, checked against what one broker
+//!   that is its own one-voter quorum can be;
+//! - a key in Kafka's other units (`log.retention.hours`, `log.roll.hours`,
+//!   ...): converted to the millisecond key unless that is set, with
+//!   Kafka's precedence (ms, then minutes, then hours);
+//! - a key that tunes Kafka's JVM broker and means nothing here (thread
+//!   counts, socket buffers, transaction topics): accepted and named in one
+//!   warning.
+//!
+//! Anything else is refused, so that a typo never leaves a default in place.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use super::{BrokerSettings, ConfigError, list_items};
+
+/// Keys that describe the process rather than tune the broker.
+const PROCESS_KEYS: &[&str] = &[
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "log.dir",
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "node.id",
+    "broker.id",
+];
+
+/// Kafka keys with no meaning for sluice, and why.
+const INAPPLICABLE_KEYS: &[(&str, &str)] = &[
+    ("num.network.threads", "a shard per core serves its own connections"),
+    ("num.io.threads", "a shard per core handles its own requests"),
+    ("num.recovery.threads.per.data.dir", "each shard recovers its own partitions"),
+    ("num.replica.fetchers", "replication comes with issue 24"),
+    ("socket.send.buffer.bytes", "the kernel's defaults are used"),
+    ("socket.receive.buffer.bytes", "the kernel's defaults are used"),
+    ("delete.topic.enable", "topics can always be deleted, as in Kafka 4.0"),
+    ("metadata.log.dir", "the metadata log lives in the data directory"),
+    ("transaction.state.log.replication.factor", "transactions are a later issue"),
+    ("transaction.state.log.min.isr", "transactions are a later issue"),
+    ("transaction.state.log.num.partitions", "transactions are a later issue"),
+    ("share.coordinator.state.topic.replication.factor", "share groups are not served"),
+    ("share.coordinator.state.topic.min.isr", "share groups are not served"),
+    ("log.cleaner.threads", "each shard compacts its own partitions"),
+    ("log.cleaner.dedupe.buffer.size", "compaction keeps its key map per pass"),
+];
+
+/// Keys in Kafka's other units: (key, the millisecond key, ms per unit, rank:
+/// a finer unit wins over a coarser one).
+const TIME_UNIT_KEYS: &[(&str, &str, i64, u8)] = &[
+    ("log.retention.hours", "log.retention.ms", 3_600_000, 0),
+    ("log.retention.minutes", "log.retention.ms", 60_000, 1),
+    ("log.roll.hours", "log.roll.ms", 3_600_000, 0),
+];
+
+/// What the process keys say about this broker's address and storage;
+/// `None` where the file does not say (the command line's or the built-in
+/// default then applies).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessOptions {
+    /// The client listener's address, if it names one.
+    pub host: Option<IpAddr>,
+    /// The client listener's port (shard 0's; shard k listens on port + k).
+    pub port: Option<u16>,
+    /// The host the client listener is advertised as.
+    pub advertised_host: Option<String>,
+    /// The one log dir.
+    pub data_dir: Option<PathBuf>,
+    /// `node.id` (or `broker.id`), as the file gives it.
+    pub node_id: Option<i32>,
+}
+
+/// Reads settings in Kafka's `server.properties` terms: feed every pair,
+/// then [`Self::finish`].
+#[derive(Debug, Default)]
+pub struct KafkaProperties {
+    process: BTreeMap<String, String>,
+    units: Vec<(&'static str, i64, u8)>,
+    /// Millisecond keys set directly: a unit key never overrides them.
+    ms_set: Vec<String>,
+    /// Inapplicable keys seen, with why.
+    pub inapplicable: Vec<(String, &'static str)>,
+}
+
+impl KafkaProperties {
+    /// Takes one `key=value` into `settings` or this reader.
+    pub fn apply(&mut self, settings: &mut BrokerSettings, key: &str, value: &str) -> Result<(), ConfigError> {
+        let (key, value) = (key.trim(), value.trim());
+        if PROCESS_KEYS.contains(&key) {
+            self.process.insert(key.to_string(), value.to_string());
+            return Ok(());
+        }
+        if let Some((_, why)) = INAPPLICABLE_KEYS.iter().find(|(k, _)| *k == key) {
+            self.inapplicable.push((key.to_string(), why));
+            return Ok(());
+        }
+        if let Some(&(_, ms_key, per_unit, rank)) = TIME_UNIT_KEYS.iter().find(|(k, ..)| *k == key) {
+            let n: i64 = value.parse().map_err(|_| ConfigError::InvalidValue {
+                key: key.to_string(),
+                value: value.to_string(),
+                expected: "an integer",
+            })?;
+            self.units.push((ms_key, n.saturating_mul(per_unit), rank));
+            return Ok(());
+        }
+        settings.set(key, value)?;
+        self.ms_set.push(key.to_string());
+        Ok(())
+    }
+
+    /// Applies the unit keys (where their millisecond key was not set) and
+    /// resolves the process keys.
+    pub fn finish(mut self, settings: &mut BrokerSettings) -> Result<ProcessOptions, ConfigError> {
+        self.units.sort_by_key(|(_, _, rank)| *rank);
+        for (ms_key, ms, _) in &self.units {
+            if !self.ms_set.iter().any(|k| k == ms_key) {
+                settings.set(ms_key, &ms.to_string())?;
+            }
+        }
+        resolve(&self.process)
+    }
+}
+
+fn bad(key: &str, value: &str, expected: &'static str) -> ConfigError {
+    ConfigError::InvalidValue { key: key.to_string(), value: value.to_string(), expected }
+}
+
+/// Checks the process keys against one broker that is its own one-voter
+/// quorum, and reads its address and log dir from them.
+fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> {
+    let get = |k: &str| p.get(k).map(String::as_str);
+    if let Some(roles) = get("process.roles") {
+        let items = list_items(roles);
+        if !(items.contains(&"broker") && items.contains(&"controller")) || items.len() != 2 {
+            return Err(bad(
+                "process.roles",
+                roles,
+                "broker,controller (each sluice broker is its own metadata quorum until clusters, issue 23)",
+            ));
+        }
+    }
+    for key in ["controller.quorum.voters", "controller.quorum.bootstrap.servers"] {
+        if let Some(v) = get(key)
+            && list_items(v).len() > 1
+        {
+            return Err(bad(key, v, "one voter (a quorum of several comes with clusters, issue 23)"));
+        }
+    }
+    let mut out = ProcessOptions::default();
+    if let Some(id) = get("node.id").or(get("broker.id")) {
+        out.node_id = Some(id.parse().map_err(|_| bad("node.id", id, "an integer"))?);
+    }
+    if let Some(dirs) = get("log.dirs").or(get("log.dir")) {
+        match list_items(dirs).as_slice() {
+            [one] => out.data_dir = Some(PathBuf::from(one)),
+            _ => return Err(bad("log.dirs", dirs, "one directory (sluice keeps one log dir)")),
+        }
+    }
+    if let Some(listeners) = get("listeners") {
+        let name = client_listener_name(p, listeners)?;
+        let (host, port) =
+            find_listener(listeners, &name).ok_or_else(|| bad("listeners", listeners, "NAME://host:port"))?;
+        out.port = Some(port);
+        out.host = Some(bind_address(&host)?);
+        if let Some(adv) = get("advertised.listeners") {
+            let (adv_host, adv_port) = find_listener(adv, &name)
+                .ok_or_else(|| bad("advertised.listeners", adv, "the client listener's name"))?;
+            if adv_port != port {
+                return Err(bad("advertised.listeners", adv, "the listener's own port (shard k is port + k)"));
+            }
+            out.advertised_host = Some(adv_host).filter(|h| !h.is_empty());
+        }
+    }
+    Ok(out)
+}
+
+/// The listener clients use: `inter.broker.listener.name`, else PLAINTEXT,
+/// else the first that is not a controller listener; it must speak
+/// PLAINTEXT (TLS and SASL come with security, a later issue).
+fn client_listener_name(p: &BTreeMap<String, String>, listeners: &str) -> Result<String, ConfigError> {
+    let controllers: Vec<&str> = p.get("controller.listener.names").map(|v| list_items(v)).unwrap_or_default();
+    let names: Vec<&str> = list_items(listeners).iter().filter_map(|l| l.split_once("://").map(|(n, _)| n)).collect();
+    let name = match p.get("inter.broker.listener.name") {
+        Some(n) => n.clone(),
+        None if names.contains(&"PLAINTEXT") => "PLAINTEXT".to_string(),
+        None => names
+            .iter()
+            .find(|n| !controllers.contains(n))
+            .map(|n| n.to_string())
+            .ok_or_else(|| bad("listeners", listeners, "a client listener"))?,
+    };
+    let protocol = p
+        .get("listener.security.protocol.map")
+        .and_then(|m| {
+            list_items(m).iter().find_map(|e| e.split_once(':').filter(|(n, _)| *n == name).map(|(_, s)| s.to_string()))
+        })
+        .unwrap_or_else(|| name.clone());
+    if protocol != "PLAINTEXT" {
+        return Err(bad("listeners", listeners, "a PLAINTEXT client listener (TLS and SASL are a later issue)"));
+    }
+    Ok(name)
+}
+
+/// `host` and `port` of the listener named `name` in a `NAME://host:port`
+/// list.
+fn find_listener(list: &str, name: &str) -> Option<(String, u16)> {
+    list_items(list).iter().find_map(|l| {
+        let (n, addr) = l.split_once("://")?;
+        if n != name {
+            return None;
+        }
+        let (host, port) = addr.rsplit_once(':')?;
+        Some((host.trim_matches(['[', ']']).to_string(), port.parse().ok()?))
+    })
+}
+
+/// The address to bind for a listener's host: all interfaces when empty,
+/// else the address it names or resolves to.
+fn bind_address(host: &str) -> Result<IpAddr, ConfigError> {
+    if host.is_empty() || host == "0.0.0.0" {
+        return Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    (host, 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.find(|s| s.is_ipv4()).or_else(|| (host, 0).to_socket_addrs().ok()?.next()))
+        .map(|s| s.ip())
+        .ok_or_else(|| bad("listeners", host, "a host name that resolves"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings lines of Kafka 4.0's config/server.properties.
+    const KAFKA_40: &str = "process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=localhost:9093
+listeners=PLAINTEXT://:9092,CONTROLLER://:9093
+inter.broker.listener.name=PLAINTEXT
+advertised.listeners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+log.dirs=/tmp/kraft-combined-logs
+num.partitions=1
+num.recovery.threads.per.data.dir=1
+offsets.topic.replication.factor=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+log.retention.hours=168
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000";
+
+    fn read(text: &str) -> Result<(BrokerSettings, ProcessOptions, usize), ConfigError> {
+        let mut settings = BrokerSettings::default();
+        let mut props = KafkaProperties::default();
+        for line in text.lines() {
+            let (k, v) = line.split_once('=').unwrap();
+            props.apply(&mut settings, k, v)?;
+        }
+        let inapplicable = props.inapplicable.len();
+        let process = props.finish(&mut settings)?;
+        Ok((settings, process, inapplicable))
+    }
+
+    #[test]
+    fn kafkas_own_file_is_read_whole() {
+        let (settings, p, inapplicable) = read(KAFKA_40).unwrap();
+        assert_eq!(p.port, Some(9092));
+        assert_eq!(p.host, Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+        assert_eq!(p.advertised_host.as_deref(), Some("localhost"));
+        assert_eq!(p.data_dir, Some(PathBuf::from("/tmp/kraft-combined-logs")));
+        assert_eq!(p.node_id, Some(1));
+        assert_eq!(inapplicable, 9);
+        assert_eq!(settings.topic(&Default::default()).retention_ms, 168 * 3_600_000);
+        assert_eq!(settings.typed().offsets_topic_replication_factor, 1);
+    }
+
+    #[test]
+    fn units_follow_kafkas_precedence() {
+        let (s, ..) = read("log.retention.hours=1\nlog.retention.minutes=2").unwrap();
+        assert_eq!(s.topic(&Default::default()).retention_ms, 120_000, "minutes win over hours");
+        let (s, ..) = read("log.retention.ms=5\nlog.retention.minutes=2").unwrap();
+        assert_eq!(s.topic(&Default::default()).retention_ms, 5, "ms wins");
+    }
+
+    #[test]
+    fn what_one_broker_cannot_be_is_refused_clearly() {
+        for (text, key) in [
+            ("process.roles=broker", "process.roles"),
+            ("controller.quorum.voters=1@a:9093,2@b:9093,3@c:9093", "controller.quorum.voters"),
+            ("log.dirs=/a,/b", "log.dirs"),
+            ("listeners=SSL://:9093", "listeners"),
+            ("listeners=PLAINTEXT://:9092\nadvertised.listeners=PLAINTEXT://h:19092", "advertised.listeners"),
+            ("no.such.key=1", "no.such.key"),
+        ] {
+            let err = read(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let (_, p, _) = read("listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://:9093").unwrap();
+        assert_eq!((p.host, p.port), (Some("127.0.0.1".parse().unwrap()), Some(19092)));
+    }
+}

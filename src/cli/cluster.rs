@@ -1,8 +1,10 @@
 //! `sluice cluster`: the nodes, the controller, the metadata quorum and each
 //! node's API versions.
 
+use std::collections::BTreeMap;
+
 use clap::Args;
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, MetadataResponse};
 
 use super::client::Cluster;
 use super::error::CliError;
@@ -40,8 +42,17 @@ pub fn run(args: ClusterArgs) -> Result<(), CliError> {
     );
     let mut brokers = meta.brokers.clone();
     brokers.sort_by_key(|b| b.node_id.0);
+    let load = Load::of(&meta);
     for b in brokers {
-        println!("Node {}: {}:{}", b.node_id.0, b.host, b.port);
+        let id = b.node_id.0;
+        let rack = b.rack.as_ref().map(|r| format!(", rack {r}")).unwrap_or_default();
+        println!(
+            "Node {id}: {}:{}{rack}, alive, leads {} partitions, holds {} replicas",
+            b.host,
+            b.port,
+            load.leaders.get(&id).unwrap_or(&0),
+            load.replicas.get(&id).unwrap_or(&0)
+        );
         if args.api_versions {
             for (key, min, max) in cluster.node(b.node_id.0)?.api_versions() {
                 let name = ApiKey::try_from(key).map_or_else(|_| format!("ApiKey({key})"), |k| format!("{k:?}"));
@@ -49,5 +60,42 @@ pub fn run(args: ClusterArgs) -> Result<(), CliError> {
             }
         }
     }
+    if load.leaderless.is_empty() {
+        println!("Partitions without a live leader: none");
+    } else {
+        println!("Partitions without a live leader: {}", load.leaderless.join(", "));
+    }
     Ok(())
+}
+
+/// What the metadata says each node carries.
+struct Load {
+    /// Partitions led, by node.
+    leaders: BTreeMap<i32, usize>,
+    /// Replicas held (leaders included), by node.
+    replicas: BTreeMap<i32, usize>,
+    /// `topic-partition` of every partition whose leader is no live node.
+    leaderless: Vec<String>,
+}
+
+impl Load {
+    fn of(meta: &MetadataResponse) -> Self {
+        let live: Vec<i32> = meta.brokers.iter().map(|b| b.node_id.0).collect();
+        let mut load = Load { leaders: BTreeMap::new(), replicas: BTreeMap::new(), leaderless: Vec::new() };
+        for t in &meta.topics {
+            let name = t.name.as_ref().map_or("?", |n| n.as_str());
+            for p in &t.partitions {
+                if live.contains(&p.leader_id.0) {
+                    *load.leaders.entry(p.leader_id.0).or_default() += 1;
+                } else {
+                    load.leaderless.push(format!("{name}-{}", p.partition_index));
+                }
+                for r in &p.replica_nodes {
+                    *load.replicas.entry(r.0).or_default() += 1;
+                }
+            }
+        }
+        load.leaderless.sort();
+        load
+    }
 }

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+from confluent_kafka.admin import NewTopic
 
 import helpers as h
 from conftest import REPO_ROOT
@@ -216,12 +217,24 @@ def test_cluster_shows_nodes_controller_and_api_versions(broker):
     out = r.stdout
     assert "Controller: node 0" in out
     for k in (0, 1):
-        assert f"Node {k}: 127.0.0.1:{broker.shard_port(k)}" in out
+        assert f"Node {k}: 127.0.0.1:{broker.shard_port(k)}, alive" in out
+    assert "Metadata quorum: leader node 0, epoch 1" in out
+    assert "Partitions without a live leader: none" in out
     assert "\tJoinGroup(11): 0 to 9" in out and "\tProduce(0): 0 to 12" in out
     # Piped into a reader that stops early: no panic, no trace.
     p = subprocess.run(f"{sluice_bin()} cluster --bootstrap-server {broker.bootstrap} --api-versions | head -1",
                        shell=True, capture_output=True, text=True, timeout=30)
     assert p.stdout.startswith("Bootstrap:") and "panicked" not in p.stderr
+
+
+def test_cluster_counts_leaders_and_replicas_per_node(broker):
+    topic = h.unique("load")
+    a = h.admin(broker)
+    a.create_topics([NewTopic(topic, num_partitions=4, replication_factor=2)])[topic].result(timeout=30)
+    out = sluice("cluster", "--bootstrap-server", broker.bootstrap).stdout
+    for k in (0, 1):
+        [line] = [line for line in out.splitlines() if line.startswith(f"Node {k}:")]
+        assert line.endswith("leads 2 partitions, holds 4 replicas"), out
 
 
 def test_alter_topic_configs_persist(broker):

@@ -246,7 +246,7 @@ fn replay(meta: &mut ClusterMeta, records: &[MetaRecord]) {
     }
 }
 
-fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
+pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
     meta.log_end += 1;
     match r {
         MetaRecord::TopicCreated { name, id, leaders, configs } => meta.put_topic(TopicMeta::new(

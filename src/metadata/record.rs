@@ -6,7 +6,9 @@ use thiserror::Error;
 
 /// One change to cluster metadata. Replaying all records in order rebuilds
 /// the snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, serde::Serialize, serde::Deserialize,
+)]
 pub enum MetaRecord {
     /// A topic was created with these partition leaders and configs (one
     /// replica each; written before replica assignments existed).

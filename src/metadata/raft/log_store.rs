@@ -1,0 +1,217 @@
+//! The Raft log of the metadata quorum, in one append-only file of
+//! operations (`raft.log` in its directory), each framed as
+//! `[len: u32][crc32c: u32][JSON]` so that a torn tail is found and cut.
+//! Opening replays the operations into memory: the metadata log is small.
+//! Appends and votes are fsynced before they are reported done; truncation,
+//! purges and the committed id reach the disk with the next sync (openraft
+//! asks no more of them).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::{self, Write};
+use std::ops::RangeBounds;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::type_config::alias::{EntryOf, LogIdOf, VoteOf};
+use openraft::{OptionalSend, RaftLogReader};
+use serde::{Deserialize, Serialize};
+
+use super::MetaTypes;
+
+type C = MetaTypes;
+
+/// Largest operation a damaged length may announce.
+const MAX_OP: usize = 64 << 20;
+
+/// One change to the log, as written.
+#[derive(Debug, Serialize, Deserialize)]
+enum Op {
+    Append(Vec<EntryOf<C>>),
+    Vote(VoteOf<C>),
+    Committed(Option<LogIdOf<C>>),
+    TruncateAfter(Option<LogIdOf<C>>),
+    Purge(LogIdOf<C>),
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: BTreeMap<u64, EntryOf<C>>,
+    vote: Option<VoteOf<C>>,
+    committed: Option<LogIdOf<C>>,
+    last_purged: Option<LogIdOf<C>>,
+}
+
+impl Inner {
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Append(entries) => {
+                for e in entries {
+                    self.entries.insert(e.log_id.index, e);
+                }
+            }
+            Op::Vote(v) => self.vote = Some(v),
+            Op::Committed(c) => self.committed = c,
+            Op::TruncateAfter(after) => {
+                let from = after.map_or(0, |id| id.index + 1);
+                self.entries.split_off(&from);
+            }
+            Op::Purge(upto) => {
+                self.entries = self.entries.split_off(&(upto.index + 1));
+                self.last_purged = Some(upto);
+            }
+        }
+    }
+}
+
+/// The log store; clones share it (the reader is a clone).
+#[derive(Clone)]
+pub struct MetaLogStore {
+    inner: Arc<Mutex<Inner>>,
+    file: Arc<Mutex<std::fs::File>>,
+}
+
+impl MetaLogStore {
+    /// Opens (creating) the log in `dir`, replaying it; a torn tail is cut.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("raft.log");
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut inner = Inner::default();
+        let mut pos = 0;
+        while let Some((op, len)) = decode(&bytes[pos..]) {
+            inner.apply(op);
+            pos += len;
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        if pos < bytes.len() {
+            file.set_len(pos as u64)?;
+            file.sync_all()?;
+        }
+        Ok(Self { inner: Arc::new(Mutex::new(inner)), file: Arc::new(Mutex::new(file)) })
+    }
+
+    /// Writes `op` (synced when `sync`) and applies it in memory.
+    fn write(&self, op: Op, sync: bool) -> io::Result<()> {
+        let json = serde_json::to_vec(&op).map_err(io::Error::other)?;
+        let mut frame = Vec::with_capacity(json.len() + 8);
+        frame.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&crate::crc::crc32c(&json).to_be_bytes());
+        frame.extend_from_slice(&json);
+        let mut file = self.file.lock().expect("the log file lock");
+        file.write_all(&frame)?;
+        if sync {
+            file.sync_data()?;
+        }
+        self.inner.lock().expect("the log lock").apply(op);
+        Ok(())
+    }
+}
+
+/// The operation framed at the start of `buf` and its frame's size; `None`
+/// at the end or at a torn or damaged frame.
+fn decode(buf: &[u8]) -> Option<(Op, usize)> {
+    let len = u32::from_be_bytes(buf.get(0..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_be_bytes(buf.get(4..8)?.try_into().ok()?);
+    if len > MAX_OP {
+        return None;
+    }
+    let json = buf.get(8..8 + len)?;
+    if crate::crc::crc32c(json) != crc {
+        return None;
+    }
+    Some((serde_json::from_slice(json).ok()?, 8 + len))
+}
+
+impl RaftLogReader<C> for MetaLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<EntryOf<C>>, io::Error> {
+        let inner = self.inner.lock().expect("the log lock");
+        Ok(inner.entries.range(range).map(|(_, e)| e.clone()).collect())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<VoteOf<C>>, io::Error> {
+        Ok(self.inner.lock().expect("the log lock").vote)
+    }
+}
+
+impl RaftLogStorage<C> for MetaLogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
+        let inner = self.inner.lock().expect("the log lock");
+        let last = inner.entries.values().next_back().map(|e| e.log_id).or(inner.last_purged);
+        Ok(LogState { last_purged_log_id: inner.last_purged, last_log_id: last })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &VoteOf<C>) -> Result<(), io::Error> {
+        self.write(Op::Vote(*vote), true)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        self.write(Op::Committed(committed), false)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
+        Ok(self.inner.lock().expect("the log lock").committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = EntryOf<C>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let written = self.write(Op::Append(entries.into_iter().collect()), true);
+        let report = written.as_ref().map(|_| ()).map_err(|e| io::Error::new(e.kind(), e.to_string()));
+        callback.io_completed(report);
+        written
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        self.write(Op::TruncateAfter(last_log_id), false)
+    }
+
+    async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
+        self.write(Op::Purge(log_id), false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A torn last frame (a crash mid-write) is cut on open; what came
+    /// before it is kept.
+    #[test]
+    fn a_torn_tail_is_cut_and_the_rest_replays() {
+        let dir = std::env::temp_dir().join(format!("sluice-raft-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut store = MetaLogStore::open(&dir).unwrap();
+            let vote = VoteOf::<C>::new(3, 0);
+            store.save_vote(&vote).await.unwrap();
+            drop(store);
+            let path = dir.join("raft.log");
+            let good = std::fs::metadata(&path).unwrap().len();
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(&[0, 0, 0, 40, 1, 2, 3]).unwrap();
+            drop(f);
+            let mut store = MetaLogStore::open(&dir).unwrap();
+            assert_eq!(store.read_vote().await.unwrap(), Some(vote));
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), good, "the torn frame is cut");
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

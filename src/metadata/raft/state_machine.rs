@@ -1,0 +1,200 @@
+//! The metadata quorum's state machine: committed commands applied to a
+//! [`ClusterMeta`], as the file log's replay applies records. A snapshot is
+//! the records that rebuild the state (every topic placed, the producer id
+//! block, the dynamic broker configs) with the log end they stand for.
+
+use std::io::{self, Cursor};
+use std::sync::{Arc, Mutex};
+
+use futures_lite::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use serde::{Deserialize, Serialize};
+
+use super::{MetaReply, MetaTypes};
+use crate::metadata::controller::apply;
+use crate::metadata::model::ClusterMeta;
+use crate::metadata::record::MetaRecord;
+
+type C = MetaTypes;
+
+/// What a snapshot holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Image {
+    records: Vec<MetaRecord>,
+    log_end: i64,
+}
+
+impl Image {
+    fn of(meta: &ClusterMeta) -> Self {
+        let mut records: Vec<MetaRecord> = meta
+            .topics
+            .values()
+            .map(|t| MetaRecord::TopicPlaced {
+                name: t.name.clone(),
+                id: *t.id.as_bytes(),
+                replicas: t.replicas.clone(),
+                configs: t.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            })
+            .collect();
+        records.push(MetaRecord::ProducerIdsAllocated { next: meta.next_producer_id });
+        for (resource, configs) in &meta.broker_configs {
+            let configs = configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            records.push(MetaRecord::BrokerConfigsSet { resource: resource.clone(), configs });
+        }
+        Image { records, log_end: meta.log_end }
+    }
+
+    /// The state it stands for, on `base` (a node's own cluster id and node
+    /// count, which are not replicated).
+    fn restore(self, base: &ClusterMeta) -> ClusterMeta {
+        let mut meta = ClusterMeta { cluster_id: base.cluster_id.clone(), nodes: base.nodes, ..Default::default() };
+        for r in &self.records {
+            apply(&mut meta, r);
+        }
+        meta.log_end = self.log_end;
+        meta
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    meta: ClusterMeta,
+    last_applied: Option<LogIdOf<C>>,
+    membership: StoredMembershipOf<C>,
+    current: Option<(SnapshotMetaOf<C>, Vec<u8>)>,
+}
+
+/// The state machine; clones share it.
+#[derive(Clone, Default)]
+pub struct MetaStateMachine {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl MetaStateMachine {
+    /// A state machine starting from `meta` (a node's cluster id and node
+    /// count, no topics).
+    pub fn new(meta: ClusterMeta) -> Self {
+        Self { inner: Arc::new(Mutex::new(Inner { meta, ..Default::default() })) }
+    }
+
+    /// The metadata as of the last applied entry.
+    pub fn meta(&self) -> ClusterMeta {
+        self.inner.lock().expect("the state machine lock").meta.clone()
+    }
+}
+
+impl RaftSnapshotBuilder<C> for MetaStateMachine {
+    type SnapshotData = Cursor<Vec<u8>>;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, Self::SnapshotData>, io::Error> {
+        let mut inner = self.inner.lock().expect("the state machine lock");
+        let bytes = serde_json::to_vec(&Image::of(&inner.meta)).map_err(io::Error::other)?;
+        let meta = SnapshotMetaOf::<C> { last_log_id: inner.last_applied, last_membership: inner.membership.clone() };
+        inner.current = Some((meta.clone(), bytes.clone()));
+        Ok(SnapshotOf::<C, _> { meta, snapshot: Cursor::new(bytes) })
+    }
+}
+
+impl RaftStateMachine<C> for MetaStateMachine {
+    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
+        let inner = self.inner.lock().expect("the state machine lock");
+        Ok((inner.last_applied, inner.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<C>, io::Error>> + Unpin + OptionalSend,
+    {
+        while let Some(next) = entries.next().await {
+            let (entry, responder) = next?;
+            let log_end = {
+                let mut inner = self.inner.lock().expect("the state machine lock");
+                inner.last_applied = Some(entry.log_id);
+                match entry.payload {
+                    EntryPayload::Blank => {}
+                    EntryPayload::Normal(cmd) => {
+                        for r in &cmd.records {
+                            apply(&mut inner.meta, r);
+                        }
+                    }
+                    EntryPayload::Membership(m) => {
+                        inner.membership = StoredMembershipOf::<C>::new(Some(entry.log_id), m);
+                    }
+                }
+                inner.meta.log_end
+            };
+            if let Some(r) = responder {
+                r.send(MetaReply { log_end });
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf<C>,
+        snapshot: Self::SnapshotData,
+    ) -> Result<(), io::Error> {
+        let bytes = snapshot.into_inner();
+        let image: Image = serde_json::from_slice(&bytes).map_err(io::Error::other)?;
+        let mut inner = self.inner.lock().expect("the state machine lock");
+        inner.meta = image.restore(&inner.meta);
+        inner.last_applied = meta.last_log_id;
+        inner.membership = meta.last_membership.clone();
+        inner.current = Some((meta.clone(), bytes));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<C, Self::SnapshotData>>, io::Error> {
+        let inner = self.inner.lock().expect("the state machine lock");
+        Ok(inner
+            .current
+            .as_ref()
+            .map(|(meta, bytes)| SnapshotOf::<C, _> { meta: meta.clone(), snapshot: Cursor::new(bytes.clone()) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::log_store::MetaLogStore;
+    use super::*;
+    use openraft::StorageError;
+    use openraft::testing::log::{StoreBuilder, Suite};
+
+    /// Fresh stores in a directory of their own, dropped with the guard.
+    struct Builder;
+
+    struct TempDir(std::path::PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl StoreBuilder<C, MetaLogStore, MetaStateMachine, TempDir> for Builder {
+        async fn build(&self) -> Result<(TempDir, MetaLogStore, MetaStateMachine), StorageError<C>> {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("sluice-raft-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let store = MetaLogStore::open(&dir).expect("the log opens");
+            Ok((TempDir(dir), store, MetaStateMachine::default()))
+        }
+    }
+
+    #[test]
+    fn passes_openrafts_storage_suite() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async { Suite::test_all(Builder).await }).expect("openraft's storage suite");
+    }
+}

@@ -9,7 +9,7 @@
 //! The connection runs both before it reads its next frame, so a
 //! connection's produce requests append in the order they arrived.
 
-use crate::config::typed::TimestampType;
+use crate::config::typed::{TimestampType, TopicSettings};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -150,11 +150,12 @@ async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, reco
     };
     // Held across the record walk's yields: an owned snapshot, not a guard.
     let settings = ctx.setup.settings.load_full();
+    let t = settings.topic(&topic.overrides);
     if acks == -1 {
         // Each partition has one replica, so its ISR is one: an acks=all
         // write to a topic that asks for more in sync fails before it is
         // appended, as Kafka answers it.
-        let min_isr = settings.topic(&topic.overrides).min_insync_replicas;
+        let min_isr = t.min_insync_replicas;
         if min_isr > 1 {
             let why = format!(
                 "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{index}"
@@ -165,7 +166,7 @@ async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, reco
     let Some(records) = records else {
         return refuse(index, ErrorCode::CorruptMessage, "records are null".into());
     };
-    match check_records(&settings, &topic, records).await {
+    match check_records(&settings, &t, &topic, records).await {
         Ok((records, headers, log_append_time)) => {
             Checked::Ready(Ready { index, topic_id: topic.id, records, headers, log_append_time })
         }
@@ -177,14 +178,15 @@ async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, reco
     }
 }
 
-/// The checks and rewrites of one partition's records.
+/// The checks and rewrites of one partition's records, under the topic's
+/// settings `t`.
 async fn check_records(
     settings: &BrokerSettings,
+    t: &TopicSettings,
     topic: &TopicMeta,
     records: Bytes,
 ) -> Result<(Stored, Vec<BatchHeader>, i64), Refusal> {
     let mut headers = batch::validate_all(&records).map_err(|e| (ErrorCode::CorruptMessage, Some(e.to_string())))?;
-    let t = settings.topic(&topic.overrides);
     let max = t.max_message_bytes.max(0) as usize;
     if let Some(h) = headers.iter().find(|h| h.total_len > max) {
         let message = format!("batch of {} bytes exceeds max.message.bytes {max}", h.total_len);

@@ -59,6 +59,12 @@ impl PartitionLog {
     /// Writes `leader-epoch-checkpoint` if the cache holds entries the file
     /// lacks (durable when this returns). One write at a time.
     pub(super) async fn persist_epochs(&self) -> io::Result<()> {
+        // The flusher asks before every group: nothing to write and no write
+        // in flight (which the caller must wait for) is the common answer,
+        // given without touching the semaphore.
+        if !self.state.borrow().epochs_dirty && self.epoch_file.available() == 1 {
+            return Ok(());
+        }
         let _one = self.epoch_file.acquire_permit(1).await.map_err(io::Error::from)?;
         let cache = {
             let mut st = self.state.borrow_mut();

@@ -13,9 +13,10 @@ use thiserror::Error;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use super::log::MetadataLog;
+use super::log;
 use super::model::{ClusterMeta, TopicMeta};
 use super::placement;
+use super::raft::quorum::Quorum;
 use super::record::MetaRecord;
 use super::topic_name;
 use crate::config::edit::{self, ConfigEdit, Scope};
@@ -229,7 +230,7 @@ impl ControllerHandle {
 
 /// The controller's state, owned by its thread.
 pub struct Controller {
-    log: MetadataLog,
+    quorum: Quorum,
     snapshot: Snapshot,
     /// The static settings (file and command line).
     settings: BrokerSettings,
@@ -240,6 +241,7 @@ pub struct Controller {
 }
 
 /// Rebuilds the snapshot from the log's records.
+#[cfg(test)]
 fn replay(meta: &mut ClusterMeta, records: &[MetaRecord]) {
     for r in records {
         apply(meta, r);
@@ -358,6 +360,27 @@ fn check_assignment(a: Vec<(i32, Vec<i32>)>, nodes: i32) -> Result<Vec<Vec<i32>>
     Ok(out)
 }
 
+/// Brings a data dir's file log (written before the quorum existed) into the
+/// quorum, once: its records are proposed as one command unless the quorum
+/// already holds records, then the file is renamed aside. A crash before the
+/// rename finds the records in the quorum and only renames. Returns the
+/// metadata after it.
+fn import_file_log(data_dir: &std::path::Path, quorum: &Quorum) -> std::io::Result<ClusterMeta> {
+    let path = data_dir.join(log::FILE_NAME);
+    if !path.exists() {
+        return Ok(quorum.meta());
+    }
+    let records = log::read(data_dir)?;
+    let mut meta = quorum.meta();
+    if meta.log_end == 0 && !records.is_empty() {
+        info!(records = records.len(), "importing the metadata file log into the quorum");
+        meta = quorum.propose(records)?;
+    }
+    std::fs::rename(&path, data_dir.join(format!("{}.imported", log::FILE_NAME)))?;
+    crate::storage::partition_dir::sync_dir(data_dir)?;
+    Ok(meta)
+}
+
 /// New replica assignments for the partitions with a replica on a node that
 /// no longer exists (the broker restarted with fewer shards): its partition
 /// directories are shared by all shards, so any node can take a replica
@@ -402,20 +425,18 @@ impl Controller {
         nodes: i32,
         settings: BrokerSettings,
     ) -> std::io::Result<(Self, Snapshot, Vec<SharedSettings>)> {
-        let (mut log, records) = MetadataLog::open(&data_dir)?;
-        let mut meta = ClusterMeta { cluster_id, nodes, ..Default::default() };
-        replay(&mut meta, &records);
+        let quorum = Quorum::open(&data_dir, ClusterMeta { cluster_id, nodes, ..Default::default() })?;
+        let mut meta = import_file_log(&data_dir, &quorum)?;
         let moves = reassign_gone_nodes(&meta);
         if !moves.is_empty() {
             info!(count = moves.len(), nodes, "moving partitions of nodes that no longer exist");
-            log.append(&moves)?;
-            replay(&mut meta, &moves);
+            meta = quorum.propose(moves)?;
         }
         let node_settings: Vec<SharedSettings> =
             (0..nodes).map(|n| Arc::new(ArcSwap::from_pointee(resolved(&settings, &meta, n)))).collect();
         let snapshot = Arc::new(ArcSwap::from_pointee(meta));
         let controller = Self {
-            log,
+            quorum,
             snapshot: snapshot.clone(),
             settings,
             node_settings: node_settings.clone(),
@@ -468,12 +489,10 @@ impl Controller {
     }
 
     fn commit(&mut self, rec: MetaRecord) -> Result<Arc<ClusterMeta>, AdminError> {
-        self.log.append(std::slice::from_ref(&rec)).map_err(|e| {
-            warn!("metadata log write failed: {e}");
+        let next = self.quorum.propose(vec![rec]).map_err(|e| {
+            warn!("metadata quorum write failed: {e}");
             AdminError::new(ErrorCode::KafkaStorageError, format!("metadata log write failed: {e}"))
         })?;
-        let mut next = (**self.snapshot.load()).clone();
-        apply(&mut next, &rec);
         Ok(Arc::new(next))
     }
 

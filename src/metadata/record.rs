@@ -50,7 +50,9 @@ pub enum RecordError {
 
 const FRAME_HEADER: usize = 8;
 
-/// Appends the framed encoding of `rec` to `out`.
+/// Appends the framed encoding of `rec` to `out` (how the file log wrote
+/// records; tests write old-format logs with it).
+#[cfg(test)]
 pub fn encode(rec: &MetaRecord, out: &mut Vec<u8>) {
     let payload = rkyv::to_bytes::<rancor::Error>(rec).expect("metadata records always serialize");
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());

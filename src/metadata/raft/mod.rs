@@ -1,12 +1,14 @@
-//! The metadata log as an openraft log (issue 23, first step of the quorum):
-//! the type config, a file-backed log store and the state machine over
-//! [`ClusterMeta`]. Not wired to the controller yet: its own tests run
-//! openraft's storage suite against it (see
-//! `docs/notes/openraft-metadata-quorum.md` for the plan).
-#![cfg_attr(not(test), allow(dead_code))]
+//! The metadata quorum on openraft (issue 23): the type config, a
+//! file-backed log store, the state machine over [`ClusterMeta`], a
+//! one-voter network, and the quorum the controller proposes through. Its
+//! tests run openraft's storage suite (see
+//! `docs/notes/openraft-metadata-quorum.md` for the plan ahead).
+//!
+//! [`ClusterMeta`]: crate::metadata::model::ClusterMeta
 
 pub mod log_store;
 pub mod network;
+pub mod quorum;
 pub mod state_machine;
 
 use serde::{Deserialize, Serialize};

@@ -5,6 +5,12 @@
 //! Appends and votes are fsynced before they are reported done; truncation,
 //! purges and the committed id reach the disk with the next sync (openraft
 //! asks no more of them).
+//!
+//! The file keeps `RESERVE` bytes allocated past its end (fallocate with
+//! KEEP_SIZE), so that metadata changes still commit on a disk that
+//! partition data has filled: openraft stops for good at a failed write, and
+//! an operator's way out of a full disk (lowering `retention.bytes`) is
+//! itself a metadata change.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -24,6 +30,9 @@ type C = MetaTypes;
 
 /// Largest operation a damaged length may announce.
 const MAX_OP: usize = 64 << 20;
+
+/// Bytes kept allocated past the file's end; renewed when half is used.
+const RESERVE: u64 = 1 << 20;
 
 /// One change to the log, as written.
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,11 +74,72 @@ impl Inner {
     }
 }
 
+/// The log file and how far its allocation reaches.
+struct LogFile {
+    file: std::fs::File,
+    /// The file's length: where the next frame goes.
+    len: u64,
+    /// The end of the blocks allocated for it (`len` or more).
+    reserved_to: u64,
+}
+
+impl LogFile {
+    /// Keeps at least `RESERVE / 2` bytes allocated past the end. A failure
+    /// (a full disk) is logged once per attempt and leaves writes to grow
+    /// the file as they can.
+    fn reserve(&mut self) {
+        if self.reserved_to >= self.len + RESERVE / 2 {
+            return;
+        }
+        use std::os::fd::AsRawFd;
+        // SAFETY: fallocate on an open descriptor we own, with in-range
+        // offsets; it touches no memory of ours.
+        let rc = unsafe {
+            libc::fallocate(self.file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, self.len as i64, RESERVE as i64)
+        };
+        if rc == 0 {
+            self.reserved_to = self.len + RESERVE;
+        } else {
+            tracing::warn!("cannot reserve space for the metadata log: {}", io::Error::last_os_error());
+        }
+    }
+
+    /// Appends `frame`, synced when `sync`. On failure the file is cut back
+    /// to its old length, so that a torn frame cannot hide later ones from
+    /// the next replay.
+    fn append(&mut self, frame: &[u8], sync: bool) -> io::Result<()> {
+        let written = self.write_frame(frame).and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
+            // Cutting frees the reservation too; the next write renews it.
+            self.file
+                .set_len(self.len)
+                .and_then(|()| self.file.sync_all())
+                .map_err(|cut| io::Error::other(format!("cannot undo a failed metadata log write ({e}): {cut}")))?;
+            self.reserved_to = self.len;
+            return Err(e);
+        }
+        self.len += frame.len() as u64;
+        self.reserved_to = self.reserved_to.max(self.len);
+        self.reserve();
+        Ok(())
+    }
+
+    /// Writes `frame`; the fail point `metadata_log::torn_write` writes half
+    /// of it and fails, as a full disk can.
+    fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
+        fail::fail_point!("metadata_log::torn_write", |_| {
+            self.file.write_all(&frame[..frame.len() / 2])?;
+            Err(io::Error::other("injected failure at metadata_log::torn_write"))
+        });
+        self.file.write_all(frame)
+    }
+}
+
 /// The log store; clones share it (the reader is a clone).
 #[derive(Clone)]
 pub struct MetaLogStore {
     inner: Arc<Mutex<Inner>>,
-    file: Arc<Mutex<std::fs::File>>,
+    file: Arc<Mutex<LogFile>>,
 }
 
 impl MetaLogStore {
@@ -93,6 +163,10 @@ impl MetaLogStore {
             file.set_len(pos as u64)?;
             file.sync_all()?;
         }
+        // Blocks allocated past the end are not known from here; a reserve
+        // from before a restart is counted as none and renewed.
+        let mut file = LogFile { file, len: pos as u64, reserved_to: pos as u64 };
+        file.reserve();
         Ok(Self { inner: Arc::new(Mutex::new(inner)), file: Arc::new(Mutex::new(file)) })
     }
 
@@ -103,11 +177,7 @@ impl MetaLogStore {
         frame.extend_from_slice(&(json.len() as u32).to_be_bytes());
         frame.extend_from_slice(&crate::crc::crc32c(&json).to_be_bytes());
         frame.extend_from_slice(&json);
-        let mut file = self.file.lock().expect("the log file lock");
-        file.write_all(&frame)?;
-        if sync {
-            file.sync_data()?;
-        }
+        self.file.lock().expect("the log file lock").append(&frame, sync)?;
         self.inner.lock().expect("the log lock").apply(op);
         Ok(())
     }
@@ -211,6 +281,29 @@ mod tests {
             let mut store = MetaLogStore::open(&dir).unwrap();
             assert_eq!(store.read_vote().await.unwrap(), Some(vote));
             assert_eq!(std::fs::metadata(&path).unwrap().len(), good, "the torn frame is cut");
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A write that fails half done (a full disk) is cut back: the next
+    /// write's frame follows the last whole one, so a replay reaches it.
+    #[test]
+    fn a_failed_write_leaves_no_torn_frame_before_the_next() {
+        let dir = std::env::temp_dir().join(format!("sluice-raft-torn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut store = MetaLogStore::open(&dir).unwrap();
+            store.save_vote(&VoteOf::<C>::new(1, 0)).await.unwrap();
+            fail::cfg("metadata_log::torn_write", "return").unwrap();
+            let failed = store.save_vote(&VoteOf::<C>::new(2, 0)).await;
+            fail::remove("metadata_log::torn_write");
+            assert!(failed.is_err());
+            assert_eq!(store.read_vote().await.unwrap(), Some(VoteOf::<C>::new(1, 0)), "a failed vote is not kept");
+            store.save_vote(&VoteOf::<C>::new(3, 0)).await.unwrap();
+            drop(store);
+            let mut store = MetaLogStore::open(&dir).unwrap();
+            assert_eq!(store.read_vote().await.unwrap(), Some(VoteOf::<C>::new(3, 0)));
         });
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -112,8 +112,8 @@ fn broker(args: BrokerArgs) -> Result<(), String> {
         tracing::warn!("these Kafka settings do not apply to sluice and are ignored: {}", keys.join("; "));
     }
     let process = props.finish(&mut settings).map_err(|e| e.to_string())?;
-    if let Some(id) = process.node_id {
-        tracing::info!(node.id = id, "one broker's shards are nodes 0..n-1; node.id will name the broker in a cluster");
+    if let (Some(id), None) = (process.node_id, &process.cluster) {
+        tracing::info!(node.id = id, "a single broker (one voter): its shards are nodes 0..n-1");
     }
     let host = args.host.or(process.host).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let shards = args.shards.unwrap_or_else(default_shards);
@@ -132,6 +132,7 @@ fn broker(args: BrokerArgs) -> Result<(), String> {
         shards,
         cache_bytes: args.cache_bytes,
         settings,
+        cluster: process.cluster,
     };
     broker::run(opts).map_err(|e| e.to_string())
 }
@@ -147,7 +148,11 @@ fn main() -> ExitCode {
         // failure with eprintln!, which panics when stderr fails, and a panic
         // aborts the process. Lost log lines are the lesser harm.
         .log_internal_errors(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into()))
+        // openraft reports every heartbeat to an unreachable voter; its
+        // errors are kept, the quorum's state changes are logged by sluice.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info,openraft=error".into()),
+        )
         .init();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Broker(_)) {

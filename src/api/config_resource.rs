@@ -30,10 +30,13 @@ pub fn resolve(ctx: &ShardCtx, resource_type: i8, name: &str) -> Result<Resource
         TOPIC => Ok(Resource::Topic(name.to_string())),
         BROKER if name.is_empty() => Ok(Resource::Broker(None)),
         BROKER => {
-            let nodes = ctx.setup.snapshot.load().nodes;
+            let meta = ctx.setup.snapshot.load();
             match name.parse::<i32>() {
-                Ok(n) if (0..nodes).contains(&n) => Ok(Resource::Broker(Some(n))),
-                _ => Err((ErrorCode::InvalidRequest, format!("no broker {name:?}: node ids are 0..{nodes}"))),
+                Ok(n) if meta.node(n).is_some() => Ok(Resource::Broker(Some(n))),
+                _ => {
+                    let ids: Vec<i32> = meta.live_nodes().iter().map(|(n, _)| *n).collect();
+                    Err((ErrorCode::InvalidRequest, format!("no broker {name:?}: node ids are {ids:?}")))
+                }
             }
         }
         GROUP if name.is_empty() => Err((ErrorCode::InvalidGroupId, "the group id is empty".into())),

@@ -1,4 +1,5 @@
-//! DescribeCluster: every shard as a broker.
+//! DescribeCluster: every live shard of every registered broker, as a
+//! broker.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -9,18 +10,21 @@ use crate::broker::context::ShardCtx;
 /// Answers DescribeCluster.
 pub fn handle(ctx: &ShardCtx, _req: DescribeClusterRequest) -> DescribeClusterResponse {
     let meta = ctx.setup.snapshot.load();
-    let rack = ctx.setup.settings.load().rack().map(|r| str_bytes(r.to_string()));
-    let brokers = (0..meta.nodes)
-        .map(|n| {
+    let brokers = meta
+        .live_nodes()
+        .into_iter()
+        .map(|(n, at)| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(n))
-                .with_host(str_bytes(ctx.setup.endpoints.advertised_host.clone()))
-                .with_port(ctx.setup.endpoints.port(n))
-                .with_rack(rack.clone())
+                .with_host(str_bytes(at.broker.host.clone()))
+                .with_port(at.port())
+                .with_rack(at.broker.rack.clone().map(str_bytes))
         })
         .collect();
+    // KRaft's DescribeCluster names a broker as the controller (clients
+    // cannot reach controllers): this shard.
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(meta.cluster_id.clone()))
-        .with_controller_id(BrokerId(0))
+        .with_controller_id(BrokerId(ctx.setup.node_id))
         .with_brokers(brokers)
 }

@@ -77,11 +77,14 @@ fn entries(ctx: &ShardCtx, r: &DescribeConfigsResource) -> Result<Vec<ConfigEntr
 /// Node `node`'s read-only identity: ids, listeners, the log directory.
 fn identity(ctx: &ShardCtx, node: i32) -> Vec<ConfigEntry> {
     let e = &ctx.setup.endpoints;
+    let meta = ctx.setup.snapshot.load();
+    let (host, port) =
+        meta.node(node).map_or((e.advertised_host.clone(), -1), |at| (at.broker.host.clone(), at.port()));
     let values = [
         node.to_string(),
         node.to_string(),
-        format!("PLAINTEXT://{}:{}", e.bind_host, e.port(node)),
-        format!("PLAINTEXT://{}:{}", e.advertised_host, e.port(node)),
+        format!("PLAINTEXT://{}:{port}", e.bind_host),
+        format!("PLAINTEXT://{host}:{port}"),
         log_dir(&ctx.setup.data_dir),
     ];
     debug_assert_eq!(values.len(), IDENTITY_KEYS.len());

@@ -35,7 +35,7 @@ async fn ensure_offsets_topic(ctx: &ShardCtx) {
         replication_factor: s
             .typed()
             .offsets_topic_replication_factor
-            .clamp(1, i64::from(ctx.setup.snapshot.load().nodes.max(1))) as i16,
+            .clamp(1, ctx.setup.snapshot.load().live_nodes().len().max(1) as i64) as i16,
         assignment: None,
         configs,
     };
@@ -60,9 +60,10 @@ fn locate(ctx: &ShardCtx, key: &str, key_type: i8) -> Coordinator {
         return fail(ErrorCode::CoordinatorNotAvailable, "__consumer_offsets is not available");
     };
     let node = topic.leaders[partition_for(key, topic.leaders.len()) as usize];
-    base.with_node_id(BrokerId(node))
-        .with_host(str_bytes(ctx.setup.endpoints.advertised_host.clone()))
-        .with_port(ctx.setup.endpoints.port(node))
+    let Some(at) = meta.node(node) else {
+        return fail(ErrorCode::CoordinatorNotAvailable, "the group's coordinator is not running");
+    };
+    base.with_node_id(BrokerId(node)).with_host(str_bytes(at.broker.host.clone())).with_port(at.port())
 }
 
 /// Answers FindCoordinator (one key before v4, a list from v4).

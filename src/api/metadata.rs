@@ -76,14 +76,15 @@ pub async fn handle(ctx: &ShardCtx, req: MetadataRequest, version: i16) -> Metad
         }
     }
     let meta = ctx.setup.snapshot.load();
-    let rack = ctx.setup.settings.load().rack().map(|r| str_bytes(r.to_string()));
-    let brokers = (0..meta.nodes)
-        .map(|n| {
+    let brokers = meta
+        .live_nodes()
+        .into_iter()
+        .map(|(n, at)| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(n))
-                .with_host(str_bytes(ctx.setup.endpoints.advertised_host.clone()))
-                .with_port(ctx.setup.endpoints.port(n))
-                .with_rack(rack.clone())
+                .with_host(str_bytes(at.broker.host.clone()))
+                .with_port(at.port())
+                .with_rack(at.broker.rack.clone().map(str_bytes))
         })
         .collect();
     let topics = if all {

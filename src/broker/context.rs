@@ -28,15 +28,6 @@ pub struct Endpoints {
     pub advertised_host: String,
     /// Address the listeners bind.
     pub bind_host: std::net::IpAddr,
-    /// Shard k listens on `base_port + k`.
-    pub base_port: u16,
-}
-
-impl Endpoints {
-    /// The port of node `node`.
-    pub fn port(&self, node: i32) -> i32 {
-        i32::from(self.base_port) + node
-    }
 }
 
 /// One topic's owned partition logs, with the topic id they belong to.
@@ -48,6 +39,8 @@ pub struct ShardSetup {
     pub node_id: i32,
     /// Cluster metadata.
     pub snapshot: Snapshot,
+    /// The metadata quorum as this broker sees it (DescribeQuorum).
+    pub quorum: crate::metadata::raft::view::SharedView,
     /// The controller.
     pub controller: ControllerHandle,
     /// This node's broker settings (static under dynamic), replaced by the

@@ -23,7 +23,10 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::config::BrokerSettings;
-use crate::metadata::controller::Controller;
+use crate::config::kraft::ClusterProcess;
+use crate::metadata::controller::{Controller, Opened};
+use crate::metadata::model::BrokerReg;
+use crate::metadata::raft::quorum::QuorumConfig;
 use context::{Endpoints, ShardCtx, ShardSetup};
 
 /// Where and how to run.
@@ -43,6 +46,41 @@ pub struct BrokerOptions {
     pub cache_bytes: usize,
     /// Broker settings.
     pub settings: BrokerSettings,
+    /// This broker's part in a cluster; `None`: the embedded single broker,
+    /// its own one-voter quorum.
+    pub cluster: Option<ClusterProcess>,
+}
+
+impl BrokerOptions {
+    /// The broker id it registers under: `node.id` in a cluster, 0 alone.
+    fn broker_id(&self) -> i32 {
+        self.cluster.as_ref().map_or(0, |c| c.node_id)
+    }
+
+    /// The quorum it votes in, and its controller listener (bound here, so
+    /// that a port in use is reported before anything starts).
+    fn quorum(&self) -> std::io::Result<(QuorumConfig, Option<std::net::TcpListener>)> {
+        let Some(c) = &self.cluster else {
+            return Ok((QuorumConfig::one_voter(), None));
+        };
+        let listener = std::net::TcpListener::bind(c.controller).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot bind the controller listener {}: {e}", c.controller))
+        })?;
+        Ok((QuorumConfig { id: c.node_id as u64, voters: c.voters.clone() }, Some(listener)))
+    }
+
+    /// A new data dir's cluster id: random alone; in a cluster, derived
+    /// from the voter set, so that every broker of it reports the same.
+    fn fresh_cluster_id(&self) -> String {
+        match &self.cluster {
+            None => uuid::Uuid::new_v4().simple().to_string()[..22].to_string(),
+            Some(c) => {
+                let text = format!("{:?}", c.voters);
+                let part = |salt: &str| crate::crc::crc32c(format!("{salt}{text}").as_bytes());
+                format!("{:08x}{:08x}{:08x}", part("a"), part("b"), part("c"))[..22].to_string()
+            }
+        }
+    }
 }
 
 /// Why the broker could not start.
@@ -68,7 +106,7 @@ pub enum BrokerError {
 }
 
 /// Reads or creates `meta.properties` and returns the cluster id.
-fn cluster_id(data_dir: &Path) -> std::io::Result<String> {
+fn cluster_id(data_dir: &Path, fresh: impl FnOnce() -> String) -> std::io::Result<String> {
     let path = data_dir.join("meta.properties");
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -79,7 +117,7 @@ fn cluster_id(data_dir: &Path) -> std::io::Result<String> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         Err(_) => {}
     }
-    let id = uuid::Uuid::new_v4().simple().to_string()[..22].to_string();
+    let id = fresh();
     let tmp = data_dir.join("meta.properties.tmp");
     std::fs::write(&tmp, format!("version=1\ncluster.id={id}\n"))?;
     std::fs::File::open(&tmp)?.sync_all()?;
@@ -192,21 +230,32 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     if !keep_freed_memory() {
         warn!("glibc refused the malloc settings that keep freed buffers for reuse");
     }
-    let cluster_id = cluster_id(&opts.data_dir).map_err(dir_err)?;
+    let cluster_id = cluster_id(&opts.data_dir, || opts.fresh_cluster_id()).map_err(dir_err)?;
     crate::storage::iopoll_probe::prepare(&opts.data_dir).map_err(dir_err)?;
     let clean_start = shutdown::take_marker(&opts.data_dir).map_err(dir_err)?;
     hw_checkpoint_task::report_previous(&opts.data_dir);
-    let (controller, snapshot, node_settings) =
-        Controller::open(opts.data_dir.clone(), cluster_id.clone(), opts.shards as i32, opts.settings.clone())
-            .map_err(dir_err)?;
+    let (quorum, controller_listener) = opts.quorum().map_err(dir_err)?;
+    let me = BrokerReg {
+        id: opts.broker_id(),
+        nodes: Vec::new(),
+        shards: opts.shards,
+        host: opts.advertised_host.clone(),
+        port: opts.port,
+        rack: opts.settings.rack().map(str::to_string),
+    };
+    let Opened { controller, snapshot, node_settings, nodes, quorum_view } = Controller::open(
+        opts.data_dir.clone(),
+        cluster_id.clone(),
+        me,
+        opts.settings.clone(),
+        quorum,
+        controller_listener,
+    )
+    .map_err(dir_err)?;
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..opts.shards).map(|_| flume::bounded(64)).unzip();
     let shard_commands = senders.clone();
     let handle = controller.spawn(senders).map_err(dir_err)?;
-    let endpoints = Arc::new(Endpoints {
-        advertised_host: opts.advertised_host.clone(),
-        bind_host: opts.host,
-        base_port: opts.port,
-    });
+    let endpoints = Arc::new(Endpoints { advertised_host: opts.advertised_host.clone(), bind_host: opts.host });
     let cpus = allowed_cpus();
     let arena = io_memory::plan(opts.cache_bytes, opts.shards);
     match &arena.limited_by {
@@ -226,8 +275,9 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
         let (ready_tx, ready_rx) = flume::bounded(1);
         readies.push(ready_rx);
         let setup = ShardSetup {
-            node_id: k as i32,
+            node_id: nodes[k],
             snapshot: snapshot.clone(),
+            quorum: quorum_view.clone(),
             controller: handle.clone(),
             settings: node_settings[k].clone(),
             endpoints: endpoints.clone(),

@@ -80,6 +80,20 @@ pub struct ProcessOptions {
     pub data_dir: Option<PathBuf>,
     /// `node.id` (or `broker.id`), as the file gives it.
     pub node_id: Option<i32>,
+    /// A quorum of several voters (`controller.quorum.voters`), when the
+    /// file names one: this node is then one broker of a cluster.
+    pub cluster: Option<ClusterProcess>,
+}
+
+/// This node's part in a cluster with a quorum of several voters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterProcess {
+    /// `node.id`: the broker's id and its voter id.
+    pub node_id: i32,
+    /// Every voter's id and controller address (`host:port`).
+    pub voters: BTreeMap<u64, String>,
+    /// Where this node's controller listener binds.
+    pub controller: std::net::SocketAddr,
 }
 
 /// Reads settings in Kafka's `server.properties` terms: feed every pair,
@@ -147,20 +161,28 @@ fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> 
             return Err(bad(
                 "process.roles",
                 roles,
-                "broker,controller (each sluice broker is its own metadata quorum until clusters, issue 23)",
+                "broker,controller (every sluice node is a broker and a voter of the metadata quorum)",
             ));
         }
     }
-    for key in ["controller.quorum.voters", "controller.quorum.bootstrap.servers"] {
-        if let Some(v) = get(key)
-            && list_items(v).len() > 1
-        {
-            return Err(bad(key, v, "one voter (a quorum of several comes with clusters, issue 23)"));
-        }
+    if let Some(v) = get("controller.quorum.bootstrap.servers")
+        && list_items(v).len() > 1
+    {
+        return Err(bad(
+            "controller.quorum.bootstrap.servers",
+            v,
+            "one server; a quorum of several is named by controller.quorum.voters (id@host:port,...)",
+        ));
     }
     let mut out = ProcessOptions::default();
     if let Some(id) = get("node.id").or(get("broker.id")) {
         out.node_id = Some(id.parse().map_err(|_| bad("node.id", id, "an integer"))?);
+    }
+    if let Some(v) = get("controller.quorum.voters") {
+        let voters = parse_voters(v)?;
+        if voters.len() > 1 {
+            out.cluster = Some(cluster_process(p, out.node_id, voters)?);
+        }
     }
     if let Some(dirs) = get("log.dirs").or(get("log.dir")) {
         match list_items(dirs).as_slice() {
@@ -184,6 +206,39 @@ fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> 
         }
     }
     Ok(out)
+}
+
+/// `id@host:port,...`.
+fn parse_voters(v: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let expected = "id@host:port,... with distinct ids";
+    let mut voters = BTreeMap::new();
+    for item in list_items(v) {
+        let (id, addr) = item.split_once('@').ok_or_else(|| bad("controller.quorum.voters", v, expected))?;
+        let id: u64 = id.trim().parse().map_err(|_| bad("controller.quorum.voters", v, expected))?;
+        let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+        if port.is_none() || voters.insert(id, addr.trim().to_string()).is_some() {
+            return Err(bad("controller.quorum.voters", v, expected));
+        }
+    }
+    Ok(voters)
+}
+
+/// This node in a quorum of `voters`: `node.id` must be one of them, and
+/// `listeners` must name its controller listener.
+fn cluster_process(
+    p: &BTreeMap<String, String>,
+    node_id: Option<i32>,
+    voters: BTreeMap<u64, String>,
+) -> Result<ClusterProcess, ConfigError> {
+    let node_id = node_id
+        .filter(|id| u64::try_from(*id).is_ok_and(|id| voters.contains_key(&id)))
+        .ok_or_else(|| bad("node.id", p.get("node.id").map_or("", String::as_str), "one of the voters' ids"))?;
+    let names = p.get("controller.listener.names").map(|v| list_items(v)).unwrap_or_default();
+    let listeners = p.get("listeners").map_or("", String::as_str);
+    let (host, port) = names.iter().find_map(|n| find_listener(listeners, n)).ok_or_else(|| {
+        bad("listeners", listeners, "a listener named in controller.listener.names (CONTROLLER://host:port)")
+    })?;
+    Ok(ClusterProcess { node_id, voters, controller: std::net::SocketAddr::new(bind_address(&host)?, port) })
 }
 
 /// The listener clients use: `inter.broker.listener.name`, else PLAINTEXT,

@@ -1,7 +1,8 @@
-//! The controller: one plain OS thread that owns the metadata log, applies
-//! admin changes in order, tells the owning shards to open or drop partition
-//! logs, and then publishes a new snapshot. Shards reach it over a bounded
-//! channel; nothing on the produce/fetch path waits for it.
+//! The controller: one plain OS thread per broker that checks admin
+//! changes against the metadata, commits them through the quorum, and
+//! publishes what the quorum committed (its own changes and other
+//! brokers') to this broker's shards (`publish.rs`). Shards reach it over a
+//! bounded channel; nothing on the produce/fetch path waits for it.
 
 use crate::storage::hw_checkpoint::HwEntry;
 use std::collections::BTreeMap;
@@ -14,13 +15,21 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use super::log;
-use super::model::{ClusterMeta, TopicMeta};
+use super::model::{BrokerReg, ClusterMeta, TopicMeta};
 use super::placement;
-use super::raft::quorum::Quorum;
+use super::publish::{OpenFailures, Publisher, resolved};
+use super::raft::MetaCommand;
+use super::raft::quorum::{Quorum, QuorumConfig};
+use super::raft::view::SharedView;
 use super::record::MetaRecord;
 use super::topic_name;
 use crate::config::edit::{self, ConfigEdit, Scope};
 use crate::config::{self, BrokerSettings, ConfigError, ConfigSource, Kind, SharedSettings};
+
+/// How often a change checked against metadata that moved on meanwhile (a
+/// change committed by another broker's controller) is checked again
+/// before the client is told to retry.
+const CONFLICT_RETRIES: usize = 5;
 use crate::protocol::ErrorCode;
 
 /// Bound on queued admin commands: admin traffic is small; a full queue
@@ -228,16 +237,51 @@ impl ControllerHandle {
     }
 }
 
+/// What opening the controller gives the broker.
+pub struct Opened {
+    pub controller: Controller,
+    /// The metadata snapshot shards read.
+    pub snapshot: Snapshot,
+    /// Each local shard's settings.
+    pub node_settings: Vec<SharedSettings>,
+    /// Each local shard's node id.
+    pub nodes: Vec<i32>,
+    /// The metadata quorum as this broker sees it.
+    pub quorum_view: SharedView,
+}
+
+/// Registers this broker (its shards, address and rack) unless the
+/// metadata already has it so.
+fn register(quorum: &Quorum, me: &BrokerReg) -> std::io::Result<()> {
+    let meta = quorum.meta();
+    let same = meta.brokers.get(&me.id).is_some_and(|b| {
+        (b.shards, &b.host, b.port, &b.rack) == (me.shards, &me.host, me.port, &me.rack) && b.nodes.len() >= me.shards
+    });
+    if !same {
+        let rec = MetaRecord::BrokerRegistered {
+            broker: me.id,
+            shards: me.shards as i32,
+            host: me.host.clone(),
+            port: me.port,
+            rack: me.rack.clone(),
+        };
+        quorum.propose(MetaCommand::always(vec![rec]))?;
+    }
+    let reg = &quorum.meta().brokers[&me.id];
+    info!(broker = me.id, nodes = ?reg.live_nodes(), leader = ?quorum.leader(), "registered with the metadata quorum");
+    Ok(())
+}
+
 /// The controller's state, owned by its thread.
 pub struct Controller {
     quorum: Quorum,
-    snapshot: Snapshot,
-    /// The static settings (file and command line).
-    settings: BrokerSettings,
-    /// Each node's resolved settings, replaced when dynamic configs change.
-    node_settings: Vec<SharedSettings>,
-    shards: Vec<flume::Sender<ShardCommand>>,
-    data_dir: PathBuf,
+    publisher: Publisher,
+}
+
+/// A change checked against metadata that another commit overtook: check
+/// it again.
+fn conflict() -> AdminError {
+    AdminError::new(ErrorCode::NotController, "the metadata changed while the request was checked; retry")
 }
 
 /// Rebuilds the snapshot from the log's records.
@@ -302,6 +346,14 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
                 meta.broker_configs.insert(resource.clone(), configs.iter().cloned().collect());
             }
         }
+        MetaRecord::BrokerRegistered { broker, shards, host, port, rack } => meta.register_broker(BrokerReg {
+            id: *broker,
+            nodes: Vec::new(),
+            shards: usize::try_from(*shards).unwrap_or(0),
+            host: host.clone(),
+            port: *port,
+            rack: rack.clone(),
+        }),
         MetaRecord::PartitionMoved { name, partition, leader } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
@@ -333,7 +385,7 @@ fn check_replication_factor(rf: i16, nodes: i32) -> Result<usize, AdminError> {
 /// A client's replica assignment, checked as Kafka checks it: partitions
 /// numbered from 0 without gaps, each with the same number of distinct,
 /// existing nodes.
-fn check_assignment(a: Vec<(i32, Vec<i32>)>, nodes: i32) -> Result<Vec<Vec<i32>>, AdminError> {
+fn check_assignment(a: Vec<(i32, Vec<i32>)>, meta: &ClusterMeta) -> Result<Vec<Vec<i32>>, AdminError> {
     let bad = |m: String| AdminError::new(ErrorCode::InvalidReplicaAssignment, m);
     if a.len() > MAX_PARTITIONS as usize {
         return Err(too_many_partitions(a.len() as i32));
@@ -346,7 +398,7 @@ fn check_assignment(a: Vec<(i32, Vec<i32>)>, nodes: i32) -> Result<Vec<Vec<i32>>
         if replicas.is_empty() {
             return Err(bad(format!("partition {p} has no replicas")));
         }
-        if let Some(n) = replicas.iter().find(|&&n| n < 0 || n >= nodes) {
+        if let Some(n) = replicas.iter().find(|&&n| meta.node(n).is_none()) {
             return Err(bad(format!("node {n} does not exist")));
         }
         if replicas.iter().enumerate().any(|(i, n)| replicas[..i].contains(n)) {
@@ -371,14 +423,13 @@ fn import_file_log(data_dir: &std::path::Path, quorum: &Quorum) -> std::io::Resu
         return Ok(quorum.meta());
     }
     let records = log::read(data_dir)?;
-    let mut meta = quorum.meta();
-    if meta.log_end == 0 && !records.is_empty() {
+    if quorum.meta().log_end == 0 && !records.is_empty() {
         info!(records = records.len(), "importing the metadata file log into the quorum");
-        meta = quorum.propose(records)?;
+        quorum.propose(MetaCommand { records, expect_log_end: Some(0) })?;
     }
     std::fs::rename(&path, data_dir.join(format!("{}.imported", log::FILE_NAME)))?;
     crate::storage::partition_dir::sync_dir(data_dir)?;
-    Ok(meta)
+    Ok(quorum.meta())
 }
 
 /// New replica assignments for the partitions with a replica on a node that
@@ -388,26 +439,36 @@ fn import_file_log(data_dir: &std::path::Path, quorum: &Quorum) -> std::io::Resu
 /// to the nodes holding fewest, and the replication factor shrinks to the
 /// node count if it must.
 fn reassign_gone_nodes(meta: &ClusterMeta) -> Vec<MetaRecord> {
-    let nodes = meta.nodes.max(1);
-    let exists = |n: &i32| (0..nodes).contains(n);
-    let mut load = placement::Load { leaders: meta.partitions_per_node(), replicas: meta.replicas_per_node() };
+    let nodes = meta.placement_nodes();
+    if nodes.is_empty() {
+        return Vec::new();
+    }
+    let exists = |n: &i32| meta.node(*n).is_some();
+    let index = |n: i32| nodes.iter().position(|c| c.node == n).expect("a live node is a candidate");
+    let mut load = meta.load();
     let mut moves = Vec::new();
     for t in meta.topics.values() {
         for (p, r) in t.replicas.iter().enumerate() {
             if r.iter().all(exists) {
                 continue;
             }
-            let rf = r.len().min(nodes as usize);
-            let leader = if exists(&r[0]) { r[0] } else { placement::place(&mut load.leaders, 1)[0] };
-            let mut replicas = vec![leader];
-            replicas.extend(r.iter().copied().filter(|n| exists(n) && *n != leader));
-            replicas.truncate(rf);
-            while replicas.len() < rf {
-                let free = (0..nodes).filter(|n| !replicas.contains(n));
-                let next = free.min_by_key(|n| (load.replicas[*n as usize], *n)).expect("rf <= nodes");
-                load.replicas[next as usize] += 1;
-                replicas.push(next);
+            let rf = r.len().min(nodes.len());
+            let leader = if exists(&r[0]) { index(r[0]) } else { placement::pick_leader(&nodes, &load) };
+            let mut chosen = vec![leader];
+            chosen.extend(r.iter().filter(|n| exists(n) && index(**n) != leader).map(|n| index(*n)));
+            chosen.truncate(rf);
+            while chosen.len() < rf {
+                chosen.push(placement::pick_follower(&nodes, &load, &chosen).expect("rf <= nodes"));
             }
+            if !exists(&r[0]) {
+                *load.leaders.entry(nodes[leader].node).or_default() += 1;
+            }
+            for &c in &chosen {
+                if !r.contains(&nodes[c].node) {
+                    *load.replicas.entry(nodes[c].node).or_default() += 1;
+                }
+            }
+            let replicas = chosen.iter().map(|&c| nodes[c].node).collect();
             moves.push(MetaRecord::PartitionReassigned { name: t.name.clone(), partition: p as i32, replicas });
         }
     }
@@ -422,143 +483,130 @@ impl Controller {
     pub fn open(
         data_dir: PathBuf,
         cluster_id: String,
-        nodes: i32,
+        me: BrokerReg,
         settings: BrokerSettings,
-    ) -> std::io::Result<(Self, Snapshot, Vec<SharedSettings>)> {
-        let quorum = Quorum::open(&data_dir, ClusterMeta { cluster_id, nodes, ..Default::default() })?;
-        let mut meta = import_file_log(&data_dir, &quorum)?;
+        quorum: QuorumConfig,
+        listener: Option<std::net::TcpListener>,
+    ) -> std::io::Result<Opened> {
+        let base = ClusterMeta { cluster_id, ..Default::default() };
+        let quorum = Quorum::open(&data_dir, base, quorum, listener)?;
+        import_file_log(&data_dir, &quorum)?;
+        register(&quorum, &me)?;
+        let mut meta = quorum.meta();
         let moves = reassign_gone_nodes(&meta);
         if !moves.is_empty() {
-            info!(count = moves.len(), nodes, "moving partitions of nodes that no longer exist");
-            meta = quorum.propose(moves)?;
+            info!(count = moves.len(), "moving partitions of nodes that no longer exist");
+            quorum.propose(MetaCommand { records: moves, expect_log_end: Some(meta.log_end) })?;
+            meta = quorum.meta();
         }
-        let node_settings: Vec<SharedSettings> =
-            (0..nodes).map(|n| Arc::new(ArcSwap::from_pointee(resolved(&settings, &meta, n)))).collect();
-        let snapshot = Arc::new(ArcSwap::from_pointee(meta));
-        let controller = Self {
-            quorum,
-            snapshot: snapshot.clone(),
-            settings,
-            node_settings: node_settings.clone(),
-            shards: Vec::new(),
-            data_dir,
-        };
-        Ok((controller, snapshot, node_settings))
+        let nodes = meta.brokers[&me.id].live_nodes().to_vec();
+        let publisher = Publisher::new(meta, settings, me.id, data_dir);
+        let (snapshot, node_settings) = (publisher.snapshot.clone(), publisher.node_settings.clone());
+        let quorum_view = quorum.view();
+        Ok(Opened { controller: Self { quorum, publisher }, snapshot, node_settings, nodes, quorum_view })
     }
 
-    /// Starts the controller thread serving commands sent to the returned handle.
+    /// Starts the controller thread serving commands sent to the returned
+    /// handle, and publishing what the quorum commits.
     pub fn spawn(mut self, shards: Vec<flume::Sender<ShardCommand>>) -> std::io::Result<ControllerHandle> {
-        self.shards = shards;
+        self.publisher.shards = shards;
         let (tx, rx) = flume::bounded(COMMAND_QUEUE);
+        let changes = self.quorum.changes();
         std::thread::Builder::new().name("sluice-controller".into()).spawn(move || {
-            while let Ok(cmd) = rx.recv() {
-                self.handle(cmd);
+            loop {
+                // Some(Some(cmd)): a command; Some(None): the quorum applied
+                // something; None: every handle is gone.
+                let next: Option<Option<Command>> =
+                    flume::Selector::new().recv(&rx, |c| c.ok().map(Some)).recv(&changes, |_| Some(None)).wait();
+                match next {
+                    None => break,
+                    Some(Some(cmd)) => {
+                        self.publish();
+                        self.handle(cmd);
+                    }
+                    Some(None) => {
+                        self.publish();
+                    }
+                }
             }
         })?;
         Ok(ControllerHandle { tx })
     }
 
+    /// Publishes what the quorum has applied to this broker's shards.
+    fn publish(&self) -> OpenFailures {
+        self.publisher.publish(self.quorum.meta())
+    }
+
+    /// The metadata as this broker's shards have it.
+    fn current(&self) -> Arc<ClusterMeta> {
+        self.publisher.snapshot.load_full()
+    }
+
+    /// Runs `op` until it is not overtaken by another commit (at most
+    /// `CONFLICT_RETRIES` times), publishing in between.
+    fn retrying<T>(&mut self, mut op: impl FnMut(&mut Self) -> Result<T, AdminError>) -> Result<T, AdminError> {
+        let mut tries = 0;
+        loop {
+            match op(self) {
+                Err(e) if e.code == ErrorCode::NotController && tries < CONFLICT_RETRIES => {
+                    tries += 1;
+                    self.publish();
+                }
+                r => return r,
+            }
+        }
+    }
+
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::CreateTopics { topics, validate_only, reply } => {
-                let out = topics.into_iter().map(|t| self.create_topic(t, validate_only)).collect();
+                let out =
+                    topics.into_iter().map(|t| self.retrying(|c| c.create_topic(t.clone(), validate_only))).collect();
                 let _ = reply.send(out);
             }
             Command::DeleteTopics { names, reply } => {
-                let out = names.into_iter().map(|n| self.delete_topic(&n)).collect();
+                let out = names.into_iter().map(|n| self.retrying(|c| c.delete_topic(&n))).collect();
                 let _ = reply.send(out);
             }
             Command::CreatePartitions { name, count, validate_only, reply } => {
-                let _ = reply.send(self.create_partitions(&name, count, validate_only));
+                let _ = reply.send(self.retrying(|c| c.create_partitions(&name, count, validate_only)));
             }
             Command::AlterTopicConfigs { name, edit, validate_only, reply } => {
-                let _ = reply.send(self.alter_topic_configs(&name, &edit, validate_only));
+                let _ = reply.send(self.retrying(|c| c.alter_topic_configs(&name, &edit, validate_only)));
             }
             Command::AlterBrokerConfigs { node, edit, validate_only, reply } => {
-                let _ = reply.send(self.alter_broker_configs(node, &edit, validate_only));
+                let _ = reply.send(self.retrying(|c| c.alter_broker_configs(node, &edit, validate_only)));
             }
             Command::AllocateProducerId { reply } => {
-                let id = self.snapshot.load().next_producer_id;
-                let r = self.commit(MetaRecord::ProducerIdsAllocated { next: id + 1 }).map(|next| {
-                    self.snapshot.store(next);
-                    id
-                });
-                let _ = reply.send(r);
+                let _ = reply.send(self.retrying(|c| c.allocate_producer_id()));
             }
         }
     }
 
-    fn commit(&mut self, rec: MetaRecord) -> Result<Arc<ClusterMeta>, AdminError> {
-        let next = self.quorum.propose(vec![rec]).map_err(|e| {
+    fn allocate_producer_id(&mut self) -> Result<i64, AdminError> {
+        let id = self.current().next_producer_id;
+        self.commit(MetaRecord::ProducerIdsAllocated { next: id + 1 })?;
+        Ok(id)
+    }
+
+    /// Commits `rec` if the metadata is still as this broker has it, then
+    /// publishes it; returns the topics whose partitions did not open here.
+    fn commit(&mut self, rec: MetaRecord) -> Result<OpenFailures, AdminError> {
+        let cmd = MetaCommand { records: vec![rec], expect_log_end: Some(self.current().log_end) };
+        let reply = self.quorum.propose(cmd).map_err(|e| {
             warn!("metadata quorum write failed: {e}");
             AdminError::new(ErrorCode::KafkaStorageError, format!("metadata log write failed: {e}"))
         })?;
-        Ok(Arc::new(next))
-    }
-
-    /// Tells each owning shard to open `partitions` of `topic`, and waits.
-    fn open_on_shards(&self, topic: &Arc<TopicMeta>, partitions: std::ops::Range<usize>) -> Result<(), ShardError> {
-        let mut per_shard: Vec<Vec<(Arc<TopicMeta>, i32)>> = vec![Vec::new(); self.shards.len()];
-        for p in partitions {
-            per_shard[topic.leaders[p] as usize].push((topic.clone(), p as i32));
+        if !reply.applied {
+            return Err(conflict());
         }
-        let mut waits = Vec::new();
-        for (shard, partitions) in per_shard.into_iter().enumerate() {
-            if partitions.is_empty() {
-                continue;
-            }
-            let (done, rx) = flume::bounded(1);
-            self.shards[shard].send(ShardCommand::Open { partitions, done }).map_err(|_| ShardError::Gone(shard))?;
-            waits.push((shard, rx));
-        }
-        let mut result = Ok(());
-        for (shard, w) in waits {
-            let r = w.recv().unwrap_or(Err(ShardError::Gone(shard)));
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result
-    }
-
-    /// Has every shard give its logs of `topic` the topic's current configs
-    /// (settings read per request, such as retention, need nothing).
-    fn reconfigure_on_shards(&self, topic: &Arc<TopicMeta>) {
-        self.on_every_shard(|done| ShardCommand::Reconfigure { topic: topic.clone(), done });
-    }
-
-    /// Sends every running shard the command `make` builds around a reply
-    /// channel, and waits until each has answered (or stopped).
-    fn on_every_shard(&self, make: impl Fn(flume::Sender<()>) -> ShardCommand) {
-        let mut waits = Vec::new();
-        for shard in &self.shards {
-            let (done, rx) = flume::bounded(1);
-            if shard.send(make(done)).is_ok() {
-                waits.push(rx);
-            }
-        }
-        for w in waits {
-            let _ = w.recv();
-        }
-    }
-
-    /// Has every shard close its logs of `name`, then removes the directories
-    /// of its first `partitions` partitions.
-    fn drop_on_shards(&self, name: &str, partitions: usize) {
-        self.on_every_shard(|done| ShardCommand::DropTopic { name: name.to_string(), done });
-        for p in 0..partitions {
-            let dir = self.data_dir.join(format!("{name}-{p}"));
-            if let Err(e) = std::fs::remove_dir_all(&dir)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                warn!(dir = %dir.display(), "could not remove deleted partition: {e}");
-            }
-        }
+        Ok(self.publish())
     }
 
     fn create_topic(&mut self, t: NewTopic, validate_only: bool) -> Result<Arc<TopicMeta>, AdminError> {
         topic_name::validate(&t.name).map_err(|e| AdminError::new(ErrorCode::InvalidTopic, e.to_string()))?;
-        let current = self.snapshot.load_full();
+        let current = self.current();
         if current.topic(&t.name).is_some() {
             return Err(AdminError::new(ErrorCode::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
         }
@@ -574,9 +622,9 @@ impl Controller {
                 .map_err(|e| AdminError::new(ErrorCode::InvalidConfig, e.to_string()))?;
         }
         let replicas = match t.assignment {
-            Some(a) => check_assignment(a, current.nodes)?,
+            Some(a) => check_assignment(a, &current)?,
             None => {
-                let n = if t.partitions == -1 { self.settings.num_partitions() } else { t.partitions };
+                let n = if t.partitions == -1 { self.publisher.settings.num_partitions() } else { t.partitions };
                 if n > MAX_PARTITIONS {
                     return Err(too_many_partitions(n));
                 }
@@ -587,41 +635,37 @@ impl Controller {
                     ));
                 }
                 let rf = match t.replication_factor {
-                    -1 => self.settings.default_replication_factor(),
+                    -1 => self.publisher.settings.default_replication_factor(),
                     rf => rf,
                 };
-                let rf = check_replication_factor(rf, current.nodes)?;
-                let mut load =
-                    placement::Load { leaders: current.partitions_per_node(), replicas: current.replicas_per_node() };
-                placement::place_replicas(&mut load, n as usize, rf)
+                let nodes = current.placement_nodes();
+                let rf = check_replication_factor(rf, nodes.len() as i32)?;
+                if rf > placement::brokers(&nodes) {
+                    warn!(
+                        topic = %t.name, replicas = rf, brokers = placement::brokers(&nodes),
+                        "fewer brokers than replicas: some replicas share a machine (not machine-safe)"
+                    );
+                }
+                placement::place_replicas(&nodes, &mut current.load(), n as usize, rf)
             }
         };
-        if replicas.iter().any(|r| r.len() > 1) {
-            warn!(
-                topic = %t.name, replicas = replicas[0].len(),
-                "the topic's replicas are on shards of this one broker: not machine-safe \
-                 (and followers do not copy their leader yet: they show out of sync)"
-            );
-        }
         let topic = Arc::new(TopicMeta::new(t.name.clone(), Uuid::new_v4(), replicas, t.configs));
         descriptors_for(topic.leaders.len())?;
         if validate_only {
             return Ok(topic);
         }
-        let next = self.commit(MetaRecord::TopicPlaced {
+        let mut failures = self.commit(MetaRecord::TopicPlaced {
             name: topic.name.clone(),
             id: *topic.id.as_bytes(),
             replicas: topic.replicas.clone(),
             configs: topic.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         })?;
-        if let Err(e) = self.open_on_shards(&topic, 0..topic.leaders.len()) {
-            // Undo: a topic whose logs cannot be opened must not be published.
+        if let Some(e) = failures.remove(&topic.name) {
+            // Undo: a topic whose logs cannot be opened must not stay.
             warn!(topic = %topic.name, "cannot open the new topic's partitions, removing it: {e}");
-            self.commit(MetaRecord::TopicDeleted { name: topic.name.clone() })?;
-            self.drop_on_shards(&topic.name, topic.leaders.len());
+            self.retrying(|c| c.commit(MetaRecord::TopicDeleted { name: topic.name.clone() }))?;
             return Err(AdminError::new(ErrorCode::KafkaStorageError, format!("cannot open partition logs: {e}")));
         }
-        self.snapshot.store(next);
         info!(topic = %topic.name, partitions = topic.leaders.len(), "created topic");
         Ok(topic)
     }
@@ -635,18 +679,16 @@ impl Controller {
                 format!("the internal topic {name} cannot be deleted: it holds every group's committed offsets"),
             ));
         }
-        let Some(topic) = self.snapshot.load().topic(name).cloned() else {
+        let Some(topic) = self.current().topic(name).cloned() else {
             return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
         };
-        let next = self.commit(MetaRecord::TopicDeleted { name: name.to_string() })?;
-        self.snapshot.store(next);
-        self.drop_on_shards(name, topic.leaders.len());
+        self.commit(MetaRecord::TopicDeleted { name: name.to_string() })?;
         info!(topic = name, "deleted topic");
         Ok(topic.id)
     }
 
     fn create_partitions(&mut self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
-        let current = self.snapshot.load_full();
+        let current = self.current();
         let Some(topic) = current.topic(name).cloned() else {
             return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
         };
@@ -662,19 +704,15 @@ impl Controller {
                 ),
             ));
         }
-        let mut load =
-            placement::Load { leaders: current.partitions_per_node(), replicas: current.replicas_per_node() };
-        let rf = topic.replication_factor().min(current.nodes.max(1) as usize);
-        let replicas = placement::place_replicas(&mut load, (count - have) as usize, rf);
+        let nodes = current.placement_nodes();
+        let rf = topic.replication_factor().min(nodes.len());
+        let replicas = placement::place_replicas(&nodes, &mut current.load(), (count - have) as usize, rf);
         descriptors_for(replicas.len())?;
         if validate_only {
             return Ok(());
         }
-        let next = self.commit(MetaRecord::PartitionsPlaced { name: name.to_string(), replicas })?;
-        let grown = next.topic(name).expect("just grown").clone();
-        let opened = self.open_on_shards(&grown, have as usize..count as usize);
-        self.snapshot.store(next);
-        if let Err(e) = opened {
+        let mut failures = self.commit(MetaRecord::PartitionsPlaced { name: name.to_string(), replicas })?;
+        if let Some(e) = failures.remove(name) {
             // The partitions are committed; a restart retries opening them.
             error!(topic = name, "added partitions cannot be opened: {e}");
             return Err(AdminError::new(ErrorCode::KafkaStorageError, format!("cannot open new partition logs: {e}")));
@@ -684,22 +722,17 @@ impl Controller {
     }
 
     fn alter_topic_configs(&mut self, name: &str, edit: &ConfigEdit, validate_only: bool) -> Result<(), AdminError> {
-        let current = self.snapshot.load_full();
+        let current = self.current();
         let Some(topic) = current.topic(name).cloned() else {
             return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
         };
-        let defaults = resolved(&self.settings, &current, -1);
+        let defaults = resolved(&self.publisher.settings, &current, -1);
         let configs = edit::apply(&topic.configs, edit, &TopicScope(&defaults)).map_err(invalid_config)?;
         if validate_only {
             return Ok(());
         }
         let configs: Vec<(String, String)> = configs.into_iter().collect();
-        let next = self.commit(MetaRecord::TopicConfigsSet { name: name.to_string(), configs })?;
-        let topic = next.topics.get(name).cloned();
-        self.snapshot.store(next);
-        if let Some(topic) = topic {
-            self.reconfigure_on_shards(&topic);
-        }
+        self.commit(MetaRecord::TopicConfigsSet { name: name.to_string(), configs })?;
         info!(topic = name, "altered topic configs");
         Ok(())
     }
@@ -712,10 +745,10 @@ impl Controller {
         edit: &ConfigEdit,
         validate_only: bool,
     ) -> Result<(), AdminError> {
-        let current = self.snapshot.load_full();
+        let current = self.current();
         let resource = node.map(|n| n.to_string()).unwrap_or_default();
         let layer = if node.is_some() { ConfigSource::DynamicBroker } else { ConfigSource::DynamicDefaultBroker };
-        let below = resolved(&self.settings, &current, -1);
+        let below = resolved(&self.publisher.settings, &current, -1);
         let empty = BTreeMap::new();
         let now = current.broker_configs.get(&resource).unwrap_or(&empty);
         let configs = edit::apply(now, edit, &BrokerScope { below: &below, layer }).map_err(invalid_config)?;
@@ -723,24 +756,10 @@ impl Controller {
             return Ok(());
         }
         let configs: Vec<(String, String)> = configs.into_iter().collect();
-        let next = self.commit(MetaRecord::BrokerConfigsSet { resource: resource.clone(), configs })?;
-        for (n, shared) in self.node_settings.iter().enumerate() {
-            shared.store(Arc::new(resolved(&self.settings, &next, n as i32)));
-        }
-        self.snapshot.store(next);
-        self.on_every_shard(|done| ShardCommand::ReconfigureAll { done });
+        self.commit(MetaRecord::BrokerConfigsSet { resource: resource.clone(), configs })?;
         info!(resource = %resource, "altered dynamic broker configs");
         Ok(())
     }
-}
-
-/// Node `node`'s settings: the static ones under the cluster-default and
-/// the node's dynamic configs of `meta` (node -1: the cluster default only).
-fn resolved(settings: &BrokerSettings, meta: &ClusterMeta, node: i32) -> BrokerSettings {
-    let empty = BTreeMap::new();
-    let cluster = meta.broker_configs.get("").unwrap_or(&empty);
-    let own = if node >= 0 { meta.broker_configs.get(&node.to_string()).unwrap_or(&empty) } else { &empty };
-    settings.with_dynamic(cluster, own)
 }
 
 fn invalid_config(e: ConfigError) -> AdminError {
@@ -789,10 +808,56 @@ impl Scope for BrokerScope<'_> {
 mod tests {
     use super::*;
 
+    fn broker(id: i32, shards: usize) -> BrokerReg {
+        BrokerReg { id, nodes: Vec::new(), shards, host: format!("h{id}"), port: 9092, rack: None }
+    }
+
+    /// One broker (0) of `nodes` shards: nodes 0..nodes.
     fn meta_with(nodes: i32, records: &[MetaRecord]) -> ClusterMeta {
-        let mut meta = ClusterMeta { nodes, ..Default::default() };
+        let mut meta = ClusterMeta::default();
+        meta.register_broker(broker(0, nodes as usize));
         replay(&mut meta, records);
         meta
+    }
+
+    /// Node ids are handed out once: each broker keeps its own across
+    /// re-registrations, a broker with more shards gets its old ids back
+    /// and new ones after every id given out, and none is ever shared.
+    #[test]
+    fn registration_gives_unique_stable_node_ids() {
+        let mut meta = ClusterMeta::default();
+        meta.register_broker(broker(1, 2));
+        meta.register_broker(broker(2, 2));
+        assert_eq!(meta.brokers[&1].live_nodes(), [0, 1]);
+        assert_eq!(meta.brokers[&2].live_nodes(), [2, 3]);
+        meta.register_broker(broker(1, 1));
+        assert_eq!(meta.brokers[&1].live_nodes(), [0], "one shard now: node 1 is not live");
+        assert!(meta.node(1).is_none() && meta.node(0).is_some());
+        meta.register_broker(broker(1, 3));
+        assert_eq!(meta.brokers[&1].live_nodes(), [0, 1, 4], "its old ids back, then a new one");
+        let at = meta.node(3).unwrap();
+        assert_eq!((at.broker.id, at.shard, at.port()), (2, 1, 9093));
+        let ids: Vec<i32> = meta.live_nodes().iter().map(|(n, _)| *n).collect();
+        assert_eq!(ids, [0, 1, 2, 3, 4]);
+    }
+
+    /// Replicas placed across three brokers land on three brokers; the
+    /// same request on one broker of three shards uses its three shards.
+    #[test]
+    fn placement_prefers_distinct_brokers() {
+        let mut meta = ClusterMeta::default();
+        for id in 1..=3 {
+            meta.register_broker(broker(id, 2));
+        }
+        let nodes = meta.placement_nodes();
+        for r in placement::place_replicas(&nodes, &mut meta.load(), 12, 3) {
+            let mut brokers: Vec<i32> = r.iter().map(|n| meta.node(*n).unwrap().broker.id).collect();
+            brokers.sort_unstable();
+            assert_eq!(brokers, [1, 2, 3], "{r:?}");
+        }
+        let single = meta_with(3, &[]);
+        let placed = placement::place_replicas(&single.placement_nodes(), &mut single.load(), 1, 3);
+        assert_eq!(placed, [[0, 1, 2]]);
     }
 
     #[test]

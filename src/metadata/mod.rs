@@ -5,6 +5,7 @@ pub mod controller;
 pub mod log;
 pub mod model;
 pub mod placement;
+pub mod publish;
 pub mod raft;
 pub mod record;
 pub mod topic_name;

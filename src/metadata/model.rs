@@ -77,13 +77,57 @@ fn check_replicas(r: &[i32]) {
     assert_eq!(sorted.len(), r.len(), "a partition's replicas are distinct nodes: {r:?}");
 }
 
+/// A registered broker: a process whose shards are nodes. Node ids are
+/// handed out by the metadata log when a broker registers, never reused, so
+/// they are unique across the cluster and stable across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BrokerReg {
+    /// The broker's id (`node.id`; 0 for the embedded single broker).
+    pub id: i32,
+    /// Node ids given to its shards: shard k is `nodes[k]`. The list never
+    /// shrinks, so a broker restarted with more shards again gets back the
+    /// ids it had.
+    pub nodes: Vec<i32>,
+    /// Shards it runs now: `nodes[..shards]` are live nodes.
+    pub shards: usize,
+    /// The host clients reach it at.
+    pub host: String,
+    /// Shard 0's port; shard k listens on `port + k`.
+    pub port: u16,
+    /// `broker.rack`, if set.
+    pub rack: Option<String>,
+}
+
+impl BrokerReg {
+    /// The node ids of its running shards.
+    pub fn live_nodes(&self) -> &[i32] {
+        &self.nodes[..self.shards.min(self.nodes.len())]
+    }
+}
+
+/// Where a node is: its broker and the broker's shard index.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeAt<'a> {
+    pub broker: &'a BrokerReg,
+    pub shard: usize,
+}
+
+impl NodeAt<'_> {
+    /// The node's client port.
+    pub fn port(&self) -> i32 {
+        i32::from(self.broker.port) + self.shard as i32
+    }
+}
+
 /// An immutable view of all metadata, published as a whole on every change.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterMeta {
     /// Cluster id, persisted in `meta.properties`.
     pub cluster_id: String,
-    /// Number of nodes (one per shard); node ids are `0..nodes`.
-    pub nodes: i32,
+    /// Registered brokers by id.
+    pub brokers: BTreeMap<i32, BrokerReg>,
+    /// The next node id a registering broker's new shard gets.
+    pub next_node_id: i32,
     /// Topics by name.
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
     /// Topic names by id.
@@ -109,26 +153,60 @@ impl ClusterMeta {
         self.ids.get(id).and_then(|n| self.topics.get(n))
     }
 
-    /// Partitions led per node, for balanced placement.
-    pub fn partitions_per_node(&self) -> Vec<usize> {
-        self.count_per_node(|t| t.leaders.clone())
+    /// Every live node with its broker, in node id order.
+    pub fn live_nodes(&self) -> Vec<(i32, NodeAt<'_>)> {
+        let mut out: Vec<(i32, NodeAt<'_>)> = self
+            .brokers
+            .values()
+            .flat_map(|b| b.live_nodes().iter().enumerate().map(move |(shard, &n)| (n, NodeAt { broker: b, shard })))
+            .collect();
+        out.sort_by_key(|(n, _)| *n);
+        out
     }
 
-    /// Replicas held per node (leaders included), for balanced placement.
-    pub fn replicas_per_node(&self) -> Vec<usize> {
-        self.count_per_node(|t| t.replicas.iter().flatten().copied().collect())
+    /// Where live node `node` is, if it is one.
+    pub fn node(&self, node: i32) -> Option<NodeAt<'_>> {
+        self.brokers
+            .values()
+            .find_map(|b| b.live_nodes().iter().position(|&n| n == node).map(|shard| NodeAt { broker: b, shard }))
     }
 
-    fn count_per_node(&self, nodes_of: impl Fn(&TopicMeta) -> Vec<i32>) -> Vec<usize> {
-        let mut counts = vec![0usize; self.nodes.max(0) as usize];
+    /// Registers broker `id` with `shards` shards: it keeps the node ids it
+    /// had and new shards get new ones.
+    pub fn register_broker(&mut self, mut reg: BrokerReg) {
+        reg.nodes = self.brokers.get(&reg.id).map(|b| b.nodes.clone()).unwrap_or_default();
+        while reg.nodes.len() < reg.shards {
+            reg.nodes.push(self.next_node_id);
+            self.next_node_id += 1;
+        }
+        self.brokers.insert(reg.id, reg);
+    }
+
+    /// The placement candidates: every live node with its broker and rack.
+    pub fn placement_nodes(&self) -> Vec<crate::metadata::placement::Candidate> {
+        self.live_nodes()
+            .into_iter()
+            .map(|(node, at)| crate::metadata::placement::Candidate {
+                node,
+                broker: at.broker.id,
+                rack: at.broker.rack.clone(),
+            })
+            .collect()
+    }
+
+    /// Partitions led and replicas held (leaders included) per node, for
+    /// balanced placement.
+    pub fn load(&self) -> crate::metadata::placement::Load {
+        let mut load = crate::metadata::placement::Load::default();
         for t in self.topics.values() {
-            for n in nodes_of(t) {
-                if let Some(c) = usize::try_from(n).ok().and_then(|n| counts.get_mut(n)) {
-                    *c += 1;
+            for r in &t.replicas {
+                *load.leaders.entry(r[0]).or_default() += 1;
+                for n in r {
+                    *load.replicas.entry(*n).or_default() += 1;
                 }
             }
         }
-        counts
+        load
     }
 
     /// Inserts or replaces a topic, keeping the id index in step.

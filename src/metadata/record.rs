@@ -35,6 +35,10 @@ pub enum MetaRecord {
     PartitionsPlaced { name: String, replicas: Vec<Vec<i32>> },
     /// A partition's replicas changed (nodes that no longer exist replaced).
     PartitionReassigned { name: String, partition: i32, replicas: Vec<i32> },
+    /// A broker started with `shards` shards, reachable at `host`, shard k
+    /// on `port + k`: it keeps the node ids it had, and new shards get new
+    /// ones (`ClusterMeta::register_broker`).
+    BrokerRegistered { broker: i32, shards: i32, host: String, port: u16, rack: Option<String> },
 }
 
 /// A record frame that does not check out.

@@ -31,6 +31,7 @@ pub enum ErrorCode {
     InvalidReplicationFactor = 38,
     InvalidReplicaAssignment = 39,
     InvalidConfig = 40,
+    NotController = 41,
     InvalidRequest = 42,
     PolicyViolation = 44,
     OutOfOrderSequenceNumber = 45,

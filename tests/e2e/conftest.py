@@ -125,7 +125,9 @@ class Broker:
             cmd += ["--override", f"{k}={v}"]
         return cmd
 
-    def start(self, timeout=READY_TIMEOUT_S):
+    def start(self, timeout=READY_TIMEOUT_S, wait=True):
+        """Starts the process; with wait, returns once every shard's port
+        accepts connections (see wait_ready)."""
         binary = sluice_bin()
         if not binary.exists():
             raise BrokerError(
@@ -153,10 +155,11 @@ class Broker:
                 out.close()
         _LIVE_PROCS.add(self.proc)
         self.starts += 1
-        self._wait_ready(timeout)
+        if wait:
+            self.wait_ready(timeout)
         return self
 
-    def _wait_ready(self, timeout):
+    def wait_ready(self, timeout=READY_TIMEOUT_S):
         deadline = time.monotonic() + timeout
         pending = list(self.ports)
         while pending:

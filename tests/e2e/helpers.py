@@ -72,6 +72,19 @@ def settled(read, interval=0.5):
         last = now
 
 
+def eventually(read, timeout=20, interval=0.2):
+    """``read()``'s value once it returns without raising (an assertion
+    or a client error); the last failure if ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return read()
+        except Exception:  # noqa: BLE001
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(interval)
+
+
 def wait_topic(broker, topic, partitions, timeout=15):
     """Wait until metadata shows ``topic`` with ``partitions`` partitions that
     all have a leader. Returns the TopicMetadata."""

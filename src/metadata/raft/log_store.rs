@@ -1,6 +1,6 @@
 //! The Raft log of the metadata quorum, in one append-only file of
-//! operations (`raft.log` in its directory), each framed as
-//! `[len: u32][crc32c: u32][JSON]` so that a torn tail is found and cut.
+//! operations (`raft.log` in its directory), each in a frame of `frame.rs`
+//! so that a torn tail is found and cut.
 //! Opening replays the operations into memory: the metadata log is small.
 //! Appends and votes are fsynced before they are reported done; truncation,
 //! purges and the committed id reach the disk with the next sync (openraft
@@ -24,12 +24,9 @@ use openraft::type_config::alias::{EntryOf, LogIdOf, VoteOf};
 use openraft::{OptionalSend, RaftLogReader};
 use serde::{Deserialize, Serialize};
 
-use super::MetaTypes;
+use super::{MetaTypes, frame};
 
 type C = MetaTypes;
-
-/// Largest operation a damaged length may announce.
-const MAX_OP: usize = 64 << 20;
 
 /// Bytes kept allocated past the file's end; renewed when half is used.
 const RESERVE: u64 = 1 << 20;
@@ -154,7 +151,7 @@ impl MetaLogStore {
         };
         let mut inner = Inner::default();
         let mut pos = 0;
-        while let Some((op, len)) = decode(&bytes[pos..]) {
+        while let Some((op, len)) = frame::decode::<Op>(&bytes[pos..]) {
             inner.apply(op);
             pos += len;
         }
@@ -172,30 +169,11 @@ impl MetaLogStore {
 
     /// Writes `op` (synced when `sync`) and applies it in memory.
     fn write(&self, op: Op, sync: bool) -> io::Result<()> {
-        let json = serde_json::to_vec(&op).map_err(io::Error::other)?;
-        let mut frame = Vec::with_capacity(json.len() + 8);
-        frame.extend_from_slice(&(json.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&crate::crc::crc32c(&json).to_be_bytes());
-        frame.extend_from_slice(&json);
+        let frame = frame::encode(&op)?;
         self.file.lock().expect("the log file lock").append(&frame, sync)?;
         self.inner.lock().expect("the log lock").apply(op);
         Ok(())
     }
-}
-
-/// The operation framed at the start of `buf` and its frame's size; `None`
-/// at the end or at a torn or damaged frame.
-fn decode(buf: &[u8]) -> Option<(Op, usize)> {
-    let len = u32::from_be_bytes(buf.get(0..4)?.try_into().ok()?) as usize;
-    let crc = u32::from_be_bytes(buf.get(4..8)?.try_into().ok()?);
-    if len > MAX_OP {
-        return None;
-    }
-    let json = buf.get(8..8 + len)?;
-    if crate::crc::crc32c(json) != crc {
-        return None;
-    }
-    Some((serde_json::from_slice(json).ok()?, 8 + len))
 }
 
 impl RaftLogReader<C> for MetaLogStore {

@@ -1,24 +1,45 @@
 //! The metadata quorum on openraft (issue 23): the type config, a
-//! file-backed log store, the state machine over [`ClusterMeta`], a
-//! one-voter network, and the quorum the controller proposes through. Its
-//! tests run openraft's storage suite (see
+//! file-backed log store, the state machine over [`ClusterMeta`], the TCP
+//! network between controllers (client, server, wire messages, framing),
+//! and the quorum the controller proposes through. Its tests run
+//! openraft's storage suite and a three-voter quorum in one process (see
 //! `docs/notes/openraft-metadata-quorum.md` for the plan ahead).
 //!
 //! [`ClusterMeta`]: crate::metadata::model::ClusterMeta
 
+pub mod frame;
 pub mod log_store;
 pub mod network;
 pub mod quorum;
+pub mod server;
 pub mod state_machine;
+pub mod view;
+pub mod wire;
 
 use serde::{Deserialize, Serialize};
 
 use super::record::MetaRecord;
 
 /// What a client proposes: metadata records, applied in order.
+///
+/// A controller checks an admin request against its own copy of the
+/// metadata, which may lag the leader's. `expect_log_end` makes that check
+/// hold: the records apply only if the metadata log still ends there (no
+/// other change committed since), else the command applies nothing and the
+/// proposer catches up and checks again. It also makes a retried proposal
+/// whose first try did commit apply once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaCommand {
     pub records: Vec<MetaRecord>,
+    /// Apply only at this log end; `None`: unconditionally.
+    pub expect_log_end: Option<i64>,
+}
+
+impl MetaCommand {
+    /// Records to apply whatever else committed before them.
+    pub fn always(records: Vec<MetaRecord>) -> Self {
+        Self { records, expect_log_end: None }
+    }
 }
 
 impl std::fmt::Display for MetaCommand {
@@ -27,10 +48,16 @@ impl std::fmt::Display for MetaCommand {
     }
 }
 
-/// What applying a command answers: the metadata log's end after it.
+/// What applying a command answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaReply {
+    /// The metadata log's end after it.
     pub log_end: i64,
+    /// The raft log index of its entry: a node has the command's effect
+    /// once it has applied this index.
+    pub index: u64,
+    /// False when `expect_log_end` did not hold and nothing was applied.
+    pub applied: bool,
 }
 
 openraft::declare_raft_types!(
@@ -39,6 +66,9 @@ openraft::declare_raft_types!(
         D = MetaCommand,
         R = MetaReply,
 );
+
+/// A node of the metadata quorum.
+pub type MetaRaft = openraft::Raft<MetaTypes, state_machine::MetaStateMachine>;
 
 #[cfg(test)]
 mod tests {
@@ -49,7 +79,7 @@ mod tests {
     use openraft::{BasicNode, Config, Raft};
 
     use super::log_store::MetaLogStore;
-    use super::network::NoPeers;
+    use super::network::TcpPeers;
     use super::state_machine::MetaStateMachine;
     use super::*;
     use crate::metadata::model::ClusterMeta;
@@ -60,8 +90,8 @@ mod tests {
         let config =
             Arc::new(Config { cluster_name: "sluice-metadata".into(), ..Default::default() }.validate().unwrap());
         let store = MetaLogStore::open(dir).unwrap();
-        let sm = MetaStateMachine::new(ClusterMeta { nodes: 2, ..Default::default() });
-        let raft = Raft::new(0, config, NoPeers, store, sm.clone()).await.unwrap();
+        let sm = MetaStateMachine::new(ClusterMeta::default());
+        let raft = Raft::new(0, config, TcpPeers, store, sm.clone()).await.unwrap();
         (raft, sm)
     }
 
@@ -80,14 +110,14 @@ mod tests {
             let (raft, sm) = start(&dir).await;
             raft.initialize(BTreeMap::from([(0u64, BasicNode::default())])).await.unwrap();
             raft.wait(Some(Duration::from_secs(10))).current_leader(0, "a lone voter elects itself").await.unwrap();
-            let reply = raft.client_write(MetaCommand { records: vec![topic("a"), topic("b")] }).await.unwrap();
+            let reply = raft.client_write(MetaCommand::always(vec![topic("a"), topic("b")])).await.unwrap();
             assert_eq!(reply.data.log_end, 2);
             assert!(sm.meta().topic("b").is_some());
             raft.shutdown().await.unwrap();
 
             let (raft, sm) = start(&dir).await;
             raft.wait(Some(Duration::from_secs(10))).current_leader(0, "leads again").await.unwrap();
-            let reply = raft.client_write(MetaCommand { records: vec![topic("c")] }).await.unwrap();
+            let reply = raft.client_write(MetaCommand::always(vec![topic("c")])).await.unwrap();
             assert_eq!(reply.data.log_end, 3, "the two records before the restart were replayed");
             let meta = sm.meta();
             assert!(meta.topic("a").is_some() && meta.topic("c").is_some());

@@ -1,47 +1,98 @@
-//! The one-voter metadata quorum the controller writes through: openraft on
-//! a small tokio runtime of its own (never on a shard's reactor), over the
-//! log store and state machine beside this file. The controller's thread
-//! blocks on each proposal, as it blocked on the file log's fsync.
+//! The metadata quorum the controller writes through: openraft on a small
+//! tokio runtime of its own (never on a shard's reactor), over the log store
+//! and state machine beside this file. The controller's thread blocks on
+//! each proposal, as it blocked on the file log's fsync.
+//!
+//! One voter is the embedded default: this broker alone, no listener. With
+//! several (`controller.quorum.voters`), each listens on its controller
+//! address, the static voter set initializes every node alike (as KRaft's
+//! static quorum), and a proposal made on a node that does not lead is
+//! forwarded to the one that does.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use tracing::debug;
 
 use super::log_store::MetaLogStore;
-use super::network::NoPeers;
+use super::network::{TcpPeers, exchange};
+use super::server;
 use super::state_machine::MetaStateMachine;
-use super::{MetaCommand, MetaTypes};
+use super::view::{self, SharedView};
+use super::wire::{ProposeError, Request, Response};
+use super::{MetaCommand, MetaRaft, MetaReply};
 use crate::metadata::model::ClusterMeta;
-use crate::metadata::record::MetaRecord;
 
 /// The quorum's directory inside the data dir (Kafka's metadata log dir
 /// name).
 pub const DIR_NAME: &str = "__cluster_metadata-0";
 
-/// This broker's controller: the one voter.
-const VOTER: u64 = 0;
+/// How long start-up waits for a leader: the other voters may still be
+/// starting.
+const ELECTION_WAIT: Duration = Duration::from_secs(120);
 
-/// How long start-up waits for the voter to lead.
-const ELECTION_WAIT: Duration = Duration::from_secs(30);
+/// How long a proposal keeps trying to reach a leader.
+const PROPOSE_WAIT: Duration = Duration::from_secs(15);
 
-type MetaRaft = Raft<MetaTypes, MetaStateMachine>;
+/// Who votes, and this node's part.
+#[derive(Debug, Clone)]
+pub struct QuorumConfig {
+    /// This node's id.
+    pub id: u64,
+    /// Every voter's id and controller address (`host:port`).
+    pub voters: BTreeMap<u64, String>,
+}
+
+impl QuorumConfig {
+    /// The embedded default: voter 0 alone.
+    pub fn one_voter() -> Self {
+        Self { id: 0, voters: BTreeMap::from([(0, String::new())]) }
+    }
+
+    fn raft_config(&self) -> io::Result<Config> {
+        let mut config = Config {
+            cluster_name: "sluice-metadata".into(),
+            // Never snapshot: the state machine lives in memory, rebuilt by
+            // replaying the whole log, which must therefore never be purged.
+            snapshot_policy: SnapshotPolicy::Never,
+            ..Default::default()
+        };
+        if self.voters.len() > 1 {
+            // openraft's defaults (50 ms, 150-300 ms) suit dedicated
+            // machines; brokers share a few cores with partition work.
+            config.heartbeat_interval = 250;
+            config.election_timeout_min = 1500;
+            config.election_timeout_max = 3000;
+        }
+        config.validate().map_err(io::Error::other)
+    }
+}
 
 /// The running quorum.
 pub struct Quorum {
     rt: tokio::runtime::Runtime,
     raft: MetaRaft,
     sm: MetaStateMachine,
+    config: QuorumConfig,
+    view: SharedView,
 }
 
 impl Quorum {
     /// Opens the quorum in `data_dir`, initializing it on first start, and
-    /// returns once it leads and has applied everything committed before.
-    /// `base` carries this node's cluster id and node count.
-    pub fn open(data_dir: &Path, base: ClusterMeta) -> io::Result<Self> {
+    /// returns once a leader is known and this node has applied everything
+    /// committed before. `base` carries this node's cluster id and node
+    /// count; `listener` is the controller listener (none for one voter).
+    pub fn open(
+        data_dir: &Path,
+        base: ClusterMeta,
+        config: QuorumConfig,
+        listener: Option<std::net::TcpListener>,
+    ) -> io::Result<Self> {
+        assert!(config.voters.contains_key(&config.id), "a node of the quorum is one of its voters");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("sluice-raft")
@@ -49,42 +100,105 @@ impl Quorum {
             .build()?;
         let store = MetaLogStore::open(&data_dir.join(DIR_NAME))?;
         let sm = MetaStateMachine::new(base);
-        // Never snapshot: the state machine lives in memory, rebuilt by
-        // replaying the whole log, which must therefore never be purged.
-        let config = Config {
-            cluster_name: "sluice-metadata".into(),
-            snapshot_policy: SnapshotPolicy::Never,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(io::Error::other)?;
+        let raft_config = Arc::new(config.raft_config()?);
         let raft =
-            rt.block_on(Raft::new(VOTER, Arc::new(config), NoPeers, store, sm.clone())).map_err(io::Error::other)?;
+            rt.block_on(Raft::new(config.id, raft_config, TcpPeers, store, sm.clone())).map_err(io::Error::other)?;
+        let members: BTreeMap<u64, BasicNode> =
+            config.voters.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
         rt.block_on(async {
+            // Before the listener serves: a peer's vote would make this
+            // node's log no longer pristine, and initializing it fail.
             if !raft.is_initialized().await.map_err(io::Error::other)? {
-                raft.initialize(BTreeMap::from([(VOTER, BasicNode::default())])).await.map_err(io::Error::other)?;
+                raft.initialize(members).await.map_err(io::Error::other)?;
             }
+            Ok::<_, io::Error>(())
+        })?;
+        if let Some(l) = listener {
+            l.set_nonblocking(true)?;
+            let l = rt.block_on(async { tokio::net::TcpListener::from_std(l) })?;
+            rt.spawn(server::serve(l, raft.clone()));
+        }
+        rt.block_on(async {
             raft.wait(Some(ELECTION_WAIT))
-                .current_leader(VOTER, "the one voter leads")
+                .metrics(|m| m.current_leader.is_some(), "a voter leads")
                 .await
                 .map_err(io::Error::other)?;
             Ok::<_, io::Error>(())
         })?;
-        let quorum = Self { rt, raft, sm };
-        // Entries apply in order: once an empty command is applied, every
-        // one committed before it is too.
-        quorum.propose(Vec::new())?;
+        let view = SharedView::default();
+        rt.spawn(view::follow(raft.clone(), view.clone(), config.voters.clone()));
+        let quorum = Self { rt, raft, sm, config, view };
+        // Entries apply in order: once an empty command is applied here,
+        // every one committed before it is too.
+        quorum.propose(MetaCommand::always(Vec::new()))?;
         Ok(quorum)
     }
 
-    /// Commits `records` and returns the metadata once they are applied.
-    pub fn propose(&self, records: Vec<MetaRecord>) -> io::Result<ClusterMeta> {
-        self.rt.block_on(self.raft.client_write(MetaCommand { records })).map_err(io::Error::other)?;
-        Ok(self.sm.meta())
+    /// Commits `cmd` and returns its reply once this node has applied it.
+    pub fn propose(&self, cmd: MetaCommand) -> io::Result<MetaReply> {
+        self.rt.block_on(async {
+            let reply = self.commit(cmd).await?;
+            self.raft
+                .wait(Some(PROPOSE_WAIT))
+                .applied_index_at_least(Some(reply.index), "the committed command applies here")
+                .await
+                .map_err(io::Error::other)?;
+            Ok(reply)
+        })
+    }
+
+    /// Commits `cmd` through the leader, this node or another, retrying
+    /// while none is known or reachable.
+    async fn commit(&self, cmd: MetaCommand) -> io::Result<MetaReply> {
+        let deadline = Instant::now() + PROPOSE_WAIT;
+        loop {
+            let result = match self.raft.current_leader().await {
+                Some(id) if id == self.config.id => server::propose_here(&self.raft, cmd.clone()).await,
+                Some(id) => self.forward(id, &cmd).await,
+                None => Err(ProposeError::NotLeader { leader: None }),
+            };
+            match result {
+                Ok(reply) => return Ok(reply),
+                Err(e) if Instant::now() < deadline => {
+                    debug!("metadata proposal not committed yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(io::Error::other(e)),
+            }
+        }
+    }
+
+    /// Sends `cmd` to voter `leader`'s controller listener.
+    async fn forward(&self, leader: u64, cmd: &MetaCommand) -> Result<MetaReply, ProposeError> {
+        let addr = self.config.voters.get(&leader).ok_or(ProposeError::NotLeader { leader: None })?;
+        match exchange(&mut None, addr, &Request::Propose(cmd.clone())).await {
+            Ok(Response::Proposed(r)) => r,
+            Ok(other) => Err(ProposeError::Unavailable(format!("unexpected answer from node {leader}: {other:?}"))),
+            Err(e) => Err(ProposeError::Unavailable(format!("node {leader}: {e}"))),
+        }
     }
 
     /// The metadata as of the last applied entry.
     pub fn meta(&self) -> ClusterMeta {
         self.sm.meta()
     }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<u64> {
+        self.rt.block_on(self.raft.current_leader())
+    }
+
+    /// The quorum as this node sees it, kept current.
+    pub fn view(&self) -> SharedView {
+        self.view.clone()
+    }
+
+    /// Signalled whenever applied metadata may have changed.
+    pub fn changes(&self) -> flume::Receiver<()> {
+        self.sm.changes()
+    }
 }
+
+#[cfg(test)]
+#[path = "quorum_tests.rs"]
+mod tests;

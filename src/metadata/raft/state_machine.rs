@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{MetaReply, MetaTypes};
 use crate::metadata::controller::apply;
-use crate::metadata::model::ClusterMeta;
+use crate::metadata::model::{BrokerReg, ClusterMeta};
 use crate::metadata::record::MetaRecord;
 
 type C = MetaTypes;
@@ -24,6 +24,12 @@ type C = MetaTypes;
 struct Image {
     records: Vec<MetaRecord>,
     log_end: i64,
+    /// Registered brokers with the node ids they were given (replaying
+    /// registrations would hand ids out again, in another order).
+    #[serde(default)]
+    brokers: Vec<BrokerReg>,
+    #[serde(default)]
+    next_node_id: i32,
 }
 
 impl Image {
@@ -43,17 +49,20 @@ impl Image {
             let configs = configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             records.push(MetaRecord::BrokerConfigsSet { resource: resource.clone(), configs });
         }
-        Image { records, log_end: meta.log_end }
+        let brokers = meta.brokers.values().cloned().collect();
+        Image { records, log_end: meta.log_end, brokers, next_node_id: meta.next_node_id }
     }
 
     /// The state it stands for, on `base` (a node's own cluster id and node
     /// count, which are not replicated).
     fn restore(self, base: &ClusterMeta) -> ClusterMeta {
-        let mut meta = ClusterMeta { cluster_id: base.cluster_id.clone(), nodes: base.nodes, ..Default::default() };
+        let mut meta = ClusterMeta { cluster_id: base.cluster_id.clone(), ..Default::default() };
         for r in &self.records {
             apply(&mut meta, r);
         }
         meta.log_end = self.log_end;
+        meta.brokers = self.brokers.into_iter().map(|b| (b.id, b)).collect();
+        meta.next_node_id = self.next_node_id;
         meta
     }
 }
@@ -67,16 +76,31 @@ struct Inner {
 }
 
 /// The state machine; clones share it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MetaStateMachine {
     inner: Arc<Mutex<Inner>>,
+    /// Signalled (coalesced: one pending signal at most) after entries
+    /// apply, for the publisher.
+    changed: (flume::Sender<()>, flume::Receiver<()>),
+}
+
+impl Default for MetaStateMachine {
+    fn default() -> Self {
+        Self::new(ClusterMeta::default())
+    }
 }
 
 impl MetaStateMachine {
     /// A state machine starting from `meta` (a node's cluster id and node
     /// count, no topics).
     pub fn new(meta: ClusterMeta) -> Self {
-        Self { inner: Arc::new(Mutex::new(Inner { meta, ..Default::default() })) }
+        Self { inner: Arc::new(Mutex::new(Inner { meta, ..Default::default() })), changed: flume::bounded(1) }
+    }
+
+    /// A channel that receives a signal whenever applied metadata may have
+    /// changed since it was last read.
+    pub fn changes(&self) -> flume::Receiver<()> {
+        self.changed.1.clone()
     }
 
     /// The metadata as of the last applied entry.
@@ -112,24 +136,29 @@ impl RaftStateMachine<C> for MetaStateMachine {
     {
         while let Some(next) = entries.next().await {
             let (entry, responder) = next?;
-            let log_end = {
+            let reply = {
                 let mut inner = self.inner.lock().expect("the state machine lock");
                 inner.last_applied = Some(entry.log_id);
+                let mut applied = true;
                 match entry.payload {
                     EntryPayload::Blank => {}
                     EntryPayload::Normal(cmd) => {
-                        for r in &cmd.records {
-                            apply(&mut inner.meta, r);
+                        applied = cmd.expect_log_end.is_none_or(|end| end == inner.meta.log_end);
+                        if applied {
+                            for r in &cmd.records {
+                                apply(&mut inner.meta, r);
+                            }
                         }
                     }
                     EntryPayload::Membership(m) => {
                         inner.membership = StoredMembershipOf::<C>::new(Some(entry.log_id), m);
                     }
                 }
-                inner.meta.log_end
+                MetaReply { log_end: inner.meta.log_end, index: entry.log_id.index, applied }
             };
+            let _ = self.changed.0.try_send(());
             if let Some(r) = responder {
-                r.send(MetaReply { log_end });
+                r.send(reply);
             }
         }
         Ok(())
@@ -151,6 +180,7 @@ impl RaftStateMachine<C> for MetaStateMachine {
         inner.last_applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();
         inner.current = Some((meta.clone(), bytes));
+        let _ = self.changed.0.try_send(());
         Ok(())
     }
 

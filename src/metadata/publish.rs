@@ -1,0 +1,181 @@
+//! Publishing committed metadata to this broker's shards. Whoever committed
+//! a change (this broker's controller or another's), the publisher brings
+//! the shards' partition logs in line with it and then swaps the snapshot
+//! every shard reads: it compares the metadata last published with the
+//! state machine's, drops the logs of deleted topics, opens the partitions
+//! this broker now leads, and gives altered configs to the logs that use
+//! them. It runs on the controller's thread, never on a shard's reactor.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tracing::warn;
+
+use super::controller::{ShardCommand, ShardError, Snapshot};
+use super::model::{ClusterMeta, TopicMeta};
+use crate::config::{BrokerSettings, SharedSettings};
+
+/// What publishing could not do: topics whose new partitions would not
+/// open here (the metadata is published all the same).
+pub type OpenFailures = BTreeMap<String, ShardError>;
+
+/// This broker's side of the metadata: its shards and what they were last
+/// given.
+pub struct Publisher {
+    /// The metadata every shard reads.
+    pub snapshot: Snapshot,
+    /// The static settings (file and command line).
+    pub settings: BrokerSettings,
+    /// Each local node's resolved settings.
+    pub node_settings: Vec<SharedSettings>,
+    /// Each local shard's command channel, by shard index.
+    pub shards: Vec<flume::Sender<ShardCommand>>,
+    /// The data directory, where a deleted topic's partition directories go.
+    pub data_dir: PathBuf,
+    /// This broker's id.
+    pub broker: i32,
+}
+
+impl Publisher {
+    /// A publisher of `meta` for broker `broker` (registered in it), whose
+    /// shards are not running yet.
+    pub fn new(meta: ClusterMeta, settings: BrokerSettings, broker: i32, data_dir: PathBuf) -> Self {
+        let node_settings = meta.brokers[&broker]
+            .live_nodes()
+            .iter()
+            .map(|&n| Arc::new(ArcSwap::from_pointee(resolved(&settings, &meta, n))))
+            .collect();
+        let snapshot = Arc::new(ArcSwap::from_pointee(meta));
+        Self { snapshot, settings, node_settings, shards: Vec::new(), data_dir, broker }
+    }
+
+    /// This broker's shard that is node `node` in `meta`, if any.
+    fn local_shard(&self, meta: &ClusterMeta, node: i32) -> Option<usize> {
+        meta.node(node).filter(|at| at.broker.id == self.broker).map(|at| at.shard).filter(|&s| s < self.shards.len())
+    }
+
+    /// Each local shard's node id in `meta`.
+    fn local_nodes<'m>(&self, meta: &'m ClusterMeta) -> &'m [i32] {
+        meta.brokers.get(&self.broker).map_or(&[], |b| b.live_nodes())
+    }
+
+    /// Brings the shards to `next` and publishes it; a no-op when `next` is
+    /// what they have. Returns the topics whose partitions did not open.
+    pub fn publish(&self, next: ClusterMeta) -> OpenFailures {
+        let prev = self.snapshot.load_full();
+        if next.log_end == prev.log_end {
+            return OpenFailures::new();
+        }
+        assert!(next.log_end > prev.log_end, "published metadata never goes back");
+        // Drops first: a name deleted and created again between two
+        // publications must lose its old logs before the new ones open.
+        for t in prev.topics.values() {
+            if next.topic(&t.name).is_none_or(|n| n.id != t.id) {
+                self.drop_on_shards(&t.name, t.leaders.len());
+            }
+        }
+        let mut failures = OpenFailures::new();
+        for t in next.topics.values() {
+            let before = prev.topic(&t.name).filter(|p| p.id == t.id);
+            let newly_led = (0..t.leaders.len()).filter(|&p| {
+                self.local_shard(&next, t.leaders[p]).is_some()
+                    && before.is_none_or(|b| b.leaders.get(p) != Some(&t.leaders[p]))
+            });
+            if let Err(e) = self.open_on_shards(&next, t, newly_led) {
+                warn!(topic = %t.name, "cannot open partitions: {e}");
+                failures.insert(t.name.clone(), e);
+            }
+        }
+        let reconfigured: Vec<Arc<TopicMeta>> = next
+            .topics
+            .values()
+            .filter(|t| prev.topic(&t.name).is_some_and(|p| p.id == t.id && p.configs != t.configs))
+            .cloned()
+            .collect();
+        let brokers_altered = next.broker_configs != prev.broker_configs;
+        if brokers_altered {
+            for (shared, &n) in self.node_settings.iter().zip(self.local_nodes(&next)) {
+                shared.store(Arc::new(resolved(&self.settings, &next, n)));
+            }
+        }
+        self.snapshot.store(Arc::new(next));
+        for topic in reconfigured {
+            self.on_every_shard(|done| ShardCommand::Reconfigure { topic: topic.clone(), done });
+        }
+        if brokers_altered {
+            self.on_every_shard(|done| ShardCommand::ReconfigureAll { done });
+        }
+        failures
+    }
+
+    /// Tells each owning shard to open `partitions` of `topic`, and waits.
+    fn open_on_shards(
+        &self,
+        meta: &ClusterMeta,
+        topic: &Arc<TopicMeta>,
+        partitions: impl Iterator<Item = usize>,
+    ) -> Result<(), ShardError> {
+        let mut per_shard: Vec<Vec<(Arc<TopicMeta>, i32)>> = vec![Vec::new(); self.shards.len()];
+        for p in partitions {
+            let shard = self.local_shard(meta, topic.leaders[p]).expect("only local leaders are opened");
+            per_shard[shard].push((topic.clone(), p as i32));
+        }
+        let mut waits = Vec::new();
+        for (shard, partitions) in per_shard.into_iter().enumerate() {
+            if partitions.is_empty() {
+                continue;
+            }
+            let (done, rx) = flume::bounded(1);
+            self.shards[shard].send(ShardCommand::Open { partitions, done }).map_err(|_| ShardError::Gone(shard))?;
+            waits.push((shard, rx));
+        }
+        let mut result = Ok(());
+        for (shard, w) in waits {
+            let r = w.recv().unwrap_or(Err(ShardError::Gone(shard)));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
+    /// Sends every running shard the command `make` builds around a reply
+    /// channel, and waits until each has answered (or stopped).
+    fn on_every_shard(&self, make: impl Fn(flume::Sender<()>) -> ShardCommand) {
+        let mut waits = Vec::new();
+        for shard in &self.shards {
+            let (done, rx) = flume::bounded(1);
+            if shard.send(make(done)).is_ok() {
+                waits.push(rx);
+            }
+        }
+        for w in waits {
+            let _ = w.recv();
+        }
+    }
+
+    /// Has every shard close its logs of `name`, then removes the directories
+    /// of its first `partitions` partitions.
+    fn drop_on_shards(&self, name: &str, partitions: usize) {
+        self.on_every_shard(|done| ShardCommand::DropTopic { name: name.to_string(), done });
+        for p in 0..partitions {
+            let dir = self.data_dir.join(format!("{name}-{p}"));
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(dir = %dir.display(), "could not remove deleted partition: {e}");
+            }
+        }
+    }
+}
+
+/// Node `node`'s settings: the static ones under the cluster-default and
+/// the node's dynamic configs of `meta` (node -1: the cluster default only).
+pub fn resolved(settings: &BrokerSettings, meta: &ClusterMeta, node: i32) -> BrokerSettings {
+    let empty = BTreeMap::new();
+    let cluster = meta.broker_configs.get("").unwrap_or(&empty);
+    let own = if node >= 0 { meta.broker_configs.get(&node.to_string()).unwrap_or(&empty) } else { &empty };
+    settings.with_dynamic(cluster, own)
+}

@@ -1,0 +1,88 @@
+//! Three voters over TCP in one process, each a `Quorum` as a broker opens
+//! it: they elect a leader, a proposal made on any of them commits and
+//! reaches all, a proposal checked against stale metadata applies nothing,
+//! and when the leader is gone the others elect another and commit again;
+//! the old leader, reopened, catches up.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{Quorum, QuorumConfig};
+use crate::metadata::model::ClusterMeta;
+use crate::metadata::raft::MetaCommand;
+use crate::metadata::record::MetaRecord;
+
+fn topic(name: &str) -> MetaRecord {
+    MetaRecord::TopicPlaced { name: name.into(), id: [7; 16], replicas: vec![vec![0]], configs: vec![] }
+}
+
+fn open(dir: &Path, id: u64, voters: &BTreeMap<u64, String>, listener: TcpListener) -> Quorum {
+    let config = QuorumConfig { id, voters: voters.clone() };
+    Quorum::open(&dir.join(id.to_string()), ClusterMeta::default(), config, Some(listener)).expect("the quorum opens")
+}
+
+/// Waits until `check` holds for `q`'s metadata.
+fn eventually(q: &Quorum, what: &str, check: impl Fn(&ClusterMeta) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check(&q.meta()) {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Proposes `rec` on `q`, checked against its metadata as it is now.
+fn propose(q: &Quorum, rec: MetaRecord) -> bool {
+    let cmd = MetaCommand { records: vec![rec], expect_log_end: Some(q.meta().log_end) };
+    q.propose(cmd).expect("committed").applied
+}
+
+#[test]
+fn three_voters_elect_commit_fail_over_and_catch_up() {
+    let dir = std::env::temp_dir().join(format!("sluice-quorum-three-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let listeners: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let voters: BTreeMap<u64, String> =
+        listeners.iter().enumerate().map(|(i, l)| (i as u64 + 1, l.local_addr().unwrap().to_string())).collect();
+    // Each open waits for a leader, which needs two voters up: open them
+    // side by side.
+    let opening: Vec<_> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let (dir, voters): (PathBuf, _) = (dir.clone(), voters.clone());
+            std::thread::spawn(move || open(&dir, i as u64 + 1, &voters, l))
+        })
+        .collect();
+    let mut nodes: BTreeMap<u64, Quorum> =
+        opening.into_iter().enumerate().map(|(i, t)| (i as u64 + 1, t.join().unwrap())).collect();
+
+    let leader = nodes[&1].leader().expect("a leader after open");
+    let follower = *nodes.keys().find(|&&id| id != leader).unwrap();
+    assert!(propose(&nodes[&follower], topic("a")), "a follower's proposal is forwarded and commits");
+    for q in nodes.values() {
+        eventually(q, "every voter applies the commit", |m| m.topic("a").is_some());
+    }
+    let stale = MetaCommand { records: vec![topic("stale")], expect_log_end: Some(0) };
+    assert!(!nodes[&leader].propose(stale).unwrap().applied, "a change checked against old metadata applies nothing");
+    assert!(nodes[&leader].meta().topic("stale").is_none());
+
+    // The leader dies: the others elect one of themselves and commit.
+    let killed = nodes.remove(&leader).unwrap();
+    drop(killed);
+    let started = Instant::now();
+    assert!(propose(&nodes[&follower], topic("b")), "the survivors commit");
+    let failover = started.elapsed();
+    assert!(failover < Duration::from_secs(15), "{failover:?}");
+    let new_leader = nodes[&follower].leader().unwrap();
+    assert_ne!(new_leader, leader);
+
+    // The old leader comes back on its address and catches up.
+    let l = TcpListener::bind(&voters[&leader]).unwrap();
+    let back = open(&dir, leader, &voters, l);
+    eventually(&back, "the restarted voter catches up", |m| m.topic("b").is_some() && m.topic("a").is_some());
+    drop(nodes);
+    drop(back);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

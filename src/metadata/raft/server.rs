@@ -1,0 +1,83 @@
+//! The quorum's network, server side: the controller listener. Each
+//! connection carries one request at a time, answered in order; requests go
+//! to this node's raft, proposals too (a proposal reaching a controller
+//! that does not lead is answered with the leader it knows of).
+
+use std::io;
+use std::sync::Arc;
+
+use openraft::type_config::alias::SnapshotOf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use super::wire::{ProposeError, Request, Response};
+use super::{MetaCommand, MetaRaft, MetaTypes, frame};
+
+type C = MetaTypes;
+
+/// Most connections served at once: peers, and brokers forwarding
+/// proposals. More wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 256;
+
+/// Accepts connections on `listener` for as long as the runtime runs.
+pub async fn serve(listener: TcpListener, raft: MetaRaft) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let (conn, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("controller listener accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(conn, &raft).await
+                && e.kind() != io::ErrorKind::UnexpectedEof
+            {
+                debug!(%peer, "controller connection closed: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection(mut conn: TcpStream, raft: &MetaRaft) -> io::Result<()> {
+    conn.set_nodelay(true)?;
+    loop {
+        let req: Request = frame::read(&mut conn).await?;
+        let resp = answer(raft, req).await;
+        frame::write(&mut conn, &resp).await?;
+    }
+}
+
+async fn answer(raft: &MetaRaft, req: Request) -> Response {
+    match req {
+        Request::AppendEntries(rpc) => raft.append_entries(rpc).await.map_or_else(failed, Response::AppendEntries),
+        Request::Vote(rpc) => raft.vote(rpc).await.map_or_else(failed, Response::Vote),
+        Request::PreVote(rpc) => raft.pre_vote(rpc).await.map_or_else(failed, Response::Vote),
+        Request::Snapshot { vote, meta, data } => {
+            let snapshot = SnapshotOf::<C, _> { meta, snapshot: std::io::Cursor::new(data) };
+            raft.install_full_snapshot(vote, snapshot).await.map_or_else(failed, Response::Snapshot)
+        }
+        Request::Propose(cmd) => Response::Proposed(propose_here(raft, cmd).await),
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> Response {
+    Response::Failed(e.to_string())
+}
+
+/// Commits `cmd` through this node's raft, which must lead.
+pub async fn propose_here(raft: &MetaRaft, cmd: MetaCommand) -> Result<super::MetaReply, ProposeError> {
+    match raft.client_write(cmd).await {
+        Ok(r) => Ok(r.data),
+        Err(e) => match e.forward_to_leader() {
+            Some(f) => Err(ProposeError::NotLeader { leader: f.leader_id }),
+            None => Err(ProposeError::Unavailable(e.to_string())),
+        },
+    }
+}

@@ -1,0 +1,50 @@
+//! What controllers send each other, one framed request and one framed
+//! response per exchange (`frame.rs`): openraft's three RPCs (and the
+//! pre-vote), and a proposal forwarded from a controller that does not lead
+//! to the one that does.
+
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
+use serde::{Deserialize, Serialize};
+
+use super::{MetaCommand, MetaReply, MetaTypes};
+
+type C = MetaTypes;
+
+/// A request to a controller.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    AppendEntries(AppendEntriesRequest<C>),
+    Vote(VoteRequest<C>),
+    PreVote(VoteRequest<C>),
+    /// A whole snapshot: the metadata image is small enough for one frame.
+    Snapshot {
+        vote: VoteOf<C>,
+        meta: SnapshotMetaOf<C>,
+        data: Vec<u8>,
+    },
+    /// Commit this command (sent to the leader).
+    Propose(MetaCommand),
+}
+
+/// A controller's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    AppendEntries(AppendEntriesResponse<C>),
+    Vote(VoteResponse<C>),
+    Snapshot(SnapshotResponse<C>),
+    Proposed(Result<MetaReply, ProposeError>),
+    /// The controller could not serve the request (its raft stopped).
+    Failed(String),
+}
+
+/// Why a proposal was not committed.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum ProposeError {
+    /// The controller asked does not lead; `leader` is the one it knows of.
+    #[error("controller is not the quorum leader (leader: {leader:?})")]
+    NotLeader { leader: Option<u64> },
+    /// No leader can be reached, or the commit's outcome is unknown.
+    #[error("{0}")]
+    Unavailable(String),
+}

@@ -1,0 +1,74 @@
+"""Several `sluice broker` processes on this machine as one cluster: each a
+voter of the metadata quorum (process.roles=broker,controller) with its own
+data dir, client ports and controller port, configured with Kafka's KRaft
+keys through --override."""
+
+import time
+
+from kafka.admin import KafkaAdminClient
+
+from conftest import HOST, pick_base_port
+
+
+class Cluster:
+    def __init__(self, broker_factory, size=3, shards=1, overrides=None):
+        self.controller_ports = {}
+        taken = set()
+        for i in range(1, size + 1):
+            port = _free_port(taken, 1)
+            self.controller_ports[i] = port
+        self.voters = ",".join(f"{i}@{HOST}:{p}" for i, p in self.controller_ports.items())
+        self.brokers = {}
+        for i in range(1, size + 1):
+            b = broker_factory(shards=shards, start=False, name=f"node{i}")
+            b.port = _free_port(taken, shards)
+            b.overrides.update({
+                "process.roles": "broker,controller",
+                "node.id": str(i),
+                "controller.quorum.voters": self.voters,
+                "listeners": f"PLAINTEXT://{HOST}:{b.port},CONTROLLER://{HOST}:{self.controller_ports[i]}",
+                "controller.listener.names": "CONTROLLER",
+                **(overrides or {}),
+            })
+            self.brokers[i] = b
+
+    def start(self):
+        """Starts every broker, then waits for all: each waits for a quorum
+        leader, which needs a majority of the voters up."""
+        for b in self.brokers.values():
+            b.start(wait=False)
+        for b in self.brokers.values():
+            b.wait_ready()
+        return self
+
+    def any_running(self, but=()):
+        return next(b for i, b in self.brokers.items() if b.running and i not in but)
+
+    def quorum(self, broker):
+        """DescribeQuorum's partition of the metadata log, as `broker` sees it."""
+        a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        try:
+            [topic] = a.describe_metadata_quorum()["topics"]
+        finally:
+            a.close()
+        [p] = topic["partitions"]
+        return p
+
+    def leader_id(self, timeout=30, but=()):
+        """The quorum leader's node.id, once a running broker knows one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            p = self.quorum(self.any_running(but))
+            if p["leader_id"] in self.brokers and p["leader_id"] not in but:
+                return p["leader_id"]
+            assert time.monotonic() < deadline, f"no quorum leader: {p}"
+            time.sleep(0.2)
+
+
+def _free_port(taken, n):
+    while True:
+        port = pick_base_port(n)
+        span = set(range(port, port + n))
+        if not span & taken:
+            taken |= span
+            return port

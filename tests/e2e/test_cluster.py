@@ -1,0 +1,128 @@
+"""Three sluice brokers on this machine as one cluster (issue 23): a metadata
+quorum of three voters on openraft, over TCP between the brokers'
+controller listeners. Every broker registers its shards, which get node ids
+unique across the cluster; Metadata from any broker lists every broker's
+nodes, and replicas of a partition go to different brokers."""
+
+import time
+
+from confluent_kafka.admin import NewTopic
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+import helpers as h
+from cluster import Cluster
+
+
+def _metadata(broker, topic):
+    md = h.admin(broker).list_topics(topic, timeout=15)
+    return md, md.topics[topic]
+
+
+def _same_leader(q, leader):
+    assert q["leader_id"] == leader, q
+    return q
+
+
+def test_a_topic_of_three_replicas_spans_three_brokers_and_serves_every_client(broker_factory):
+    c = Cluster(broker_factory).start()
+    b1, b2, b3 = c.brokers.values()
+    topic = h.unique("rf3")
+    a = h.admin(b1)
+    for fut in a.create_topics([NewTopic(topic, 12, 3)], request_timeout=30).values():
+        fut.result(30)
+    # Every broker's Metadata: three nodes, one per broker, the same
+    # placement; each partition's replicas on the three brokers, leaders
+    # four per broker.
+    node_port = {}
+    for b in (b1, b2, b3):
+        md, t = h.eventually(lambda b=b: _metadata(b, topic))
+        assert {n.port for n in md.brokers.values()} == {b1.port, b2.port, b3.port}, md.brokers
+        node_port = {n.id: n.port for n in md.brokers.values()}
+        placement = {p.id: p.replicas for p in t.partitions.values()}
+        assert len(placement) == 12
+        for replicas in placement.values():
+            assert sorted(node_port[n] for n in replicas) == sorted([b1.port, b2.port, b3.port]), placement
+        leaders = [node_port[p.leader] for p in t.partitions.values()]
+        assert sorted(leaders.count(b.port) for b in (b1, b2, b3)) == [4, 4, 4], leaders
+    # confluent-kafka through one bootstrap address, kafka-python through
+    # another: every partition is written and read back.
+    p = h.producer(b2)
+    acked = []
+    for i in range(240):
+        p.produce(topic, value=f"c{i}".encode(), partition=i % 12,
+                  on_delivery=lambda e, m: acked.append((e, m.partition(), m.offset())))
+    assert p.flush(30) == 0
+    assert [e for e, *_ in acked if e] == [] and len(acked) == 240
+    kp = KafkaProducer(bootstrap_servers=b3.bootstrap, acks="all")
+    for i in range(120):
+        kp.send(topic, value=f"k{i}".encode(), partition=i % 12)
+    kp.flush(30)
+    kp.close()
+    consumer = KafkaConsumer(bootstrap_servers=b1.bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=5000)
+    consumer.assign([TopicPartition(topic, i) for i in range(12)])
+    got = [m for m in consumer]
+    consumer.close()
+    assert len(got) == 360 and {m.partition for m in got} == set(range(12))
+    assert sorted(m.value for m in got) == sorted([f"c{i}".encode() for i in range(240)]
+                                                   + [f"k{i}".encode() for i in range(120)])
+    # DescribeCluster through kafka-python: the three nodes.
+    ka = KafkaAdminClient(bootstrap_servers=b2.bootstrap)
+    try:
+        described = ka.describe_cluster()
+    finally:
+        ka.close()
+    assert sorted(n["port"] for n in described["brokers"]) == sorted([b1.port, b2.port, b3.port])
+    # A replication factor no set of brokers can hold is refused.
+    (fut,) = a.create_topics([NewTopic(h.unique("rf4"), 1, 4)], request_timeout=30).values()
+    try:
+        fut.result(30)
+        raise AssertionError("four replicas on three nodes")
+    except Exception as e:  # noqa: BLE001
+        assert "INVALID_REPLICATION_FACTOR" in str(e), e
+
+
+def test_the_quorum_fails_over_after_kill_9_and_the_killed_voter_catches_up(broker_factory):
+    c = Cluster(broker_factory).start()
+    # DescribeQuorum through kafka-python: three voters, one leader, the
+    # same view from every broker.
+    leader = c.leader_id()
+    for b in c.brokers.values():
+        q = h.eventually(lambda b=b: _same_leader(c.quorum(b), leader))
+        assert q["leader_id"] == leader
+        assert sorted(v["replica_id"] for v in q["current_voters"]) == [1, 2, 3]
+    def caught_up():
+        q = c.quorum(c.brokers[leader])
+        assert all(v["log_end_offset"] == q["high_watermark"] for v in q["current_voters"]), q["current_voters"]
+        return q
+
+    q = h.eventually(caught_up)
+    epoch = q["leader_epoch"]
+
+    c.brokers[leader].kill9()
+    survivor = c.any_running()
+    started = time.monotonic()
+    topic = h.unique("after")
+    a = h.admin(survivor)
+    while True:
+        (fut,) = a.create_topics([NewTopic(topic, 2, 2)], request_timeout=20).values()
+        try:
+            fut.result(30)
+            break
+        except Exception as e:  # noqa: BLE001
+            assert time.monotonic() - started < 20, f"no CreateTopics after the leader died: {e}"
+            time.sleep(0.2)
+    elapsed = time.monotonic() - started
+    assert elapsed < 15, elapsed
+    new_leader = c.leader_id(but=(leader,))
+    assert new_leader != leader
+    assert c.quorum(survivor)["leader_epoch"] > epoch
+
+    # The killed voter restarts and catches up: its Metadata has the topic
+    # created while it was down.
+    killed = c.brokers[leader]
+    killed.start()
+    md, t = h.eventually(lambda: _metadata(killed, topic))
+    assert len(t.partitions) == 2 and t.error is None
+    q = c.quorum(c.brokers[new_leader])
+    assert sorted(v["replica_id"] for v in q["current_voters"]) == [1, 2, 3]

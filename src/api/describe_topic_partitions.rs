@@ -78,7 +78,7 @@ fn page(
             cursor.filter(|c| c.topic_name.as_str() == name.as_str()).map_or(0, |c| c.partition_index.max(0) as usize);
         let total = topic.leaders.len();
         let end = total.min(first.saturating_add(left));
-        topics.push(topic_entry(topic, first..end));
+        topics.push(topic_entry(meta, topic, first..end));
         left -= end.saturating_sub(first);
         if end < total {
             return response(topics, Some((name, end as i32)));
@@ -98,17 +98,25 @@ fn response(
 }
 
 /// A topic with the partitions in `range`.
-fn topic_entry(t: &TopicMeta, range: std::ops::Range<usize>) -> DescribeTopicPartitionsResponseTopic {
+fn topic_entry(
+    meta: &ClusterMeta,
+    t: &TopicMeta,
+    range: std::ops::Range<usize>,
+) -> DescribeTopicPartitionsResponseTopic {
     let partitions = range
         .map(|p| {
-            let leader = BrokerId(t.leaders[p]);
+            // A fenced broker's partitions have no leader (and, before
+            // replication, no other replica in sync).
+            let live = meta.is_live(t.leaders[p]);
+            let leader = BrokerId(if live { t.leaders[p] } else { -1 });
             DescribeTopicPartitionsResponsePartition::default()
                 .with_partition_index(p as i32)
+                .with_error_code(if live { 0 } else { ErrorCode::LeaderNotAvailable.code() })
                 .with_leader_id(leader)
                 .with_leader_epoch(0)
                 .with_replica_nodes(t.replicas[p].iter().map(|n| BrokerId(*n)).collect())
                 // Followers do not copy the leader yet (issue 24).
-                .with_isr_nodes(vec![leader])
+                .with_isr_nodes(if live { vec![leader] } else { Vec::new() })
                 // No eligible leader replicas (KIP-966) without replication.
                 .with_eligible_leader_replicas(Some(Vec::new()))
                 .with_last_known_elr(Some(Vec::new()))

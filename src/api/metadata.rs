@@ -10,24 +10,29 @@ use super::str_bytes;
 use crate::broker::context::ShardCtx;
 use crate::metadata::TopicMeta;
 use crate::metadata::controller::NewTopic;
+use crate::metadata::model::ClusterMeta;
 use crate::metadata::topic_name;
 use crate::protocol::ErrorCode;
 
 /// Builds the Metadata entry of one topic.
-pub fn topic_entry(t: &TopicMeta) -> MetadataResponseTopic {
+pub fn topic_entry(meta: &ClusterMeta, t: &TopicMeta) -> MetadataResponseTopic {
     let partitions = t
         .leaders
         .iter()
         .enumerate()
         .map(|(p, &leader)| {
-            MetadataResponsePartition::default()
+            let entry = MetadataResponsePartition::default()
                 .with_partition_index(p as i32)
-                .with_leader_id(BrokerId(leader))
                 .with_leader_epoch(0)
-                .with_replica_nodes(t.replicas[p].iter().map(|n| BrokerId(*n)).collect())
-                // Followers do not copy the leader yet (issue 24): only
-                // the leader is in sync.
-                .with_isr_nodes(vec![BrokerId(leader)])
+                .with_replica_nodes(t.replicas[p].iter().map(|n| BrokerId(*n)).collect());
+            if !meta.is_live(leader) {
+                // Its broker is fenced, and no follower holds its data yet
+                // (issue 24): no leader until that broker is back.
+                return entry.with_error_code(ErrorCode::LeaderNotAvailable.code()).with_leader_id(BrokerId(-1));
+            }
+            // Followers do not copy the leader yet (issue 24): only the
+            // leader is in sync.
+            entry.with_leader_id(BrokerId(leader)).with_isr_nodes(vec![BrokerId(leader)])
         })
         .collect();
     MetadataResponseTopic::default()
@@ -88,7 +93,7 @@ pub async fn handle(ctx: &ShardCtx, req: MetadataRequest, version: i16) -> Metad
         })
         .collect();
     let topics = if all {
-        meta.topics.values().map(|t| topic_entry(t)).collect()
+        meta.topics.values().map(|t| topic_entry(&meta, t)).collect()
     } else {
         req.topics
             .iter()
@@ -98,13 +103,13 @@ pub async fn handle(ctx: &ShardCtx, req: MetadataRequest, version: i16) -> Metad
                     if topic_name::validate(name).is_err() {
                         error_entry(Some(name.clone()), t.topic_id, ErrorCode::InvalidTopic)
                     } else if let Some(topic) = meta.topic(name) {
-                        topic_entry(topic)
+                        topic_entry(&meta, topic)
                     } else {
                         error_entry(Some(name.clone()), t.topic_id, ErrorCode::UnknownTopicOrPartition)
                     }
                 }
                 None => match meta.topic_by_id(&t.topic_id) {
-                    Some(topic) => topic_entry(topic),
+                    Some(topic) => topic_entry(&meta, topic),
                     None => error_entry(None, t.topic_id, ErrorCode::UnknownTopicId),
                 },
             })
@@ -113,6 +118,9 @@ pub async fn handle(ctx: &ShardCtx, req: MetadataRequest, version: i16) -> Metad
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(meta.cluster_id.clone())))
-        .with_controller_id(BrokerId(0))
+        // Any broker takes admin requests (one that does not lead the
+        // quorum forwards them): the shard asked names itself, so clients
+        // never wait on a controller node that may be fenced.
+        .with_controller_id(BrokerId(ctx.setup.node_id))
         .with_topics(topics)
 }

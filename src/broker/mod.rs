@@ -242,6 +242,7 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
         host: opts.advertised_host.clone(),
         port: opts.port,
         rack: opts.settings.rack().map(str::to_string),
+        fenced: false,
     };
     let Opened { controller, snapshot, node_settings, nodes, quorum_view } = Controller::open(
         opts.data_dir.clone(),
@@ -322,6 +323,11 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     hw_checkpoint_task::spawn(shard_commands.clone(), opts.data_dir.clone(), interval).map_err(dir_err)?;
     let sig = shutdown::wait_for_signal(&signals);
     info!(signal = sig, "shutting down");
+    // A controlled shutdown tells the quorum first, so that clients are no
+    // longer sent here while the shards stop.
+    if let Err(e) = handle.leave_blocking() {
+        warn!("could not tell the metadata quorum this broker is stopping: {e}");
+    }
     shutdown::shut_down(&shard_commands, &opts.data_dir);
     // Shard threads end with the process.
     drop(joins);

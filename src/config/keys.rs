@@ -262,6 +262,22 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         "Size above which a partition's oldest segments are deleted (topic: retention.bytes).",
     ),
     b(
+        "broker.heartbeat.interval.ms",
+        "2000",
+        long(1),
+        T::Int,
+        R,
+        "How often a broker tells the metadata quorum's leader it is alive.",
+    ),
+    b(
+        "broker.session.timeout.ms",
+        "9000",
+        long(1),
+        T::Int,
+        R,
+        "How long the quorum's leader waits for a broker's heartbeat before it fences the broker.",
+    ),
+    b(
         "replica.high.watermark.checkpoint.interval.ms",
         "5000",
         long(1),

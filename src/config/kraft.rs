@@ -365,7 +365,10 @@ log.retention.check.interval.ms=300000";
     fn what_one_broker_cannot_be_is_refused_clearly() {
         for (text, key) in [
             ("process.roles=broker", "process.roles"),
-            ("controller.quorum.voters=1@a:9093,2@b:9093,3@c:9093", "controller.quorum.voters"),
+            ("node.id=4\ncontroller.quorum.voters=1@a:9093,2@b:9093,3@c:9093", "node.id"),
+            ("node.id=1\ncontroller.quorum.voters=1@a:9093,2@b:9093", "listeners"),
+            ("controller.quorum.voters=1@a,2@b:9093", "controller.quorum.voters"),
+            ("controller.quorum.bootstrap.servers=a:9093,b:9093", "controller.quorum.voters"),
             ("log.dirs=/a,/b", "log.dirs"),
             ("listeners=SSL://:9093", "listeners"),
             ("listeners=PLAINTEXT://:9092\nadvertised.listeners=PLAINTEXT://h:19092", "advertised.listeners"),
@@ -376,5 +379,20 @@ log.retention.check.interval.ms=300000";
         }
         let (_, p, _) = read("listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://:9093").unwrap();
         assert_eq!((p.host, p.port), (Some("127.0.0.1".parse().unwrap()), Some(19092)));
+        assert_eq!(p.cluster, None, "no voters named: the embedded one-voter quorum");
+    }
+
+    #[test]
+    fn a_quorum_of_three_makes_this_node_one_of_a_cluster() {
+        let (_, p, _) = read(
+            "node.id=2\ncontroller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093\n\
+             listeners=PLAINTEXT://:9092,CONTROLLER://127.0.0.1:9093\ncontroller.listener.names=CONTROLLER",
+        )
+        .unwrap();
+        let c = p.cluster.expect("a cluster");
+        assert_eq!(c.node_id, 2);
+        assert_eq!(c.voters.len(), 3);
+        assert_eq!(c.voters[&3], "h3:9093");
+        assert_eq!(c.controller, "127.0.0.1:9093".parse::<std::net::SocketAddr>().unwrap());
     }
 }

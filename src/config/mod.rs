@@ -302,6 +302,14 @@ impl BrokerSettings {
     pub fn retention_check_interval_ms(&self) -> u64 {
         self.typed.retention_check_interval_ms.max(0) as u64
     }
+    /// `broker.heartbeat.interval.ms`.
+    pub fn heartbeat_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.typed.heartbeat_interval_ms.max(1) as u64)
+    }
+    /// `broker.session.timeout.ms`.
+    pub fn session_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.typed.session_timeout_ms.max(1) as u64)
+    }
     /// `replica.high.watermark.checkpoint.interval.ms`.
     pub fn hw_checkpoint_interval_ms(&self) -> u64 {
         self.typed.hw_checkpoint_interval_ms.max(1) as u64

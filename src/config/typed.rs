@@ -195,6 +195,8 @@ broker_settings! {
     max_request_partition_size_limit: i64 = "max.request.partition.size.limit",
     segment_recycle: bool = "log.segment.recycle",
     hw_checkpoint_interval_ms: i64 = "replica.high.watermark.checkpoint.interval.ms",
+    heartbeat_interval_ms: i64 = "broker.heartbeat.interval.ms",
+    session_timeout_ms: i64 = "broker.session.timeout.ms",
     retention_check_interval_ms: i64 = "log.retention.check.interval.ms",
     producer_id_expiration_ms: i64 = "producer.id.expiration.ms",
     group_initial_rebalance_delay_ms: i64 = "group.initial.rebalance.delay.ms",

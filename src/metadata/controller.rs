@@ -142,6 +142,8 @@ pub enum Command {
         validate_only: bool,
         reply: flume::Sender<Result<(), AdminError>>,
     },
+    /// A controlled shutdown: the quorum fences this broker first.
+    Leave { reply: flume::Sender<std::io::Result<()>> },
     /// IncrementalAlterConfigs / AlterConfigs of a broker resource: the
     /// cluster-wide default (`None`) or one node.
     AlterBrokerConfigs {
@@ -229,6 +231,15 @@ impl ControllerHandle {
         .await
     }
 
+    /// Tells the quorum this broker is stopping (it is fenced), and waits
+    /// for that, a few seconds at most. Called from the main thread.
+    pub fn leave_blocking(&self) -> std::io::Result<()> {
+        let (reply, rx) = flume::bounded(1);
+        self.tx.send(Command::Leave { reply }).map_err(|_| std::io::Error::other("the controller is gone"))?;
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .map_err(|_| std::io::Error::other("the controller did not answer"))?
+    }
+
     async fn call<T>(&self, cmd: Command, rx: flume::Receiver<T>, gone: impl Fn() -> T) -> T {
         if self.tx.send_async(cmd).await.is_err() {
             return gone();
@@ -254,9 +265,10 @@ pub struct Opened {
 /// metadata already has it so.
 fn register(quorum: &Quorum, me: &BrokerReg) -> std::io::Result<()> {
     let meta = quorum.meta();
-    let same = meta.brokers.get(&me.id).is_some_and(|b| {
-        (b.shards, &b.host, b.port, &b.rack) == (me.shards, &me.host, me.port, &me.rack) && b.nodes.len() >= me.shards
-    });
+    let same = meta
+        .brokers
+        .get(&me.id)
+        .is_some_and(|b| (b.shards, &b.host, b.port, &b.rack) == (me.shards, &me.host, me.port, &me.rack) && !b.fenced);
     if !same {
         let rec = MetaRecord::BrokerRegistered {
             broker: me.id,
@@ -353,7 +365,10 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
             host: host.clone(),
             port: *port,
             rack: rack.clone(),
+            fenced: false,
         }),
+        MetaRecord::BrokerFenced { broker } => meta.set_fenced(*broker, true),
+        MetaRecord::BrokerUnfenced { broker } => meta.set_fenced(*broker, false),
         MetaRecord::PartitionMoved { name, partition, leader } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
@@ -398,7 +413,7 @@ fn check_assignment(a: Vec<(i32, Vec<i32>)>, meta: &ClusterMeta) -> Result<Vec<V
         if replicas.is_empty() {
             return Err(bad(format!("partition {p} has no replicas")));
         }
-        if let Some(n) = replicas.iter().find(|&&n| meta.node(n).is_none()) {
+        if let Some(n) = replicas.iter().find(|&&n| !meta.is_live(n)) {
             return Err(bad(format!("node {n} does not exist")));
         }
         if replicas.iter().enumerate().any(|(i, n)| replicas[..i].contains(n)) {
@@ -492,6 +507,7 @@ impl Controller {
         let quorum = Quorum::open(&data_dir, base, quorum, listener)?;
         import_file_log(&data_dir, &quorum)?;
         register(&quorum, &me)?;
+        quorum.start_sessions(me.id, settings.heartbeat_interval(), settings.session_timeout());
         let mut meta = quorum.meta();
         let moves = reassign_gone_nodes(&meta);
         if !moves.is_empty() {
@@ -580,6 +596,9 @@ impl Controller {
             }
             Command::AllocateProducerId { reply } => {
                 let _ = reply.send(self.retrying(|c| c.allocate_producer_id()));
+            }
+            Command::Leave { reply } => {
+                let _ = reply.send(self.quorum.leave(self.publisher.broker));
             }
         }
     }
@@ -809,7 +828,7 @@ mod tests {
     use super::*;
 
     fn broker(id: i32, shards: usize) -> BrokerReg {
-        BrokerReg { id, nodes: Vec::new(), shards, host: format!("h{id}"), port: 9092, rack: None }
+        BrokerReg { id, nodes: Vec::new(), shards, host: format!("h{id}"), port: 9092, rack: None, fenced: false }
     }
 
     /// One broker (0) of `nodes` shards: nodes 0..nodes.

@@ -96,6 +96,12 @@ pub struct BrokerReg {
     pub port: u16,
     /// `broker.rack`, if set.
     pub rack: Option<String>,
+    /// Fenced: it stopped (a controlled shutdown) or missed
+    /// `broker.session.timeout.ms` of heartbeats. Its nodes are not listed
+    /// to clients or given partitions; partitions it leads have no live
+    /// leader until it is back.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 impl BrokerReg {
@@ -153,18 +159,33 @@ impl ClusterMeta {
         self.ids.get(id).and_then(|n| self.topics.get(n))
     }
 
-    /// Every live node with its broker, in node id order.
+    /// Every live node (of an unfenced broker) with its broker, in node id
+    /// order.
     pub fn live_nodes(&self) -> Vec<(i32, NodeAt<'_>)> {
         let mut out: Vec<(i32, NodeAt<'_>)> = self
             .brokers
             .values()
+            .filter(|b| !b.fenced)
             .flat_map(|b| b.live_nodes().iter().enumerate().map(move |(shard, &n)| (n, NodeAt { broker: b, shard })))
             .collect();
         out.sort_by_key(|(n, _)| *n);
         out
     }
 
-    /// Where live node `node` is, if it is one.
+    /// Whether `node` is a running shard of an unfenced broker.
+    pub fn is_live(&self, node: i32) -> bool {
+        self.node(node).is_some_and(|at| !at.broker.fenced)
+    }
+
+    /// Fences or unfences broker `id`, if registered.
+    pub fn set_fenced(&mut self, id: i32, fenced: bool) {
+        if let Some(b) = self.brokers.get_mut(&id) {
+            b.fenced = fenced;
+        }
+    }
+
+    /// Where node `node` is, if it is a running shard of a registered
+    /// broker (fenced or not: its partitions stay its own).
     pub fn node(&self, node: i32) -> Option<NodeAt<'_>> {
         self.brokers
             .values()

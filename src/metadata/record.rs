@@ -39,6 +39,10 @@ pub enum MetaRecord {
     /// on `port + k`: it keeps the node ids it had, and new shards get new
     /// ones (`ClusterMeta::register_broker`).
     BrokerRegistered { broker: i32, shards: i32, host: String, port: u16, rack: Option<String> },
+    /// A broker stopped (controlled shutdown) or missed its session.
+    BrokerFenced { broker: i32 },
+    /// A fenced broker heartbeats again.
+    BrokerUnfenced { broker: i32 },
 }
 
 /// A record frame that does not check out.

@@ -44,22 +44,34 @@ class Cluster:
     def any_running(self, but=()):
         return next(b for i, b in self.brokers.items() if b.running and i not in but)
 
-    def quorum(self, broker):
-        """DescribeQuorum's partition of the metadata log, as `broker` sees it."""
-        a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        try:
-            [topic] = a.describe_metadata_quorum()["topics"]
-        finally:
-            a.close()
-        [p] = topic["partitions"]
-        return p
+    def quorum(self, broker, timeout=20):
+        """DescribeQuorum's partition of the metadata log, as `broker` sees
+        it. kafka-python sends it to a node of its choice, which may be one
+        of a broker just killed and not fenced yet: retried."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+                try:
+                    [topic] = a.describe_metadata_quorum()["topics"]
+                finally:
+                    a.close()
+                [p] = topic["partitions"]
+                return p
+            except Exception:  # noqa: BLE001
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def leader_id(self, timeout=30, but=()):
         """The quorum leader's node.id, once a running broker knows one."""
         deadline = time.monotonic() + timeout
         while True:
-            p = self.quorum(self.any_running(but))
-            if p["leader_id"] in self.brokers and p["leader_id"] not in but:
+            try:
+                p = self.quorum(self.any_running(but))
+            except Exception as e:  # noqa: BLE001 (a client sent to a node that just died)
+                p = e
+            if isinstance(p, dict) and p["leader_id"] in self.brokers and p["leader_id"] not in but:
                 return p["leader_id"]
             assert time.monotonic() < deadline, f"no quorum leader: {p}"
             time.sleep(0.2)

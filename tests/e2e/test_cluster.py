@@ -126,3 +126,82 @@ def test_the_quorum_fails_over_after_kill_9_and_the_killed_voter_catches_up(brok
     assert len(t.partitions) == 2 and t.error is None
     q = c.quorum(c.brokers[new_leader])
     assert sorted(v["replica_id"] for v in q["current_voters"]) == [1, 2, 3]
+
+
+def _live_ports(broker):
+    md = h.admin(broker).list_topics(timeout=15)
+    return sorted(n.port for n in md.brokers.values())
+
+
+def test_a_killed_broker_is_fenced_within_its_session_and_unfenced_when_back(broker_factory):
+    session_ms = 3000
+    c = Cluster(broker_factory, overrides={
+        "broker.session.timeout.ms": str(session_ms), "broker.heartbeat.interval.ms": "300"}).start()
+    leader = c.leader_id()
+    victim_id = next(i for i in c.brokers if i != leader)
+    victim = c.brokers[victim_id]
+    watcher = c.brokers[leader]
+    topic = h.unique("fence")
+    a = h.admin(watcher)
+    for fut in a.create_topics([NewTopic(topic, 6, 1)], request_timeout=30).values():
+        fut.result(30)
+    md, t = h.eventually(lambda: _metadata(victim, topic))
+    victim_nodes = {n.id for n in md.brokers.values() if n.port == victim.port}
+    victims = sorted(p.id for p in t.partitions.values() if p.leader in victim_nodes)
+    assert len(victims) == 2, t.partitions
+    # One record in each partition, to read back after the broker returns.
+    p = h.producer(watcher)
+    for i in range(6):
+        p.produce(topic, value=f"v{i}".encode(), partition=i)
+    assert p.flush(30) == 0
+
+    victim.kill9()
+    killed = time.monotonic()
+
+    def fenced():
+        assert victim.port not in _live_ports(watcher)
+        _, t = _metadata(watcher, topic)
+        leaderless = sorted(p.id for p in t.partitions.values() if p.error is not None)
+        assert leaderless == victims, t.partitions
+        return time.monotonic() - killed
+
+    took = h.eventually(fenced, timeout=20)
+    assert took < session_ms / 1000 + 3, took
+    # `sluice cluster` names the partitions without a live leader.
+    from test_tools import sluice
+    out = sluice("cluster", "--bootstrap-server", watcher.bootstrap).stdout
+    for part in victims:
+        assert f"{topic}-{part}" in out, out
+    # Nothing new goes to a fenced broker.
+    other = h.unique("placed")
+    for fut in a.create_topics([NewTopic(other, 4, 2)], request_timeout=30).values():
+        fut.result(30)
+    _, placed = h.eventually(lambda: _metadata(watcher, other))
+    assert all(not set(p.replicas) & victim_nodes for p in placed.partitions.values()), placed.partitions
+
+    victim.start()
+    h.eventually(lambda: _assert_back(watcher, victim, topic), timeout=20)
+    # Its partitions' records are all there.
+    got = h.consume_all(watcher, topic, 6)
+    assert sorted(m[1] for m in got) == [f"v{i}".encode() for i in range(6)]
+
+
+def _assert_back(watcher, broker, topic):
+    assert broker.port in _live_ports(watcher)
+    _, t = _metadata(watcher, topic)
+    assert all(p.error is None for p in t.partitions.values()), t.partitions
+
+
+def test_a_controlled_shutdown_fences_the_broker_before_it_stops(broker_factory):
+    # A long session: only the broker's own word can fence it this fast.
+    c = Cluster(broker_factory, overrides={"broker.session.timeout.ms": "60000"}).start()
+    b1, b2, _ = c.brokers.values()
+    assert b2.port in _live_ports(b1)
+    b2.stop()
+    assert b2.port not in _live_ports(b1), "SIGTERM fences the broker before it exits"
+    b2.start()
+    h.eventually(lambda: b2.port in _live_ports(b1) or _fail("not back"), timeout=20)
+
+
+def _fail(why):
+    raise AssertionError(why)

@@ -12,6 +12,7 @@ pub mod log_store;
 pub mod network;
 pub mod quorum;
 pub mod server;
+pub mod sessions;
 pub mod state_machine;
 pub mod view;
 pub mod wire;

@@ -21,11 +21,13 @@ use tracing::debug;
 use super::log_store::MetaLogStore;
 use super::network::{TcpPeers, exchange};
 use super::server;
+use super::sessions::{self, Sessions};
 use super::state_machine::MetaStateMachine;
 use super::view::{self, SharedView};
 use super::wire::{ProposeError, Request, Response};
 use super::{MetaCommand, MetaRaft, MetaReply};
 use crate::metadata::model::ClusterMeta;
+use crate::metadata::record::MetaRecord;
 
 /// The quorum's directory inside the data dir (Kafka's metadata log dir
 /// name).
@@ -37,6 +39,9 @@ const ELECTION_WAIT: Duration = Duration::from_secs(120);
 
 /// How long a proposal keeps trying to reach a leader.
 const PROPOSE_WAIT: Duration = Duration::from_secs(15);
+
+/// How long a controlled shutdown waits to tell the quorum.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
 
 /// Who votes, and this node's part.
 #[derive(Debug, Clone)]
@@ -79,6 +84,7 @@ pub struct Quorum {
     sm: MetaStateMachine,
     config: QuorumConfig,
     view: SharedView,
+    sessions: Arc<Sessions>,
 }
 
 impl Quorum {
@@ -113,10 +119,12 @@ impl Quorum {
             }
             Ok::<_, io::Error>(())
         })?;
+        let sessions = Arc::new(Sessions::default());
         if let Some(l) = listener {
             l.set_nonblocking(true)?;
             let l = rt.block_on(async { tokio::net::TcpListener::from_std(l) })?;
-            rt.spawn(server::serve(l, raft.clone()));
+            let node = server::Node { raft: raft.clone(), sm: sm.clone(), sessions: sessions.clone() };
+            rt.spawn(server::serve(l, node));
         }
         rt.block_on(async {
             raft.wait(Some(ELECTION_WAIT))
@@ -127,7 +135,7 @@ impl Quorum {
         })?;
         let view = SharedView::default();
         rt.spawn(view::follow(raft.clone(), view.clone(), config.voters.clone()));
-        let quorum = Self { rt, raft, sm, config, view };
+        let quorum = Self { rt, raft, sm, config, view, sessions };
         // Entries apply in order: once an empty command is applied here,
         // every one committed before it is too.
         quorum.propose(MetaCommand::always(Vec::new()))?;
@@ -181,6 +189,33 @@ impl Quorum {
     /// The metadata as of the last applied entry.
     pub fn meta(&self) -> ClusterMeta {
         self.sm.meta()
+    }
+
+    /// Starts broker sessions where the quorum has several voters (alone,
+    /// a broker has no one to be fenced by): this broker heartbeats every
+    /// `interval` to the leader, and whichever node leads fences brokers
+    /// silent for `timeout`.
+    pub fn start_sessions(&self, broker: i32, interval: Duration, timeout: Duration) {
+        if self.config.voters.len() < 2 {
+            return;
+        }
+        let (raft, sm, sessions) = (self.raft.clone(), self.sm.clone(), self.sessions.clone());
+        self.rt.spawn(sessions::expire(raft.clone(), sm.clone(), sessions.clone(), timeout));
+        self.rt.spawn(sessions::heartbeat(raft, sm, sessions, self.config.voters.clone(), broker, interval));
+    }
+
+    /// A controlled shutdown's first step: the quorum fences this broker,
+    /// so that clients stop being sent to it. Gives up after a few seconds
+    /// (a quorum without a majority cannot be told).
+    pub fn leave(&self, broker: i32) -> io::Result<()> {
+        if self.config.voters.len() < 2 {
+            return Ok(());
+        }
+        let fence = MetaCommand::always(vec![MetaRecord::BrokerFenced { broker }]);
+        self.rt
+            .block_on(async { tokio::time::timeout(LEAVE_WAIT, self.commit(fence)).await })
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the quorum did not answer"))?
+            .map(|_| ())
     }
 
     /// The leader this node knows of.

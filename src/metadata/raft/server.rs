@@ -11,17 +11,27 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use super::sessions::{self, Sessions};
+use super::state_machine::MetaStateMachine;
 use super::wire::{ProposeError, Request, Response};
 use super::{MetaCommand, MetaRaft, MetaTypes, frame};
 
 type C = MetaTypes;
+
+/// What the listener serves requests from.
+#[derive(Clone)]
+pub struct Node {
+    pub raft: MetaRaft,
+    pub sm: MetaStateMachine,
+    pub sessions: Arc<Sessions>,
+}
 
 /// Most connections served at once: peers, and brokers forwarding
 /// proposals. More wait in the kernel's accept queue.
 const MAX_CONNECTIONS: usize = 256;
 
 /// Accepts connections on `listener` for as long as the runtime runs.
-pub async fn serve(listener: TcpListener, raft: MetaRaft) {
+pub async fn serve(listener: TcpListener, node: Node) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
@@ -33,9 +43,9 @@ pub async fn serve(listener: TcpListener, raft: MetaRaft) {
                 continue;
             }
         };
-        let raft = raft.clone();
+        let node = node.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(conn, &raft).await
+            if let Err(e) = serve_connection(conn, &node).await
                 && e.kind() != io::ErrorKind::UnexpectedEof
             {
                 debug!(%peer, "controller connection closed: {e}");
@@ -45,16 +55,17 @@ pub async fn serve(listener: TcpListener, raft: MetaRaft) {
     }
 }
 
-async fn serve_connection(mut conn: TcpStream, raft: &MetaRaft) -> io::Result<()> {
+async fn serve_connection(mut conn: TcpStream, node: &Node) -> io::Result<()> {
     conn.set_nodelay(true)?;
     loop {
         let req: Request = frame::read(&mut conn).await?;
-        let resp = answer(raft, req).await;
+        let resp = answer(node, req).await;
         frame::write(&mut conn, &resp).await?;
     }
 }
 
-async fn answer(raft: &MetaRaft, req: Request) -> Response {
+async fn answer(node: &Node, req: Request) -> Response {
+    let raft = &node.raft;
     match req {
         Request::AppendEntries(rpc) => raft.append_entries(rpc).await.map_or_else(failed, Response::AppendEntries),
         Request::Vote(rpc) => raft.vote(rpc).await.map_or_else(failed, Response::Vote),
@@ -64,6 +75,9 @@ async fn answer(raft: &MetaRaft, req: Request) -> Response {
             raft.install_full_snapshot(vote, snapshot).await.map_or_else(failed, Response::Snapshot)
         }
         Request::Propose(cmd) => Response::Proposed(propose_here(raft, cmd).await),
+        Request::Heartbeat { broker } => {
+            Response::HeartbeatAnswer(sessions::on_heartbeat(raft, &node.sm, &node.sessions, broker).await)
+        }
     }
 }
 

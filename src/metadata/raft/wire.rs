@@ -25,6 +25,10 @@ pub enum Request {
     },
     /// Commit this command (sent to the leader).
     Propose(MetaCommand),
+    /// Broker `broker` is alive (sent to the leader).
+    Heartbeat {
+        broker: i32,
+    },
 }
 
 /// A controller's answer.
@@ -34,6 +38,7 @@ pub enum Response {
     Vote(VoteResponse<C>),
     Snapshot(SnapshotResponse<C>),
     Proposed(Result<MetaReply, ProposeError>),
+    HeartbeatAnswer(Result<(), ProposeError>),
     /// The controller could not serve the request (its raft stopped).
     Failed(String),
 }

@@ -38,7 +38,7 @@ pub fn handle(ctx: &ShardCtx, req: DescribeQuorumRequest) -> DescribeQuorumRespo
             TopicData::default().with_topic_name(t.topic_name).with_partitions(partitions)
         })
         .collect();
-    let nodes = view.voters.iter().map(|v| voter_node(ctx, v)).collect();
+    let nodes = view.voters.iter().chain(&view.observers).map(|v| voter_node(ctx, v)).collect();
     DescribeQuorumResponse::default().with_topics(topics).with_nodes(nodes)
 }
 
@@ -61,22 +61,19 @@ fn voter_node(ctx: &ShardCtx, v: &Voter) -> Node {
 /// the voters' log ends (-1 where this node does not know them).
 fn quorum_partition(view: &QuorumView) -> PartitionData {
     let now = now_ms();
-    let voters = view
-        .voters
-        .iter()
-        .map(|v| {
-            let seen = if v.log_end >= 0 { now } else { -1 };
-            ReplicaState::default()
-                .with_replica_id(BrokerId(v.id as i32))
-                .with_log_end_offset(v.log_end)
-                .with_last_fetch_timestamp(seen)
-                .with_last_caught_up_timestamp(if v.log_end >= view.high_watermark { seen } else { -1 })
-        })
-        .collect();
+    let state = |v: &Voter| {
+        let seen = if v.log_end >= 0 { now } else { -1 };
+        ReplicaState::default()
+            .with_replica_id(BrokerId(v.id as i32))
+            .with_log_end_offset(v.log_end)
+            .with_last_fetch_timestamp(seen)
+            .with_last_caught_up_timestamp(if v.log_end >= view.high_watermark { seen } else { -1 })
+    };
     PartitionData::default()
         .with_partition_index(0)
         .with_leader_id(BrokerId(view.leader.map_or(-1, |l| l as i32)))
         .with_leader_epoch(view.term as i32)
         .with_high_watermark(view.high_watermark)
-        .with_current_voters(voters)
+        .with_current_voters(view.voters.iter().map(state).collect())
+        .with_observers(view.observers.iter().map(state).collect())
 }

@@ -66,7 +66,9 @@ impl BrokerOptions {
         let listener = std::net::TcpListener::bind(c.controller).map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot bind the controller listener {}: {e}", c.controller))
         })?;
-        Ok((QuorumConfig { id: c.node_id as u64, voters: c.voters.clone() }, Some(listener)))
+        let config =
+            QuorumConfig { id: c.node_id as u64, voters: c.voters.clone(), learner_addr: c.learner_addr.clone() };
+        Ok((config, Some(listener)))
     }
 
     /// A new data dir's cluster id: random alone; in a cluster, derived

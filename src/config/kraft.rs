@@ -94,6 +94,9 @@ pub struct ClusterProcess {
     pub voters: BTreeMap<u64, String>,
     /// Where this node's controller listener binds.
     pub controller: std::net::SocketAddr,
+    /// For a broker that does not vote (`process.roles=broker`): the
+    /// address voters replicate the log to. `None` for a voter.
+    pub learner_addr: Option<String>,
 }
 
 /// Reads settings in Kafka's `server.properties` terms: feed every pair,
@@ -155,16 +158,20 @@ fn bad(key: &str, value: &str, expected: &'static str) -> ConfigError {
 /// quorum, and reads its address and log dir from them.
 fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> {
     let get = |k: &str| p.get(k).map(String::as_str);
-    if let Some(roles) = get("process.roles") {
-        let items = list_items(roles);
-        if !(items.contains(&"broker") && items.contains(&"controller")) || items.len() != 2 {
+    // Whether this node votes: `broker,controller` (or no roles given) is a
+    // voter; `broker` alone a broker that follows the quorum.
+    let voting = match get("process.roles").map(list_items).as_deref() {
+        None => true,
+        Some(["broker", "controller"] | ["controller", "broker"]) => true,
+        Some(["broker"]) => false,
+        Some(_) => {
             return Err(bad(
                 "process.roles",
-                roles,
-                "broker,controller (every sluice node is a broker and a voter of the metadata quorum)",
+                get("process.roles").unwrap_or(""),
+                "broker,controller or broker (every sluice node serves clients)",
             ));
         }
-    }
+    };
     if let Some(v) = get("controller.quorum.bootstrap.servers")
         && list_items(v).len() > 1
     {
@@ -178,11 +185,11 @@ fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> 
     if let Some(id) = get("node.id").or(get("broker.id")) {
         out.node_id = Some(id.parse().map_err(|_| bad("node.id", id, "an integer"))?);
     }
-    if let Some(v) = get("controller.quorum.voters") {
-        let voters = parse_voters(v)?;
-        if voters.len() > 1 {
-            out.cluster = Some(cluster_process(p, out.node_id, voters)?);
-        }
+    let voters = get("controller.quorum.voters").map(parse_voters).transpose()?.unwrap_or_default();
+    if voters.len() > 1 {
+        out.cluster = Some(cluster_process(p, out.node_id, voters, voting)?);
+    } else if !voting {
+        return Err(bad("process.roles", "broker", "a quorum to follow (controller.quorum.voters of several)"));
     }
     if let Some(dirs) = get("log.dirs").or(get("log.dir")) {
         match list_items(dirs).as_slice() {
@@ -229,16 +236,36 @@ fn cluster_process(
     p: &BTreeMap<String, String>,
     node_id: Option<i32>,
     voters: BTreeMap<u64, String>,
+    voting: bool,
 ) -> Result<ClusterProcess, ConfigError> {
-    let node_id = node_id
-        .filter(|id| u64::try_from(*id).is_ok_and(|id| voters.contains_key(&id)))
-        .ok_or_else(|| bad("node.id", p.get("node.id").map_or("", String::as_str), "one of the voters' ids"))?;
+    let text = p.get("node.id").map_or("", String::as_str);
+    let node_id = node_id.filter(|id| *id >= 0).ok_or_else(|| bad("node.id", text, "a node id"))?;
+    let is_voter = voters.contains_key(&(node_id as u64));
+    if voting != is_voter {
+        let expected = if voting {
+            "one of the voters' ids (or process.roles=broker for a broker that does not vote)"
+        } else {
+            "an id that is not a voter's (process.roles=broker does not vote)"
+        };
+        return Err(bad("node.id", text, expected));
+    }
+    // Voters push the log to every node: a broker that does not vote
+    // listens for it too, on its controller listener.
     let names = p.get("controller.listener.names").map(|v| list_items(v)).unwrap_or_default();
     let listeners = p.get("listeners").map_or("", String::as_str);
     let (host, port) = names.iter().find_map(|n| find_listener(listeners, n)).ok_or_else(|| {
         bad("listeners", listeners, "a listener named in controller.listener.names (CONTROLLER://host:port)")
     })?;
-    Ok(ClusterProcess { node_id, voters, controller: std::net::SocketAddr::new(bind_address(&host)?, port) })
+    let controller = std::net::SocketAddr::new(bind_address(&host)?, port);
+    let learner_addr = (!voting).then(|| {
+        let adv = p.get("advertised.listeners").and_then(|a| names.iter().find_map(|n| find_listener(a, n)));
+        match adv {
+            Some((h, port)) if !h.is_empty() => format!("{h}:{port}"),
+            _ if host.is_empty() || controller.ip().is_unspecified() => format!("127.0.0.1:{port}"),
+            _ => format!("{host}:{port}"),
+        }
+    });
+    Ok(ClusterProcess { node_id, voters, controller, learner_addr })
 }
 
 /// The listener clients use: `inter.broker.listener.name`, else PLAINTEXT,
@@ -394,5 +421,22 @@ log.retention.check.interval.ms=300000";
         assert_eq!(c.voters.len(), 3);
         assert_eq!(c.voters[&3], "h3:9093");
         assert_eq!(c.controller, "127.0.0.1:9093".parse::<std::net::SocketAddr>().unwrap());
+        assert_eq!(c.learner_addr, None, "a voter");
+        // A fourth broker that does not vote: it is sent the log at its
+        // controller listener's advertised address.
+        let (_, p, _) = read(
+            "process.roles=broker\nnode.id=4\ncontroller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093\n\
+             listeners=PLAINTEXT://:9092,CONTROLLER://:9094\ncontroller.listener.names=CONTROLLER\n\
+             advertised.listeners=PLAINTEXT://h4:9092,CONTROLLER://h4:9094",
+        )
+        .unwrap();
+        assert_eq!(p.cluster.unwrap().learner_addr.as_deref(), Some("h4:9094"));
+        for (roles, id) in [("broker", "2"), ("broker,controller", "4")] {
+            let text = format!(
+                "process.roles={roles}\nnode.id={id}\ncontroller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093\n\
+                 listeners=PLAINTEXT://:9092,CONTROLLER://:9094\ncontroller.listener.names=CONTROLLER"
+            );
+            assert!(read(&text).unwrap_err().to_string().contains("node.id"), "{roles} as {id}");
+        }
     }
 }

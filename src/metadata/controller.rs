@@ -447,43 +447,49 @@ fn import_file_log(data_dir: &std::path::Path, quorum: &Quorum) -> std::io::Resu
     Ok(quorum.meta())
 }
 
-/// New replica assignments for the partitions with a replica on a node that
-/// no longer exists (the broker restarted with fewer shards): its partition
-/// directories are shared by all shards, so any node can take a replica
-/// over. A gone leader gives way to the node leading fewest, gone followers
-/// to the nodes holding fewest, and the replication factor shrinks to the
-/// node count if it must.
-fn reassign_gone_nodes(meta: &ClusterMeta) -> Vec<MetaRecord> {
-    let nodes = meta.placement_nodes();
+/// New replica assignments for the partitions with a replica on a node of
+/// broker `me` that is no longer live (it restarted with fewer shards): its
+/// partition directories are shared by its shards, so any of its nodes can
+/// take a replica over, and only its nodes can (the data is in its data
+/// dir). On a data dir from before registrations, nodes no broker has are
+/// its too. A gone leader gives way to the node leading fewest, gone
+/// followers to the nodes holding fewest, and the replication factor
+/// shrinks to the node count if it must.
+fn reassign_gone_nodes(meta: &ClusterMeta, me: i32) -> Vec<MetaRecord> {
+    let Some(mine) = meta.brokers.get(&me) else {
+        return Vec::new();
+    };
+    let nodes: Vec<placement::Candidate> = meta.placement_nodes().into_iter().filter(|c| c.broker == me).collect();
     if nodes.is_empty() {
         return Vec::new();
     }
-    let exists = |n: &i32| meta.node(*n).is_some();
-    let index = |n: i32| nodes.iter().position(|c| c.node == n).expect("a live node is a candidate");
+    let unowned = |n: i32| meta.brokers.values().all(|b| !b.nodes.contains(&n));
+    let gone = |n: i32| !meta.is_live(n) && (mine.nodes.contains(&n) || (meta.brokers.len() == 1 && unowned(n)));
     let mut load = meta.load();
     let mut moves = Vec::new();
     for t in meta.topics.values() {
         for (p, r) in t.replicas.iter().enumerate() {
-            if r.iter().all(exists) {
+            if !r.iter().any(|&n| gone(n)) {
                 continue;
             }
-            let rf = r.len().min(nodes.len());
-            let leader = if exists(&r[0]) { index(r[0]) } else { placement::pick_leader(&nodes, &load) };
-            let mut chosen = vec![leader];
-            chosen.extend(r.iter().filter(|n| exists(n) && index(**n) != leader).map(|n| index(*n)));
-            chosen.truncate(rf);
-            while chosen.len() < rf {
-                chosen.push(placement::pick_follower(&nodes, &load, &chosen).expect("rf <= nodes"));
+            let mut replicas: Vec<i32> = r.iter().copied().filter(|&n| !gone(n)).collect();
+            if gone(r[0]) {
+                // The leader stays on this broker, where the data is: one
+                // of its nodes already listed, else its node leading fewest.
+                let mine_listed = replicas.iter().position(|n| nodes.iter().any(|c| c.node == *n));
+                let leader = match mine_listed {
+                    Some(i) => replicas.remove(i),
+                    None => nodes.iter().map(|c| c.node).min_by_key(|&n| (load.leading(n), n)).expect("non-empty"),
+                };
+                *load.leaders.entry(leader).or_default() += 1;
+                replicas.insert(0, leader);
             }
-            if !exists(&r[0]) {
-                *load.leaders.entry(nodes[leader].node).or_default() += 1;
+            while replicas.len() < r.len() {
+                let free = nodes.iter().map(|c| c.node).filter(|n| !replicas.contains(n));
+                let Some(next) = free.min_by_key(|&n| (load.holding(n), n)) else { break };
+                *load.replicas.entry(next).or_default() += 1;
+                replicas.push(next);
             }
-            for &c in &chosen {
-                if !r.contains(&nodes[c].node) {
-                    *load.replicas.entry(nodes[c].node).or_default() += 1;
-                }
-            }
-            let replicas = chosen.iter().map(|&c| nodes[c].node).collect();
             moves.push(MetaRecord::PartitionReassigned { name: t.name.clone(), partition: p as i32, replicas });
         }
     }
@@ -509,7 +515,7 @@ impl Controller {
         register(&quorum, &me)?;
         quorum.start_sessions(me.id, settings.heartbeat_interval(), settings.session_timeout());
         let mut meta = quorum.meta();
-        let moves = reassign_gone_nodes(&meta);
+        let moves = reassign_gone_nodes(&meta, me.id);
         if !moves.is_empty() {
             info!(count = moves.len(), "moving partitions of nodes that no longer exist");
             quorum.propose(MetaCommand { records: moves, expect_log_end: Some(meta.log_end) })?;
@@ -860,6 +866,31 @@ mod tests {
         assert_eq!(ids, [0, 1, 2, 3, 4]);
     }
 
+    /// In a cluster, a broker restarted with fewer shards moves only the
+    /// replicas of its own nodes that went away, and only to its own nodes
+    /// (its data dir holds their data); other brokers' replicas stay, even
+    /// a fenced broker's.
+    #[test]
+    fn a_broker_with_fewer_shards_moves_only_its_own_replicas() {
+        let mut meta = ClusterMeta::default();
+        meta.register_broker(broker(1, 2)); // nodes 0, 1
+        meta.register_broker(broker(2, 2)); // nodes 2, 3
+        let placed = MetaRecord::TopicPlaced {
+            name: "t".into(),
+            id: [4; 16],
+            replicas: vec![vec![1, 2], vec![2, 1], vec![2, 3], vec![3, 0]],
+            configs: vec![],
+        };
+        replay(&mut meta, &[placed]);
+        meta.set_fenced(2, true);
+        meta.register_broker(broker(1, 1)); // node 1 no longer live
+        assert!(reassign_gone_nodes(&meta, 2).is_empty(), "broker 2 lost nothing");
+        let moves = reassign_gone_nodes(&meta, 1);
+        replay(&mut meta, &moves);
+        let t = meta.topic("t").unwrap();
+        assert_eq!(t.replicas, [vec![0, 2], vec![2, 0], vec![2, 3], vec![3, 0]]);
+    }
+
     /// Replicas placed across three brokers land on three brokers; the
     /// same request on one broker of three shards uses its three shards.
     #[test]
@@ -904,7 +935,7 @@ mod tests {
             configs: vec![],
         };
         let mut meta = meta_with(2, &[placed]);
-        let moves = reassign_gone_nodes(&meta);
+        let moves = reassign_gone_nodes(&meta, 0);
         assert_eq!(moves.len(), 3, "{moves:?}");
         replay(&mut meta, &moves);
         let t = meta.topic("t").unwrap();
@@ -915,11 +946,11 @@ mod tests {
             s.sort();
             assert_eq!(s, [0, 1], "two distinct existing nodes: {r:?}");
         }
-        assert!(reassign_gone_nodes(&meta).is_empty());
+        assert!(reassign_gone_nodes(&meta, 0).is_empty());
         // Fewer nodes than replicas: the factor shrinks to what exists.
         let mut one = meta_with(1, &[]);
         one.put_topic(TopicMeta::new("u".into(), Uuid::nil(), vec![vec![1, 0]], BTreeMap::new()));
-        let moves = reassign_gone_nodes(&one);
+        let moves = reassign_gone_nodes(&one, 0);
         replay(&mut one, &moves);
         assert_eq!(one.topic("u").unwrap().replicas, [vec![0]]);
     }

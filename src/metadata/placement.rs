@@ -30,11 +30,13 @@ pub struct Load {
 }
 
 impl Load {
-    fn leading(&self, node: i32) -> usize {
+    /// Partitions `node` leads.
+    pub fn leading(&self, node: i32) -> usize {
         self.leaders.get(&node).copied().unwrap_or(0)
     }
 
-    fn holding(&self, node: i32) -> usize {
+    /// Replicas `node` holds.
+    pub fn holding(&self, node: i32) -> usize {
         self.replicas.get(&node).copied().unwrap_or(0)
     }
 }

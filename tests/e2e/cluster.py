@@ -13,7 +13,7 @@ from conftest import HOST, pick_base_port
 class Cluster:
     def __init__(self, broker_factory, size=3, shards=1, overrides=None):
         self.controller_ports = {}
-        taken = set()
+        self.taken = taken = set()
         for i in range(1, size + 1):
             port = _free_port(taken, 1)
             self.controller_ports[i] = port
@@ -31,6 +31,22 @@ class Cluster:
                 **(overrides or {}),
             })
             self.brokers[i] = b
+
+    def add_broker(self, broker_factory, node_id, shards=1):
+        """A broker that does not vote (process.roles=broker): it follows the
+        quorum's log on a controller listener of its own. Not started."""
+        b = broker_factory(shards=shards, start=False, name=f"node{node_id}")
+        b.port = _free_port(self.taken, shards)
+        controller = _free_port(self.taken, 1)
+        b.overrides.update({
+            "process.roles": "broker",
+            "node.id": str(node_id),
+            "controller.quorum.voters": self.voters,
+            "listeners": f"PLAINTEXT://{HOST}:{b.port},CONTROLLER://{HOST}:{controller}",
+            "controller.listener.names": "CONTROLLER",
+        })
+        self.brokers[node_id] = b
+        return b
 
     def start(self):
         """Starts every broker, then waits for all: each waits for a quorum

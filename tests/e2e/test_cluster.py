@@ -205,3 +205,44 @@ def test_a_controlled_shutdown_fences_the_broker_before_it_stops(broker_factory)
 
 def _fail(why):
     raise AssertionError(why)
+
+
+def test_a_fourth_broker_that_does_not_vote_joins_and_takes_new_partitions(broker_factory):
+    c = Cluster(broker_factory).start()
+    b1 = c.brokers[1]
+    a = h.admin(b1)
+    before = h.unique("before")
+    for fut in a.create_topics([NewTopic(before, 3, 1)], request_timeout=30).values():
+        fut.result(30)
+    b4 = c.add_broker(broker_factory, 4)
+    b4.start()
+    for b in c.brokers.values():
+        h.eventually(lambda b=b: b4.port in _live_ports(b) or _fail(f"{b} does not list broker 4"))
+    # It follows the log: its Metadata has the topic made before it joined.
+    h.eventually(lambda: _metadata(b4, before))
+    # DescribeQuorum: three voters, broker 4 an observer.
+    q = c.quorum(c.brokers[c.leader_id()])
+    assert sorted(v["replica_id"] for v in q["current_voters"]) == [1, 2, 3]
+    assert [o["replica_id"] for o in q["observers"]] == [4], q
+    # It leads nothing yet: a new partition goes to it, and serves clients
+    # through any bootstrap address.
+    after = h.unique("after")
+    a4 = h.admin(b4)
+    for fut in a4.create_topics([NewTopic(after, 1, 1)], request_timeout=30).values():
+        fut.result(30)
+    md, t = h.eventually(lambda: _metadata(b1, after))
+    assert md.brokers[t.partitions[0].leader].port == b4.port
+    p = h.producer(b1)
+    for i in range(10):
+        p.produce(after, value=f"x{i}".encode())
+    assert p.flush(30) == 0
+    got = h.consume_all(b1, after, 1)
+    assert [m[1] for m in got] == [f"x{i}".encode() for i in range(10)]
+    # A restart keeps its node id and its partition.
+    node_id = t.partitions[0].leader
+    b4.restart()
+    md, t = h.eventually(lambda: _metadata(b1, after))
+    assert t.partitions[0].leader == node_id and t.partitions[0].error is None
+    # Stopped, it is fenced at once (a controlled shutdown).
+    b4.stop()
+    assert b4.port not in _live_ports(b1)

@@ -50,12 +50,15 @@ pub struct QuorumConfig {
     pub id: u64,
     /// Every voter's id and controller address (`host:port`).
     pub voters: BTreeMap<u64, String>,
+    /// Set for a node that does not vote: the address voters send it the
+    /// log at (it joins as an openraft learner).
+    pub learner_addr: Option<String>,
 }
 
 impl QuorumConfig {
     /// The embedded default: voter 0 alone.
     pub fn one_voter() -> Self {
-        Self { id: 0, voters: BTreeMap::from([(0, String::new())]) }
+        Self { id: 0, voters: BTreeMap::from([(0, String::new())]), learner_addr: None }
     }
 
     fn raft_config(&self) -> io::Result<Config> {
@@ -74,6 +77,32 @@ impl QuorumConfig {
             config.election_timeout_max = 3000;
         }
         config.validate().map_err(io::Error::other)
+    }
+}
+
+/// Asks the voters, until the leader accepts, to send this node the log
+/// (a first start of a broker that does not vote).
+async fn join(config: &QuorumConfig, addr: &str) -> io::Result<()> {
+    let deadline = Instant::now() + ELECTION_WAIT;
+    let mut next = config.voters.keys().copied().cycle();
+    let mut to = next.next().expect("voters");
+    loop {
+        let req = Request::Join { id: config.id, addr: addr.to_string() };
+        match exchange(&mut None, &config.voters[&to], &req).await {
+            Ok(Response::Joined(Ok(()))) => return Ok(()),
+            Ok(Response::Joined(Err(ProposeError::NotLeader { leader: Some(l) })))
+                if config.voters.contains_key(&l) =>
+            {
+                to = l;
+                continue;
+            }
+            other => debug!(voter = to, "joining the metadata quorum: {other:?}"),
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no voter of the metadata quorum took this broker in"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        to = next.next().expect("voters");
     }
 }
 
@@ -98,7 +127,11 @@ impl Quorum {
         config: QuorumConfig,
         listener: Option<std::net::TcpListener>,
     ) -> io::Result<Self> {
-        assert!(config.voters.contains_key(&config.id), "a node of the quorum is one of its voters");
+        assert_eq!(
+            config.voters.contains_key(&config.id),
+            config.learner_addr.is_none(),
+            "a node of the quorum is a voter or a learner"
+        );
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("sluice-raft")
@@ -114,7 +147,7 @@ impl Quorum {
         rt.block_on(async {
             // Before the listener serves: a peer's vote would make this
             // node's log no longer pristine, and initializing it fail.
-            if !raft.is_initialized().await.map_err(io::Error::other)? {
+            if config.learner_addr.is_none() && !raft.is_initialized().await.map_err(io::Error::other)? {
                 raft.initialize(members).await.map_err(io::Error::other)?;
             }
             Ok::<_, io::Error>(())
@@ -125,6 +158,11 @@ impl Quorum {
             let l = rt.block_on(async { tokio::net::TcpListener::from_std(l) })?;
             let node = server::Node { raft: raft.clone(), sm: sm.clone(), sessions: sessions.clone() };
             rt.spawn(server::serve(l, node));
+        }
+        if let Some(addr) = &config.learner_addr
+            && !rt.block_on(raft.is_initialized()).map_err(io::Error::other)?
+        {
+            rt.block_on(join(&config, addr))?;
         }
         rt.block_on(async {
             raft.wait(Some(ELECTION_WAIT))

@@ -1,6 +1,7 @@
 //! Three voters over TCP in one process, each a `Quorum` as a broker opens
 //! it: they elect a leader, a proposal made on any of them commits and
-//! reaches all, a proposal checked against stale metadata applies nothing,
+//! reaches all, a node that does not vote joins and follows the log, a
+//! proposal checked against stale metadata applies nothing,
 //! and when the leader is gone the others elect another and commit again;
 //! the old leader, reopened, catches up.
 
@@ -19,7 +20,7 @@ fn topic(name: &str) -> MetaRecord {
 }
 
 fn open(dir: &Path, id: u64, voters: &BTreeMap<u64, String>, listener: TcpListener) -> Quorum {
-    let config = QuorumConfig { id, voters: voters.clone() };
+    let config = QuorumConfig { id, voters: voters.clone(), learner_addr: None };
     Quorum::open(&dir.join(id.to_string()), ClusterMeta::default(), config, Some(listener)).expect("the quorum opens")
 }
 
@@ -64,6 +65,18 @@ fn three_voters_elect_commit_fail_over_and_catch_up() {
     for q in nodes.values() {
         eventually(q, "every voter applies the commit", |m| m.topic("a").is_some());
     }
+    // A node that does not vote joins, is sent the log, and proposes.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let learner_addr = Some(l.local_addr().unwrap().to_string());
+    let config = QuorumConfig { id: 9, voters: voters.clone(), learner_addr };
+    let learner = Quorum::open(&dir.join("9"), ClusterMeta::default(), config, Some(l)).expect("the learner joins");
+    eventually(&learner, "the learner applies what was committed before it joined", |m| m.topic("a").is_some());
+    assert!(propose(&learner, topic("from-learner")), "a learner's proposal is forwarded");
+    for q in nodes.values() {
+        eventually(q, "every voter applies the learner's proposal", |m| m.topic("from-learner").is_some());
+    }
+    drop(learner);
+
     let stale = MetaCommand { records: vec![topic("stale")], expect_log_end: Some(0) };
     assert!(!nodes[&leader].propose(stale).unwrap().applied, "a change checked against old metadata applies nothing");
     assert!(nodes[&leader].meta().topic("stale").is_none());

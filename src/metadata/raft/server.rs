@@ -75,6 +75,7 @@ async fn answer(node: &Node, req: Request) -> Response {
             raft.install_full_snapshot(vote, snapshot).await.map_or_else(failed, Response::Snapshot)
         }
         Request::Propose(cmd) => Response::Proposed(propose_here(raft, cmd).await),
+        Request::Join { id, addr } => Response::Joined(add_learner(raft, id, addr).await),
         Request::Heartbeat { broker } => {
             Response::HeartbeatAnswer(sessions::on_heartbeat(raft, &node.sm, &node.sessions, broker).await)
         }
@@ -83,6 +84,18 @@ async fn answer(node: &Node, req: Request) -> Response {
 
 fn failed(e: impl std::fmt::Display) -> Response {
     Response::Failed(e.to_string())
+}
+
+/// Adds node `id` at `addr` as a learner: it is sent the log from now on.
+async fn add_learner(raft: &MetaRaft, id: u64, addr: String) -> Result<(), ProposeError> {
+    tracing::info!(node = id, %addr, "a broker that does not vote joins the metadata quorum as a learner");
+    match raft.add_learner(id, openraft::BasicNode::new(addr), false).await {
+        Ok(_) => Ok(()),
+        Err(e) => match e.forward_to_leader() {
+            Some(f) => Err(ProposeError::NotLeader { leader: f.leader_id }),
+            None => Err(ProposeError::Unavailable(e.to_string())),
+        },
+    }
 }
 
 /// Commits `cmd` through this node's raft, which must lead.

@@ -28,6 +28,9 @@ pub struct QuorumView {
     /// Each voter's id, controller address and log end: known for all
     /// where this node leads, only its own elsewhere (-1: unknown).
     pub voters: Vec<Voter>,
+    /// The same for the learners: brokers that follow the log, not voting
+    /// (Kafka's observers).
+    pub observers: Vec<Voter>,
 }
 
 /// One voter.
@@ -50,26 +53,25 @@ fn end_of(index: Option<u64>) -> i64 {
 
 /// The view `m` describes.
 fn view_of(m: &RaftMetrics<MetaTypes>, addrs: &BTreeMap<u64, String>) -> QuorumView {
-    let voters = m
-        .membership_config
-        .voter_ids()
-        .map(|id| {
-            // openraft's replication map (on the leader only) covers its
-            // followers, not itself.
-            let log_end = match &m.replication {
-                _ if id == m.id => end_of(m.last_log_index),
-                Some(r) => r.get(&id).map_or(-1, |l| end_of(l.map(|l| l.index))),
-                None => -1,
-            };
-            Voter { id, addr: addrs.get(&id).cloned().unwrap_or_default(), log_end }
-        })
-        .collect();
+    let membership = m.membership_config.membership();
+    let state = |id: u64| {
+        // openraft's replication map (on the leader only) covers its
+        // followers and learners, not itself.
+        let log_end = match &m.replication {
+            _ if id == m.id => end_of(m.last_log_index),
+            Some(r) => r.get(&id).map_or(-1, |l| end_of(l.map(|l| l.index))),
+            None => -1,
+        };
+        let addr = addrs.get(&id).cloned().or_else(|| membership.get_node(&id).map(|n| n.addr.clone()));
+        Voter { id, addr: addr.unwrap_or_default(), log_end }
+    };
     QuorumView {
         node: m.id,
         leader: m.current_leader,
         term: m.current_term,
         high_watermark: end_of(m.cluster_committed.or(m.local_committed).map(|c| c.index)),
-        voters,
+        voters: membership.voter_ids().map(state).collect(),
+        observers: membership.learner_ids().map(state).collect(),
     }
 }
 

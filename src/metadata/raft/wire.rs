@@ -29,6 +29,12 @@ pub enum Request {
     Heartbeat {
         broker: i32,
     },
+    /// Node `id`, a broker that does not vote, follows the log at `addr`
+    /// from now on (sent to the leader).
+    Join {
+        id: u64,
+        addr: String,
+    },
 }
 
 /// A controller's answer.
@@ -39,6 +45,7 @@ pub enum Response {
     Snapshot(SnapshotResponse<C>),
     Proposed(Result<MetaReply, ProposeError>),
     HeartbeatAnswer(Result<(), ProposeError>),
+    Joined(Result<(), ProposeError>),
     /// The controller could not serve the request (its raft stopped).
     Failed(String),
 }

@@ -31,6 +31,7 @@ pub mod offset_fetch;
 pub mod produce;
 pub mod storage_errors;
 pub mod sync_group;
+pub mod unregister_broker;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -76,6 +77,9 @@ pub async fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -
         RequestKind::DescribeCluster(r) => Box::pin(async move { respond(describe_cluster::handle(&ctx, r).into()) }),
         RequestKind::DescribeConfigs(r) => Box::pin(async move { respond(describe_configs::handle(&ctx, r).into()) }),
         RequestKind::DescribeQuorum(r) => Box::pin(async move { respond(describe_quorum::handle(&ctx, r).into()) }),
+        RequestKind::UnregisterBroker(r) => {
+            Box::pin(async move { respond(unregister_broker::handle(&ctx, r).await.into()) })
+        }
         RequestKind::DeleteRecords(r) => Box::pin(async move { respond(delete_records::handle(&ctx, r).await.into()) }),
         RequestKind::InitProducerId(r) => {
             Box::pin(async move { respond(init_producer_id::handle(&ctx, r).await.into()) })

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
-use kafka_protocol::messages::{ApiKey, MetadataResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataResponse, UnregisterBrokerRequest};
 
 use super::client::Cluster;
-use super::error::CliError;
+use super::error::{CliError, check};
 
 /// `sluice cluster` arguments.
 ///
@@ -20,11 +20,22 @@ pub struct ClusterArgs {
     /// Also list the API versions each node serves.
     #[arg(long)]
     pub api_versions: bool,
+    /// Decommission the stopped broker with this id (`node.id`) instead
+    /// (UnregisterBroker).
+    #[arg(long, value_name = "BROKER_ID")]
+    pub unregister: Option<i32>,
 }
 
-/// Prints the cluster.
+/// Prints the cluster, or unregisters a broker.
 pub fn run(args: ClusterArgs) -> Result<(), CliError> {
     let mut cluster = Cluster::connect(&args.bootstrap_server)?;
+    if let Some(id) = args.unregister {
+        let resp = cluster.any().send(UnregisterBrokerRequest::default().with_broker_id(BrokerId(id)))?;
+        let why = resp.error_message.as_ref().map_or(String::new(), |m| format!(": {}", m.as_str()));
+        check(resp.error_code, || format!("unregistering broker {id}{why}"))?;
+        println!("Broker {id} is no longer registered.");
+        return Ok(());
+    }
     let meta = cluster.meta.clone();
     let answered = cluster.any().addr().to_string();
     println!("Bootstrap: {} (answered by {answered})", cluster.bootstrap);

@@ -144,6 +144,8 @@ pub enum Command {
     },
     /// A controlled shutdown: the quorum fences this broker first.
     Leave { reply: flume::Sender<std::io::Result<()>> },
+    /// UnregisterBroker: decommission a stopped broker.
+    UnregisterBroker { broker: i32, reply: flume::Sender<Result<(), AdminError>> },
     /// IncrementalAlterConfigs / AlterConfigs of a broker resource: the
     /// cluster-wide default (`None`) or one node.
     AlterBrokerConfigs {
@@ -226,6 +228,15 @@ impl ControllerHandle {
     pub async fn allocate_producer_id(&self) -> Result<i64, AdminError> {
         let (reply, rx) = flume::bounded(1);
         self.call(Command::AllocateProducerId { reply }, rx, || {
+            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
+        })
+        .await
+    }
+
+    /// Removes a stopped broker's registration.
+    pub async fn unregister_broker(&self, broker: i32) -> Result<(), AdminError> {
+        let (reply, rx) = flume::bounded(1);
+        self.call(Command::UnregisterBroker { broker, reply }, rx, || {
             Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
         })
         .await
@@ -369,6 +380,7 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
         }),
         MetaRecord::BrokerFenced { broker } => meta.set_fenced(*broker, true),
         MetaRecord::BrokerUnfenced { broker } => meta.set_fenced(*broker, false),
+        MetaRecord::BrokerUnregistered { broker } => meta.unregister_broker(*broker),
         MetaRecord::PartitionMoved { name, partition, leader } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
@@ -603,10 +615,41 @@ impl Controller {
             Command::AllocateProducerId { reply } => {
                 let _ = reply.send(self.retrying(|c| c.allocate_producer_id()));
             }
+            Command::UnregisterBroker { broker, reply } => {
+                let _ = reply.send(self.retrying(|c| c.unregister_broker(broker)));
+            }
             Command::Leave { reply } => {
                 let _ = reply.send(self.quorum.leave(self.publisher.broker));
             }
         }
+    }
+
+    /// Decommissions broker `broker`, which must have stopped (be fenced):
+    /// a running one would go on serving unlisted. Its partitions keep
+    /// their assignment, without a live leader, until they are moved
+    /// (their data is on that broker until replication, issue 24).
+    fn unregister_broker(&mut self, broker: i32) -> Result<(), AdminError> {
+        let current = self.current();
+        let Some(b) = current.brokers.get(&broker) else {
+            return Err(AdminError::new(
+                ErrorCode::BrokerIdNotRegistered,
+                format!("broker {broker} is not registered"),
+            ));
+        };
+        if !b.fenced {
+            return Err(AdminError::new(
+                ErrorCode::InvalidRequest,
+                format!("broker {broker} is running: stop it (SIGTERM) before unregistering it"),
+            ));
+        }
+        self.commit(MetaRecord::BrokerUnregistered { broker })?;
+        if let Ok(id) = u64::try_from(broker)
+            && let Err(e) = self.quorum.remove_learner(id)
+        {
+            warn!(broker, "unregistered, but the quorum still sends it the log: {e}");
+        }
+        info!(broker, "unregistered broker");
+        Ok(())
     }
 
     fn allocate_producer_id(&mut self) -> Result<i64, AdminError> {

@@ -134,6 +134,9 @@ pub struct ClusterMeta {
     pub brokers: BTreeMap<i32, BrokerReg>,
     /// The next node id a registering broker's new shard gets.
     pub next_node_id: i32,
+    /// Node ids of unregistered brokers, given back if they register again
+    /// (a node id is never given to another broker).
+    pub retired: BTreeMap<i32, Vec<i32>>,
     /// Topics by name.
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
     /// Topic names by id.
@@ -177,6 +180,13 @@ impl ClusterMeta {
         self.node(node).is_some_and(|at| !at.broker.fenced)
     }
 
+    /// Removes broker `id`'s registration, keeping its node ids for it.
+    pub fn unregister_broker(&mut self, id: i32) {
+        if let Some(b) = self.brokers.remove(&id) {
+            self.retired.insert(id, b.nodes);
+        }
+    }
+
     /// Fences or unfences broker `id`, if registered.
     pub fn set_fenced(&mut self, id: i32, fenced: bool) {
         if let Some(b) = self.brokers.get_mut(&id) {
@@ -195,7 +205,10 @@ impl ClusterMeta {
     /// Registers broker `id` with `shards` shards: it keeps the node ids it
     /// had and new shards get new ones.
     pub fn register_broker(&mut self, mut reg: BrokerReg) {
-        reg.nodes = self.brokers.get(&reg.id).map(|b| b.nodes.clone()).unwrap_or_default();
+        reg.nodes = match self.brokers.get(&reg.id) {
+            Some(b) => b.nodes.clone(),
+            None => self.retired.remove(&reg.id).unwrap_or_default(),
+        };
         while reg.nodes.len() < reg.shards {
             reg.nodes.push(self.next_node_id);
             self.next_node_id += 1;

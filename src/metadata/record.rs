@@ -43,6 +43,9 @@ pub enum MetaRecord {
     BrokerFenced { broker: i32 },
     /// A fenced broker heartbeats again.
     BrokerUnfenced { broker: i32 },
+    /// A stopped broker was decommissioned (UnregisterBroker): it is no
+    /// longer listed; its node ids are kept for it should it register again.
+    BrokerUnregistered { broker: i32 },
 }
 
 /// A record frame that does not check out.

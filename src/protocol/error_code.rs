@@ -48,6 +48,7 @@ pub enum ErrorCode {
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
     UnknownTopicId = 100,
+    BrokerIdNotRegistered = 102,
 }
 
 impl ErrorCode {

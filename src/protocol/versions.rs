@@ -35,6 +35,7 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeQuorum, 0, 2),
+    api(ApiKey::UnregisterBroker, 0, 0),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::FindCoordinator, 0, 6),

@@ -11,6 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 import helpers as h
 from cluster import Cluster
+from test_tools import script
 
 
 def _metadata(broker, topic):
@@ -243,6 +244,25 @@ def test_a_fourth_broker_that_does_not_vote_joins_and_takes_new_partitions(broke
     b4.restart()
     md, t = h.eventually(lambda: _metadata(b1, after))
     assert t.partitions[0].leader == node_id and t.partitions[0].error is None
-    # Stopped, it is fenced at once (a controlled shutdown).
+    # Decommissioned: a running broker is refused, a stopped one (fenced at
+    # once by its controlled shutdown) is unregistered and no longer
+    # sent the log.
+    b = ("--bootstrap-server", b1.bootstrap)
+    running = script("kafka-cluster.sh", "unregister", *b, "--id", "4", check=False)
+    assert running.returncode != 0 and "stop it" in running.stderr, running.stderr
     b4.stop()
     assert b4.port not in _live_ports(b1)
+    done = script("kafka-cluster.sh", "unregister", *b, "--id", "4")
+    assert "Broker 4 is no longer registered" in done.stdout
+    h.eventually(lambda: _no_observers(c.quorum(c.brokers[c.leader_id()])))
+    again = script("kafka-cluster.sh", "unregister", *b, "--id", "4", check=False)
+    assert again.returncode != 0 and "BROKER_ID_NOT_REGISTERED" in again.stderr, again.stderr
+    # Its partition has no live leader now, and keeps its assignment.
+    _, t = _metadata(b1, after)
+    assert t.partitions[0].error is not None and t.partitions[0].replicas == [node_id]
+    cid = script("kafka-cluster.sh", "cluster-id", *b).stdout
+    assert cid.startswith("Cluster ID: ") and len(cid.split()[-1]) == 22, cid
+
+
+def _no_observers(q):
+    assert q["observers"] == [], q

@@ -256,6 +256,35 @@ impl Quorum {
             .map(|_| ())
     }
 
+    /// Has the leader stop sending the log to learner `id` (a broker that
+    /// does not vote, decommissioned); nothing for a voter.
+    pub fn remove_learner(&self, id: u64) -> io::Result<()> {
+        self.rt.block_on(async {
+            let deadline = Instant::now() + PROPOSE_WAIT;
+            loop {
+                let result = match self.raft.current_leader().await {
+                    Some(l) if l == self.config.id => server::remove_learner(&self.raft, id).await,
+                    Some(l) => match self.config.voters.get(&l) {
+                        Some(addr) => match exchange(&mut None, addr, &Request::RemoveLearner { id }).await {
+                            Ok(Response::Joined(r)) => r,
+                            other => Err(ProposeError::Unavailable(format!("{other:?}"))),
+                        },
+                        None => Err(ProposeError::NotLeader { leader: None }),
+                    },
+                    None => Err(ProposeError::NotLeader { leader: None }),
+                };
+                match result {
+                    Ok(()) => return Ok(()),
+                    Err(e) if Instant::now() < deadline => {
+                        debug!("removing learner {id}: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => return Err(io::Error::other(e)),
+                }
+            }
+        })
+    }
+
     /// The leader this node knows of.
     pub fn leader(&self) -> Option<u64> {
         self.rt.block_on(self.raft.current_leader())

@@ -6,6 +6,7 @@
 use std::io;
 use std::sync::Arc;
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::type_config::alias::SnapshotOf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -76,6 +77,7 @@ async fn answer(node: &Node, req: Request) -> Response {
         }
         Request::Propose(cmd) => Response::Proposed(propose_here(raft, cmd).await),
         Request::Join { id, addr } => Response::Joined(add_learner(raft, id, addr).await),
+        Request::RemoveLearner { id } => Response::Joined(remove_learner(raft, id).await),
         Request::Heartbeat { broker } => {
             Response::HeartbeatAnswer(sessions::on_heartbeat(raft, &node.sm, &node.sessions, broker).await)
         }
@@ -90,6 +92,23 @@ fn failed(e: impl std::fmt::Display) -> Response {
 async fn add_learner(raft: &MetaRaft, id: u64, addr: String) -> Result<(), ProposeError> {
     tracing::info!(node = id, %addr, "a broker that does not vote joins the metadata quorum as a learner");
     match raft.add_learner(id, openraft::BasicNode::new(addr), false).await {
+        Ok(_) => Ok(()),
+        Err(e) => match e.forward_to_leader() {
+            Some(f) => Err(ProposeError::NotLeader { leader: f.leader_id }),
+            None => Err(ProposeError::Unavailable(e.to_string())),
+        },
+    }
+}
+
+/// Stops sending the log to learner `id` (a decommissioned broker); a node
+/// that is not a learner is left as it is.
+pub async fn remove_learner(raft: &MetaRaft, id: u64) -> Result<(), ProposeError> {
+    let is_learner = raft.metrics().borrow_watched().membership_config.membership().learner_ids().any(|l| l == id);
+    if !is_learner {
+        return Ok(());
+    }
+    let remove = openraft::ChangeMembers::RemoveNodes(std::collections::BTreeSet::from([id]));
+    match raft.change_membership(remove, false).await {
         Ok(_) => Ok(()),
         Err(e) => match e.forward_to_leader() {
             Some(f) => Err(ProposeError::NotLeader { leader: f.leader_id }),

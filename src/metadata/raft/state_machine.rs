@@ -3,6 +3,7 @@
 //! the records that rebuild the state (every topic placed, the producer id
 //! block, the dynamic broker configs) with the log end they stand for.
 
+use std::collections::BTreeMap;
 use std::io::{self, Cursor};
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +31,8 @@ struct Image {
     brokers: Vec<BrokerReg>,
     #[serde(default)]
     next_node_id: i32,
+    #[serde(default)]
+    retired: BTreeMap<i32, Vec<i32>>,
 }
 
 impl Image {
@@ -50,7 +53,13 @@ impl Image {
             records.push(MetaRecord::BrokerConfigsSet { resource: resource.clone(), configs });
         }
         let brokers = meta.brokers.values().cloned().collect();
-        Image { records, log_end: meta.log_end, brokers, next_node_id: meta.next_node_id }
+        Image {
+            records,
+            log_end: meta.log_end,
+            brokers,
+            next_node_id: meta.next_node_id,
+            retired: meta.retired.clone(),
+        }
     }
 
     /// The state it stands for, on `base` (a node's own cluster id and node
@@ -63,6 +72,7 @@ impl Image {
         meta.log_end = self.log_end;
         meta.brokers = self.brokers.into_iter().map(|b| (b.id, b)).collect();
         meta.next_node_id = self.next_node_id;
+        meta.retired = self.retired;
         meta
     }
 }

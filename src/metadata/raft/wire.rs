@@ -35,6 +35,10 @@ pub enum Request {
         id: u64,
         addr: String,
     },
+    /// Node `id`, a learner, is no longer sent the log (sent to the leader).
+    RemoveLearner {
+        id: u64,
+    },
 }
 
 /// A controller's answer.

@@ -1,5 +1,6 @@
 //! DescribeCluster: every live shard of every registered broker, as a
-//! broker.
+//! broker; from v2 (KIP-1073), on request, the fenced brokers' shards too,
+//! marked fenced.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -8,10 +9,10 @@ use super::str_bytes;
 use crate::broker::context::ShardCtx;
 
 /// Answers DescribeCluster.
-pub fn handle(ctx: &ShardCtx, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(ctx: &ShardCtx, req: DescribeClusterRequest) -> DescribeClusterResponse {
     let meta = ctx.setup.snapshot.load();
-    let brokers = meta
-        .live_nodes()
+    let nodes = if req.include_fenced_brokers { meta.registered_nodes() } else { meta.live_nodes() };
+    let brokers = nodes
         .into_iter()
         .map(|(n, at)| {
             DescribeClusterBroker::default()
@@ -19,6 +20,7 @@ pub fn handle(ctx: &ShardCtx, _req: DescribeClusterRequest) -> DescribeClusterRe
                 .with_host(str_bytes(at.broker.host.clone()))
                 .with_port(at.port())
                 .with_rack(at.broker.rack.clone().map(str_bytes))
+                .with_is_fenced(at.broker.fenced)
         })
         .collect();
     // KRaft's DescribeCluster names a broker as the controller (clients

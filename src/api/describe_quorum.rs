@@ -18,8 +18,10 @@ use crate::protocol::ErrorCode;
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
 /// Answers DescribeQuorum.
-pub fn handle(ctx: &ShardCtx, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
-    let view = ctx.setup.quorum.load();
+pub async fn handle(ctx: &ShardCtx, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    // Kafka's brokers forward DescribeQuorum to the active controller,
+    // which alone knows every voter's log end: so does this one.
+    let view = ctx.setup.controller.describe_quorum((**ctx.setup.quorum.load()).clone()).await;
     let topics = req
         .topics
         .into_iter()

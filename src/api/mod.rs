@@ -76,7 +76,9 @@ pub async fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -
         }
         RequestKind::DescribeCluster(r) => Box::pin(async move { respond(describe_cluster::handle(&ctx, r).into()) }),
         RequestKind::DescribeConfigs(r) => Box::pin(async move { respond(describe_configs::handle(&ctx, r).into()) }),
-        RequestKind::DescribeQuorum(r) => Box::pin(async move { respond(describe_quorum::handle(&ctx, r).into()) }),
+        RequestKind::DescribeQuorum(r) => {
+            Box::pin(async move { respond(describe_quorum::handle(&ctx, r).await.into()) })
+        }
         RequestKind::UnregisterBroker(r) => {
             Box::pin(async move { respond(unregister_broker::handle(&ctx, r).await.into()) })
         }

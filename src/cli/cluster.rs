@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
-use kafka_protocol::messages::{ApiKey, BrokerId, MetadataResponse, UnregisterBrokerRequest};
+use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, MetadataResponse, UnregisterBrokerRequest};
 
 use super::client::Cluster;
 use super::error::{CliError, check};
@@ -70,6 +70,13 @@ pub fn run(args: ClusterArgs) -> Result<(), CliError> {
                 println!("\t{name}({key}): {min} to {max}");
             }
         }
+    }
+    // Fenced brokers' nodes (DescribeCluster v2 lists them on request):
+    // stopped or silent, their partitions without a live leader.
+    let described = cluster.any().send(DescribeClusterRequest::default().with_include_fenced_brokers(true))?;
+    for b in described.brokers.iter().filter(|b| b.is_fenced) {
+        let id = b.broker_id.0;
+        println!("Node {id}: {}:{}, fenced, holds {} replicas", b.host, b.port, load.replicas.get(&id).unwrap_or(&0));
     }
     if load.leaderless.is_empty() {
         println!("Partitions without a live leader: none");

@@ -20,7 +20,7 @@ use super::placement;
 use super::publish::{OpenFailures, Publisher, resolved};
 use super::raft::MetaCommand;
 use super::raft::quorum::{Quorum, QuorumConfig};
-use super::raft::view::SharedView;
+use super::raft::view::{QuorumView, SharedView};
 use super::record::MetaRecord;
 use super::topic_name;
 use crate::config::edit::{self, ConfigEdit, Scope};
@@ -144,6 +144,8 @@ pub enum Command {
     },
     /// A controlled shutdown: the quorum fences this broker first.
     Leave { reply: flume::Sender<std::io::Result<()>> },
+    /// DescribeQuorum: the quorum as its leader sees it.
+    DescribeQuorum { reply: flume::Sender<QuorumView> },
     /// UnregisterBroker: decommission a stopped broker.
     UnregisterBroker { broker: i32, reply: flume::Sender<Result<(), AdminError>> },
     /// IncrementalAlterConfigs / AlterConfigs of a broker resource: the
@@ -231,6 +233,13 @@ impl ControllerHandle {
             Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
         })
         .await
+    }
+
+    /// The quorum as its leader sees it (this broker's view if the leader
+    /// cannot be asked).
+    pub async fn describe_quorum(&self, fallback: QuorumView) -> QuorumView {
+        let (reply, rx) = flume::bounded(1);
+        self.call(Command::DescribeQuorum { reply }, rx, || fallback.clone()).await
     }
 
     /// Removes a stopped broker's registration.
@@ -614,6 +623,9 @@ impl Controller {
             }
             Command::AllocateProducerId { reply } => {
                 let _ = reply.send(self.retrying(|c| c.allocate_producer_id()));
+            }
+            Command::DescribeQuorum { reply } => {
+                let _ = reply.send(self.quorum.leader_view());
             }
             Command::UnregisterBroker { broker, reply } => {
                 let _ = reply.send(self.retrying(|c| c.unregister_broker(broker)));

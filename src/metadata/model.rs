@@ -165,10 +165,17 @@ impl ClusterMeta {
     /// Every live node (of an unfenced broker) with its broker, in node id
     /// order.
     pub fn live_nodes(&self) -> Vec<(i32, NodeAt<'_>)> {
+        let mut out = self.registered_nodes();
+        out.retain(|(_, at)| !at.broker.fenced);
+        out
+    }
+
+    /// Every running shard of every registered broker, fenced or not, in
+    /// node id order.
+    pub fn registered_nodes(&self) -> Vec<(i32, NodeAt<'_>)> {
         let mut out: Vec<(i32, NodeAt<'_>)> = self
             .brokers
             .values()
-            .filter(|b| !b.fenced)
             .flat_map(|b| b.live_nodes().iter().enumerate().map(move |(shard, &n)| (n, NodeAt { broker: b, shard })))
             .collect();
         out.sort_by_key(|(n, _)| *n);

@@ -92,8 +92,12 @@ def test_the_quorum_fails_over_after_kill_9_and_the_killed_voter_catches_up(brok
         q = h.eventually(lambda b=b: _same_leader(c.quorum(b), leader))
         assert q["leader_id"] == leader
         assert sorted(v["replica_id"] for v in q["current_voters"]) == [1, 2, 3]
+    # Asked of a follower, it answers as the leader sees the quorum (every
+    # voter's log end), as Kafka's brokers forward it to the controller.
+    follower = c.brokers[next(i for i in c.brokers if i != leader)]
+
     def caught_up():
-        q = c.quorum(c.brokers[leader])
+        q = c.quorum(follower)
         assert all(v["log_end_offset"] == q["high_watermark"] for v in q["current_voters"]), q["current_voters"]
         return q
 
@@ -173,6 +177,9 @@ def test_a_killed_broker_is_fenced_within_its_session_and_unfenced_when_back(bro
     out = sluice("cluster", "--bootstrap-server", watcher.bootstrap).stdout
     for part in victims:
         assert f"{topic}-{part}" in out, out
+    # ... and the victim's node as fenced (DescribeCluster v2 on request).
+    for n in victim_nodes:
+        assert f"Node {n}: 127.0.0.1:{victim.port}, fenced" in out, out
     # Nothing new goes to a fenced broker.
     other = h.unique("placed")
     for fut in a.create_topics([NewTopic(other, 4, 2)], request_timeout=30).values():

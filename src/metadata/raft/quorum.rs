@@ -23,7 +23,7 @@ use super::network::{TcpPeers, exchange};
 use super::server;
 use super::sessions::{self, Sessions};
 use super::state_machine::MetaStateMachine;
-use super::view::{self, SharedView};
+use super::view::{self, QuorumView, SharedView};
 use super::wire::{ProposeError, Request, Response};
 use super::{MetaCommand, MetaRaft, MetaReply};
 use crate::metadata::model::ClusterMeta;
@@ -153,10 +153,13 @@ impl Quorum {
             Ok::<_, io::Error>(())
         })?;
         let sessions = Arc::new(Sessions::default());
+        let view = SharedView::default();
+        rt.spawn(view::follow(raft.clone(), view.clone(), config.voters.clone()));
         if let Some(l) = listener {
             l.set_nonblocking(true)?;
             let l = rt.block_on(async { tokio::net::TcpListener::from_std(l) })?;
-            let node = server::Node { raft: raft.clone(), sm: sm.clone(), sessions: sessions.clone() };
+            let node =
+                server::Node { raft: raft.clone(), sm: sm.clone(), sessions: sessions.clone(), view: view.clone() };
             rt.spawn(server::serve(l, node));
         }
         if let Some(addr) = &config.learner_addr
@@ -171,8 +174,6 @@ impl Quorum {
                 .map_err(io::Error::other)?;
             Ok::<_, io::Error>(())
         })?;
-        let view = SharedView::default();
-        rt.spawn(view::follow(raft.clone(), view.clone(), config.voters.clone()));
         let quorum = Self { rt, raft, sm, config, view, sessions };
         // Entries apply in order: once an empty command is applied here,
         // every one committed before it is too.
@@ -283,6 +284,23 @@ impl Quorum {
                 }
             }
         })
+    }
+
+    /// The quorum as its leader sees it (every voter's log end), or as
+    /// this node does where the leader cannot be asked within a few
+    /// seconds.
+    pub fn leader_view(&self) -> QuorumView {
+        let local = (**self.view.load()).clone();
+        let Some(addr) = local.leader.filter(|&l| l != self.config.id).and_then(|l| self.config.voters.get(&l)) else {
+            return local;
+        };
+        let asked = self.rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(3), exchange(&mut None, addr, &Request::Describe)).await
+        });
+        match asked {
+            Ok(Ok(Response::Described(view))) => view,
+            _ => local,
+        }
     }
 
     /// The leader this node knows of.

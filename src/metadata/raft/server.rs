@@ -14,6 +14,7 @@ use tracing::{debug, warn};
 
 use super::sessions::{self, Sessions};
 use super::state_machine::MetaStateMachine;
+use super::view::SharedView;
 use super::wire::{ProposeError, Request, Response};
 use super::{MetaCommand, MetaRaft, MetaTypes, frame};
 
@@ -25,6 +26,7 @@ pub struct Node {
     pub raft: MetaRaft,
     pub sm: MetaStateMachine,
     pub sessions: Arc<Sessions>,
+    pub view: SharedView,
 }
 
 /// Most connections served at once: peers, and brokers forwarding
@@ -78,6 +80,7 @@ async fn answer(node: &Node, req: Request) -> Response {
         Request::Propose(cmd) => Response::Proposed(propose_here(raft, cmd).await),
         Request::Join { id, addr } => Response::Joined(add_learner(raft, id, addr).await),
         Request::RemoveLearner { id } => Response::Joined(remove_learner(raft, id).await),
+        Request::Describe => Response::Described((**node.view.load()).clone()),
         Request::Heartbeat { broker } => {
             Response::HeartbeatAnswer(sessions::on_heartbeat(raft, &node.sm, &node.sessions, broker).await)
         }

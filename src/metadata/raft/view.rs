@@ -15,7 +15,7 @@ use openraft::async_runtime::WatchReceiver;
 use super::{MetaRaft, MetaTypes};
 
 /// The quorum as one node sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QuorumView {
     /// This node's voter id.
     pub node: u64,
@@ -34,7 +34,7 @@ pub struct QuorumView {
 }
 
 /// One voter.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Voter {
     pub id: u64,
     /// `host:port` of its controller listener (empty for the embedded

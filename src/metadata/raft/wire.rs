@@ -7,6 +7,7 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotRespon
 use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 use serde::{Deserialize, Serialize};
 
+use super::view::QuorumView;
 use super::{MetaCommand, MetaReply, MetaTypes};
 
 type C = MetaTypes;
@@ -39,6 +40,9 @@ pub enum Request {
     RemoveLearner {
         id: u64,
     },
+    /// The quorum as the node asked sees it (asked of the leader, which
+    /// knows every voter's log end).
+    Describe,
 }
 
 /// A controller's answer.
@@ -50,6 +54,7 @@ pub enum Response {
     Proposed(Result<MetaReply, ProposeError>),
     HeartbeatAnswer(Result<(), ProposeError>),
     Joined(Result<(), ProposeError>),
+    Described(QuorumView),
     /// The controller could not serve the request (its raft stopped).
     Failed(String),
 }

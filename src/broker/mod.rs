@@ -66,8 +66,12 @@ impl BrokerOptions {
         let listener = std::net::TcpListener::bind(c.controller).map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot bind the controller listener {}: {e}", c.controller))
         })?;
-        let config =
-            QuorumConfig { id: c.node_id as u64, voters: c.voters.clone(), learner_addr: c.learner_addr.clone() };
+        let config = QuorumConfig {
+            id: c.node_id as u64,
+            voters: c.voters.clone(),
+            learner_addr: c.learner_addr.clone(),
+            snapshots: Default::default(),
+        };
         Ok((config, Some(listener)))
     }
 

@@ -13,6 +13,7 @@ pub mod network;
 pub mod quorum;
 pub mod server;
 pub mod sessions;
+pub mod snapshot_file;
 pub mod state_machine;
 pub mod view;
 pub mod wire;

@@ -22,6 +22,7 @@ use super::log_store::MetaLogStore;
 use super::network::{TcpPeers, exchange};
 use super::server;
 use super::sessions::{self, Sessions};
+use super::snapshot_file::SnapshotFile;
 use super::state_machine::MetaStateMachine;
 use super::view::{self, QuorumView, SharedView};
 use super::wire::{ProposeError, Request, Response};
@@ -53,20 +54,44 @@ pub struct QuorumConfig {
     /// Set for a node that does not vote: the address voters send it the
     /// log at (it joins as an openraft learner).
     pub learner_addr: Option<String>,
+    /// When to snapshot and how much log to keep behind a snapshot.
+    pub snapshots: SnapshotSettings,
+}
+
+/// When a node snapshots its metadata, and what log it keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotSettings {
+    /// A snapshot every this many log entries.
+    pub every: u64,
+    /// Entries kept in the log behind a snapshot, so that a voter that fell
+    /// a little behind catches up from the log rather than a whole snapshot.
+    pub keep: u64,
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> Self {
+        Self { every: 1000, keep: 1000 }
+    }
 }
 
 impl QuorumConfig {
     /// The embedded default: voter 0 alone.
     pub fn one_voter() -> Self {
-        Self { id: 0, voters: BTreeMap::from([(0, String::new())]), learner_addr: None }
+        Self {
+            id: 0,
+            voters: BTreeMap::from([(0, String::new())]),
+            learner_addr: None,
+            snapshots: SnapshotSettings::default(),
+        }
     }
 
     fn raft_config(&self) -> io::Result<Config> {
         let mut config = Config {
             cluster_name: "sluice-metadata".into(),
-            // Never snapshot: the state machine lives in memory, rebuilt by
-            // replaying the whole log, which must therefore never be purged.
-            snapshot_policy: SnapshotPolicy::Never,
+            // The state machine lives in memory: a start installs the saved
+            // snapshot and replays the log after it (snapshot_file.rs).
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshots.every),
+            max_in_snapshot_log_to_keep: self.snapshots.keep,
             ..Default::default()
         };
         if self.voters.len() > 1 {
@@ -138,7 +163,8 @@ impl Quorum {
             .enable_all()
             .build()?;
         let store = MetaLogStore::open(&data_dir.join(DIR_NAME))?;
-        let sm = MetaStateMachine::new(base);
+        let dir = data_dir.join(DIR_NAME);
+        let sm = MetaStateMachine::open(base, SnapshotFile::new(&dir))?;
         let raft_config = Arc::new(config.raft_config()?);
         let raft =
             rt.block_on(Raft::new(config.id, raft_config, TcpPeers, store, sm.clone())).map_err(io::Error::other)?;

@@ -10,7 +10,11 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Quorum, QuorumConfig};
+use super::{Quorum, QuorumConfig, SnapshotSettings};
+
+/// Small, so that the tests snapshot and purge the log: a voter that was
+/// down catches up from a snapshot sent over TCP.
+const SNAPSHOTS: SnapshotSettings = SnapshotSettings { every: 5, keep: 0 };
 use crate::metadata::model::ClusterMeta;
 use crate::metadata::raft::MetaCommand;
 use crate::metadata::record::MetaRecord;
@@ -20,7 +24,7 @@ fn topic(name: &str) -> MetaRecord {
 }
 
 fn open(dir: &Path, id: u64, voters: &BTreeMap<u64, String>, listener: TcpListener) -> Quorum {
-    let config = QuorumConfig { id, voters: voters.clone(), learner_addr: None };
+    let config = QuorumConfig { id, voters: voters.clone(), learner_addr: None, snapshots: SNAPSHOTS };
     Quorum::open(&dir.join(id.to_string()), ClusterMeta::default(), config, Some(listener)).expect("the quorum opens")
 }
 
@@ -68,7 +72,7 @@ fn three_voters_elect_commit_fail_over_and_catch_up() {
     // A node that does not vote joins, is sent the log, and proposes.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let learner_addr = Some(l.local_addr().unwrap().to_string());
-    let config = QuorumConfig { id: 9, voters: voters.clone(), learner_addr };
+    let config = QuorumConfig { id: 9, voters: voters.clone(), learner_addr, snapshots: SNAPSHOTS };
     let learner = Quorum::open(&dir.join("9"), ClusterMeta::default(), config, Some(l)).expect("the learner joins");
     eventually(&learner, "the learner applies what was committed before it joined", |m| m.topic("a").is_some());
     assert!(propose(&learner, topic("from-learner")), "a learner's proposal is forwarded");
@@ -91,10 +95,27 @@ fn three_voters_elect_commit_fail_over_and_catch_up() {
     let new_leader = nodes[&follower].leader().unwrap();
     assert_ne!(new_leader, leader);
 
-    // The old leader comes back on its address and catches up.
+    // While the old leader is down, the survivors commit enough to
+    // snapshot and purge the log it would need: it comes back on its
+    // address and catches up from a snapshot sent over TCP.
+    for i in 0..12 {
+        assert!(propose(&nodes[&follower], topic(&format!("while-down-{i}"))));
+    }
     let l = TcpListener::bind(&voters[&leader]).unwrap();
     let back = open(&dir, leader, &voters, l);
-    eventually(&back, "the restarted voter catches up", |m| m.topic("b").is_some() && m.topic("a").is_some());
+    eventually(&back, "the restarted voter catches up", |m| {
+        m.topic("b").is_some() && m.topic("a").is_some() && m.topic("while-down-11").is_some()
+    });
+    assert!(dir.join(leader.to_string()).join(super::DIR_NAME).join("snapshot").exists());
+    // Every node restarts from its snapshot and the log after it.
+    let before = back.meta();
+    drop(back);
+    let l = TcpListener::bind(&voters[&leader]).unwrap();
+    let again = open(&dir, leader, &voters, l);
+    eventually(&again, "a restart restores the snapshot and the log after it", |m| {
+        m.topics.len() == before.topics.len() && m.log_end >= before.log_end
+    });
+    let back = again;
     drop(nodes);
     drop(back);
     std::fs::remove_dir_all(&dir).unwrap();

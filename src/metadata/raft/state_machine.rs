@@ -13,6 +13,7 @@ use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMe
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::snapshot_file::SnapshotFile;
 use super::{MetaReply, MetaTypes};
 use crate::metadata::controller::apply;
 use crate::metadata::model::{BrokerReg, ClusterMeta};
@@ -89,6 +90,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct MetaStateMachine {
     inner: Arc<Mutex<Inner>>,
+    /// Where snapshots are saved; `None`: kept in memory only (tests).
+    file: Option<SnapshotFile>,
     /// Signalled (coalesced: one pending signal at most) after entries
     /// apply, for the publisher.
     changed: (flume::Sender<()>, flume::Receiver<()>),
@@ -104,7 +107,25 @@ impl MetaStateMachine {
     /// A state machine starting from `meta` (a node's cluster id and node
     /// count, no topics).
     pub fn new(meta: ClusterMeta) -> Self {
-        Self { inner: Arc::new(Mutex::new(Inner { meta, ..Default::default() })), changed: flume::bounded(1) }
+        Self {
+            inner: Arc::new(Mutex::new(Inner { meta, ..Default::default() })),
+            file: None,
+            changed: flume::bounded(1),
+        }
+    }
+
+    /// A state machine starting from `meta` whose snapshots are saved in
+    /// `file`; the saved one, if any, is offered to openraft (which
+    /// installs it at start, then re-applies the log after it).
+    pub fn open(meta: ClusterMeta, file: SnapshotFile) -> io::Result<Self> {
+        let current = file.load()?;
+        let inner = Inner { meta, current, ..Default::default() };
+        Ok(Self { inner: Arc::new(Mutex::new(inner)), file: Some(file), changed: flume::bounded(1) })
+    }
+
+    /// Saves a snapshot before it is used.
+    fn save(&self, meta: &SnapshotMetaOf<C>, bytes: &[u8]) -> io::Result<()> {
+        self.file.as_ref().map_or(Ok(()), |f| f.save(meta, bytes))
     }
 
     /// A channel that receives a signal whenever applied metadata may have
@@ -123,10 +144,16 @@ impl RaftSnapshotBuilder<C> for MetaStateMachine {
     type SnapshotData = Cursor<Vec<u8>>;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, Self::SnapshotData>, io::Error> {
-        let mut inner = self.inner.lock().expect("the state machine lock");
-        let bytes = serde_json::to_vec(&Image::of(&inner.meta)).map_err(io::Error::other)?;
-        let meta = SnapshotMetaOf::<C> { last_log_id: inner.last_applied, last_membership: inner.membership.clone() };
-        inner.current = Some((meta.clone(), bytes.clone()));
+        let (meta, bytes) = {
+            let inner = self.inner.lock().expect("the state machine lock");
+            let bytes = serde_json::to_vec(&Image::of(&inner.meta)).map_err(io::Error::other)?;
+            let meta =
+                SnapshotMetaOf::<C> { last_log_id: inner.last_applied, last_membership: inner.membership.clone() };
+            (meta, bytes)
+        };
+        // On disk before openraft purges the log it covers.
+        self.save(&meta, &bytes)?;
+        self.inner.lock().expect("the state machine lock").current = Some((meta.clone(), bytes.clone()));
         Ok(SnapshotOf::<C, _> { meta, snapshot: Cursor::new(bytes) })
     }
 }
@@ -185,6 +212,12 @@ impl RaftStateMachine<C> for MetaStateMachine {
     ) -> Result<(), io::Error> {
         let bytes = snapshot.into_inner();
         let image: Image = serde_json::from_slice(&bytes).map_err(io::Error::other)?;
+        let saved = self.inner.lock().expect("the state machine lock").current.as_ref().map(|(m, _)| m.clone());
+        if saved.as_ref() != Some(meta) {
+            // A snapshot sent by the leader: on disk before the log is
+            // purged up to it (the one loaded at start is already there).
+            self.save(meta, &bytes)?;
+        }
         let mut inner = self.inner.lock().expect("the state machine lock");
         inner.meta = image.restore(&inner.meta);
         inner.last_applied = meta.last_log_id;

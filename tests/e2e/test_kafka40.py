@@ -43,7 +43,7 @@ NOT_SERVED = {
     48: "DescribeClientQuotas", 49: "AlterClientQuotas (quotas)",
     50: "DescribeUserScramCredentials", 51: "AlterUserScramCredentials (security)",
     57: "UpdateFeatures",
-    61: "DescribeProducers", 64: "UnregisterBroker (cluster, issue 23)",
+    61: "DescribeProducers",
     65: "DescribeTransactions", 66: "ListTransactions (transactions)",
     68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe (KIP-848 groups)",
     71: "GetTelemetrySubscriptions", 72: "PushTelemetry", 74: "ListClientMetricsResources (metrics)",

@@ -299,8 +299,8 @@ fn register(quorum: &Quorum, me: &BrokerReg) -> std::io::Result<()> {
         };
         quorum.propose(MetaCommand::always(vec![rec]))?;
     }
-    let reg = &quorum.meta().brokers[&me.id];
-    info!(broker = me.id, nodes = ?reg.live_nodes(), leader = ?quorum.leader(), "registered with the metadata quorum");
+    let nodes = quorum.meta().brokers.get(&me.id).map(|b| b.live_nodes().to_vec());
+    info!(broker = me.id, ?nodes, leader = ?quorum.leader(), "registered with the metadata quorum");
     Ok(())
 }
 
@@ -459,13 +459,32 @@ fn import_file_log(data_dir: &std::path::Path, quorum: &Quorum) -> std::io::Resu
         return Ok(quorum.meta());
     }
     let records = log::read(data_dir)?;
+    // The embedded quorum is this broker's alone: records in it mean a
+    // crash came between the import and the rename below.
     if quorum.meta().log_end == 0 && !records.is_empty() {
         info!(records = records.len(), "importing the metadata file log into the quorum");
-        quorum.propose(MetaCommand { records, expect_log_end: Some(0) })?;
+        let reply = quorum.propose(MetaCommand { records, expect_log_end: Some(0) })?;
+        if !reply.applied {
+            return Err(std::io::Error::other("the metadata file log could not be imported: the quorum moved on"));
+        }
     }
     std::fs::rename(&path, data_dir.join(format!("{}.imported", log::FILE_NAME)))?;
     crate::storage::partition_dir::sync_dir(data_dir)?;
     Ok(quorum.meta())
+}
+
+/// Refuses, before a cluster node starts, a data dir with a single broker's
+/// metadata file log: other brokers' records may already be in the quorum,
+/// and merging a single broker's metadata into a cluster is not supported.
+fn refuse_file_log(data_dir: &std::path::Path) -> std::io::Result<()> {
+    let path = data_dir.join(log::FILE_NAME);
+    if path.exists() && !log::read(data_dir)?.is_empty() {
+        return Err(std::io::Error::other(format!(
+            "{} holds a single broker's metadata; a broker joining a cluster needs a fresh data directory",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// New replica assignments for the partitions with a replica on a node of
@@ -531,18 +550,33 @@ impl Controller {
         listener: Option<std::net::TcpListener>,
     ) -> std::io::Result<Opened> {
         let base = ClusterMeta { cluster_id, ..Default::default() };
+        if !quorum.is_single() {
+            refuse_file_log(&data_dir)?;
+        }
         let quorum = Quorum::open(&data_dir, base, quorum, listener)?;
         import_file_log(&data_dir, &quorum)?;
         register(&quorum, &me)?;
         quorum.start_sessions(me.id, settings.heartbeat_interval(), settings.session_timeout());
         let mut meta = quorum.meta();
-        let moves = reassign_gone_nodes(&meta, me.id);
-        if !moves.is_empty() {
+        // Checked against the metadata as it is when proposed: recomputed
+        // if another commit came first.
+        for _ in 0..CONFLICT_RETRIES {
+            let moves = reassign_gone_nodes(&meta, me.id);
+            if moves.is_empty() {
+                break;
+            }
             info!(count = moves.len(), "moving partitions of nodes that no longer exist");
-            quorum.propose(MetaCommand { records: moves, expect_log_end: Some(meta.log_end) })?;
+            let applied = quorum.propose(MetaCommand { records: moves, expect_log_end: Some(meta.log_end) })?.applied;
             meta = quorum.meta();
+            if applied {
+                break;
+            }
         }
-        let nodes = meta.brokers[&me.id].live_nodes().to_vec();
+        // Unregistered while it started (an operator's race): nothing to run.
+        let nodes =
+            meta.brokers.get(&me.id).map(|b| b.live_nodes().to_vec()).ok_or_else(|| {
+                std::io::Error::other("this broker was unregistered while it started; start it again")
+            })?;
         let publisher = Publisher::new(meta, settings, me.id, data_dir);
         let (snapshot, node_settings) = (publisher.snapshot.clone(), publisher.node_settings.clone());
         let quorum_view = quorum.view();
@@ -785,6 +819,9 @@ impl Controller {
             ));
         }
         let nodes = current.placement_nodes();
+        if nodes.is_empty() {
+            return Err(AdminError::new(ErrorCode::InvalidReplicationFactor, "no live broker to place partitions on"));
+        }
         let rf = topic.replication_factor().min(nodes.len());
         let replicas = placement::place_replicas(&nodes, &mut current.load(), (count - have) as usize, rf);
         descriptors_for(replicas.len())?;

@@ -42,8 +42,10 @@ impl Publisher {
     /// A publisher of `meta` for broker `broker` (registered in it), whose
     /// shards are not running yet.
     pub fn new(meta: ClusterMeta, settings: BrokerSettings, broker: i32, data_dir: PathBuf) -> Self {
-        let node_settings = meta.brokers[&broker]
-            .live_nodes()
+        let node_settings = meta
+            .brokers
+            .get(&broker)
+            .map_or(&[][..], |b| b.live_nodes())
             .iter()
             .map(|&n| Arc::new(ArcSwap::from_pointee(resolved(&settings, &meta, n))))
             .collect();

@@ -192,6 +192,11 @@ def test_a_killed_broker_is_fenced_within_its_session_and_unfenced_when_back(bro
     # Its partitions' records are all there.
     got = h.consume_all(watcher, topic, 6)
     assert sorted(m[1] for m in got) == [f"v{i}".encode() for i in range(6)]
+    # Back, it starts a new session: the leader (the watcher) does not fence
+    # it again from the heartbeat it last had before the kill.
+    time.sleep(1.5)
+    fencings = watcher.log_path.read_text(errors="replace").count(f"session.timeout.ms broker={victim_id} ")
+    assert fencings == 1, f"fenced {fencings} times"
 
 
 def _assert_back(watcher, broker, topic):
@@ -202,11 +207,15 @@ def _assert_back(watcher, broker, topic):
 
 def test_a_controlled_shutdown_fences_the_broker_before_it_stops(broker_factory):
     # A long session: only the broker's own word can fence it this fast.
-    c = Cluster(broker_factory, overrides={"broker.session.timeout.ms": "60000"}).start()
+    # Frequent heartbeats: one sent while it shuts down would unfence it.
+    c = Cluster(broker_factory, overrides={
+        "broker.session.timeout.ms": "60000", "broker.heartbeat.interval.ms": "20"}).start()
     b1, b2, _ = c.brokers.values()
     assert b2.port in _live_ports(b1)
     b2.stop()
     assert b2.port not in _live_ports(b1), "SIGTERM fences the broker before it exits"
+    time.sleep(1)
+    assert b2.port not in _live_ports(b1), "and nothing it sent while stopping unfenced it"
     b2.start()
     h.eventually(lambda: b2.port in _live_ports(b1) or _fail("not back"), timeout=20)
 
@@ -269,6 +278,38 @@ def test_a_fourth_broker_that_does_not_vote_joins_and_takes_new_partitions(broke
     assert t.partitions[0].error is not None and t.partitions[0].replicas == [node_id]
     cid = script("kafka-cluster.sh", "cluster-id", *b).stdout
     assert cid.startswith("Cluster ID: ") and len(cid.split()[-1]) == 22, cid
+    # It comes back: it joins the quorum again, registers with its old node
+    # id, and leads its partition again with its records.
+    b4.start()
+    _, t = h.eventually(lambda: _assert_led(b1, after))
+    assert t.partitions[0].leader == node_id
+    got = h.consume_all(b1, after, 1)
+    assert [m[1] for m in got] == [f"x{i}".encode() for i in range(10)]
+
+
+def _assert_led(broker, topic):
+    md, t = _metadata(broker, topic)
+    assert t.partitions[0].error is None, t.partitions
+    return md, t
+
+
+def test_a_single_brokers_data_dir_cannot_join_a_cluster(broker_factory, tmp_path):
+    """A data dir with a single broker's pre-quorum metadata log is refused
+    by a cluster node at once, with the reason: merging it into a quorum
+    that may hold other brokers' metadata is not supported."""
+    import tarfile
+    from pathlib import Path
+    c = Cluster(broker_factory, size=3)
+    b1 = c.brokers[1]
+    with tarfile.open(Path(__file__).parent / "fixtures" / "data-dir-before-replicas.tar.gz") as tar:
+        tar.extractall(tmp_path / "old", filter="data")
+    b1.data_dir = tmp_path / "old" / "data"
+    assert (b1.data_dir / "__cluster_metadata.log").exists(), list(b1.data_dir.iterdir())
+    b1.start(wait=False)
+    assert b1.proc.wait(timeout=30) != 0
+    b1.proc = None  # it exited as it should: nothing to stop at teardown
+    out = b1.log_path.read_text(errors="replace")
+    assert "a broker joining a cluster needs a fresh data directory" in out, out[-2000:]
 
 
 def _no_observers(q):

@@ -67,6 +67,15 @@ pub async fn exchange(conn: &mut Option<TcpStream>, addr: &str, req: &Request) -
     })
 }
 
+/// One exchange on a new connection to `addr`, given up after `limit`: a
+/// peer that accepted and then stopped (paused, cut off) must not hold the
+/// caller forever.
+pub async fn exchange_within(addr: &str, req: &Request, limit: Duration) -> Result<Response, ExchangeError> {
+    tokio::time::timeout(limit, exchange(&mut None, addr, req))
+        .await
+        .unwrap_or_else(|_| Err(ExchangeError::Io(io::Error::new(io::ErrorKind::TimedOut, "no answer in time"))))
+}
+
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {

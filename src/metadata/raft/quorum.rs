@@ -19,7 +19,7 @@ use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use tracing::debug;
 
 use super::log_store::MetaLogStore;
-use super::network::{TcpPeers, exchange};
+use super::network::{TcpPeers, exchange, exchange_within};
 use super::server;
 use super::sessions::{self, Sessions};
 use super::snapshot_file::SnapshotFile;
@@ -40,6 +40,9 @@ const ELECTION_WAIT: Duration = Duration::from_secs(120);
 
 /// How long a proposal keeps trying to reach a leader.
 const PROPOSE_WAIT: Duration = Duration::from_secs(15);
+
+/// How long one attempt to reach the leader (or commit there) may take.
+const ATTEMPT: Duration = Duration::from_secs(5);
 
 /// How long a controlled shutdown waits to tell the quorum.
 const LEAVE_WAIT: Duration = Duration::from_secs(5);
@@ -85,6 +88,11 @@ impl QuorumConfig {
         }
     }
 
+    /// Whether this is the embedded one-voter quorum (this broker alone).
+    pub fn is_single(&self) -> bool {
+        self.voters.len() < 2 && self.learner_addr.is_none()
+    }
+
     fn raft_config(&self) -> io::Result<Config> {
         let mut config = Config {
             cluster_name: "sluice-metadata".into(),
@@ -106,14 +114,14 @@ impl QuorumConfig {
 }
 
 /// Asks the voters, until the leader accepts, to send this node the log
-/// (a first start of a broker that does not vote).
+/// (a broker that does not vote, at each start).
 async fn join(config: &QuorumConfig, addr: &str) -> io::Result<()> {
     let deadline = Instant::now() + ELECTION_WAIT;
     let mut next = config.voters.keys().copied().cycle();
     let mut to = next.next().expect("voters");
     loop {
         let req = Request::Join { id: config.id, addr: addr.to_string() };
-        match exchange(&mut None, &config.voters[&to], &req).await {
+        match exchange_within(&config.voters[&to], &req, ATTEMPT).await {
             Ok(Response::Joined(Ok(()))) => return Ok(()),
             Ok(Response::Joined(Err(ProposeError::NotLeader { leader: Some(l) })))
                 if config.voters.contains_key(&l) =>
@@ -139,6 +147,8 @@ pub struct Quorum {
     config: QuorumConfig,
     view: SharedView,
     sessions: Arc<Sessions>,
+    /// Set by a controlled shutdown: this broker's heartbeats stop.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Quorum {
@@ -188,9 +198,10 @@ impl Quorum {
                 server::Node { raft: raft.clone(), sm: sm.clone(), sessions: sessions.clone(), view: view.clone() };
             rt.spawn(server::serve(l, node));
         }
-        if let Some(addr) = &config.learner_addr
-            && !rt.block_on(raft.is_initialized()).map_err(io::Error::other)?
-        {
+        // Every start, not only the first: a broker unregistered (and so
+        // removed from the learners) that comes back must be sent the log
+        // again; joining as the learner it already is changes nothing.
+        if let Some(addr) = &config.learner_addr {
             rt.block_on(join(&config, addr))?;
         }
         rt.block_on(async {
@@ -200,7 +211,7 @@ impl Quorum {
                 .map_err(io::Error::other)?;
             Ok::<_, io::Error>(())
         })?;
-        let quorum = Self { rt, raft, sm, config, view, sessions };
+        let quorum = Self { rt, raft, sm, config, view, sessions, stopping: Default::default() };
         // Entries apply in order: once an empty command is applied here,
         // every one committed before it is too.
         quorum.propose(MetaCommand::always(Vec::new()))?;
@@ -226,7 +237,13 @@ impl Quorum {
         let deadline = Instant::now() + PROPOSE_WAIT;
         loop {
             let result = match self.raft.current_leader().await {
-                Some(id) if id == self.config.id => server::propose_here(&self.raft, cmd.clone()).await,
+                Some(id) if id == self.config.id => {
+                    // A leader that lost its majority may wait long for a
+                    // commit that does not come.
+                    tokio::time::timeout(ATTEMPT, server::propose_here(&self.raft, cmd.clone()))
+                        .await
+                        .unwrap_or_else(|_| Err(ProposeError::Unavailable("no commit in time".into())))
+                }
                 Some(id) => self.forward(id, &cmd).await,
                 None => Err(ProposeError::NotLeader { leader: None }),
             };
@@ -244,7 +261,7 @@ impl Quorum {
     /// Sends `cmd` to voter `leader`'s controller listener.
     async fn forward(&self, leader: u64, cmd: &MetaCommand) -> Result<MetaReply, ProposeError> {
         let addr = self.config.voters.get(&leader).ok_or(ProposeError::NotLeader { leader: None })?;
-        match exchange(&mut None, addr, &Request::Propose(cmd.clone())).await {
+        match exchange_within(addr, &Request::Propose(cmd.clone()), ATTEMPT).await {
             Ok(Response::Proposed(r)) => r,
             Ok(other) => Err(ProposeError::Unavailable(format!("unexpected answer from node {leader}: {other:?}"))),
             Err(e) => Err(ProposeError::Unavailable(format!("node {leader}: {e}"))),
@@ -265,8 +282,9 @@ impl Quorum {
             return;
         }
         let (raft, sm, sessions) = (self.raft.clone(), self.sm.clone(), self.sessions.clone());
-        self.rt.spawn(sessions::expire(raft.clone(), sm.clone(), sessions.clone(), timeout));
-        self.rt.spawn(sessions::heartbeat(raft, sm, sessions, self.config.voters.clone(), broker, interval));
+        self.rt.spawn(sessions::expire(raft.clone(), sm.clone(), sessions.clone(), timeout, self.stopping.clone()));
+        let stopping = self.stopping.clone();
+        self.rt.spawn(sessions::heartbeat(raft, sm, sessions, self.config.voters.clone(), broker, interval, stopping));
     }
 
     /// A controlled shutdown's first step: the quorum fences this broker,
@@ -276,6 +294,7 @@ impl Quorum {
         if self.config.voters.len() < 2 {
             return Ok(());
         }
+        self.stopping.store(true, std::sync::atomic::Ordering::Release);
         let fence = MetaCommand::always(vec![MetaRecord::BrokerFenced { broker }]);
         self.rt
             .block_on(async { tokio::time::timeout(LEAVE_WAIT, self.commit(fence)).await })
@@ -292,7 +311,7 @@ impl Quorum {
                 let result = match self.raft.current_leader().await {
                     Some(l) if l == self.config.id => server::remove_learner(&self.raft, id).await,
                     Some(l) => match self.config.voters.get(&l) {
-                        Some(addr) => match exchange(&mut None, addr, &Request::RemoveLearner { id }).await {
+                        Some(addr) => match exchange_within(addr, &Request::RemoveLearner { id }, ATTEMPT).await {
                             Ok(Response::Joined(r)) => r,
                             other => Err(ProposeError::Unavailable(format!("{other:?}"))),
                         },

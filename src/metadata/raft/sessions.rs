@@ -8,6 +8,7 @@
 //! tokio runtime, never on a shard's reactor.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,12 @@ impl Sessions {
         seen.extend(brokers.map(|b| (b, now)));
     }
 
+    /// Forgets `broker`'s session (it is fenced): when it is unfenced, a
+    /// new one starts then, not from its last heartbeat before.
+    fn forget(&self, broker: i32) {
+        self.seen.lock().expect("the sessions lock").remove(&broker);
+    }
+
     /// Whether `broker`'s session ran out; a broker not heard of yet starts
     /// one now.
     fn expired(&self, broker: i32, timeout: Duration) -> bool {
@@ -73,11 +80,21 @@ pub async fn on_heartbeat(
     Ok(())
 }
 
-/// The leader's loop: fences brokers whose session ran out.
-pub async fn expire(raft: MetaRaft, sm: MetaStateMachine, sessions: Arc<Sessions>, timeout: Duration) {
+/// The leader's loop: fences brokers whose session ran out. It ends when
+/// this broker shuts down (its own heartbeats have stopped).
+pub async fn expire(
+    raft: MetaRaft,
+    sm: MetaStateMachine,
+    sessions: Arc<Sessions>,
+    timeout: Duration,
+    stopping: Arc<AtomicBool>,
+) {
     let mut led_term = None;
     loop {
         tokio::time::sleep(EXPIRY_CHECK).await;
+        if stopping.load(Ordering::Acquire) {
+            return;
+        }
         let (me, leader, term) = {
             let m = raft.metrics();
             let m = m.borrow_watched();
@@ -91,6 +108,9 @@ pub async fn expire(raft: MetaRaft, sm: MetaStateMachine, sessions: Arc<Sessions
         if led_term != Some(term) {
             sessions.restart_all(meta.brokers.keys().copied());
             led_term = Some(term);
+        }
+        for b in meta.brokers.values().filter(|b| b.fenced) {
+            sessions.forget(b.id);
         }
         for b in meta.brokers.values().filter(|b| !b.fenced) {
             if sessions.expired(b.id, timeout) {
@@ -112,9 +132,15 @@ pub async fn heartbeat(
     voters: std::collections::BTreeMap<u64, String>,
     broker: i32,
     interval: Duration,
+    stopping: Arc<AtomicBool>,
 ) {
     let mut conn: Option<(u64, Option<TcpStream>)> = None;
     loop {
+        // A broker shutting down has asked to be fenced: a heartbeat now
+        // would unfence it.
+        if stopping.load(Ordering::Acquire) {
+            return;
+        }
         let me = raft.metrics().borrow_watched().id;
         let sent = match raft.current_leader().await {
             Some(l) if l == me => on_heartbeat(&raft, &sm, &sessions, broker).await,

@@ -95,6 +95,8 @@ pub struct MetaStateMachine {
     /// Signalled (coalesced: one pending signal at most) after entries
     /// apply, for the publisher.
     changed: (flume::Sender<()>, flume::Receiver<()>),
+    /// Orders snapshot saves (see `save_if_newer`).
+    saving: Arc<Mutex<()>>,
 }
 
 impl Default for MetaStateMachine {
@@ -111,6 +113,7 @@ impl MetaStateMachine {
             inner: Arc::new(Mutex::new(Inner { meta, ..Default::default() })),
             file: None,
             changed: flume::bounded(1),
+            saving: Default::default(),
         }
     }
 
@@ -120,12 +123,30 @@ impl MetaStateMachine {
     pub fn open(meta: ClusterMeta, file: SnapshotFile) -> io::Result<Self> {
         let current = file.load()?;
         let inner = Inner { meta, current, ..Default::default() };
-        Ok(Self { inner: Arc::new(Mutex::new(inner)), file: Some(file), changed: flume::bounded(1) })
+        Ok(Self {
+            inner: Arc::new(Mutex::new(inner)),
+            file: Some(file),
+            changed: flume::bounded(1),
+            saving: Default::default(),
+        })
     }
 
-    /// Saves a snapshot before it is used.
-    fn save(&self, meta: &SnapshotMetaOf<C>, bytes: &[u8]) -> io::Result<()> {
-        self.file.as_ref().map_or(Ok(()), |f| f.save(meta, bytes))
+    /// Saves a snapshot, before it is used, and makes it the current one,
+    /// unless the current one is as new: a snapshot built from an older
+    /// state may finish after the leader's newer one was installed (openraft
+    /// builds in a task of its own), and must not replace it, since the log
+    /// may already be purged past it.
+    fn save_if_newer(&self, meta: &SnapshotMetaOf<C>, bytes: &[u8]) -> io::Result<()> {
+        let _order = self.saving.lock().expect("the snapshot save lock");
+        let current = self.inner.lock().expect("the state machine lock").current.as_ref().map(|(m, _)| m.last_log_id);
+        if current.is_some_and(|c| c >= meta.last_log_id) {
+            return Ok(());
+        }
+        if let Some(f) = &self.file {
+            f.save(meta, bytes)?;
+        }
+        self.inner.lock().expect("the state machine lock").current = Some((meta.clone(), bytes.to_vec()));
+        Ok(())
     }
 
     /// A channel that receives a signal whenever applied metadata may have
@@ -152,8 +173,7 @@ impl RaftSnapshotBuilder<C> for MetaStateMachine {
             (meta, bytes)
         };
         // On disk before openraft purges the log it covers.
-        self.save(&meta, &bytes)?;
-        self.inner.lock().expect("the state machine lock").current = Some((meta.clone(), bytes.clone()));
+        self.save_if_newer(&meta, &bytes)?;
         Ok(SnapshotOf::<C, _> { meta, snapshot: Cursor::new(bytes) })
     }
 }
@@ -212,17 +232,13 @@ impl RaftStateMachine<C> for MetaStateMachine {
     ) -> Result<(), io::Error> {
         let bytes = snapshot.into_inner();
         let image: Image = serde_json::from_slice(&bytes).map_err(io::Error::other)?;
-        let saved = self.inner.lock().expect("the state machine lock").current.as_ref().map(|(m, _)| m.clone());
-        if saved.as_ref() != Some(meta) {
-            // A snapshot sent by the leader: on disk before the log is
-            // purged up to it (the one loaded at start is already there).
-            self.save(meta, &bytes)?;
-        }
+        // A snapshot sent by the leader: on disk before the log is purged up
+        // to it (the one loaded at start is already there).
+        self.save_if_newer(meta, &bytes)?;
         let mut inner = self.inner.lock().expect("the state machine lock");
         inner.meta = image.restore(&inner.meta);
         inner.last_applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();
-        inner.current = Some((meta.clone(), bytes));
         let _ = self.changed.0.try_send(());
         Ok(())
     }
@@ -263,6 +279,32 @@ mod tests {
             let store = MetaLogStore::open(&dir).expect("the log opens");
             Ok((TempDir(dir), store, MetaStateMachine::default()))
         }
+    }
+
+    /// A snapshot built from an older state that finishes after a newer one
+    /// was installed (openraft builds in a task of its own) does not replace
+    /// it, on disk or as the current one; a restart offers the newer one.
+    #[test]
+    fn an_older_snapshot_never_replaces_a_newer_one() {
+        let dir = std::env::temp_dir().join(format!("sluice-raft-snap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let _guard = TempDir(dir.clone());
+        let snap = |index: u64| SnapshotMetaOf::<C> {
+            last_log_id: Some(openraft::testing::log_id::<C>(1, 0, index)),
+            last_membership: Default::default(),
+        };
+        let image = |n: i64| serde_json::to_vec(&Image::of(&ClusterMeta { log_end: n, ..Default::default() })).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut sm = MetaStateMachine::open(ClusterMeta::default(), SnapshotFile::new(&dir)).unwrap();
+            sm.install_snapshot(&snap(50), Cursor::new(image(50))).await.unwrap();
+            sm.save_if_newer(&snap(10), &image(10)).unwrap();
+            let current = sm.get_current_snapshot().await.unwrap().unwrap();
+            assert_eq!(current.meta, snap(50));
+            let mut again = MetaStateMachine::open(ClusterMeta::default(), SnapshotFile::new(&dir)).unwrap();
+            assert_eq!(again.get_current_snapshot().await.unwrap().unwrap().meta, snap(50), "the file kept it too");
+        });
     }
 
     #[test]

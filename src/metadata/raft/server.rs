@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Arc;
 
 use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
 use openraft::type_config::alias::SnapshotOf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -96,10 +97,7 @@ async fn add_learner(raft: &MetaRaft, id: u64, addr: String) -> Result<(), Propo
     tracing::info!(node = id, %addr, "a broker that does not vote joins the metadata quorum as a learner");
     match raft.add_learner(id, openraft::BasicNode::new(addr), false).await {
         Ok(_) => Ok(()),
-        Err(e) => match e.forward_to_leader() {
-            Some(f) => Err(ProposeError::NotLeader { leader: f.leader_id }),
-            None => Err(ProposeError::Unavailable(e.to_string())),
-        },
+        Err(e) => Err(not_done(e)),
     }
 }
 
@@ -113,10 +111,16 @@ pub async fn remove_learner(raft: &MetaRaft, id: u64) -> Result<(), ProposeError
     let remove = openraft::ChangeMembers::RemoveNodes(std::collections::BTreeSet::from([id]));
     match raft.change_membership(remove, false).await {
         Ok(_) => Ok(()),
-        Err(e) => match e.forward_to_leader() {
-            Some(f) => Err(ProposeError::NotLeader { leader: f.leader_id }),
-            None => Err(ProposeError::Unavailable(e.to_string())),
-        },
+        Err(e) => Err(not_done(e)),
+    }
+}
+
+/// Why a write on this node's raft (a proposal or a membership change) was
+/// not done: another node leads, or the outcome is unknown.
+fn not_done(e: RaftError<C, ClientWriteError<C>>) -> ProposeError {
+    match e.forward_to_leader() {
+        Some(f) => ProposeError::NotLeader { leader: f.leader_id },
+        None => ProposeError::Unavailable(e.to_string()),
     }
 }
 
@@ -124,9 +128,6 @@ pub async fn remove_learner(raft: &MetaRaft, id: u64) -> Result<(), ProposeError
 pub async fn propose_here(raft: &MetaRaft, cmd: MetaCommand) -> Result<super::MetaReply, ProposeError> {
     match raft.client_write(cmd).await {
         Ok(r) => Ok(r.data),
-        Err(e) => match e.forward_to_leader() {
-            Some(f) => Err(ProposeError::NotLeader { leader: f.leader_id }),
-            None => Err(ProposeError::Unavailable(e.to_string())),
-        },
+        Err(e) => Err(not_done(e)),
     }
 }

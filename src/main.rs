@@ -115,6 +115,10 @@ fn broker(args: BrokerArgs) -> Result<(), String> {
     if let (Some(id), None) = (process.node_id, &process.cluster) {
         tracing::info!(node.id = id, "a single broker (one voter): its shards are nodes 0..n-1");
     }
+    if let Some(c) = process.cluster.clone().filter(|c| !c.serves_clients) {
+        let data_dir = args.data_dir.or(process.data_dir).unwrap_or_else(|| PathBuf::from("./sluice-data"));
+        return broker::controller_only::run(data_dir, c, &settings).map_err(|e| e.to_string());
+    }
     let host = args.host.or(process.host).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let shards = args.shards.unwrap_or_else(default_shards);
     if shards == 0 {

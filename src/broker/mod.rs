@@ -4,6 +4,7 @@
 pub mod body_pool;
 pub mod connection;
 pub mod context;
+pub mod controller_only;
 pub mod descriptors;
 pub mod hw_checkpoint_task;
 pub mod io_memory;
@@ -57,22 +58,12 @@ impl BrokerOptions {
         self.cluster.as_ref().map_or(0, |c| c.node_id)
     }
 
-    /// The quorum it votes in, and its controller listener (bound here, so
-    /// that a port in use is reported before anything starts).
+    /// The quorum it votes in, and its controller listener.
     fn quorum(&self) -> std::io::Result<(QuorumConfig, Option<std::net::TcpListener>)> {
-        let Some(c) = &self.cluster else {
-            return Ok((QuorumConfig::one_voter(), None));
-        };
-        let listener = std::net::TcpListener::bind(c.controller).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot bind the controller listener {}: {e}", c.controller))
-        })?;
-        let config = QuorumConfig {
-            id: c.node_id as u64,
-            voters: c.voters.clone(),
-            learner_addr: c.learner_addr.clone(),
-            snapshots: Default::default(),
-        };
-        Ok((config, Some(listener)))
+        match &self.cluster {
+            None => Ok((QuorumConfig::one_voter(), None)),
+            Some(c) => cluster_quorum(c).map(|(config, listener)| (config, Some(listener))),
+        }
     }
 
     /// A new data dir's cluster id: random alone; in a cluster, derived
@@ -80,13 +71,31 @@ impl BrokerOptions {
     fn fresh_cluster_id(&self) -> String {
         match &self.cluster {
             None => uuid::Uuid::new_v4().simple().to_string()[..22].to_string(),
-            Some(c) => {
-                let text = format!("{:?}", c.voters);
-                let part = |salt: &str| crate::crc::crc32c(format!("{salt}{text}").as_bytes());
-                format!("{:08x}{:08x}{:08x}", part("a"), part("b"), part("c"))[..22].to_string()
-            }
+            Some(c) => derived_cluster_id(c),
         }
     }
+}
+
+/// A cluster node's quorum, and its controller listener (bound here, so
+/// that a port in use is reported before anything starts).
+fn cluster_quorum(c: &ClusterProcess) -> std::io::Result<(QuorumConfig, std::net::TcpListener)> {
+    let listener = std::net::TcpListener::bind(c.controller).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot bind the controller listener {}: {e}", c.controller))
+    })?;
+    let config = QuorumConfig {
+        id: c.node_id as u64,
+        voters: c.voters.clone(),
+        learner_addr: c.learner_addr.clone(),
+        snapshots: Default::default(),
+    };
+    Ok((config, listener))
+}
+
+/// The cluster id every node of a quorum derives from its voter set.
+fn derived_cluster_id(c: &ClusterProcess) -> String {
+    let text = format!("{:?}", c.voters);
+    let part = |salt: &str| crate::crc::crc32c(format!("{salt}{text}").as_bytes());
+    format!("{:08x}{:08x}{:08x}", part("a"), part("b"), part("c"))[..22].to_string()
 }
 
 /// Why the broker could not start.
@@ -109,6 +118,19 @@ pub enum BrokerError {
     Locked(PathBuf),
     #[error("port {port} + {shards} shards exceeds 65535")]
     Ports { port: u16, shards: usize },
+}
+
+/// Creates the data dir if need be and locks it for the life of the
+/// process: two brokers on one directory would corrupt each other's logs.
+fn take_data_dir(data_dir: &Path) -> Result<(), BrokerError> {
+    let dir_err = |source| BrokerError::DataDir { path: data_dir.to_path_buf(), source };
+    std::fs::create_dir_all(data_dir).map_err(dir_err)?;
+    let (lock, free) = lock_data_dir(data_dir).map_err(dir_err)?;
+    if !free {
+        return Err(BrokerError::Locked(data_dir.to_path_buf()));
+    }
+    std::mem::forget(lock);
+    Ok(())
 }
 
 /// Reads or creates `meta.properties` and returns the cluster id.
@@ -220,14 +242,7 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
     if usize::from(opts.port) + opts.shards > 65536 {
         return Err(BrokerError::Ports { port: opts.port, shards: opts.shards });
     }
-    std::fs::create_dir_all(&opts.data_dir).map_err(dir_err)?;
-    // Held for the life of the process: two brokers on one directory would
-    // corrupt each other's logs.
-    let lock = lock_data_dir(&opts.data_dir).map_err(dir_err)?;
-    if !lock.1 {
-        return Err(BrokerError::Locked(opts.data_dir.clone()));
-    }
-    std::mem::forget(lock.0);
+    take_data_dir(&opts.data_dir)?;
     probe_io_uring()?;
     match descriptors::raise_limit() {
         Ok(r) => info!(before = r.before, now = r.now, hard = r.hard, "file descriptor limit (RLIMIT_NOFILE)"),

@@ -97,6 +97,9 @@ pub struct ClusterProcess {
     /// For a broker that does not vote (`process.roles=broker`): the
     /// address voters replicate the log to. `None` for a voter.
     pub learner_addr: Option<String>,
+    /// False for a node that only votes (`process.roles=controller`): it
+    /// has no shards and no client listener.
+    pub serves_clients: bool,
 }
 
 /// Reads settings in Kafka's `server.properties` terms: feed every pair,
@@ -158,17 +161,19 @@ fn bad(key: &str, value: &str, expected: &'static str) -> ConfigError {
 /// quorum, and reads its address and log dir from them.
 fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> {
     let get = |k: &str| p.get(k).map(String::as_str);
-    // Whether this node votes: `broker,controller` (or no roles given) is a
-    // voter; `broker` alone a broker that follows the quorum.
-    let voting = match get("process.roles").map(list_items).as_deref() {
-        None => true,
-        Some(["broker", "controller"] | ["controller", "broker"]) => true,
-        Some(["broker"]) => false,
+    // Whether this node votes and whether it serves clients:
+    // `broker,controller` (or no roles given) both; `broker` alone a broker
+    // that follows the quorum; `controller` alone a voter without shards.
+    let (voting, serves_clients) = match get("process.roles").map(list_items).as_deref() {
+        None => (true, true),
+        Some(["broker", "controller"] | ["controller", "broker"]) => (true, true),
+        Some(["broker"]) => (false, true),
+        Some(["controller"]) => (true, false),
         Some(_) => {
             return Err(bad(
                 "process.roles",
                 get("process.roles").unwrap_or(""),
-                "broker,controller or broker (every sluice node serves clients)",
+                "broker,controller, broker or controller",
             ));
         }
     };
@@ -187,9 +192,10 @@ fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> 
     }
     let voters = get("controller.quorum.voters").map(parse_voters).transpose()?.unwrap_or_default();
     if voters.len() > 1 {
-        out.cluster = Some(cluster_process(p, out.node_id, voters, voting)?);
-    } else if !voting {
-        return Err(bad("process.roles", "broker", "a quorum to follow (controller.quorum.voters of several)"));
+        out.cluster = Some(cluster_process(p, out.node_id, voters, voting, serves_clients)?);
+    } else if !voting || !serves_clients {
+        let roles = get("process.roles").unwrap_or("");
+        return Err(bad("process.roles", roles, "a quorum of several voters (controller.quorum.voters) to be part of"));
     }
     if let Some(dirs) = get("log.dirs").or(get("log.dir")) {
         match list_items(dirs).as_slice() {
@@ -197,7 +203,7 @@ fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> 
             _ => return Err(bad("log.dirs", dirs, "one directory (sluice keeps one log dir)")),
         }
     }
-    if let Some(listeners) = get("listeners") {
+    if let Some(listeners) = get("listeners").filter(|_| serves_clients) {
         let name = client_listener_name(p, listeners)?;
         let (host, port) =
             find_listener(listeners, &name).ok_or_else(|| bad("listeners", listeners, "NAME://host:port"))?;
@@ -237,6 +243,7 @@ fn cluster_process(
     node_id: Option<i32>,
     voters: BTreeMap<u64, String>,
     voting: bool,
+    serves_clients: bool,
 ) -> Result<ClusterProcess, ConfigError> {
     let text = p.get("node.id").map_or("", String::as_str);
     let node_id = node_id.filter(|id| *id >= 0).ok_or_else(|| bad("node.id", text, "a node id"))?;
@@ -265,7 +272,7 @@ fn cluster_process(
             _ => format!("{host}:{port}"),
         }
     });
-    Ok(ClusterProcess { node_id, voters, controller, learner_addr })
+    Ok(ClusterProcess { node_id, voters, controller, learner_addr, serves_clients })
 }
 
 /// The listener clients use: `inter.broker.listener.name`, else PLAINTEXT,
@@ -392,6 +399,8 @@ log.retention.check.interval.ms=300000";
     fn what_one_broker_cannot_be_is_refused_clearly() {
         for (text, key) in [
             ("process.roles=broker", "process.roles"),
+            ("process.roles=controller", "process.roles"),
+            ("process.roles=broker,observer", "process.roles"),
             ("node.id=4\ncontroller.quorum.voters=1@a:9093,2@b:9093,3@c:9093", "node.id"),
             ("node.id=1\ncontroller.quorum.voters=1@a:9093,2@b:9093", "listeners"),
             ("controller.quorum.voters=1@a,2@b:9093", "controller.quorum.voters"),
@@ -422,6 +431,7 @@ log.retention.check.interval.ms=300000";
         assert_eq!(c.voters[&3], "h3:9093");
         assert_eq!(c.controller, "127.0.0.1:9093".parse::<std::net::SocketAddr>().unwrap());
         assert_eq!(c.learner_addr, None, "a voter");
+        assert!(c.serves_clients);
         // A fourth broker that does not vote: it is sent the log at its
         // controller listener's advertised address.
         let (_, p, _) = read(
@@ -431,7 +441,16 @@ log.retention.check.interval.ms=300000";
         )
         .unwrap();
         assert_eq!(p.cluster.unwrap().learner_addr.as_deref(), Some("h4:9094"));
-        for (roles, id) in [("broker", "2"), ("broker,controller", "4")] {
+        // A voter without shards: no client listener needed.
+        let (_, p, _) = read(
+            "process.roles=controller\nnode.id=3\ncontroller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093\n\
+             listeners=CONTROLLER://:9093\ncontroller.listener.names=CONTROLLER",
+        )
+        .unwrap();
+        let c = p.cluster.expect("a cluster");
+        assert!(!c.serves_clients && c.learner_addr.is_none());
+        assert_eq!(p.port, None);
+        for (roles, id) in [("broker", "2"), ("broker,controller", "4"), ("controller", "4")] {
             let text = format!(
                 "process.roles={roles}\nnode.id={id}\ncontroller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093\n\
                  listeners=PLAINTEXT://:9092,CONTROLLER://:9094\ncontroller.listener.names=CONTROLLER"

@@ -476,7 +476,7 @@ fn import_file_log(data_dir: &std::path::Path, quorum: &Quorum) -> std::io::Resu
 /// Refuses, before a cluster node starts, a data dir with a single broker's
 /// metadata file log: other brokers' records may already be in the quorum,
 /// and merging a single broker's metadata into a cluster is not supported.
-fn refuse_file_log(data_dir: &std::path::Path) -> std::io::Result<()> {
+pub fn refuse_file_log(data_dir: &std::path::Path) -> std::io::Result<()> {
     let path = data_dir.join(log::FILE_NAME);
     if path.exists() && !log::read(data_dir)?.is_empty() {
         return Err(std::io::Error::other(format!(

@@ -11,7 +11,9 @@ from conftest import HOST, pick_base_port
 
 
 class Cluster:
-    def __init__(self, broker_factory, size=3, shards=1, overrides=None):
+    def __init__(self, broker_factory, size=3, shards=1, overrides=None, roles="broker,controller"):
+        """`size` voters with `roles`: with "controller" alone they have no
+        shards (add brokers with add_broker)."""
         self.controller_ports = {}
         self.taken = taken = set()
         for i in range(1, size + 1):
@@ -21,12 +23,18 @@ class Cluster:
         self.brokers = {}
         for i in range(1, size + 1):
             b = broker_factory(shards=shards, start=False, name=f"node{i}")
-            b.port = _free_port(taken, shards)
+            controller = f"CONTROLLER://{HOST}:{self.controller_ports[i]}"
+            if roles == "controller":
+                # Ready once its controller listener accepts connections.
+                b.port, b.shards, listeners = self.controller_ports[i], 1, controller
+            else:
+                b.port = _free_port(taken, shards)
+                listeners = f"PLAINTEXT://{HOST}:{b.port},{controller}"
             b.overrides.update({
-                "process.roles": "broker,controller",
+                "process.roles": roles,
                 "node.id": str(i),
                 "controller.quorum.voters": self.voters,
-                "listeners": f"PLAINTEXT://{HOST}:{b.port},CONTROLLER://{HOST}:{self.controller_ports[i]}",
+                "listeners": listeners,
                 "controller.listener.names": "CONTROLLER",
                 **(overrides or {}),
             })
@@ -58,7 +66,9 @@ class Cluster:
         return self
 
     def any_running(self, but=()):
-        return next(b for i, b in self.brokers.items() if b.running and i not in but)
+        """A running node that serves clients."""
+        return next(b for i, b in self.brokers.items()
+                    if b.running and i not in but and b.overrides["process.roles"] != "controller")
 
     def quorum(self, broker, timeout=20):
         """DescribeQuorum's partition of the metadata log, as `broker` sees

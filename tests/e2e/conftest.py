@@ -115,12 +115,14 @@ class Broker:
 
     # -- lifecycle ---------------------------------------------------------
     def command(self):
-        cmd = [str(sluice_bin()), "broker",
-               "--data-dir", str(self.data_dir),
-               "--host", HOST,
-               "--port", str(self.port),
-               "--shards", str(self.shards),
-               "--advertised-host", HOST]
+        cmd = [str(sluice_bin()), "broker", "--data-dir", str(self.data_dir)]
+        # A node that only votes (process.roles=controller) has no shards
+        # and no client ports; `port` is then its controller listener's.
+        if self.overrides.get("process.roles") != "controller":
+            cmd += ["--host", HOST,
+                    "--port", str(self.port),
+                    "--shards", str(self.shards),
+                    "--advertised-host", HOST]
         for k, v in self.overrides.items():
             cmd += ["--override", f"{k}={v}"]
         return cmd
@@ -202,6 +204,10 @@ class Broker:
             raise BrokerError(
                 f"stop(): broker had already died on its own (exit code "
                 f"{self.proc.returncode})\n{self.log_tail()}")
+        if self.proc.poll() is not None:
+            # Killed by the test (kill9) and not started again.
+            self._close_log()
+            return self.proc.returncode
         if self.proc.poll() is None:
             self._expected_exit = True
             self.proc.send_signal(signal.SIGTERM)

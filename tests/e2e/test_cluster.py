@@ -11,7 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 import helpers as h
 from cluster import Cluster
-from test_tools import script
+from test_tools import script, sluice
 
 
 def _metadata(broker, topic):
@@ -173,7 +173,6 @@ def test_a_killed_broker_is_fenced_within_its_session_and_unfenced_when_back(bro
     took = h.eventually(fenced, timeout=20)
     assert took < session_ms / 1000 + 4, took
     # `sluice cluster` names the partitions without a live leader.
-    from test_tools import sluice
     out = sluice("cluster", "--bootstrap-server", watcher.bootstrap).stdout
     for part in victims:
         assert f"{topic}-{part}" in out, out
@@ -314,3 +313,54 @@ def test_a_single_brokers_data_dir_cannot_join_a_cluster(broker_factory, tmp_pat
 
 def _no_observers(q):
     assert q["observers"] == [], q
+
+
+def test_controllers_without_shards_run_the_quorum_for_brokers_that_do_not_vote(broker_factory):
+    """process.roles=controller: three voters with no shards and no client
+    listener; two brokers (process.roles=broker) follow them. Clients see
+    only the brokers; the quorum fails over among the controllers and still
+    fences a killed broker."""
+    c = Cluster(broker_factory, roles="controller", overrides={
+        "broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "300"})
+    b4 = c.add_broker(broker_factory, 4)
+    b5 = c.add_broker(broker_factory, 5)
+    c.start()
+    for b in (b4, b5):
+        h.eventually(lambda b=b: _live_ports(b) == sorted([b4.port, b5.port]) or _fail(_live_ports(b)))
+    q = c.quorum(b4)
+    assert sorted(v["replica_id"] for v in q["current_voters"]) == [1, 2, 3], q
+    assert sorted(o["replica_id"] for o in q["observers"]) == [4, 5], q
+    assert q["leader_id"] in (1, 2, 3), q
+    # Replicas of a partition go to the two brokers.
+    topic = h.unique("ctl")
+    a = h.admin(b4)
+    for fut in a.create_topics([NewTopic(topic, 2, 2)], request_timeout=30).values():
+        fut.result(30)
+    md, t = h.eventually(lambda: _metadata(b5, topic))
+    for p in t.partitions.values():
+        assert sorted(md.brokers[r].port for r in p.replicas) == sorted([b4.port, b5.port]), t.partitions
+    p = h.producer(b4)
+    for i in range(20):
+        p.produce(topic, value=f"c{i}".encode(), partition=i % 2)
+    assert p.flush(30) == 0
+    got = h.consume_all(b5, topic, 2)
+    assert sorted(m[1] for m in got) == sorted(f"c{i}".encode() for i in range(20))
+    # kill -9 the leading controller: the other two elect one and
+    # CreateTopics works again; the brokers never stopped serving.
+    leader = c.leader_id()
+    c.brokers[leader].kill9()
+    after = h.unique("ctl-after")
+    h.eventually(lambda: _created(b5, after), timeout=30)
+    assert c.leader_id(but=(leader,)) != leader
+    # The new leader fences a killed broker.
+    b5.kill9()
+    h.eventually(lambda: _live_ports(b4) == [b4.port] or _fail(_live_ports(b4)), timeout=20)
+    out = sluice("cluster", "--bootstrap-server", b4.bootstrap).stdout
+    assert "fenced" in out, out
+
+
+def _created(broker, topic):
+    a = h.admin(broker)
+    for fut in a.create_topics([NewTopic(topic, 1, 1)], request_timeout=10).values():
+        fut.result(15)
+    return True

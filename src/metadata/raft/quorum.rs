@@ -281,10 +281,18 @@ impl Quorum {
         if self.config.voters.len() < 2 {
             return;
         }
+        self.start_expiry(timeout);
         let (raft, sm, sessions) = (self.raft.clone(), self.sm.clone(), self.sessions.clone());
-        self.rt.spawn(sessions::expire(raft.clone(), sm.clone(), sessions.clone(), timeout, self.stopping.clone()));
         let stopping = self.stopping.clone();
         self.rt.spawn(sessions::heartbeat(raft, sm, sessions, self.config.voters.clone(), broker, interval, stopping));
+    }
+
+    /// Has this node, while it leads, fence brokers silent for `timeout`
+    /// (a voter without shards runs this alone: it has no broker to
+    /// heartbeat for).
+    pub fn start_expiry(&self, timeout: Duration) {
+        let (raft, sm, sessions) = (self.raft.clone(), self.sm.clone(), self.sessions.clone());
+        self.rt.spawn(sessions::expire(raft, sm, sessions, timeout, self.stopping.clone()));
     }
 
     /// A controlled shutdown's first step: the quorum fences this broker,

@@ -1,0 +1,44 @@
+//! A node that only votes (`process.roles=controller`): the metadata
+//! quorum's voter on its controller listener, and while it leads, the
+//! expiry that fences silent brokers. It has no shards, no client listener
+//! and registers no broker, so clients never see it; brokers find it only
+//! through `controller.quorum.voters`.
+
+use std::path::PathBuf;
+
+use tracing::info;
+
+use super::{BrokerError, cluster_id, cluster_quorum, derived_cluster_id, shutdown, take_data_dir};
+use crate::config::BrokerSettings;
+use crate::config::kraft::ClusterProcess;
+use crate::metadata::controller::refuse_file_log;
+use crate::metadata::model::ClusterMeta;
+use crate::metadata::raft::quorum::Quorum;
+
+/// Runs the voter until SIGTERM or SIGINT (or a kill: the quorum's log is
+/// synced before each answer, so nothing a kill interrupts is lost).
+pub fn run(data_dir: PathBuf, process: ClusterProcess, settings: &BrokerSettings) -> Result<(), BrokerError> {
+    assert!(!process.serves_clients && process.learner_addr.is_none(), "a controller-only node votes");
+    // Before any thread exists, so that all of them inherit the mask.
+    let signals = shutdown::block_signals();
+    let dir_err = |source| BrokerError::DataDir { path: data_dir.clone(), source };
+    take_data_dir(&data_dir)?;
+    let cluster_id = cluster_id(&data_dir, || derived_cluster_id(&process)).map_err(dir_err)?;
+    refuse_file_log(&data_dir).map_err(dir_err)?;
+    let (config, listener) = cluster_quorum(&process).map_err(dir_err)?;
+    let base = ClusterMeta { cluster_id: cluster_id.clone(), ..Default::default() };
+    let quorum = Quorum::open(&data_dir, base, config, Some(listener)).map_err(dir_err)?;
+    quorum.start_expiry(settings.session_timeout());
+    info!(
+        node.id = process.node_id,
+        controller = %process.controller,
+        data_dir = %data_dir.display(),
+        cluster_id = %cluster_id,
+        "sluice controller ready (process.roles=controller: no shards, no client listener)"
+    );
+    let sig = shutdown::wait_for_signal(&signals);
+    info!(signal = sig, "shutting down");
+    // Nothing to hand over: the other voters elect a leader without it.
+    drop(quorum);
+    Ok(())
+}

@@ -76,6 +76,20 @@ impl BrokerOptions {
     }
 }
 
+/// The voters of a broker given only bootstrap servers, asked of them;
+/// `c` unchanged where it names the voters.
+fn discover_voters(c: &mut ClusterProcess) -> std::io::Result<()> {
+    if c.voters.is_empty() {
+        c.voters = crate::metadata::raft::quorum::discover_voters(&c.bootstrap)?;
+        info!(voters = ?c.voters, "the bootstrap servers named the metadata quorum's voters");
+    }
+    if c.voters.contains_key(&(c.node_id as u64)) {
+        let e = format!("node.id {} is a voter's: process.roles=broker is for a broker that does not vote", c.node_id);
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e));
+    }
+    Ok(())
+}
+
 /// A cluster node's quorum, and its controller listener (bound here, so
 /// that a port in use is reported before anything starts).
 fn cluster_quorum(c: &ClusterProcess) -> std::io::Result<(QuorumConfig, std::net::TcpListener)> {
@@ -235,7 +249,7 @@ fn keep_freed_memory() -> bool {
 }
 
 /// Runs the broker until SIGTERM or SIGINT (clean shutdown) or a kill.
-pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
+pub fn run(mut opts: BrokerOptions) -> Result<(), BrokerError> {
     // Before any thread exists, so that all of them inherit the mask.
     let signals = shutdown::block_signals();
     let dir_err = |source| BrokerError::DataDir { path: opts.data_dir.clone(), source };
@@ -243,6 +257,9 @@ pub fn run(opts: BrokerOptions) -> Result<(), BrokerError> {
         return Err(BrokerError::Ports { port: opts.port, shards: opts.shards });
     }
     take_data_dir(&opts.data_dir)?;
+    if let Some(c) = opts.cluster.as_mut().filter(|c| !c.bootstrap.is_empty()) {
+        discover_voters(c).map_err(dir_err)?;
+    }
     probe_io_uring()?;
     match descriptors::raise_limit() {
         Ok(r) => info!(before = r.before, now = r.now, hard = r.hard, "file descriptor limit (RLIMIT_NOFILE)"),

@@ -90,8 +90,12 @@ pub struct ProcessOptions {
 pub struct ClusterProcess {
     /// `node.id`: the broker's id and its voter id.
     pub node_id: i32,
-    /// Every voter's id and controller address (`host:port`).
+    /// Every voter's id and controller address (`host:port`); empty for a
+    /// broker given only `bootstrap`, which asks the quorum at start.
     pub voters: BTreeMap<u64, String>,
+    /// `controller.quorum.bootstrap.servers`, for a broker that does not
+    /// vote and is not given `controller.quorum.voters`.
+    pub bootstrap: Vec<String>,
     /// Where this node's controller listener binds.
     pub controller: std::net::SocketAddr,
     /// For a broker that does not vote (`process.roles=broker`): the
@@ -177,15 +181,7 @@ fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> 
             ));
         }
     };
-    if let Some(v) = get("controller.quorum.bootstrap.servers")
-        && list_items(v).len() > 1
-    {
-        return Err(bad(
-            "controller.quorum.bootstrap.servers",
-            v,
-            "one server; a quorum of several is named by controller.quorum.voters (id@host:port,...)",
-        ));
-    }
+    let bootstrap = get("controller.quorum.bootstrap.servers").map(parse_servers).transpose()?.unwrap_or_default();
     let mut out = ProcessOptions::default();
     if let Some(id) = get("node.id").or(get("broker.id")) {
         out.node_id = Some(id.parse().map_err(|_| bad("node.id", id, "an integer"))?);
@@ -193,6 +189,19 @@ fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> 
     let voters = get("controller.quorum.voters").map(parse_voters).transpose()?.unwrap_or_default();
     if voters.len() > 1 {
         out.cluster = Some(cluster_process(p, out.node_id, voters, voting, serves_clients)?);
+    } else if voters.is_empty() && !voting && !bootstrap.is_empty() {
+        // A broker that follows a quorum it finds through these servers.
+        let mut c = cluster_process(p, out.node_id, voters, voting, serves_clients)?;
+        c.bootstrap = bootstrap;
+        out.cluster = Some(c);
+    } else if bootstrap.len() > 1 {
+        let servers = get("controller.quorum.bootstrap.servers").unwrap_or("");
+        return Err(bad(
+            "controller.quorum.bootstrap.servers",
+            servers,
+            "one server for a voter (a quorum of several voters is named by controller.quorum.voters; \
+             several bootstrap servers are for process.roles=broker)",
+        ));
     } else if !voting || !serves_clients {
         let roles = get("process.roles").unwrap_or("");
         return Err(bad("process.roles", roles, "a quorum of several voters (controller.quorum.voters) to be part of"));
@@ -236,6 +245,16 @@ fn parse_voters(v: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
     Ok(voters)
 }
 
+/// `host:port,...`.
+fn parse_servers(v: &str) -> Result<Vec<String>, ConfigError> {
+    let servers: Vec<String> = list_items(v).iter().map(|s| s.to_string()).collect();
+    let valid = |s: &String| s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+    if servers.is_empty() || !servers.iter().all(valid) {
+        return Err(bad("controller.quorum.bootstrap.servers", v, "host:port,..."));
+    }
+    Ok(servers)
+}
+
 /// This node in a quorum of `voters`: `node.id` must be one of them, and
 /// `listeners` must name its controller listener.
 fn cluster_process(
@@ -247,8 +266,11 @@ fn cluster_process(
 ) -> Result<ClusterProcess, ConfigError> {
     let text = p.get("node.id").map_or("", String::as_str);
     let node_id = node_id.filter(|id| *id >= 0).ok_or_else(|| bad("node.id", text, "a node id"))?;
+    // Given only bootstrap servers (no voters), a broker that does not
+    // vote cannot tell here whether its id is a voter's: the quorum's
+    // membership assertion catches that at start.
     let is_voter = voters.contains_key(&(node_id as u64));
-    if voting != is_voter {
+    if voting != is_voter && !voters.is_empty() {
         let expected = if voting {
             "one of the voters' ids (or process.roles=broker for a broker that does not vote)"
         } else {
@@ -272,7 +294,7 @@ fn cluster_process(
             _ => format!("{host}:{port}"),
         }
     });
-    Ok(ClusterProcess { node_id, voters, controller, learner_addr, serves_clients })
+    Ok(ClusterProcess { node_id, voters, bootstrap: Vec::new(), controller, learner_addr, serves_clients })
 }
 
 /// The listener clients use: `inter.broker.listener.name`, else PLAINTEXT,
@@ -405,6 +427,7 @@ log.retention.check.interval.ms=300000";
             ("node.id=1\ncontroller.quorum.voters=1@a:9093,2@b:9093", "listeners"),
             ("controller.quorum.voters=1@a,2@b:9093", "controller.quorum.voters"),
             ("controller.quorum.bootstrap.servers=a:9093,b:9093", "controller.quorum.voters"),
+            ("process.roles=broker\ncontroller.quorum.bootstrap.servers=a", "controller.quorum.bootstrap.servers"),
             ("log.dirs=/a,/b", "log.dirs"),
             ("listeners=SSL://:9093", "listeners"),
             ("listeners=PLAINTEXT://:9092\nadvertised.listeners=PLAINTEXT://h:19092", "advertised.listeners"),
@@ -450,6 +473,15 @@ log.retention.check.interval.ms=300000";
         let c = p.cluster.expect("a cluster");
         assert!(!c.serves_clients && c.learner_addr.is_none());
         assert_eq!(p.port, None);
+        // A broker given only bootstrap servers asks them for the voters.
+        let (_, p, _) = read(
+            "process.roles=broker\nnode.id=7\ncontroller.quorum.bootstrap.servers=h1:9093, h2:9093\n\
+             listeners=PLAINTEXT://:9092,CONTROLLER://:9094\ncontroller.listener.names=CONTROLLER",
+        )
+        .unwrap();
+        let c = p.cluster.expect("a cluster");
+        assert_eq!(c.bootstrap, ["h1:9093", "h2:9093"]);
+        assert!(c.voters.is_empty() && c.learner_addr.as_deref() == Some("127.0.0.1:9094"));
         for (roles, id) in [("broker", "2"), ("broker,controller", "4"), ("controller", "4")] {
             let text = format!(
                 "process.roles={roles}\nnode.id={id}\ncontroller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093\n\

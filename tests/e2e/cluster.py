@@ -40,19 +40,24 @@ class Cluster:
             })
             self.brokers[i] = b
 
-    def add_broker(self, broker_factory, node_id, shards=1):
+    def add_broker(self, broker_factory, node_id, shards=1, bootstrap=None):
         """A broker that does not vote (process.roles=broker): it follows the
-        quorum's log on a controller listener of its own. Not started."""
+        quorum's log on a controller listener of its own. Not started. With
+        `bootstrap` (host:port list) it is given
+        controller.quorum.bootstrap.servers instead of the voters."""
         b = broker_factory(shards=shards, start=False, name=f"node{node_id}")
         b.port = _free_port(self.taken, shards)
         controller = _free_port(self.taken, 1)
         b.overrides.update({
             "process.roles": "broker",
             "node.id": str(node_id),
-            "controller.quorum.voters": self.voters,
             "listeners": f"PLAINTEXT://{HOST}:{b.port},CONTROLLER://{HOST}:{controller}",
             "controller.listener.names": "CONTROLLER",
         })
+        if bootstrap:
+            b.overrides["controller.quorum.bootstrap.servers"] = ",".join(bootstrap)
+        else:
+            b.overrides["controller.quorum.voters"] = self.voters
         self.brokers[node_id] = b
         return b
 

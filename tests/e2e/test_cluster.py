@@ -10,7 +10,8 @@ from confluent_kafka.admin import NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 import helpers as h
-from cluster import Cluster
+from cluster import Cluster, _free_port
+from conftest import HOST
 from test_tools import script, sluice
 
 
@@ -319,11 +320,14 @@ def test_controllers_without_shards_run_the_quorum_for_brokers_that_do_not_vote(
     """process.roles=controller: three voters with no shards and no client
     listener; two brokers (process.roles=broker) follow them. Clients see
     only the brokers; the quorum fails over among the controllers and still
-    fences a killed broker."""
+    fences a killed broker. One broker names the voters, the other only
+    controller.quorum.bootstrap.servers, the first of them not listening:
+    it asks the next one for the voters."""
     c = Cluster(broker_factory, roles="controller", overrides={
         "broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "300"})
     b4 = c.add_broker(broker_factory, 4)
-    b5 = c.add_broker(broker_factory, 5)
+    nobody = _free_port(c.taken, 1)
+    b5 = c.add_broker(broker_factory, 5, bootstrap=[f"{HOST}:{nobody}", f"{HOST}:{c.controller_ports[2]}"])
     c.start()
     for b in (b4, b5):
         h.eventually(lambda b=b: _live_ports(b) == sorted([b4.port, b5.port]) or _fail(_live_ports(b)))

@@ -9,6 +9,7 @@
 
 pub mod frame;
 pub mod log_store;
+pub mod members;
 pub mod network;
 pub mod quorum;
 pub mod server;

@@ -19,6 +19,7 @@ use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use tracing::debug;
 
 use super::log_store::MetaLogStore;
+use super::members;
 use super::network::{TcpPeers, exchange, exchange_within};
 use super::server;
 use super::sessions::{self, Sessions};
@@ -137,6 +138,31 @@ async fn join(config: &QuorumConfig, addr: &str) -> io::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
         to = next.next().expect("voters");
     }
+}
+
+/// Asks `servers` (`controller.quorum.bootstrap.servers`) in turn, until
+/// one answers, for the voters and their controller addresses.
+pub fn discover_voters(servers: &[String]) -> io::Result<BTreeMap<u64, String>> {
+    assert!(!servers.is_empty(), "at least one bootstrap server");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let deadline = Instant::now() + ELECTION_WAIT;
+        for server in servers.iter().cycle() {
+            match exchange_within(server, &Request::Voters, ATTEMPT).await {
+                Ok(Response::Voters(voters)) if !voters.is_empty() => return Ok(voters),
+                other => debug!(%server, "asking for the metadata quorum's voters: {other:?}"),
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let servers = servers.join(",");
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no bootstrap server ({servers}) named the quorum's voters"),
+        ))
+    })
 }
 
 /// The running quorum.
@@ -260,8 +286,8 @@ impl Quorum {
 
     /// Sends `cmd` to voter `leader`'s controller listener.
     async fn forward(&self, leader: u64, cmd: &MetaCommand) -> Result<MetaReply, ProposeError> {
-        let addr = self.config.voters.get(&leader).ok_or(ProposeError::NotLeader { leader: None })?;
-        match exchange_within(addr, &Request::Propose(cmd.clone()), ATTEMPT).await {
+        let addr = members::addr_of(&self.raft, leader).ok_or(ProposeError::NotLeader { leader: None })?;
+        match exchange_within(&addr, &Request::Propose(cmd.clone()), ATTEMPT).await {
             Ok(Response::Proposed(r)) => r,
             Ok(other) => Err(ProposeError::Unavailable(format!("unexpected answer from node {leader}: {other:?}"))),
             Err(e) => Err(ProposeError::Unavailable(format!("node {leader}: {e}"))),
@@ -284,7 +310,7 @@ impl Quorum {
         self.start_expiry(timeout);
         let (raft, sm, sessions) = (self.raft.clone(), self.sm.clone(), self.sessions.clone());
         let stopping = self.stopping.clone();
-        self.rt.spawn(sessions::heartbeat(raft, sm, sessions, self.config.voters.clone(), broker, interval, stopping));
+        self.rt.spawn(sessions::heartbeat(raft, sm, sessions, broker, interval, stopping));
     }
 
     /// Has this node, while it leads, fence brokers silent for `timeout`
@@ -318,8 +344,8 @@ impl Quorum {
             loop {
                 let result = match self.raft.current_leader().await {
                     Some(l) if l == self.config.id => server::remove_learner(&self.raft, id).await,
-                    Some(l) => match self.config.voters.get(&l) {
-                        Some(addr) => match exchange_within(addr, &Request::RemoveLearner { id }, ATTEMPT).await {
+                    Some(l) => match members::addr_of(&self.raft, l) {
+                        Some(addr) => match exchange_within(&addr, &Request::RemoveLearner { id }, ATTEMPT).await {
                             Ok(Response::Joined(r)) => r,
                             other => Err(ProposeError::Unavailable(format!("{other:?}"))),
                         },
@@ -344,11 +370,12 @@ impl Quorum {
     /// seconds.
     pub fn leader_view(&self) -> QuorumView {
         let local = (**self.view.load()).clone();
-        let Some(addr) = local.leader.filter(|&l| l != self.config.id).and_then(|l| self.config.voters.get(&l)) else {
+        let Some(addr) = local.leader.filter(|&l| l != self.config.id).and_then(|l| members::addr_of(&self.raft, l))
+        else {
             return local;
         };
         let asked = self.rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(3), exchange(&mut None, addr, &Request::Describe)).await
+            tokio::time::timeout(Duration::from_secs(3), exchange(&mut None, &addr, &Request::Describe)).await
         });
         match asked {
             Ok(Ok(Response::Described(view))) => view,

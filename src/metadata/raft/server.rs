@@ -82,6 +82,7 @@ async fn answer(node: &Node, req: Request) -> Response {
         Request::Join { id, addr } => Response::Joined(add_learner(raft, id, addr).await),
         Request::RemoveLearner { id } => Response::Joined(remove_learner(raft, id).await),
         Request::Describe => Response::Described((**node.view.load()).clone()),
+        Request::Voters => Response::Voters(super::members::voters(raft)),
         Request::Heartbeat { broker } => {
             Response::HeartbeatAnswer(sessions::on_heartbeat(raft, &node.sm, &node.sessions, broker).await)
         }

@@ -129,7 +129,6 @@ pub async fn heartbeat(
     raft: MetaRaft,
     sm: MetaStateMachine,
     sessions: Arc<Sessions>,
-    voters: std::collections::BTreeMap<u64, String>,
     broker: i32,
     interval: Duration,
     stopping: Arc<AtomicBool>,
@@ -149,8 +148,8 @@ pub async fn heartbeat(
                     conn = Some((l, None));
                 }
                 let (_, c) = conn.as_mut().expect("set above");
-                let addr = voters.get(&l).map_or("", String::as_str);
-                match tokio::time::timeout(interval, exchange(c, addr, &Request::Heartbeat { broker })).await {
+                let addr = super::members::addr_of(&raft, l).unwrap_or_default();
+                match tokio::time::timeout(interval, exchange(c, &addr, &Request::Heartbeat { broker })).await {
                     Ok(Ok(Response::HeartbeatAnswer(r))) => r,
                     Ok(Ok(other)) => Err(ProposeError::Unavailable(format!("unexpected answer {other:?}"))),
                     Ok(Err(e)) => Err(ProposeError::Unavailable(e.to_string())),

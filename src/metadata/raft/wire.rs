@@ -43,6 +43,9 @@ pub enum Request {
     /// The quorum as the node asked sees it (asked of the leader, which
     /// knows every voter's log end).
     Describe,
+    /// The voters and their addresses (asked by a broker that was given
+    /// only `controller.quorum.bootstrap.servers`).
+    Voters,
 }
 
 /// A controller's answer.
@@ -55,6 +58,7 @@ pub enum Response {
     HeartbeatAnswer(Result<(), ProposeError>),
     Joined(Result<(), ProposeError>),
     Described(QuorumView),
+    Voters(std::collections::BTreeMap<u64, String>),
     /// The controller could not serve the request (its raft stopped).
     Failed(String),
 }

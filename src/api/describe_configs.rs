@@ -59,9 +59,16 @@ fn entries(ctx: &ShardCtx, r: &DescribeConfigsResource) -> Result<Vec<ConfigEntr
         },
         Resource::Broker(None) => settings.cluster_default_entries(),
         Resource::Broker(Some(node)) => {
-            // Any node answers for any other: they share the static
-            // settings, and each one's dynamic layers are in the metadata.
+            // A node answers for its broker's nodes, which share its static
+            // settings (each one's dynamic layers are in the metadata);
+            // another broker's are that broker's to tell, as in Kafka.
             let meta = ctx.setup.snapshot.load();
+            let mine = meta.node(ctx.setup.node_id).map(|at| at.broker.id);
+            if let Some(at) = meta.node(node).filter(|at| Some(at.broker.id) != mine) {
+                let (id, host, port) = (at.broker.id, &at.broker.host, at.port());
+                let why = format!("node {node} is a shard of broker {id}: ask it ({host}:{port}) for its configs");
+                return Err((ErrorCode::InvalidRequest, why));
+            }
             let empty = Default::default();
             let cluster = meta.broker_configs.get("").unwrap_or(&empty);
             let own = meta.broker_configs.get(&node.to_string()).unwrap_or(&empty);
@@ -78,11 +85,12 @@ fn entries(ctx: &ShardCtx, r: &DescribeConfigsResource) -> Result<Vec<ConfigEntr
 fn identity(ctx: &ShardCtx, node: i32) -> Vec<ConfigEntry> {
     let e = &ctx.setup.endpoints;
     let meta = ctx.setup.snapshot.load();
-    let (host, port) =
-        meta.node(node).map_or((e.advertised_host.clone(), -1), |at| (at.broker.host.clone(), at.port()));
+    let (host, port, broker) = meta
+        .node(node)
+        .map_or((e.advertised_host.clone(), -1, -1), |at| (at.broker.host.clone(), at.port(), at.broker.id));
     let values = [
         node.to_string(),
-        node.to_string(),
+        broker.to_string(),
         format!("PLAINTEXT://{}:{port}", e.bind_host),
         format!("PLAINTEXT://{host}:{port}"),
         log_dir(&ctx.setup.data_dir),

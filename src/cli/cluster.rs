@@ -4,7 +4,12 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
-use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, MetadataResponse, UnregisterBrokerRequest};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, DescribeClusterRequest, DescribeConfigsRequest, MetadataResponse, UnregisterBrokerRequest,
+};
+use kafka_protocol::protocol::StrBytes;
 
 use super::client::Cluster;
 use super::error::{CliError, check};
@@ -41,33 +46,40 @@ pub fn run(args: ClusterArgs) -> Result<(), CliError> {
     println!("Bootstrap: {} (answered by {answered})", cluster.bootstrap);
     println!("Cluster id: {}", meta.cluster_id.as_deref().unwrap_or("-"));
     println!("Controller: node {}", meta.controller_id.0);
-    let quorum = super::quorum::describe(&mut cluster)?;
-    let q = super::quorum::partition(&quorum)?;
-    let voters: Vec<String> = q.current_voters.iter().map(|v| v.replica_id.0.to_string()).collect();
-    println!(
-        "Metadata quorum: leader node {}, epoch {}, high watermark {}, voters [{}]",
-        q.leader_id.0,
-        q.leader_epoch,
-        q.high_watermark,
-        voters.join(",")
-    );
-    let mut brokers = meta.brokers.clone();
-    brokers.sort_by_key(|b| b.node_id.0);
+    print_quorum(&mut cluster)?;
     let load = Load::of(&meta);
-    for b in brokers {
-        let id = b.node_id.0;
-        let rack = b.rack.as_ref().map(|r| format!(", rack {r}")).unwrap_or_default();
+    let owners = brokers_of(&mut cluster)?;
+    let mut by_broker: BTreeMap<i32, Vec<&MetadataResponseBroker>> = BTreeMap::new();
+    for b in &meta.brokers {
+        by_broker.entry(owners.get(&b.node_id.0).copied().unwrap_or(-1)).or_default().push(b);
+    }
+    for (broker, mut nodes) in by_broker {
+        nodes.sort_by_key(|b| b.node_id.0);
+        let ids: Vec<i32> = nodes.iter().map(|b| b.node_id.0).collect();
+        let sum = |m: &BTreeMap<i32, usize>| ids.iter().map(|n| m.get(n).unwrap_or(&0)).sum::<usize>();
+        let rack = nodes[0].rack.as_ref().map(|r| format!(", rack {r}")).unwrap_or_default();
+        let name = if broker < 0 { "Broker ?".to_string() } else { format!("Broker {broker}") };
         println!(
-            "Node {id}: {}:{}{rack}, alive, leads {} partitions, holds {} replicas",
-            b.host,
-            b.port,
-            load.leaders.get(&id).unwrap_or(&0),
-            load.replicas.get(&id).unwrap_or(&0)
+            "{name}: {}{rack}, alive, {} shard(s), leads {} partitions, holds {} replicas",
+            nodes[0].host,
+            ids.len(),
+            sum(&load.leaders),
+            sum(&load.replicas)
         );
-        if args.api_versions {
-            for (key, min, max) in cluster.node(b.node_id.0)?.api_versions() {
-                let name = ApiKey::try_from(key).map_or_else(|_| format!("ApiKey({key})"), |k| format!("{k:?}"));
-                println!("\t{name}({key}): {min} to {max}");
+        for b in nodes {
+            let id = b.node_id.0;
+            println!(
+                "  Node {id}: {}:{}, alive, leads {} partitions, holds {} replicas",
+                b.host,
+                b.port,
+                load.leaders.get(&id).unwrap_or(&0),
+                load.replicas.get(&id).unwrap_or(&0)
+            );
+            if args.api_versions {
+                for (key, min, max) in cluster.node(id)?.api_versions() {
+                    let name = ApiKey::try_from(key).map_or_else(|_| format!("ApiKey({key})"), |k| format!("{k:?}"));
+                    println!("\t{name}({key}): {min} to {max}");
+                }
             }
         }
     }
@@ -85,6 +97,62 @@ pub fn run(args: ClusterArgs) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+/// The quorum's leader, epoch, high watermark, and each voter's lag.
+fn print_quorum(cluster: &mut Cluster) -> Result<(), CliError> {
+    let quorum = super::quorum::describe(cluster)?;
+    let q = super::quorum::partition(&quorum)?;
+    let voters: Vec<String> = q
+        .current_voters
+        .iter()
+        .map(|v| match v.log_end_offset {
+            end if end < 0 => format!("{} (lag unknown)", v.replica_id.0),
+            _ => format!("{} (lag {})", v.replica_id.0, super::quorum::lag(q, v)),
+        })
+        .collect();
+    println!(
+        "Metadata quorum: leader node {}, epoch {}, high watermark {}, voters {}",
+        q.leader_id.0,
+        q.leader_epoch,
+        q.high_watermark,
+        voters.join(", ")
+    );
+    Ok(())
+}
+
+/// The broker (`broker.id`) each live node is a shard of. A broker
+/// describes only its own nodes' configs, so each is asked about every
+/// node once and answers for its own: one request per broker.
+fn brokers_of(cluster: &mut Cluster) -> Result<BTreeMap<i32, i32>, CliError> {
+    let nodes = cluster.node_ids();
+    let mut owner = BTreeMap::new();
+    for &n in &nodes {
+        if owner.contains_key(&n) {
+            continue;
+        }
+        let resources = nodes
+            .iter()
+            .filter(|m| !owner.contains_key(*m))
+            .map(|m| {
+                DescribeConfigsResource::default()
+                    .with_resource_type(BROKER_RESOURCE)
+                    .with_resource_name(StrBytes::from_string(m.to_string()))
+                    .with_configuration_keys(Some(vec![StrBytes::from_static_str("broker.id")]))
+            })
+            .collect();
+        let resp = cluster.node(n)?.send(DescribeConfigsRequest::default().with_resources(resources))?;
+        for r in resp.results.iter().filter(|r| r.error_code == 0) {
+            let broker = r.configs.iter().find(|c| c.name.as_str() == "broker.id").and_then(|c| c.value.as_ref());
+            if let (Ok(node), Some(Ok(broker))) = (r.resource_name.parse(), broker.map(|b| b.parse())) {
+                owner.insert(node, broker);
+            }
+        }
+    }
+    Ok(owner)
+}
+
+/// DescribeConfigs' resource type for a broker (node).
+const BROKER_RESOURCE: i8 = 4;
 
 /// What the metadata says each node carries.
 struct Load {

@@ -68,7 +68,7 @@ pub(super) fn partition(resp: &DescribeQuorumResponse) -> Result<&describe_quoru
 }
 
 /// How far a replica is behind the high watermark.
-fn lag(p: &describe_quorum_response::PartitionData, r: &ReplicaState) -> i64 {
+pub(super) fn lag(p: &describe_quorum_response::PartitionData, r: &ReplicaState) -> i64 {
     (p.high_watermark - r.log_end_offset).max(0)
 }
 

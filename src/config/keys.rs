@@ -92,7 +92,14 @@ const fn b(
 /// ids): reported read-only, with the values it runs with.
 pub const IDENTITY_KEYS: &[BrokerKey] = &[
     b("node.id", "", Kind::Text, T::Int, R, "The node id of this shard (each shard is a node)."),
-    b("broker.id", "", Kind::Text, T::Int, R, "Same as node.id."),
+    b(
+        "broker.id",
+        "",
+        Kind::Text,
+        T::Int,
+        R,
+        "The sluice broker (process) this node is a shard of: its node.id in a cluster, 0 for a single broker.",
+    ),
     b(
         "listeners",
         "",

@@ -20,6 +20,23 @@ def _metadata(broker, topic):
     return md, md.topics[topic]
 
 
+def _broker_id_of(broker, via, node):
+    """DescribeConfigs of node `node`'s broker.id, sent to node `via` (of
+    `broker`): (error code, message or value)."""
+    from kafka.protocol.admin import DescribeConfigsRequest as R
+    ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        req = R(resources=[R.DescribeConfigsResource(resource_type=4, resource_name=str(node),
+                                                     configuration_keys=["broker.id"])],
+                include_synonyms=False)
+        (res,) = ka._manager.run(ka._manager.send, req, via).results
+    finally:
+        ka.close()
+    if res.error_code:
+        return res.error_code, res.error_message
+    return 0, next(c.value for c in res.configs if c.name == "broker.id")
+
+
 def _same_leader(q, leader):
     assert q["leader_id"] == leader, q
     return q
@@ -75,6 +92,21 @@ def test_a_topic_of_three_replicas_spans_three_brokers_and_serves_every_client(b
     finally:
         ka.close()
     assert sorted(n["port"] for n in described["brokers"]) == sorted([b1.port, b2.port, b3.port])
+    # DescribeConfigs of a node: its broker.id is its broker's node.id; a
+    # broker answers for its own nodes only, another's is refused (Kafka
+    # refuses any id but its own).
+    port_broker = {b.port: i for i, b in c.brokers.items()}
+    node_of = {port_broker[port]: n for n, port in node_port.items()}
+    for i, b in c.brokers.items():
+        assert _broker_id_of(b, node_of[i], node_of[i]) == (0, str(i))
+    code, msg = _broker_id_of(b1, node_of[1], node_of[2])
+    assert code == 42 and f"is a shard of broker 2: ask it (127.0.0.1:{b2.port})" in msg, (code, msg)
+    # `sluice cluster`: each broker with its nodes, leaders and replicas.
+    out = sluice("cluster", "--bootstrap-server", b3.bootstrap).stdout
+    for i, b in c.brokers.items():
+        assert f"Broker {i}: 127.0.0.1, alive, 1 shard(s), leads 4 partitions, holds 12 replicas" in out, out
+        assert f"  Node {node_of[i]}: 127.0.0.1:{b.port}, alive, leads 4 partitions" in out, out
+    assert "voters 1 (lag " in out and "3 (lag " in out, out
     # A replication factor no set of brokers can hold is refused.
     (fut,) = a.create_topics([NewTopic(h.unique("rf4"), 1, 4)], request_timeout=30).values()
     try:

@@ -233,8 +233,10 @@ def test_cluster_counts_leaders_and_replicas_per_node(broker):
     a.create_topics([NewTopic(topic, num_partitions=4, replication_factor=2)])[topic].result(timeout=30)
     out = sluice("cluster", "--bootstrap-server", broker.bootstrap).stdout
     for k in (0, 1):
-        [line] = [line for line in out.splitlines() if line.startswith(f"Node {k}:")]
+        [line] = [line for line in out.splitlines() if line.startswith(f"  Node {k}:")]
         assert line.endswith("leads 2 partitions, holds 4 replicas"), out
+    # The broker, its two shards summed.
+    assert "Broker 0: 127.0.0.1, alive, 2 shard(s), leads 4 partitions, holds 8 replicas" in out, out
 
 
 def test_alter_topic_configs_persist(broker):

@@ -29,6 +29,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod raft_voters;
 pub mod storage_errors;
 pub mod sync_group;
 pub mod unregister_broker;
@@ -79,6 +80,8 @@ pub async fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -
         RequestKind::DescribeQuorum(r) => {
             Box::pin(async move { respond(describe_quorum::handle(&ctx, r).await.into()) })
         }
+        RequestKind::AddRaftVoter(r) => Box::pin(async move { respond(raft_voters::add(&ctx, r).await.into()) }),
+        RequestKind::RemoveRaftVoter(r) => Box::pin(async move { respond(raft_voters::remove(&ctx, r).await.into()) }),
         RequestKind::UnregisterBroker(r) => {
             Box::pin(async move { respond(unregister_broker::handle(&ctx, r).await.into()) })
         }

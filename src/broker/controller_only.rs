@@ -1,5 +1,6 @@
 //! A node that only votes (`process.roles=controller`): the metadata
-//! quorum's voter on its controller listener, and while it leads, the
+//! quorum's voter on its controller listener (or, not among the voters, an
+//! observer until AddRaftVoter makes it one), and while it leads, the
 //! expiry that fences silent brokers. It has no shards, no client listener
 //! and registers no broker, so clients never see it; brokers find it only
 //! through `controller.quorum.voters`.
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 
 use tracing::info;
 
-use super::{BrokerError, cluster_id, cluster_quorum, derived_cluster_id, shutdown, take_data_dir};
+use super::{BrokerError, cluster_id_of, cluster_quorum, derived_cluster_id, discover_quorum, shutdown, take_data_dir};
 use crate::config::BrokerSettings;
 use crate::config::kraft::ClusterProcess;
 use crate::metadata::controller::refuse_file_log;
@@ -17,13 +18,14 @@ use crate::metadata::raft::quorum::Quorum;
 
 /// Runs the voter until SIGTERM or SIGINT (or a kill: the quorum's log is
 /// synced before each answer, so nothing a kill interrupts is lost).
-pub fn run(data_dir: PathBuf, process: ClusterProcess, settings: &BrokerSettings) -> Result<(), BrokerError> {
-    assert!(!process.serves_clients && process.learner_addr.is_none(), "a controller-only node votes");
+pub fn run(data_dir: PathBuf, mut process: ClusterProcess, settings: &BrokerSettings) -> Result<(), BrokerError> {
+    assert!(!process.serves_clients && process.can_vote, "a controller-only node may vote");
     // Before any thread exists, so that all of them inherit the mask.
     let signals = shutdown::block_signals();
     let dir_err = |source| BrokerError::DataDir { path: data_dir.clone(), source };
     take_data_dir(&data_dir)?;
-    let cluster_id = cluster_id(&data_dir, || derived_cluster_id(&process)).map_err(dir_err)?;
+    let quorums_id = discover_quorum(&mut process).map_err(dir_err)?;
+    let cluster_id = cluster_id_of(&data_dir, quorums_id, || derived_cluster_id(&process)).map_err(dir_err)?;
     refuse_file_log(&data_dir).map_err(dir_err)?;
     let (config, listener) = cluster_quorum(&process).map_err(dir_err)?;
     let base = ClusterMeta { cluster_id: cluster_id.clone(), ..Default::default() };

@@ -76,18 +76,40 @@ impl BrokerOptions {
     }
 }
 
-/// The voters of a broker given only bootstrap servers, asked of them;
-/// `c` unchanged where it names the voters.
-fn discover_voters(c: &mut ClusterProcess) -> std::io::Result<()> {
-    if c.voters.is_empty() {
-        c.voters = crate::metadata::raft::quorum::discover_voters(&c.bootstrap)?;
-        info!(voters = ?c.voters, "the bootstrap servers named the metadata quorum's voters");
+/// For a node that joins the quorum (one not among the voters it was
+/// given): asks the bootstrap servers, or else the voters, for the voters
+/// and the cluster id, fills in the voters where it was given none, and
+/// returns the cluster id. `None` for one of the voters it was given.
+fn discover_quorum(c: &mut ClusterProcess) -> std::io::Result<Option<String>> {
+    if c.learner_addr.is_none() {
+        return Ok(None);
     }
-    if c.voters.contains_key(&(c.node_id as u64)) {
+    let servers: Vec<String> =
+        if c.bootstrap.is_empty() { c.voters.values().cloned().collect() } else { c.bootstrap.clone() };
+    let found = crate::metadata::raft::quorum::discover(&servers)?;
+    info!(voters = ?found.voters, cluster_id = %found.cluster_id, "the metadata quorum answered");
+    if c.voters.is_empty() {
+        c.voters = found.voters.clone();
+    }
+    if !c.can_vote && found.voters.contains_key(&(c.node_id as u64)) {
         let e = format!("node.id {} is a voter's: process.roles=broker is for a broker that does not vote", c.node_id);
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e));
     }
-    Ok(())
+    Ok(Some(found.cluster_id))
+}
+
+/// The data dir's cluster id (`meta.properties`, written on first start):
+/// `quorums` where a quorum named one (a node that joins), which a data
+/// dir of another cluster must not hold.
+fn cluster_id_of(data_dir: &Path, quorums: Option<String>, fresh: impl FnOnce() -> String) -> std::io::Result<String> {
+    let id = cluster_id(data_dir, || quorums.clone().unwrap_or_else(fresh))?;
+    match quorums {
+        Some(q) if q != id => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("this data directory belongs to cluster {id}, but the metadata quorum is cluster {q}"),
+        )),
+        _ => Ok(id),
+    }
 }
 
 /// A cluster node's quorum, and its controller listener (bound here, so
@@ -100,6 +122,7 @@ fn cluster_quorum(c: &ClusterProcess) -> std::io::Result<(QuorumConfig, std::net
         id: c.node_id as u64,
         voters: c.voters.clone(),
         learner_addr: c.learner_addr.clone(),
+        can_vote: c.can_vote,
         snapshots: Default::default(),
     };
     Ok((config, listener))
@@ -257,9 +280,10 @@ pub fn run(mut opts: BrokerOptions) -> Result<(), BrokerError> {
         return Err(BrokerError::Ports { port: opts.port, shards: opts.shards });
     }
     take_data_dir(&opts.data_dir)?;
-    if let Some(c) = opts.cluster.as_mut().filter(|c| !c.bootstrap.is_empty()) {
-        discover_voters(c).map_err(dir_err)?;
-    }
+    let quorums_id = match opts.cluster.as_mut() {
+        Some(c) => discover_quorum(c).map_err(dir_err)?,
+        None => None,
+    };
     probe_io_uring()?;
     match descriptors::raise_limit() {
         Ok(r) => info!(before = r.before, now = r.now, hard = r.hard, "file descriptor limit (RLIMIT_NOFILE)"),
@@ -268,7 +292,7 @@ pub fn run(mut opts: BrokerOptions) -> Result<(), BrokerError> {
     if !keep_freed_memory() {
         warn!("glibc refused the malloc settings that keep freed buffers for reuse");
     }
-    let cluster_id = cluster_id(&opts.data_dir, || opts.fresh_cluster_id()).map_err(dir_err)?;
+    let cluster_id = cluster_id_of(&opts.data_dir, quorums_id, || opts.fresh_cluster_id()).map_err(dir_err)?;
     crate::storage::iopoll_probe::prepare(&opts.data_dir).map_err(dir_err)?;
     let clean_start = shutdown::take_marker(&opts.data_dir).map_err(dir_err)?;
     hw_checkpoint_task::report_previous(&opts.data_dir);

@@ -6,7 +6,9 @@
 use clap::Args;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::describe_quorum_response::{self, ReplicaState};
-use kafka_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
+use kafka_protocol::messages::{
+    AddRaftVoterRequest, DescribeQuorumRequest, DescribeQuorumResponse, RemoveRaftVoterRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::client::Cluster;
@@ -29,11 +31,32 @@ pub struct QuorumArgs {
     /// Each voter's and observer's log end, lag and fetch times.
     #[arg(long)]
     pub replication: bool,
+    /// Make this node, an observer that may vote, a voter (AddRaftVoter).
+    #[arg(long, value_name = "NODE_ID", conflicts_with_all = ["status", "replication", "remove_controller"])]
+    pub add_controller: Option<i32>,
+    /// Make this voter an observer (RemoveRaftVoter).
+    #[arg(long, value_name = "NODE_ID", conflicts_with_all = ["status", "replication"])]
+    pub remove_controller: Option<i32>,
 }
 
 /// Prints the quorum.
 pub fn run(args: QuorumArgs) -> Result<(), CliError> {
     let mut cluster = Cluster::connect(&args.bootstrap_server)?;
+    if let Some(id) = args.add_controller {
+        let req = AddRaftVoterRequest::default().with_cluster_id(None).with_voter_id(id).with_timeout_ms(30_000);
+        let resp = cluster.any().send(req)?;
+        let why = resp.error_message.as_ref().map_or(String::new(), |m| format!(": {}", m.as_str()));
+        check(resp.error_code, || format!("adding controller {id}{why}"))?;
+        println!("Added controller {id} to the metadata quorum's voters.");
+        return Ok(());
+    }
+    if let Some(id) = args.remove_controller {
+        let resp = cluster.any().send(RemoveRaftVoterRequest::default().with_cluster_id(None).with_voter_id(id))?;
+        let why = resp.error_message.as_ref().map_or(String::new(), |m| format!(": {}", m.as_str()));
+        check(resp.error_code, || format!("removing controller {id}{why}"))?;
+        println!("Removed controller {id} from the metadata quorum's voters.");
+        return Ok(());
+    }
     let resp = describe(&mut cluster)?;
     let p = partition(&resp)?;
     if args.replication {

@@ -101,6 +101,10 @@ pub struct ClusterProcess {
     /// For a broker that does not vote (`process.roles=broker`): the
     /// address voters replicate the log to. `None` for a voter.
     pub learner_addr: Option<String>,
+    /// Whether it may vote (`process.roles` names `controller`): a node
+    /// that is not among the voters joins as an observer until AddRaftVoter
+    /// makes it one.
+    pub can_vote: bool,
     /// False for a node that only votes (`process.roles=controller`): it
     /// has no shards and no client listener.
     pub serves_clients: bool,
@@ -189,19 +193,14 @@ fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> 
     let voters = get("controller.quorum.voters").map(parse_voters).transpose()?.unwrap_or_default();
     if voters.len() > 1 {
         out.cluster = Some(cluster_process(p, out.node_id, voters, voting, serves_clients)?);
-    } else if voters.is_empty() && !voting && !bootstrap.is_empty() {
-        // A broker that follows a quorum it finds through these servers.
+    } else if voters.is_empty() && (!voting || bootstrap.len() > 1) && !bootstrap.is_empty() {
+        // A node that joins a quorum it finds through these servers: a
+        // broker that does not vote, or a node that may vote once an
+        // operator adds it (AddRaftVoter). One server for a voter is
+        // Kafka's single-node file: the embedded one-voter quorum.
         let mut c = cluster_process(p, out.node_id, voters, voting, serves_clients)?;
         c.bootstrap = bootstrap;
         out.cluster = Some(c);
-    } else if bootstrap.len() > 1 {
-        let servers = get("controller.quorum.bootstrap.servers").unwrap_or("");
-        return Err(bad(
-            "controller.quorum.bootstrap.servers",
-            servers,
-            "one server for a voter (a quorum of several voters is named by controller.quorum.voters; \
-             several bootstrap servers are for process.roles=broker)",
-        ));
     } else if !voting || !serves_clients {
         let roles = get("process.roles").unwrap_or("");
         return Err(bad("process.roles", roles, "a quorum of several voters (controller.quorum.voters) to be part of"));
@@ -255,8 +254,10 @@ fn parse_servers(v: &str) -> Result<Vec<String>, ConfigError> {
     Ok(servers)
 }
 
-/// This node in a quorum of `voters`: `node.id` must be one of them, and
-/// `listeners` must name its controller listener.
+/// This node in a quorum of `voters` (none: it asks bootstrap servers):
+/// one of them, or a node that joins (a broker that does not vote, or a
+/// controller until AddRaftVoter makes it a voter). `listeners` must name
+/// its controller listener.
 fn cluster_process(
     p: &BTreeMap<String, String>,
     node_id: Option<i32>,
@@ -267,16 +268,11 @@ fn cluster_process(
     let text = p.get("node.id").map_or("", String::as_str);
     let node_id = node_id.filter(|id| *id >= 0).ok_or_else(|| bad("node.id", text, "a node id"))?;
     // Given only bootstrap servers (no voters), a broker that does not
-    // vote cannot tell here whether its id is a voter's: the quorum's
-    // membership assertion catches that at start.
+    // vote cannot tell here whether its id is a voter's: that is checked
+    // against the voters it is told at start.
     let is_voter = voters.contains_key(&(node_id as u64));
-    if voting != is_voter && !voters.is_empty() {
-        let expected = if voting {
-            "one of the voters' ids (or process.roles=broker for a broker that does not vote)"
-        } else {
-            "an id that is not a voter's (process.roles=broker does not vote)"
-        };
-        return Err(bad("node.id", text, expected));
+    if is_voter && !voting {
+        return Err(bad("node.id", text, "an id that is not a voter's (process.roles=broker does not vote)"));
     }
     // Voters push the log to every node: a broker that does not vote
     // listens for it too, on its controller listener.
@@ -286,7 +282,7 @@ fn cluster_process(
         bad("listeners", listeners, "a listener named in controller.listener.names (CONTROLLER://host:port)")
     })?;
     let controller = std::net::SocketAddr::new(bind_address(&host)?, port);
-    let learner_addr = (!voting).then(|| {
+    let learner_addr = (!is_voter).then(|| {
         let adv = p.get("advertised.listeners").and_then(|a| names.iter().find_map(|n| find_listener(a, n)));
         match adv {
             Some((h, port)) if !h.is_empty() => format!("{h}:{port}"),
@@ -294,7 +290,15 @@ fn cluster_process(
             _ => format!("{host}:{port}"),
         }
     });
-    Ok(ClusterProcess { node_id, voters, bootstrap: Vec::new(), controller, learner_addr, serves_clients })
+    Ok(ClusterProcess {
+        node_id,
+        voters,
+        bootstrap: Vec::new(),
+        controller,
+        learner_addr,
+        serves_clients,
+        can_vote: voting,
+    })
 }
 
 /// The listener clients use: `inter.broker.listener.name`, else PLAINTEXT,
@@ -423,10 +427,9 @@ log.retention.check.interval.ms=300000";
             ("process.roles=broker", "process.roles"),
             ("process.roles=controller", "process.roles"),
             ("process.roles=broker,observer", "process.roles"),
-            ("node.id=4\ncontroller.quorum.voters=1@a:9093,2@b:9093,3@c:9093", "node.id"),
+            ("process.roles=broker\nnode.id=2\ncontroller.quorum.voters=1@a:9093,2@b:9093,3@c:9093", "node.id"),
             ("node.id=1\ncontroller.quorum.voters=1@a:9093,2@b:9093", "listeners"),
             ("controller.quorum.voters=1@a,2@b:9093", "controller.quorum.voters"),
-            ("controller.quorum.bootstrap.servers=a:9093,b:9093", "controller.quorum.voters"),
             ("process.roles=broker\ncontroller.quorum.bootstrap.servers=a", "controller.quorum.bootstrap.servers"),
             ("log.dirs=/a,/b", "log.dirs"),
             ("listeners=SSL://:9093", "listeners"),
@@ -482,12 +485,23 @@ log.retention.check.interval.ms=300000";
         let c = p.cluster.expect("a cluster");
         assert_eq!(c.bootstrap, ["h1:9093", "h2:9093"]);
         assert!(c.voters.is_empty() && c.learner_addr.as_deref() == Some("127.0.0.1:9094"));
-        for (roles, id) in [("broker", "2"), ("broker,controller", "4"), ("controller", "4")] {
+        // A controller that is not among the voters joins as an observer,
+        // until AddRaftVoter makes it a voter; so does one given only
+        // several bootstrap servers.
+        for quorum in [
+            "controller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093",
+            "controller.quorum.bootstrap.servers=h1:9093,h2:9093",
+        ] {
             let text = format!(
-                "process.roles={roles}\nnode.id={id}\ncontroller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093\n\
-                 listeners=PLAINTEXT://:9092,CONTROLLER://:9094\ncontroller.listener.names=CONTROLLER"
+                "process.roles=controller\nnode.id=4\n{quorum}\n\
+                 listeners=CONTROLLER://:9094\ncontroller.listener.names=CONTROLLER"
             );
-            assert!(read(&text).unwrap_err().to_string().contains("node.id"), "{roles} as {id}");
+            let c = read(&text).unwrap().1.cluster.expect("a cluster");
+            assert!(c.can_vote && c.learner_addr.as_deref() == Some("127.0.0.1:9094"), "{quorum}");
         }
+        // A broker that does not vote cannot have a voter's id.
+        let text = "process.roles=broker\nnode.id=2\ncontroller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093\n\
+                    listeners=PLAINTEXT://:9092,CONTROLLER://:9094\ncontroller.listener.names=CONTROLLER";
+        assert!(read(text).unwrap_err().to_string().contains("node.id"));
     }
 }

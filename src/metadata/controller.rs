@@ -21,6 +21,7 @@ use super::publish::{OpenFailures, Publisher, resolved};
 use super::raft::MetaCommand;
 use super::raft::quorum::{Quorum, QuorumConfig};
 use super::raft::view::{QuorumView, SharedView};
+use super::raft::wire::VoterChange;
 use super::record::MetaRecord;
 use super::topic_name;
 use crate::config::edit::{self, ConfigEdit, Scope};
@@ -67,7 +68,7 @@ pub struct AdminError {
 }
 
 impl AdminError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
     }
 }
@@ -148,6 +149,8 @@ pub enum Command {
     DescribeQuorum { reply: flume::Sender<QuorumView> },
     /// UnregisterBroker: decommission a stopped broker.
     UnregisterBroker { broker: i32, reply: flume::Sender<Result<(), AdminError>> },
+    /// AddRaftVoter / RemoveRaftVoter.
+    ChangeVoters { change: VoterChange, reply: flume::Sender<Result<(), AdminError>> },
     /// IncrementalAlterConfigs / AlterConfigs of a broker resource: the
     /// cluster-wide default (`None`) or one node.
     AlterBrokerConfigs {
@@ -246,6 +249,16 @@ impl ControllerHandle {
     pub async fn unregister_broker(&self, broker: i32) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
         self.call(Command::UnregisterBroker { broker, reply }, rx, || {
+            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
+        })
+        .await
+    }
+
+    /// Makes a node that follows the quorum a voter, or a voter a node that
+    /// only follows.
+    pub async fn change_voters(&self, change: VoterChange) -> Result<(), AdminError> {
+        let (reply, rx) = flume::bounded(1);
+        self.call(Command::ChangeVoters { change, reply }, rx, || {
             Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
         })
         .await
@@ -390,6 +403,9 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
         MetaRecord::BrokerFenced { broker } => meta.set_fenced(*broker, true),
         MetaRecord::BrokerUnfenced { broker } => meta.set_fenced(*broker, false),
         MetaRecord::BrokerUnregistered { broker } => meta.unregister_broker(*broker),
+        MetaRecord::ControllerRegistered { id, addr } => {
+            meta.controllers.insert(*id, addr.clone());
+        }
         MetaRecord::PartitionMoved { name, partition, leader } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
@@ -664,6 +680,9 @@ impl Controller {
             Command::UnregisterBroker { broker, reply } => {
                 let _ = reply.send(self.retrying(|c| c.unregister_broker(broker)));
             }
+            Command::ChangeVoters { change, reply } => {
+                let _ = reply.send(self.change_voters(change));
+            }
             Command::Leave { reply } => {
                 let _ = reply.send(self.quorum.leave(self.publisher.broker));
             }
@@ -695,6 +714,40 @@ impl Controller {
             warn!(broker, "unregistered, but the quorum still sends it the log: {e}");
         }
         info!(broker, "unregistered broker");
+        Ok(())
+    }
+
+    /// Checks a voter change against the membership this node has, then
+    /// has the quorum's leader make it (joint consensus: the change is
+    /// committed by the old and the new voters both).
+    fn change_voters(&mut self, change: VoterChange) -> Result<(), AdminError> {
+        let (voters, learners) = self.quorum.members();
+        let refuse = |code, msg: String| Err(AdminError::new(code, msg));
+        match change {
+            VoterChange::Add(id) if voters.contains(&id) => {
+                return refuse(ErrorCode::DuplicateVoter, format!("node {id} is a voter already"));
+            }
+            VoterChange::Add(id) if !i32::try_from(id).is_ok_and(|i| self.current().controllers.contains_key(&i)) => {
+                return refuse(
+                    ErrorCode::InvalidRequest,
+                    format!("node {id} has not registered as a controller (process.roles with controller)"),
+                );
+            }
+            VoterChange::Add(id) if !learners.contains(&id) => {
+                return refuse(ErrorCode::InvalidRequest, format!("node {id} does not follow the quorum: start it"));
+            }
+            VoterChange::Remove(id) if !voters.contains(&id) => {
+                return refuse(ErrorCode::VoterNotFound, format!("node {id} is not a voter"));
+            }
+            VoterChange::Remove(_) if voters.len() == 1 => {
+                return refuse(ErrorCode::InvalidRequest, "the last voter cannot be removed".to_string());
+            }
+            _ => {}
+        }
+        self.quorum.change_voters(change).map_err(|e| {
+            AdminError::new(ErrorCode::RequestTimedOut, format!("the quorum did not change its voters: {e}"))
+        })?;
+        info!(?change, "the metadata quorum's voters changed");
         Ok(())
     }
 

@@ -149,6 +149,9 @@ pub struct ClusterMeta {
     /// Dynamic broker configs by resource: `""` the cluster-wide default,
     /// `"N"` node N (IncrementalAlterConfigs / AlterConfigs on a broker).
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Nodes that can vote, by id, with their controller address
+    /// (`ControllerRegistered`): AddRaftVoter takes only these.
+    pub controllers: BTreeMap<i32, String>,
 }
 
 impl ClusterMeta {

@@ -46,6 +46,10 @@ pub enum MetaRecord {
     /// A stopped broker was decommissioned (UnregisterBroker): it is no
     /// longer listed; its node ids are kept for it should it register again.
     BrokerUnregistered { broker: i32 },
+    /// A node that can vote (`process.roles` with `controller`) listens for
+    /// the quorum at `addr`: AddRaftVoter may make it a voter (Kafka's
+    /// RegisterControllerRecord).
+    ControllerRegistered { id: i32, addr: String },
 }
 
 /// A record frame that does not check out.

@@ -49,6 +49,9 @@ pub enum ErrorCode {
     InvalidRecord = 87,
     UnknownTopicId = 100,
     BrokerIdNotRegistered = 102,
+    InconsistentClusterId = 104,
+    DuplicateVoter = 126,
+    VoterNotFound = 127,
 }
 
 impl ErrorCode {

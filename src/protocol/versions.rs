@@ -36,6 +36,8 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeQuorum, 0, 2),
     api(ApiKey::UnregisterBroker, 0, 0),
+    api(ApiKey::AddRaftVoter, 0, 0),
+    api(ApiKey::RemoveRaftVoter, 0, 0),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::FindCoordinator, 0, 6),

@@ -61,6 +61,23 @@ class Cluster:
         self.brokers[node_id] = b
         return b
 
+    def add_controller(self, broker_factory, node_id):
+        """A node with process.roles=controller that is not among the
+        voters: given the voters as bootstrap servers, it follows the quorum
+        as an observer until AddRaftVoter makes it a voter. Not started."""
+        b = broker_factory(shards=1, start=False, name=f"node{node_id}")
+        b.port = _free_port(self.taken, 1)
+        servers = ",".join(f"{HOST}:{p}" for p in self.controller_ports.values())
+        b.overrides.update({
+            "process.roles": "controller",
+            "node.id": str(node_id),
+            "controller.quorum.bootstrap.servers": servers,
+            "listeners": f"CONTROLLER://{HOST}:{b.port}",
+            "controller.listener.names": "CONTROLLER",
+        })
+        self.brokers[node_id] = b
+        return b
+
     def start(self):
         """Starts every broker, then waits for all: each waits for a quorum
         leader, which needs a majority of the voters up."""

@@ -400,3 +400,53 @@ def _created(broker, topic):
     for fut in a.create_topics([NewTopic(topic, 1, 1)], request_timeout=10).values():
         fut.result(15)
     return True
+
+
+def _voters(q, expected):
+    assert sorted(v["replica_id"] for v in q["current_voters"]) == expected, q
+    assert not {o["replica_id"] for o in q["observers"]} & set(expected), q
+    return q
+
+
+def test_controllers_are_added_to_and_removed_from_the_voters_at_run_time(broker_factory, tmp_path):
+    """KIP-853's dynamic quorum: a controller started outside the voter set
+    follows as an observer; add-controller (AddRaftVoter) makes it a voter
+    that counts towards the majority, remove-controller (RemoveRaftVoter)
+    makes a voter an observer; a voter added keeps voting after a restart."""
+    c = Cluster(broker_factory).start()
+    n4 = c.add_controller(broker_factory, 4)
+    n4.start()
+    b = c.brokers[1]
+    h.eventually(lambda: 4 in [o["replica_id"] for o in c.quorum(b)["observers"]] or _fail("no observer 4"))
+    # A broker that does not vote cannot be made a voter; nor can a node
+    # that is not running.
+    props = tmp_path / "node4.properties"
+    props.write_text("process.roles=controller\nnode.id=4\n")
+    quorum = ("kafka-metadata-quorum.sh", "--bootstrap-server", b.bootstrap)
+    added = script(*quorum, "add-controller", "--controller.config", str(props))
+    assert "Added controller 4" in added.stdout, added.stdout
+    h.eventually(lambda: _voters(c.quorum(b), [1, 2, 3, 4]))
+    again = script(*quorum, "add-controller", "--controller.config", str(props), check=False)
+    assert again.returncode != 0 and "DUPLICATE_VOTER" in again.stderr, again.stderr
+    nobody = script(*quorum, "remove-controller", "--controller-id", "9", "--controller-directory-id", "x",
+                    check=False)
+    assert nobody.returncode != 0 and "VOTER_NOT_FOUND" in nobody.stderr, nobody.stderr
+    # One voter that does not lead is removed; it keeps following.
+    leader = c.leader_id()
+    removed = next(i for i in (1, 2, 3) if i != leader)
+    script(*quorum, "remove-controller", "--controller-id", str(removed), "--controller-directory-id", "x")
+    remaining = sorted({1, 2, 3, 4} - {removed})
+    q = h.eventually(lambda: _voters(c.quorum(b), remaining))
+    h.eventually(lambda: removed in [o["replica_id"] for o in c.quorum(b)["observers"]] or _fail(q))
+    # kill -9 the leader: of the three voters left, the other broker and
+    # node 4 elect one, so node 4's vote counts; the removed voter, still a
+    # broker, takes CreateTopics.
+    c.brokers[leader].kill9()
+    via = c.brokers[removed]
+    h.eventually(lambda: _created(via, h.unique("after-change")), timeout=30)
+    new_leader = c.leader_id(but=(leader,))
+    assert new_leader in remaining and new_leader != leader
+    # Restarted, node 4 is still a voter (it does not join as an observer).
+    n4.restart()
+    h.eventually(lambda: _voters(c.quorum(via), remaining))
+    h.eventually(lambda: _created(via, h.unique("after-restart")), timeout=30)

@@ -47,7 +47,6 @@ NOT_SERVED = {
     65: "DescribeTransactions", 66: "ListTransactions (transactions)",
     68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe (KIP-848 groups)",
     71: "GetTelemetrySubscriptions", 72: "PushTelemetry", 74: "ListClientMetricsResources (metrics)",
-    80: "AddRaftVoter", 81: "RemoveRaftVoter (cluster, issue 23)",
 }
 
 

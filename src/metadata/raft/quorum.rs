@@ -9,12 +9,13 @@
 //! static quorum), and a proposal made on a node that does not lead is
 //! forwarded to the one that does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use tracing::debug;
 
@@ -26,7 +27,7 @@ use super::sessions::{self, Sessions};
 use super::snapshot_file::SnapshotFile;
 use super::state_machine::MetaStateMachine;
 use super::view::{self, QuorumView, SharedView};
-use super::wire::{ProposeError, Request, Response};
+use super::wire::{ProposeError, Request, Response, VoterChange};
 use super::{MetaCommand, MetaRaft, MetaReply};
 use crate::metadata::model::ClusterMeta;
 use crate::metadata::record::MetaRecord;
@@ -55,9 +56,13 @@ pub struct QuorumConfig {
     pub id: u64,
     /// Every voter's id and controller address (`host:port`).
     pub voters: BTreeMap<u64, String>,
-    /// Set for a node that does not vote: the address voters send it the
-    /// log at (it joins as an openraft learner).
+    /// Set for a node that is not among `voters`: the address voters send
+    /// it the log at (it joins as an openraft learner).
     pub learner_addr: Option<String>,
+    /// Whether it may vote (`process.roles` names `controller`): it
+    /// registers as a controller, and a learner that may vote becomes a
+    /// voter when an operator adds it (AddRaftVoter).
+    pub can_vote: bool,
     /// When to snapshot and how much log to keep behind a snapshot.
     pub snapshots: SnapshotSettings,
 }
@@ -85,8 +90,14 @@ impl QuorumConfig {
             id: 0,
             voters: BTreeMap::from([(0, String::new())]),
             learner_addr: None,
+            can_vote: true,
             snapshots: SnapshotSettings::default(),
         }
+    }
+
+    /// Where this node's controller listener is reached.
+    fn own_addr(&self) -> Option<&str> {
+        self.voters.get(&self.id).or(self.learner_addr.as_ref()).map(String::as_str).filter(|a| !a.is_empty())
     }
 
     /// Whether this is the embedded one-voter quorum (this broker alone).
@@ -140,16 +151,26 @@ async fn join(config: &QuorumConfig, addr: &str) -> io::Result<()> {
     }
 }
 
-/// Asks `servers` (`controller.quorum.bootstrap.servers`) in turn, until
-/// one answers, for the voters and their controller addresses.
-pub fn discover_voters(servers: &[String]) -> io::Result<BTreeMap<u64, String>> {
+/// What a node that joins learns of the quorum before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Discovered {
+    /// Every voter's id and controller address.
+    pub voters: BTreeMap<u64, String>,
+    /// The cluster's id, for a fresh data dir (and to refuse another
+    /// cluster's).
+    pub cluster_id: String,
+}
+
+/// Asks `servers` (bootstrap servers, or the voters' addresses) in turn,
+/// until one answers, for the voters and the cluster id.
+pub fn discover(servers: &[String]) -> io::Result<Discovered> {
     assert!(!servers.is_empty(), "at least one bootstrap server");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let deadline = Instant::now() + ELECTION_WAIT;
         for server in servers.iter().cycle() {
             match exchange_within(server, &Request::Voters, ATTEMPT).await {
-                Ok(Response::Voters(voters)) if !voters.is_empty() => return Ok(voters),
+                Ok(Response::Voters(d)) if !d.voters.is_empty() => return Ok(d),
                 other => debug!(%server, "asking for the metadata quorum's voters: {other:?}"),
             }
             if Instant::now() > deadline {
@@ -188,10 +209,11 @@ impl Quorum {
         config: QuorumConfig,
         listener: Option<std::net::TcpListener>,
     ) -> io::Result<Self> {
-        assert_eq!(
-            config.voters.contains_key(&config.id),
-            config.learner_addr.is_none(),
-            "a node of the quorum is a voter or a learner"
+        // A node that joins (learner_addr) may be a voter already: one
+        // AddRaftVoter made so, restarted.
+        assert!(
+            config.voters.contains_key(&config.id) || config.learner_addr.is_some(),
+            "a node of the quorum is a voter or joins"
         );
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -226,8 +248,11 @@ impl Quorum {
         }
         // Every start, not only the first: a broker unregistered (and so
         // removed from the learners) that comes back must be sent the log
-        // again; joining as the learner it already is changes nothing.
-        if let Some(addr) = &config.learner_addr {
+        // again; joining as the learner it already is changes nothing. A
+        // node that AddRaftVoter made a voter does not join again.
+        if let Some(addr) = &config.learner_addr
+            && !members::voters(&raft).contains_key(&config.id)
+        {
             rt.block_on(join(&config, addr))?;
         }
         rt.block_on(async {
@@ -241,7 +266,21 @@ impl Quorum {
         // Entries apply in order: once an empty command is applied here,
         // every one committed before it is too.
         quorum.propose(MetaCommand::always(Vec::new()))?;
+        quorum.register_controller()?;
         Ok(quorum)
+    }
+
+    /// Records that this node may vote, and where it listens, unless the
+    /// metadata has it so already (AddRaftVoter takes only such nodes).
+    fn register_controller(&self) -> io::Result<()> {
+        let (Some(addr), true, false) = (self.config.own_addr(), self.config.can_vote, self.config.is_single()) else {
+            return Ok(());
+        };
+        let id = i32::try_from(self.config.id).map_err(io::Error::other)?;
+        if self.meta().controllers.get(&id).map(String::as_str) != Some(addr) {
+            self.propose(MetaCommand::always(vec![MetaRecord::ControllerRegistered { id, addr: addr.to_string() }]))?;
+        }
+        Ok(())
     }
 
     /// Commits `cmd` and returns its reply once this node has applied it.
@@ -339,13 +378,37 @@ impl Quorum {
     /// Has the leader stop sending the log to learner `id` (a broker that
     /// does not vote, decommissioned); nothing for a voter.
     pub fn remove_learner(&self, id: u64) -> io::Result<()> {
+        self.at_leader(Request::RemoveLearner { id }, |raft| async move { server::remove_learner(&raft, id).await })
+    }
+
+    /// Has the leader change the voter set.
+    pub fn change_voters(&self, change: VoterChange) -> io::Result<()> {
+        self.at_leader(Request::ChangeVoters(change), |raft| async move { server::change_voters(&raft, change).await })
+    }
+
+    /// The voters and the learners, as this node's membership has them.
+    pub fn members(&self) -> (BTreeSet<u64>, BTreeSet<u64>) {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        (membership.voter_ids().collect(), membership.learner_ids().collect())
+    }
+
+    /// Does a membership change on the leader: here (`here`) where this
+    /// node leads, else by sending `req` to it; retried while no leader is
+    /// known or reachable.
+    fn at_leader<F, Fut>(&self, req: Request, here: F) -> io::Result<()>
+    where
+        F: Fn(MetaRaft) -> Fut,
+        Fut: std::future::Future<Output = Result<(), ProposeError>>,
+    {
         self.rt.block_on(async {
             let deadline = Instant::now() + PROPOSE_WAIT;
             loop {
                 let result = match self.raft.current_leader().await {
-                    Some(l) if l == self.config.id => server::remove_learner(&self.raft, id).await,
+                    Some(l) if l == self.config.id => here(self.raft.clone()).await,
                     Some(l) => match members::addr_of(&self.raft, l) {
-                        Some(addr) => match exchange_within(&addr, &Request::RemoveLearner { id }, ATTEMPT).await {
+                        Some(addr) => match exchange_within(&addr, &req, ATTEMPT).await {
                             Ok(Response::Joined(r)) => r,
                             other => Err(ProposeError::Unavailable(format!("{other:?}"))),
                         },
@@ -356,7 +419,7 @@ impl Quorum {
                 match result {
                     Ok(()) => return Ok(()),
                     Err(e) if Instant::now() < deadline => {
-                        debug!("removing learner {id}: {e}");
+                        debug!("{req:?} not done yet: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                     Err(e) => return Err(io::Error::other(e)),

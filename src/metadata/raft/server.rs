@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 use super::sessions::{self, Sessions};
 use super::state_machine::MetaStateMachine;
 use super::view::SharedView;
-use super::wire::{ProposeError, Request, Response};
+use super::wire::{ProposeError, Request, Response, VoterChange};
 use super::{MetaCommand, MetaRaft, MetaTypes, frame};
 
 type C = MetaTypes;
@@ -81,8 +81,12 @@ async fn answer(node: &Node, req: Request) -> Response {
         Request::Propose(cmd) => Response::Proposed(propose_here(raft, cmd).await),
         Request::Join { id, addr } => Response::Joined(add_learner(raft, id, addr).await),
         Request::RemoveLearner { id } => Response::Joined(remove_learner(raft, id).await),
+        Request::ChangeVoters(change) => Response::Joined(change_voters(raft, change).await),
         Request::Describe => Response::Described((**node.view.load()).clone()),
-        Request::Voters => Response::Voters(super::members::voters(raft)),
+        Request::Voters => Response::Voters(super::quorum::Discovered {
+            voters: super::members::voters(raft),
+            cluster_id: node.sm.meta().cluster_id,
+        }),
         Request::Heartbeat { broker } => {
             Response::HeartbeatAnswer(sessions::on_heartbeat(raft, &node.sm, &node.sessions, broker).await)
         }
@@ -111,6 +115,20 @@ pub async fn remove_learner(raft: &MetaRaft, id: u64) -> Result<(), ProposeError
     }
     let remove = openraft::ChangeMembers::RemoveNodes(std::collections::BTreeSet::from([id]));
     match raft.change_membership(remove, false).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(not_done(e)),
+    }
+}
+
+/// Changes the voter set through joint consensus; a removed voter stays a
+/// learner. openraft refuses adding a node that is not a learner.
+pub async fn change_voters(raft: &MetaRaft, change: VoterChange) -> Result<(), ProposeError> {
+    tracing::info!(?change, "changing the metadata quorum's voters");
+    let change = match change {
+        VoterChange::Add(id) => openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id])),
+        VoterChange::Remove(id) => openraft::ChangeMembers::RemoveVoters(std::collections::BTreeSet::from([id])),
+    };
+    match raft.change_membership(change, true).await {
         Ok(_) => Ok(()),
         Err(e) => Err(not_done(e)),
     }

@@ -53,6 +53,9 @@ impl Image {
             let configs = configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             records.push(MetaRecord::BrokerConfigsSet { resource: resource.clone(), configs });
         }
+        for (id, addr) in &meta.controllers {
+            records.push(MetaRecord::ControllerRegistered { id: *id, addr: addr.clone() });
+        }
         let brokers = meta.brokers.values().cloned().collect();
         Image {
             records,

@@ -40,6 +40,8 @@ pub enum Request {
     RemoveLearner {
         id: u64,
     },
+    /// A learner becomes a voter, or a voter a learner (sent to the leader).
+    ChangeVoters(VoterChange),
     /// The quorum as the node asked sees it (asked of the leader, which
     /// knows every voter's log end).
     Describe,
@@ -58,9 +60,18 @@ pub enum Response {
     HeartbeatAnswer(Result<(), ProposeError>),
     Joined(Result<(), ProposeError>),
     Described(QuorumView),
-    Voters(std::collections::BTreeMap<u64, String>),
+    Voters(super::quorum::Discovered),
     /// The controller could not serve the request (its raft stopped).
     Failed(String),
+}
+
+/// A change of the voter set (AddRaftVoter, RemoveRaftVoter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VoterChange {
+    /// Learner `id` votes from now on.
+    Add(u64),
+    /// Voter `id` no longer votes; it goes on following the log.
+    Remove(u64),
 }
 
 /// Why a proposal was not committed.

@@ -113,7 +113,7 @@ fn topic_entry(
                 .with_partition_index(p as i32)
                 .with_error_code(if live { 0 } else { ErrorCode::LeaderNotAvailable.code() })
                 .with_leader_id(leader)
-                .with_leader_epoch(0)
+                .with_leader_epoch(t.epochs[p])
                 .with_replica_nodes(t.replicas[p].iter().map(|n| BrokerId(*n)).collect())
                 // Followers do not copy the leader yet (issue 24).
                 .with_isr_nodes(if live { vec![leader] } else { Vec::new() })

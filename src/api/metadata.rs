@@ -23,7 +23,7 @@ pub fn topic_entry(meta: &ClusterMeta, t: &TopicMeta) -> MetadataResponseTopic {
         .map(|(p, &leader)| {
             let entry = MetadataResponsePartition::default()
                 .with_partition_index(p as i32)
-                .with_leader_epoch(0)
+                .with_leader_epoch(t.epochs[p])
                 .with_replica_nodes(t.replicas[p].iter().map(|n| BrokerId(*n)).collect());
             if !meta.is_live(leader) {
                 // Its broker is fenced, and no follower holds its data yet

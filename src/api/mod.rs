@@ -28,6 +28,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod raft_voters;
 pub mod storage_errors;
@@ -79,6 +80,10 @@ pub async fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -
         RequestKind::DescribeConfigs(r) => Box::pin(async move { respond(describe_configs::handle(&ctx, r).into()) }),
         RequestKind::DescribeQuorum(r) => {
             Box::pin(async move { respond(describe_quorum::handle(&ctx, r).await.into()) })
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            let answer = offset_for_leader_epoch::handle(&ctx, r);
+            Box::pin(async move { respond(answer.into()) })
         }
         RequestKind::AddRaftVoter(r) => Box::pin(async move { respond(raft_voters::add(&ctx, r).await.into()) }),
         RequestKind::RemoveRaftVoter(r) => Box::pin(async move { respond(raft_voters::remove(&ctx, r).await.into()) }),

@@ -164,6 +164,9 @@ impl ShardCtx {
             self.setup.clean_start,
         )
         .await?;
+        // Its appends carry the epoch the metadata gives this leader.
+        let epoch = topic.epochs[partition as usize];
+        log.become_leader(epoch).await.map_err(|e| std::io::Error::other(format!("leader epoch {epoch}: {e}")))?;
         let mut parts = self.partitions.borrow_mut();
         let (id, slots) = parts.entry(topic.name.clone()).or_insert_with(|| (topic.id, Vec::new()));
         assert_eq!(*id, topic.id, "a deleted topic's logs are dropped before its name is reused");

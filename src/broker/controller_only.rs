@@ -24,7 +24,7 @@ pub fn run(data_dir: PathBuf, mut process: ClusterProcess, settings: &BrokerSett
     let signals = shutdown::block_signals();
     let dir_err = |source| BrokerError::DataDir { path: data_dir.clone(), source };
     take_data_dir(&data_dir)?;
-    let quorums_id = discover_quorum(&mut process).map_err(dir_err)?;
+    let quorums_id = discover_quorum(&mut process, &data_dir).map_err(dir_err)?;
     let cluster_id = cluster_id_of(&data_dir, quorums_id, || derived_cluster_id(&process)).map_err(dir_err)?;
     refuse_file_log(&data_dir).map_err(dir_err)?;
     let (config, listener) = cluster_quorum(&process).map_err(dir_err)?;

@@ -77,24 +77,45 @@ impl BrokerOptions {
 }
 
 /// For a node that joins the quorum (one not among the voters it was
-/// given): asks the bootstrap servers, or else the voters, for the voters
-/// and the cluster id, fills in the voters where it was given none, and
-/// returns the cluster id. `None` for one of the voters it was given.
-fn discover_quorum(c: &mut ClusterProcess) -> std::io::Result<Option<String>> {
+/// given): asks the bootstrap servers, or else the voters, for the current
+/// voters (which it then joins through) and the cluster id, which it
+/// returns. `None` for one of the voters it was given, and for a node with
+/// a log of its own when no one answers in a few seconds: it may be one of
+/// several voters (added at run time) that restart together, and the
+/// membership in its log says whom to reach.
+fn discover_quorum(c: &mut ClusterProcess, data_dir: &Path) -> std::io::Result<Option<String>> {
+    use crate::metadata::raft::quorum;
     if c.learner_addr.is_none() {
         return Ok(None);
     }
+    let has_log = data_dir.join(quorum::DIR_NAME).exists();
     let servers: Vec<String> =
         if c.bootstrap.is_empty() { c.voters.values().cloned().collect() } else { c.bootstrap.clone() };
-    let found = crate::metadata::raft::quorum::discover(&servers)?;
+    let wait = if has_log { Duration::from_secs(10) } else { quorum::ELECTION_WAIT };
+    let found = match quorum::discover(&servers, wait) {
+        Ok(found) => found,
+        Err(e) if has_log => {
+            warn!("{e}; starting from this node's own metadata log");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     info!(voters = ?found.voters, cluster_id = %found.cluster_id, "the metadata quorum answered");
-    if c.voters.is_empty() {
-        c.voters = found.voters.clone();
-    }
-    if !c.can_vote && found.voters.contains_key(&(c.node_id as u64)) {
-        let e = format!("node.id {} is a voter's: process.roles=broker is for a broker that does not vote", c.node_id);
+    let me = c.node_id as u64;
+    if found.voters.contains_key(&me) && !c.can_vote {
+        let e = format!("node.id {me} is a voter's: process.roles=broker is for a broker that does not vote");
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e));
     }
+    if found.voters.contains_key(&me) && !has_log {
+        // Its vote and log are gone: voting again could elect two leaders
+        // in one term.
+        let e = format!(
+            "node {me} is a voter of the quorum, but this data directory has no metadata log: \
+             remove it (remove-controller), then start it and add it again (add-controller)"
+        );
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+    }
+    c.voters = found.voters;
     Ok(Some(found.cluster_id))
 }
 
@@ -122,6 +143,7 @@ fn cluster_quorum(c: &ClusterProcess) -> std::io::Result<(QuorumConfig, std::net
         id: c.node_id as u64,
         voters: c.voters.clone(),
         learner_addr: c.learner_addr.clone(),
+        bootstrap: c.bootstrap.clone(),
         can_vote: c.can_vote,
         snapshots: Default::default(),
     };
@@ -281,7 +303,7 @@ pub fn run(mut opts: BrokerOptions) -> Result<(), BrokerError> {
     }
     take_data_dir(&opts.data_dir)?;
     let quorums_id = match opts.cluster.as_mut() {
-        Some(c) => discover_quorum(c).map_err(dir_err)?,
+        Some(c) => discover_quorum(c, &opts.data_dir).map_err(dir_err)?,
         None => None,
     };
     probe_io_uring()?;

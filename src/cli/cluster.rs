@@ -122,7 +122,8 @@ fn print_quorum(cluster: &mut Cluster) -> Result<(), CliError> {
 
 /// The broker (`broker.id`) each live node is a shard of. A broker
 /// describes only its own nodes' configs, so each is asked about every
-/// node once and answers for its own: one request per broker.
+/// node once and answers for its own: one request per broker. Nodes that
+/// do not answer are left out.
 fn brokers_of(cluster: &mut Cluster) -> Result<BTreeMap<i32, i32>, CliError> {
     let nodes = cluster.node_ids();
     let mut owner = BTreeMap::new();
@@ -140,7 +141,12 @@ fn brokers_of(cluster: &mut Cluster) -> Result<BTreeMap<i32, i32>, CliError> {
                     .with_configuration_keys(Some(vec![StrBytes::from_static_str("broker.id")]))
             })
             .collect();
-        let resp = cluster.node(n)?.send(DescribeConfigsRequest::default().with_resources(resources))?;
+        let req = DescribeConfigsRequest::default().with_resources(resources);
+        // A node that cannot be reached (killed, not fenced yet) is listed
+        // under an unknown broker rather than failing the whole view.
+        let Ok(resp) = cluster.node(n).and_then(|conn| Ok(conn.send(req)?)) else {
+            continue;
+        };
         for r in resp.results.iter().filter(|r| r.error_code == 0) {
             let broker = r.configs.iter().find(|c| c.name.as_str() == "broker.id").and_then(|c| c.value.as_ref());
             if let (Ok(node), Some(Ok(broker))) = (r.resource_name.parse(), broker.map(|b| b.parse())) {

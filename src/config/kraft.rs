@@ -193,11 +193,12 @@ fn resolve(p: &BTreeMap<String, String>) -> Result<ProcessOptions, ConfigError> 
     let voters = get("controller.quorum.voters").map(parse_voters).transpose()?.unwrap_or_default();
     if voters.len() > 1 {
         out.cluster = Some(cluster_process(p, out.node_id, voters, voting, serves_clients)?);
-    } else if voters.is_empty() && (!voting || bootstrap.len() > 1) && !bootstrap.is_empty() {
+    } else if voters.is_empty() && !bootstrap.is_empty() && !(serves_clients && names_itself(p, &bootstrap)) {
         // A node that joins a quorum it finds through these servers: a
         // broker that does not vote, or a node that may vote once an
-        // operator adds it (AddRaftVoter). One server for a voter is
-        // Kafka's single-node file: the embedded one-voter quorum.
+        // operator adds it (AddRaftVoter). A broker and controller whose
+        // one bootstrap server is its own controller listener is Kafka's
+        // single-node file: the embedded one-voter quorum.
         let mut c = cluster_process(p, out.node_id, voters, voting, serves_clients)?;
         c.bootstrap = bootstrap;
         out.cluster = Some(c);
@@ -242,6 +243,30 @@ fn parse_voters(v: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
         }
     }
     Ok(voters)
+}
+
+/// Whether `bootstrap` names only this node's own controller listener (or
+/// the node has none, so it cannot join anything): Kafka's single-node
+/// file, `controller.quorum.bootstrap.servers=localhost:9093` beside
+/// `CONTROLLER://:9093`.
+fn names_itself(p: &BTreeMap<String, String>, bootstrap: &[String]) -> bool {
+    let names = p.get("controller.listener.names").map(|v| list_items(v)).unwrap_or_default();
+    let listeners = p.get("listeners").map_or("", String::as_str);
+    let Some((host, port)) = names.iter().find_map(|n| find_listener(listeners, n)) else {
+        return true;
+    };
+    let advertised = p.get("advertised.listeners").and_then(|a| names.iter().find_map(|n| find_listener(a, n)));
+    let [server] = bootstrap else {
+        return false;
+    };
+    let Some((h, server_port)) = server.rsplit_once(':') else {
+        return false;
+    };
+    let h = h.trim_matches(['[', ']']);
+    let local = ["localhost", "127.0.0.1", "::1", "0.0.0.0", ""].contains(&h)
+        || h == host
+        || advertised.as_ref().is_some_and(|(a, _)| a == h);
+    server_port.parse() == Ok(port) && local
 }
 
 /// `host:port,...`.
@@ -411,6 +436,7 @@ log.retention.check.interval.ms=300000";
         assert_eq!(inapplicable, 9);
         assert_eq!(settings.topic(&Default::default()).retention_ms, 168 * 3_600_000);
         assert_eq!(settings.typed().offsets_topic_replication_factor, 1);
+        assert_eq!(p.cluster, None, "its one bootstrap server is its own listener: the embedded single broker");
     }
 
     #[test]
@@ -491,6 +517,7 @@ log.retention.check.interval.ms=300000";
         for quorum in [
             "controller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093",
             "controller.quorum.bootstrap.servers=h1:9093,h2:9093",
+            "controller.quorum.bootstrap.servers=h1:9093",
         ] {
             let text = format!(
                 "process.roles=controller\nnode.id=4\n{quorum}\n\
@@ -499,6 +526,14 @@ log.retention.check.interval.ms=300000";
             let c = read(&text).unwrap().1.cluster.expect("a cluster");
             assert!(c.can_vote && c.learner_addr.as_deref() == Some("127.0.0.1:9094"), "{quorum}");
         }
+        // A broker and controller with one bootstrap server elsewhere joins;
+        // with its own listener it is Kafka's single-node file (above).
+        let (_, p, _) = read(
+            "process.roles=broker,controller\nnode.id=5\ncontroller.quorum.bootstrap.servers=h1:9093\n\
+             listeners=PLAINTEXT://:9092,CONTROLLER://:9093\ncontroller.listener.names=CONTROLLER",
+        )
+        .unwrap();
+        assert!(p.cluster.is_some_and(|c| c.can_vote && c.learner_addr.is_some()));
         // A broker that does not vote cannot have a voter's id.
         let text = "process.roles=broker\nnode.id=2\ncontroller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093\n\
                     listeners=PLAINTEXT://:9092,CONTROLLER://:9094\ncontroller.listener.names=CONTROLLER";

@@ -321,7 +321,14 @@ fn register(quorum: &Quorum, me: &BrokerReg) -> std::io::Result<()> {
 pub struct Controller {
     quorum: Quorum,
     publisher: Publisher,
+    /// The rest of this broker's block of producer ids: handed out without
+    /// a commit each (a restart forgets it; ids are never reused).
+    producer_ids: std::ops::Range<i64>,
 }
+
+/// Producer ids a broker takes from the quorum at a time (Kafka's
+/// `ProducerIdsBlock` size), so that InitProducerId commits once per block.
+const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// A change checked against metadata that another commit overtook: check
 /// it again.
@@ -403,8 +410,18 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
         MetaRecord::BrokerFenced { broker } => meta.set_fenced(*broker, true),
         MetaRecord::BrokerUnfenced { broker } => meta.set_fenced(*broker, false),
         MetaRecord::BrokerUnregistered { broker } => meta.unregister_broker(*broker),
+        MetaRecord::ControllerRegistered { id, addr } if addr.is_empty() => {
+            meta.controllers.remove(id);
+        }
         MetaRecord::ControllerRegistered { id, addr } => {
             meta.controllers.insert(*id, addr.clone());
+        }
+        MetaRecord::LeaderEpochs { name, epochs } => {
+            if let Some(t) = meta.topic(name) {
+                let mut t = (**t).clone();
+                t.set_epochs(epochs);
+                meta.put_topic(t);
+            }
         }
         MetaRecord::PartitionMoved { name, partition, leader } => {
             if let Some(t) = meta.topic(name) {
@@ -596,7 +613,8 @@ impl Controller {
         let publisher = Publisher::new(meta, settings, me.id, data_dir);
         let (snapshot, node_settings) = (publisher.snapshot.clone(), publisher.node_settings.clone());
         let quorum_view = quorum.view();
-        Ok(Opened { controller: Self { quorum, publisher }, snapshot, node_settings, nodes, quorum_view })
+        let controller = Self { quorum, publisher, producer_ids: 0..0 };
+        Ok(Opened { controller, snapshot, node_settings, nodes, quorum_view })
     }
 
     /// Starts the controller thread serving commands sent to the returned
@@ -744,16 +762,25 @@ impl Controller {
             }
             _ => {}
         }
-        self.quorum.change_voters(change).map_err(|e| {
-            AdminError::new(ErrorCode::RequestTimedOut, format!("the quorum did not change its voters: {e}"))
+        self.quorum.change_voters(change).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => AdminError::new(ErrorCode::InvalidRequest, e.to_string()),
+            _ => AdminError::new(ErrorCode::RequestTimedOut, format!("the quorum did not change its voters: {e}")),
         })?;
         info!(?change, "the metadata quorum's voters changed");
         Ok(())
     }
 
+    /// The next id of this broker's block, taking a new block from the
+    /// quorum when it is used up: ids are unique across the cluster.
     fn allocate_producer_id(&mut self) -> Result<i64, AdminError> {
-        let id = self.current().next_producer_id;
-        self.commit(MetaRecord::ProducerIdsAllocated { next: id + 1 })?;
+        if self.producer_ids.is_empty() {
+            let first = self.current().next_producer_id;
+            let end = first + PRODUCER_ID_BLOCK;
+            self.commit(MetaRecord::ProducerIdsAllocated { next: end })?;
+            self.producer_ids = first..end;
+        }
+        let id = self.producer_ids.next().expect("a block with ids left");
+        assert!(id < self.current().next_producer_id, "a producer id from a committed block");
         Ok(id)
     }
 
@@ -1069,6 +1096,16 @@ mod tests {
         assert_eq!(t.replicas, [vec![0], vec![1], vec![0]]);
         assert_eq!(t.leaders, [0, 1, 0]);
         assert_eq!(t.replication_factor(), 1);
+        assert_eq!(t.epochs, [0, 0, 1], "the moved partition has a new leader epoch");
+    }
+
+    #[test]
+    fn a_change_of_leader_bumps_the_epoch_and_a_change_of_followers_does_not() {
+        let placed =
+            MetaRecord::TopicPlaced { name: "t".into(), id: [1; 16], replicas: vec![vec![0, 1]], configs: vec![] };
+        let moved = |replicas: Vec<i32>| MetaRecord::PartitionReassigned { name: "t".into(), partition: 0, replicas };
+        let meta = meta_with(3, &[placed, moved(vec![0, 2]), moved(vec![2, 0]), moved(vec![1, 0])]);
+        assert_eq!(meta.topic("t").unwrap().epochs, [2]);
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub struct TopicMeta {
     /// first (Kafka's replica assignment). Followers do not copy the
     /// leader's log yet (issue 24): they are listed, never in sync.
     pub replicas: Vec<Vec<i32>>,
+    /// `epochs[p]`: partition `p`'s leader epoch, 0 when placed and one
+    /// more at every change of leader (as Kafka's PartitionChangeRecord
+    /// bumps it). The leader stamps its appends with it, and clients fence
+    /// stale leaders and validate positions by it.
+    pub epochs: Vec<i32>,
     /// Topic-level config overrides (Kafka key names).
     pub configs: BTreeMap<String, String>,
     /// The same, parsed (see [`TopicMeta::set_configs`]).
@@ -32,7 +37,8 @@ impl TopicMeta {
     /// parsed once here).
     pub fn new(name: String, id: Uuid, replicas: Vec<Vec<i32>>, configs: BTreeMap<String, String>) -> Self {
         let overrides = TopicOverrides::parse(&configs);
-        let mut t = Self { name, id, leaders: Vec::new(), replicas: Vec::new(), configs, overrides };
+        let mut t =
+            Self { name, id, leaders: Vec::new(), replicas: Vec::new(), epochs: Vec::new(), configs, overrides };
         t.add_partitions(replicas);
         t
     }
@@ -43,13 +49,28 @@ impl TopicMeta {
             check_replicas(&r);
             self.leaders.push(r[0]);
             self.replicas.push(r);
+            self.epochs.push(0);
         }
     }
 
-    /// Gives partition `p` a new replica assignment (its leader first).
+    /// Sets the partitions' leader epochs (a snapshot's, restored): those
+    /// of partitions the topic has.
+    pub fn set_epochs(&mut self, epochs: &[i32]) {
+        for (mine, e) in self.epochs.iter_mut().zip(epochs) {
+            assert!(*e >= 0, "a leader epoch is never negative");
+            *mine = *e;
+        }
+    }
+
+    /// Gives partition `p` a new replica assignment (its leader first); a
+    /// new leader starts a new leader epoch.
     pub fn reassign(&mut self, p: usize, replicas: Vec<i32>) {
         check_replicas(&replicas);
-        if let (Some(l), Some(r)) = (self.leaders.get_mut(p), self.replicas.get_mut(p)) {
+        if let (Some(l), Some(r), Some(e)) = (self.leaders.get_mut(p), self.replicas.get_mut(p), self.epochs.get_mut(p))
+        {
+            if *l != replicas[0] {
+                *e += 1;
+            }
             *l = replicas[0];
             *r = replicas;
         }

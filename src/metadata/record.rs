@@ -48,8 +48,12 @@ pub enum MetaRecord {
     BrokerUnregistered { broker: i32 },
     /// A node that can vote (`process.roles` with `controller`) listens for
     /// the quorum at `addr`: AddRaftVoter may make it a voter (Kafka's
-    /// RegisterControllerRecord).
+    /// RegisterControllerRecord). An empty `addr`: it no longer can (it
+    /// started as `process.roles=broker`).
     ControllerRegistered { id: i32, addr: String },
+    /// Topic `name`'s partitions' leader epochs (a snapshot's image: in the
+    /// log, a change of leader bumps its partition's epoch).
+    LeaderEpochs { name: String, epochs: Vec<i32> },
 }
 
 /// A record frame that does not check out.

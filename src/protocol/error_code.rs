@@ -42,6 +42,8 @@ pub enum ErrorCode {
     LogDirNotFound = 57,
     NonEmptyGroup = 68,
     GroupIdNotFound = 69,
+    FencedLeaderEpoch = 74,
+    UnknownLeaderEpoch = 76,
     MemberIdRequired = 79,
     GroupMaxSizeReached = 81,
     FencedInstanceId = 82,

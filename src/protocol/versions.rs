@@ -27,6 +27,7 @@ pub const SUPPORTED: &[Supported] = &[
     Supported { key: ApiKey::Produce, min: 0, max: 12, min_served: 3 },
     api(ApiKey::Fetch, 4, 17),
     api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::Metadata, 0, 13),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),

@@ -4,6 +4,7 @@ controller listeners. Every broker registers its shards, which get node ids
 unique across the cluster; Metadata from any broker lists every broker's
 nodes, and replicas of a partition go to different brokers."""
 
+import re
 import time
 
 from confluent_kafka.admin import NewTopic
@@ -106,7 +107,7 @@ def test_a_topic_of_three_replicas_spans_three_brokers_and_serves_every_client(b
     for i, b in c.brokers.items():
         assert f"Broker {i}: 127.0.0.1, alive, 1 shard(s), leads 4 partitions, holds 12 replicas" in out, out
         assert f"  Node {node_of[i]}: 127.0.0.1:{b.port}, alive, leads 4 partitions" in out, out
-    assert "voters 1 (lag " in out and "3 (lag " in out, out
+    assert re.search(r"voters 1 \(lag \d+\), 2 \(lag \d+\), 3 \(lag \d+\)", out), out
     # A replication factor no set of brokers can hold is refused.
     (fut,) = a.create_topics([NewTopic(h.unique("rf4"), 1, 4)], request_timeout=30).values()
     try:
@@ -387,7 +388,7 @@ def test_controllers_without_shards_run_the_quorum_for_brokers_that_do_not_vote(
     c.brokers[leader].kill9()
     after = h.unique("ctl-after")
     h.eventually(lambda: _created(b5, after), timeout=30)
-    assert c.leader_id(but=(leader,)) != leader
+    assert c.leader_id(but=(leader,)) in (1, 2, 3)
     # The new leader fences a killed broker.
     b5.kill9()
     h.eventually(lambda: _live_ports(b4) == [b4.port] or _fail(_live_ports(b4)), timeout=20)
@@ -400,6 +401,13 @@ def _created(broker, topic):
     for fut in a.create_topics([NewTopic(topic, 1, 1)], request_timeout=10).values():
         fut.result(15)
     return True
+
+
+def _props(tmp_path, node):
+    """A server.properties naming `node`, for add-controller."""
+    path = tmp_path / f"node{node}.properties"
+    path.write_text(f"process.roles=controller\nnode.id={node}\n")
+    return path
 
 
 def _voters(q, expected):
@@ -415,14 +423,25 @@ def test_controllers_are_added_to_and_removed_from_the_voters_at_run_time(broker
     makes a voter an observer; a voter added keeps voting after a restart."""
     c = Cluster(broker_factory).start()
     n4 = c.add_controller(broker_factory, 4)
-    n4.start()
+    n5 = c.add_controller(broker_factory, 5)
+    b6 = c.add_broker(broker_factory, 6)
+    for n in (n4, n5, b6):
+        n.start()
     b = c.brokers[1]
-    h.eventually(lambda: 4 in [o["replica_id"] for o in c.quorum(b)["observers"]] or _fail("no observer 4"))
-    # A broker that does not vote cannot be made a voter; nor can a node
-    # that is not running.
-    props = tmp_path / "node4.properties"
-    props.write_text("process.roles=controller\nnode.id=4\n")
+    h.eventually(lambda: sorted(o["replica_id"] for o in c.quorum(b)["observers"]) == [4, 5, 6]
+                 or _fail("observers 4, 5, 6"))
     quorum = ("kafka-metadata-quorum.sh", "--bootstrap-server", b.bootstrap)
+    # A broker that does not vote cannot be made a voter; nor can a
+    # controller that stopped (it would not answer, and the change could not
+    # commit).
+    broker_only = script(*quorum, "add-controller", "--controller.config", str(_props(tmp_path, 6)), check=False)
+    assert broker_only.returncode != 0 and "has not registered as a controller" in broker_only.stderr, \
+        broker_only.stderr
+    n5.stop()
+    time.sleep(6)
+    stopped = script(*quorum, "add-controller", "--controller.config", str(_props(tmp_path, 5)), check=False)
+    assert stopped.returncode != 0 and "does not follow the quorum's log" in stopped.stderr, stopped.stderr
+    props = _props(tmp_path, 4)
     added = script(*quorum, "add-controller", "--controller.config", str(props))
     assert "Added controller 4" in added.stdout, added.stdout
     h.eventually(lambda: _voters(c.quorum(b), [1, 2, 3, 4]))
@@ -444,9 +463,42 @@ def test_controllers_are_added_to_and_removed_from_the_voters_at_run_time(broker
     c.brokers[leader].kill9()
     via = c.brokers[removed]
     h.eventually(lambda: _created(via, h.unique("after-change")), timeout=30)
-    new_leader = c.leader_id(but=(leader,))
-    assert new_leader in remaining and new_leader != leader
+    assert c.leader_id(but=(leader,)) in remaining
     # Restarted, node 4 is still a voter (it does not join as an observer).
     n4.restart()
     h.eventually(lambda: _voters(c.quorum(via), remaining))
     h.eventually(lambda: _created(via, h.unique("after-restart")), timeout=30)
+
+
+def _producer_ids(broker, node, n):
+    """n InitProducerId answers from node `node` (of `broker`)."""
+    from kafka.protocol.producer import InitProducerIdRequest
+    ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        ids = []
+        for _ in range(n):
+            req = InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=-1)
+            resp = ka._manager.run(ka._manager.send, req, node)
+            assert resp.error_code == 0, resp
+            ids.append(resp.producer_id)
+        return ids
+    finally:
+        ka.close()
+
+
+def test_producer_ids_come_in_blocks_unique_across_brokers(broker_factory):
+    """Each broker takes blocks of 1000 producer ids from the quorum (one
+    commit per block, as Kafka's AllocateProducerIds), so ids handed out by
+    different brokers never collide, and a restart never reuses one."""
+    c = Cluster(broker_factory).start()
+    b1, b2 = c.brokers[1], c.brokers[2]
+    md = h.admin(b1).list_topics(timeout=15)
+    node = {n.port: n.id for n in md.brokers.values()}
+    first = _producer_ids(b1, node[b1.port], 5)
+    second = _producer_ids(b2, node[b2.port], 5)
+    assert first == list(range(first[0], first[0] + 5)), first
+    assert second == list(range(second[0], second[0] + 5)), second
+    assert abs(first[0] - second[0]) >= 1000, (first, second)
+    b1.restart()
+    again = _producer_ids(b1, node[b1.port], 2)
+    assert not set(again) & set(first + second), (again, first, second)

@@ -32,7 +32,6 @@ KAFKA_40 = {
 # it. Serving one of them means taking it off this list, on purpose.
 NOT_SERVED = {
     17: "SaslHandshake (security)", 36: "SaslAuthenticate (security)",
-    23: "OffsetForLeaderEpoch (replication, issue 24)",
     24: "AddPartitionsToTxn", 25: "AddOffsetsToTxn", 26: "EndTxn", 27: "WriteTxnMarkers",
     28: "TxnOffsetCommit (transactions)",
     29: "DescribeAcls", 30: "CreateAcls", 31: "DeleteAcls (security)",

@@ -89,16 +89,17 @@ def test_kafkas_own_server_properties_starts_a_broker(tmp_path):
         node.stop()
 
 
-def test_a_quorum_this_node_is_not_a_voter_of_is_refused_with_the_reason(tmp_path):
-    """node.id=1 with voters 2, 3 and 4: every sluice node is a voter, so
-    the broker refuses to start and names the key (a quorum of three that
-    includes it forms a cluster: test_cluster.py)."""
+def test_a_broker_that_does_not_vote_with_a_voters_id_is_refused_with_the_reason(tmp_path):
+    """process.roles=broker with node.id=2 among voters 2, 3 and 4: a
+    broker that does not vote cannot hold a voter's id, so it refuses to
+    start and names the key. (A controller whose id is not among the voters
+    joins as an observer: test_cluster.py.)"""
     port = pick_base_port(3)
     text = KAFKA_40.format(port=port, controller=port + 2, log_dir=tmp_path / "d").replace(
         f"controller.quorum.bootstrap.servers=localhost:{port + 2}",
         "controller.quorum.voters=2@a:9093,3@b:9093,4@c:9093",
-    )
+    ).replace("process.roles=broker,controller", "process.roles=broker").replace("node.id=1", "node.id=2")
     node = Node(tmp_path, text)
     assert node.proc.wait(timeout=30) != 0
     out = node.log.read_text()
-    assert "node.id" in out and "one of the voters' ids" in out, out
+    assert "node.id" in out and "not a voter's" in out, out

@@ -38,7 +38,7 @@ pub const DIR_NAME: &str = "__cluster_metadata-0";
 
 /// How long start-up waits for a leader: the other voters may still be
 /// starting.
-const ELECTION_WAIT: Duration = Duration::from_secs(120);
+pub const ELECTION_WAIT: Duration = Duration::from_secs(120);
 
 /// How long a proposal keeps trying to reach a leader.
 const PROPOSE_WAIT: Duration = Duration::from_secs(15);
@@ -59,6 +59,9 @@ pub struct QuorumConfig {
     /// Set for a node that is not among `voters`: the address voters send
     /// it the log at (it joins as an openraft learner).
     pub learner_addr: Option<String>,
+    /// `controller.quorum.bootstrap.servers`: asked to join where `voters`
+    /// is empty.
+    pub bootstrap: Vec<String>,
     /// Whether it may vote (`process.roles` names `controller`): it
     /// registers as a controller, and a learner that may vote becomes a
     /// voter when an operator adds it (AddRaftVoter).
@@ -90,6 +93,7 @@ impl QuorumConfig {
             id: 0,
             voters: BTreeMap::from([(0, String::new())]),
             learner_addr: None,
+            bootstrap: Vec::new(),
             can_vote: true,
             snapshots: SnapshotSettings::default(),
         }
@@ -129,25 +133,28 @@ impl QuorumConfig {
 /// (a broker that does not vote, at each start).
 async fn join(config: &QuorumConfig, addr: &str) -> io::Result<()> {
     let deadline = Instant::now() + ELECTION_WAIT;
-    let mut next = config.voters.keys().copied().cycle();
-    let mut to = next.next().expect("voters");
+    let targets: Vec<&String> =
+        if config.voters.is_empty() { config.bootstrap.iter().collect() } else { config.voters.values().collect() };
+    assert!(!targets.is_empty(), "a node that joins knows the voters or bootstrap servers");
+    let mut next = targets.iter().copied().cycle();
+    let mut to = next.next().expect("targets");
     loop {
         let req = Request::Join { id: config.id, addr: addr.to_string() };
-        match exchange_within(&config.voters[&to], &req, ATTEMPT).await {
+        match exchange_within(to, &req, ATTEMPT).await {
             Ok(Response::Joined(Ok(()))) => return Ok(()),
             Ok(Response::Joined(Err(ProposeError::NotLeader { leader: Some(l) })))
                 if config.voters.contains_key(&l) =>
             {
-                to = l;
+                to = &config.voters[&l];
                 continue;
             }
-            other => debug!(voter = to, "joining the metadata quorum: {other:?}"),
+            other => debug!(%to, "joining the metadata quorum: {other:?}"),
         }
         if Instant::now() > deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "no voter of the metadata quorum took this broker in"));
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no voter of the metadata quorum took this node in"));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        to = next.next().expect("voters");
+        to = next.next().expect("targets");
     }
 }
 
@@ -163,11 +170,11 @@ pub struct Discovered {
 
 /// Asks `servers` (bootstrap servers, or the voters' addresses) in turn,
 /// until one answers, for the voters and the cluster id.
-pub fn discover(servers: &[String]) -> io::Result<Discovered> {
+pub fn discover(servers: &[String], wait: Duration) -> io::Result<Discovered> {
     assert!(!servers.is_empty(), "at least one bootstrap server");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let deadline = Instant::now() + ELECTION_WAIT;
+        let deadline = Instant::now() + wait;
         for server in servers.iter().cycle() {
             match exchange_within(server, &Request::Voters, ATTEMPT).await {
                 Ok(Response::Voters(d)) if !d.voters.is_empty() => return Ok(d),
@@ -250,10 +257,16 @@ impl Quorum {
         // removed from the learners) that comes back must be sent the log
         // again; joining as the learner it already is changes nothing. A
         // node that AddRaftVoter made a voter does not join again.
-        if let Some(addr) = &config.learner_addr
-            && !members::voters(&raft).contains_key(&config.id)
-        {
-            rt.block_on(join(&config, addr))?;
+        if let Some(addr) = &config.learner_addr {
+            // From the core's own state: its metrics may not have been
+            // reported yet.
+            let me = config.id;
+            let voting = rt
+                .block_on(raft.with_raft_state(move |st| st.membership_state.effective().voter_ids().any(|v| v == me)))
+                .map_err(io::Error::other)?;
+            if !voting {
+                rt.block_on(join(&config, addr))?;
+            }
         }
         rt.block_on(async {
             raft.wait(Some(ELECTION_WAIT))
@@ -272,12 +285,15 @@ impl Quorum {
 
     /// Records that this node may vote, and where it listens, unless the
     /// metadata has it so already (AddRaftVoter takes only such nodes).
+    /// A node that no longer may vote is taken off (empty address).
     fn register_controller(&self) -> io::Result<()> {
-        let (Some(addr), true, false) = (self.config.own_addr(), self.config.can_vote, self.config.is_single()) else {
+        let (Some(addr), false) = (self.config.own_addr(), self.config.is_single()) else {
             return Ok(());
         };
+        let addr = if self.config.can_vote { addr } else { "" };
         let id = i32::try_from(self.config.id).map_err(io::Error::other)?;
-        if self.meta().controllers.get(&id).map(String::as_str) != Some(addr) {
+        let registered = self.meta().controllers.get(&id).cloned().unwrap_or_default();
+        if registered != addr {
             self.propose(MetaCommand::always(vec![MetaRecord::ControllerRegistered { id, addr: addr.to_string() }]))?;
         }
         Ok(())
@@ -343,7 +359,7 @@ impl Quorum {
     /// `interval` to the leader, and whichever node leads fences brokers
     /// silent for `timeout`.
     pub fn start_sessions(&self, broker: i32, interval: Duration, timeout: Duration) {
-        if self.config.voters.len() < 2 {
+        if self.config.is_single() {
             return;
         }
         self.start_expiry(timeout);
@@ -364,7 +380,7 @@ impl Quorum {
     /// so that clients stop being sent to it. Gives up after a few seconds
     /// (a quorum without a majority cannot be told).
     pub fn leave(&self, broker: i32) -> io::Result<()> {
-        if self.config.voters.len() < 2 {
+        if self.config.is_single() {
             return Ok(());
         }
         self.stopping.store(true, std::sync::atomic::Ordering::Release);
@@ -406,7 +422,11 @@ impl Quorum {
             let deadline = Instant::now() + PROPOSE_WAIT;
             loop {
                 let result = match self.raft.current_leader().await {
-                    Some(l) if l == self.config.id => here(self.raft.clone()).await,
+                    // A change the voters cannot commit (too few answer)
+                    // must not hold the caller.
+                    Some(l) if l == self.config.id => tokio::time::timeout(ATTEMPT, here(self.raft.clone()))
+                        .await
+                        .unwrap_or_else(|_| Err(ProposeError::Unavailable("not committed in time".into()))),
                     Some(l) => match members::addr_of(&self.raft, l) {
                         Some(addr) => match exchange_within(&addr, &req, ATTEMPT).await {
                             Ok(Response::Joined(r)) => r,
@@ -418,6 +438,9 @@ impl Quorum {
                 };
                 match result {
                     Ok(()) => return Ok(()),
+                    Err(e @ ProposeError::Refused(_)) => {
+                        return Err(io::Error::new(io::ErrorKind::InvalidInput, e));
+                    }
                     Err(e) if Instant::now() < deadline => {
                         debug!("{req:?} not done yet: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -24,7 +24,14 @@ fn topic(name: &str) -> MetaRecord {
 }
 
 fn open(dir: &Path, id: u64, voters: &BTreeMap<u64, String>, listener: TcpListener) -> Quorum {
-    let config = QuorumConfig { id, voters: voters.clone(), learner_addr: None, can_vote: true, snapshots: SNAPSHOTS };
+    let config = QuorumConfig {
+        id,
+        voters: voters.clone(),
+        learner_addr: None,
+        bootstrap: Vec::new(),
+        can_vote: true,
+        snapshots: SNAPSHOTS,
+    };
     Quorum::open(&dir.join(id.to_string()), ClusterMeta::default(), config, Some(listener)).expect("the quorum opens")
 }
 
@@ -72,7 +79,14 @@ fn three_voters_elect_commit_fail_over_and_catch_up() {
     // A node that does not vote joins, is sent the log, and proposes.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let learner_addr = Some(l.local_addr().unwrap().to_string());
-    let config = QuorumConfig { id: 9, voters: voters.clone(), learner_addr, can_vote: false, snapshots: SNAPSHOTS };
+    let config = QuorumConfig {
+        id: 9,
+        voters: voters.clone(),
+        learner_addr,
+        bootstrap: Vec::new(),
+        can_vote: false,
+        snapshots: SNAPSHOTS,
+    };
     let learner = Quorum::open(&dir.join("9"), ClusterMeta::default(), config, Some(l)).expect("the learner joins");
     eventually(&learner, "the learner applies what was committed before it joined", |m| m.topic("a").is_some());
     assert!(propose(&learner, topic("from-learner")), "a learner's proposal is forwarded");

@@ -123,6 +123,9 @@ pub async fn remove_learner(raft: &MetaRaft, id: u64) -> Result<(), ProposeError
 /// Changes the voter set through joint consensus; a removed voter stays a
 /// learner. openraft refuses adding a node that is not a learner.
 pub async fn change_voters(raft: &MetaRaft, change: VoterChange) -> Result<(), ProposeError> {
+    if let VoterChange::Add(id) = change {
+        following(raft, id)?;
+    }
     tracing::info!(?change, "changing the metadata quorum's voters");
     let change = match change {
         VoterChange::Add(id) => openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id])),
@@ -132,6 +135,36 @@ pub async fn change_voters(raft: &MetaRaft, change: VoterChange) -> Result<(), P
         Ok(_) => Ok(()),
         Err(e) => Err(not_done(e)),
     }
+}
+
+/// How far behind the leader's log a learner may be and still be made a
+/// voter (it catches up the rest as a voter).
+const MAX_LAG_TO_VOTE: u64 = 100;
+
+/// How recently a learner must have answered the leader to be made a voter.
+const MAX_SILENCE_TO_VOTE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Checks, where this node leads, that learner `id` answers and is caught
+/// up, as Kafka checks an observer before AddRaftVoter: a voter that does
+/// not answer would leave the joint majority short, and the change would
+/// not commit.
+fn following(raft: &MetaRaft, id: u64) -> Result<(), ProposeError> {
+    let metrics = raft.metrics();
+    let m = metrics.borrow_watched();
+    let (Some(replication), Some(heartbeat)) = (&m.replication, &m.heartbeat) else {
+        return Err(ProposeError::NotLeader { leader: m.current_leader });
+    };
+    let answered =
+        heartbeat.get(&id).cloned().flatten().is_some_and(|at| openraft::Instant::elapsed(&*at) < MAX_SILENCE_TO_VOTE);
+    let matched = replication.get(&id).cloned().flatten().map_or(0, |l| l.index + 1);
+    let end = m.last_log_index.map_or(0, |i| i + 1);
+    if !answered || matched + MAX_LAG_TO_VOTE < end {
+        return Err(ProposeError::Refused(format!(
+            "node {id} does not follow the quorum's log (it has {matched} of {end} entries{}): start it, and retry once it has caught up",
+            if answered { "" } else { ", and has not answered lately" }
+        )));
+    }
+    Ok(())
 }
 
 /// Why a write on this node's raft (a proposal or a membership change) was

@@ -38,16 +38,18 @@ struct Image {
 
 impl Image {
     fn of(meta: &ClusterMeta) -> Self {
-        let mut records: Vec<MetaRecord> = meta
-            .topics
-            .values()
-            .map(|t| MetaRecord::TopicPlaced {
+        let mut records: Vec<MetaRecord> = Vec::new();
+        for t in meta.topics.values() {
+            records.push(MetaRecord::TopicPlaced {
                 name: t.name.clone(),
                 id: *t.id.as_bytes(),
                 replicas: t.replicas.clone(),
                 configs: t.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            })
-            .collect();
+            });
+            if t.epochs.iter().any(|&e| e > 0) {
+                records.push(MetaRecord::LeaderEpochs { name: t.name.clone(), epochs: t.epochs.clone() });
+            }
+        }
         records.push(MetaRecord::ProducerIdsAllocated { next: meta.next_producer_id });
         for (resource, configs) in &meta.broker_configs {
             let configs = configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -308,6 +310,28 @@ mod tests {
             let mut again = MetaStateMachine::open(ClusterMeta::default(), SnapshotFile::new(&dir)).unwrap();
             assert_eq!(again.get_current_snapshot().await.unwrap().unwrap().meta, snap(50), "the file kept it too");
         });
+    }
+
+    /// A snapshot's image rebuilds what the log built: leader epochs and
+    /// registered controllers too.
+    #[test]
+    fn an_image_restores_leader_epochs_and_controllers() {
+        let mut meta = ClusterMeta { cluster_id: "c".into(), ..Default::default() };
+        for r in [
+            MetaRecord::TopicPlaced {
+                name: "t".into(),
+                id: [1; 16],
+                replicas: vec![vec![0], vec![1]],
+                configs: vec![],
+            },
+            MetaRecord::PartitionReassigned { name: "t".into(), partition: 1, replicas: vec![0] },
+            MetaRecord::ControllerRegistered { id: 4, addr: "h:9093".into() },
+        ] {
+            apply(&mut meta, &r);
+        }
+        let restored = Image::of(&meta).restore(&meta);
+        assert_eq!(restored.topic("t").unwrap().epochs, [0, 1]);
+        assert_eq!(restored.controllers, meta.controllers);
     }
 
     #[test]

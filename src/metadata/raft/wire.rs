@@ -83,4 +83,8 @@ pub enum ProposeError {
     /// No leader can be reached, or the commit's outcome is unknown.
     #[error("{0}")]
     Unavailable(String),
+    /// The leader will not do it as asked (a voter change it checked): not
+    /// retried.
+    #[error("{0}")]
+    Refused(String),
 }

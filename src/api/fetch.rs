@@ -10,7 +10,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use uuid::Uuid;
 
-use super::storage_errors;
+use super::{leader_epoch, storage_errors};
 use crate::broker::context::ShardCtx;
 use crate::protocol::ErrorCode;
 use crate::protocol::zero_copy::StandIns;
@@ -49,7 +49,10 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
                 partitions.push(partition_error(index, unknown));
                 continue;
             };
-            let log = match ctx.owned_log(topic, index) {
+            let log = match ctx.owned_log(topic, index).and_then(|log| {
+                leader_epoch::check(topic, index, p.current_leader_epoch)?;
+                Ok(log)
+            }) {
                 Ok(log) => log,
                 Err(code) => {
                     any_error = true;

@@ -7,7 +7,7 @@
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::storage_errors;
+use super::{leader_epoch, storage_errors};
 use crate::broker::context::ShardCtx;
 use crate::protocol::ErrorCode;
 
@@ -34,7 +34,10 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
                 partitions.push(base.with_error_code(ErrorCode::UnknownTopicOrPartition.code()));
                 continue;
             };
-            let log = match ctx.owned_log(topic, index) {
+            let log = match ctx.owned_log(topic, index).and_then(|log| {
+                leader_epoch::check(topic, index, p.current_leader_epoch)?;
+                Ok(log)
+            }) {
                 Ok(log) => log,
                 Err(code) => {
                     partitions.push(base.with_error_code(code.code()));
@@ -49,7 +52,13 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
                 ts => log.offset_for_timestamp(ts, max_decompressed).await,
             };
             partitions.push(match answer {
-                Ok(Some((offset, timestamp))) => base.with_offset(offset).with_timestamp(timestamp),
+                Ok(Some((offset, timestamp))) => {
+                    // The epoch that wrote the record at `offset` (for the
+                    // latest offset, the newest, as Kafka answers): clients
+                    // validate a position with it after a leader change.
+                    let epoch = log.epoch_at(if p.timestamp == LATEST { i64::MAX } else { offset });
+                    base.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch)
+                }
                 Ok(None) => base,
                 Err(e) => {
                     tracing::error!(topic = %topic.name, partition = index, "list offsets failed: {e}");

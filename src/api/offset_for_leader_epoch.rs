@@ -11,6 +11,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderPa
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use super::leader_epoch;
 use crate::broker::context::ShardCtx;
 use crate::metadata::model::TopicMeta;
 use crate::protocol::ErrorCode;
@@ -39,10 +40,7 @@ fn answer(ctx: &ShardCtx, topic: Option<&TopicMeta>, p: &OffsetForLeaderPartitio
         Ok(log) => log,
         Err(code) => return base.with_error_code(code.code()),
     };
-    let current = topic.epochs[p.partition as usize];
-    if p.current_leader_epoch >= 0 && p.current_leader_epoch != current {
-        let code =
-            if p.current_leader_epoch < current { ErrorCode::FencedLeaderEpoch } else { ErrorCode::UnknownLeaderEpoch };
+    if let Err(code) = leader_epoch::check(topic, p.partition, p.current_leader_epoch) {
         return base.with_error_code(code.code());
     }
     let (epoch, end) = log.end_offset_for_epoch(p.leader_epoch);

@@ -66,6 +66,12 @@ impl EpochCache {
         &self.entries
     }
 
+    /// The epoch that wrote `offset`: the last one that began at or
+    /// before it.
+    pub fn epoch_at(&self, offset: i64) -> Option<i32> {
+        self.entries.iter().rev().find(|e| e.start_offset <= offset).map(|e| e.epoch)
+    }
+
     /// The newest epoch, if any.
     pub fn latest_epoch(&self) -> Option<i32> {
         self.entries.last().map(|e| e.epoch)
@@ -215,6 +221,14 @@ mod tests {
 
     fn pairs(c: &EpochCache) -> Vec<(i32, i64)> {
         c.entries().iter().map(|e| (e.epoch, e.start_offset)).collect()
+    }
+
+    #[test]
+    fn the_epoch_at_an_offset_is_the_last_begun_at_or_before_it() {
+        let c = cache(&[(0, 0), (2, 100), (5, 250)]);
+        let at: Vec<Option<i32>> = [-1, 0, 99, 100, 249, 250, i64::MAX].iter().map(|&o| c.epoch_at(o)).collect();
+        assert_eq!(at, [None, Some(0), Some(0), Some(2), Some(2), Some(5), Some(5)]);
+        assert_eq!(EpochCache::default().epoch_at(7), None);
     }
 
     #[test]

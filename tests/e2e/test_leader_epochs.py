@@ -58,6 +58,44 @@ def _epoch_end(broker, node, topic, partition, epoch, current=-1):
     return p.error_code, p.leader_epoch, p.end_offset
 
 
+def _list_offset(broker, node, topic, partition, timestamp, current=-1):
+    """ListOffsets sent to node `node`: (error, offset, leader_epoch)."""
+    from kafka.protocol.consumer import ListOffsetsRequest as R
+    req = R(replica_id=-1, isolation_level=0, topics=[R.ListOffsetsTopic(name=topic, partitions=[
+        R.ListOffsetsTopic.ListOffsetsPartition(partition_index=partition, current_leader_epoch=current,
+                                                 timestamp=timestamp)])])
+    ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        resp = ka._manager.run(ka._manager.send, req, node)
+    finally:
+        ka.close()
+    [t] = resp.topics
+    [p] = t.partitions
+    return p.error_code, p.offset, p.leader_epoch
+
+
+def _fetch_error(broker, node, topic, partition, current):
+    """A Fetch from offset 0 naming `current` as the leader epoch, sent to
+    node `node`: the partition's error code."""
+    from kafka.protocol.consumer import FetchRequest as R
+    req = R(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0, session_id=0,
+            session_epoch=-1, forgotten_topics_data=[], rack_id="",
+            topics=[R.FetchTopic(topic=topic, partitions=[R.FetchTopic.FetchPartition(
+                partition=partition, current_leader_epoch=current, fetch_offset=0, log_start_offset=-1,
+                partition_max_bytes=1 << 20)])])
+    ka = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        # Fetch v13+ names topics by id.
+        md = ka._manager.run(ka._manager.send, MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=topic)]))
+        req.topics[0].topic_id = md.topics[0].topic_id
+        resp = ka._manager.run(ka._manager.send, req, node)
+    finally:
+        ka.close()
+    [t] = resp.responses
+    [p] = t.partitions
+    return p.error_code
+
+
 def test_a_new_leader_starts_a_new_epoch_that_clients_see_and_ask_about(broker_factory):
     broker = broker_factory(shards=2)
     topic = h.unique("epochs")
@@ -99,6 +137,15 @@ def test_a_new_leader_starts_a_new_epoch_that_clients_see_and_ask_about(broker_f
     assert _epoch_end(broker, 0, topic, moved, 1, current=1) == (0, 1, 10)
     assert _epoch_end(broker, 0, topic, moved, 0, current=0)[0] == FENCED_LEADER_EPOCH
     assert _epoch_end(broker, 0, topic, moved, 0, current=7)[0] == UNKNOWN_LEADER_EPOCH
+    # ListOffsets names the epoch that wrote the offset it finds (the
+    # newest for the latest offset), and fences a stale current epoch.
+    assert _list_offset(broker, 0, topic, moved, -2) == (0, 0, 0)
+    assert _list_offset(broker, 0, topic, moved, -1, current=1) == (0, 10, 1)
+    assert _list_offset(broker, 0, topic, moved, -1, current=0)[0] == FENCED_LEADER_EPOCH
+    # So does Fetch.
+    assert _fetch_error(broker, 0, topic, moved, 1) == 0
+    assert _fetch_error(broker, 0, topic, moved, 0) == FENCED_LEADER_EPOCH
+    assert _fetch_error(broker, 0, topic, moved, 2) == UNKNOWN_LEADER_EPOCH
     # The epochs survive a restart (they are in the metadata log, and in a
     # snapshot of it).
     broker.restart()

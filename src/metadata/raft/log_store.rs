@@ -6,6 +6,8 @@
 //! purges and the committed id reach the disk with the next sync (openraft
 //! asks no more of them).
 //!
+//! Past a few MiB, a purge compacts the file (`compact.rs`).
+//!
 //! The file keeps `RESERVE` bytes allocated past its end (fallocate with
 //! KEEP_SIZE), so that metadata changes still commit on a disk that
 //! partition data has filled: openraft stops for good at a failed write, and
@@ -25,6 +27,8 @@ use openraft::{OptionalSend, RaftLogReader};
 use serde::{Deserialize, Serialize};
 
 use super::{MetaTypes, frame};
+
+mod compact;
 
 type C = MetaTypes;
 
@@ -137,6 +141,7 @@ impl LogFile {
 pub struct MetaLogStore {
     inner: Arc<Mutex<Inner>>,
     file: Arc<Mutex<LogFile>>,
+    path: Arc<std::path::PathBuf>,
 }
 
 impl MetaLogStore {
@@ -164,7 +169,8 @@ impl MetaLogStore {
         // from before a restart is counted as none and renewed.
         let mut file = LogFile { file, len: pos as u64, reserved_to: pos as u64 };
         file.reserve();
-        Ok(Self { inner: Arc::new(Mutex::new(inner)), file: Arc::new(Mutex::new(file)) })
+        let _ = std::fs::remove_file(dir.join("raft.log.compact"));
+        Ok(Self { inner: Arc::new(Mutex::new(inner)), file: Arc::new(Mutex::new(file)), path: Arc::new(path) })
     }
 
     /// Writes `op` (synced when `sync`) and applies it in memory.
@@ -173,6 +179,24 @@ impl MetaLogStore {
         self.file.lock().expect("the log file lock").append(&frame, sync)?;
         self.inner.lock().expect("the log lock").apply(op);
         Ok(())
+    }
+
+    /// Rewrites the file as what is left, once it has grown past
+    /// `COMPACT_AT`. A failure keeps the old file (it is still whole) and
+    /// is only logged: compaction is tried again at the next purge.
+    fn compact_if_large(&self) {
+        let mut file = self.file.lock().expect("the log file lock");
+        if file.len < compact::COMPACT_AT {
+            return;
+        }
+        let inner = self.inner.lock().expect("the log lock");
+        match compact::rewrite(&self.path, &inner) {
+            Ok(new) => {
+                tracing::info!(before = file.len, after = new.len, "compacted the metadata quorum's log");
+                *file = new;
+            }
+            Err(e) => tracing::warn!("cannot compact the metadata quorum's log (kept as it is): {e}"),
+        }
     }
 }
 
@@ -231,13 +255,19 @@ impl RaftLogStorage<C> for MetaLogStore {
     }
 
     async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
-        self.write(Op::Purge(log_id), false)
+        self.write(Op::Purge(log_id), false)?;
+        self.compact_if_large();
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fail points are global: the tests that arm one, and those that
+    /// write a log while another might be armed, take turns.
+    static FAIL_POINTS: Mutex<()> = Mutex::new(());
 
     /// A torn last frame (a crash mid-write) is cut on open; what came
     /// before it is kept.
@@ -263,10 +293,74 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Past `COMPACT_AT`, a purge rewrites the file as what is left: it
+    /// shrinks, and a reopen finds the same vote, committed id, purge point
+    /// and entries. A compaction that fails before its rename (the fail
+    /// point) leaves the old file, which reopens whole.
+    #[test]
+    fn a_purge_compacts_a_large_log_and_a_failed_compaction_keeps_it() {
+        use openraft::entry::RaftEntry;
+        let _turn = FAIL_POINTS.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = std::env::temp_dir().join(format!("sluice-raft-compact-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let path = dir.join("raft.log");
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let id = |i: u64| openraft::testing::log_id::<C>(1, 0, i);
+        rt.block_on(async {
+            let mut store = MetaLogStore::open(&dir).unwrap();
+            let vote = VoteOf::<C>::new(1, 0);
+            store.save_vote(&vote).await.unwrap();
+            // Entries of about 1 KiB, until the file is past the threshold.
+            let big = super::super::MetaCommand::always(vec![
+                crate::metadata::record::MetaRecord::TopicConfigsSet {
+                    name: "x".repeat(1000),
+                    configs: vec![],
+                };
+                1
+            ]);
+            let mut next = 0;
+            while size() < compact::COMPACT_AT + (64 << 10) {
+                let entries: Vec<EntryOf<C>> =
+                    (next..next + 64).map(|i| EntryOf::<C>::new_normal(id(i), big.clone())).collect();
+                next += 64;
+                store.write(Op::Append(entries), false).unwrap();
+            }
+            store.save_committed(Some(id(next - 1))).await.unwrap();
+            // A compaction that fails: the old file stays, whole.
+            fail::cfg("metadata_log::compact_before_rename", "return").unwrap();
+            store.purge(id(next - 11)).await.unwrap();
+            fail::remove("metadata_log::compact_before_rename");
+            let before = size();
+            assert!(before > compact::COMPACT_AT, "not compacted");
+            let mut reopened = MetaLogStore::open(&dir).unwrap();
+            assert_eq!(reopened.get_log_state().await.unwrap().last_purged_log_id, Some(id(next - 11)));
+            drop(reopened);
+            // The next purge compacts.
+            store.purge(id(next - 6)).await.unwrap();
+            assert!(size() < 16 << 10, "compacted to the few entries left: {} bytes", size());
+            drop(store);
+            let mut store = MetaLogStore::open(&dir).unwrap();
+            assert_eq!(store.read_vote().await.unwrap(), Some(vote));
+            assert_eq!(store.read_committed().await.unwrap(), Some(id(next - 1)));
+            let state = store.get_log_state().await.unwrap();
+            assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(id(next - 6)), Some(id(next - 1))));
+            let left = store.try_get_log_entries(0..next).await.unwrap();
+            assert_eq!(left.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), (next - 5..next).collect::<Vec<_>>());
+            // It appends after the compacted operations.
+            store.save_vote(&VoteOf::<C>::new(2, 0)).await.unwrap();
+            drop(store);
+            let mut store = MetaLogStore::open(&dir).unwrap();
+            assert_eq!(store.read_vote().await.unwrap(), Some(VoteOf::<C>::new(2, 0)));
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A write that fails half done (a full disk) is cut back: the next
     /// write's frame follows the last whole one, so a replay reaches it.
     #[test]
     fn a_failed_write_leaves_no_torn_frame_before_the_next() {
+        let _turn = FAIL_POINTS.lock().unwrap_or_else(|e| e.into_inner());
         let dir = std::env::temp_dir().join(format!("sluice-raft-torn-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

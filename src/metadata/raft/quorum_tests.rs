@@ -70,6 +70,11 @@ fn three_voters_elect_commit_fail_over_and_catch_up() {
     let mut nodes: BTreeMap<u64, Quorum> =
         opening.into_iter().enumerate().map(|(i, t)| (i as u64 + 1, t.join().unwrap())).collect();
 
+    // Each voter registers as a controller once open; a proposal checked
+    // against metadata from before the last registration would not apply.
+    for q in nodes.values() {
+        eventually(q, "every voter's registration is applied", |m| m.controllers.len() == 3);
+    }
     let leader = nodes[&1].leader().expect("a leader after open");
     let follower = *nodes.keys().find(|&&id| id != leader).unwrap();
     assert!(propose(&nodes[&follower], topic("a")), "a follower's proposal is forwarded and commits");

@@ -51,6 +51,12 @@ impl PartitionLog {
         st.epochs.end_offset_for(epoch, st.durable_end)
     }
 
+    /// The leader epoch that wrote `offset` (-1 if the log knows none):
+    /// what ListOffsets answers with an offset.
+    pub fn epoch_at(&self, offset: i64) -> i32 {
+        self.state.borrow().epochs.epoch_at(offset).unwrap_or(-1)
+    }
+
     /// The epoch entries, oldest first.
     pub fn epoch_entries(&self) -> Vec<EpochEntry> {
         self.state.borrow().epochs.entries().to_vec()

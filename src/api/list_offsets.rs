@@ -17,8 +17,11 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-/// Answers ListOffsets.
-pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsResponse {
+/// The first version with leader epochs (KIP-320).
+const LEADER_EPOCH_VERSION: i16 = 4;
+
+/// Answers ListOffsets (`version`: the request's).
+pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let meta = ctx.setup.snapshot.load_full();
     // A stored batch decompresses no further than a produced one may.
     let max_decompressed = ctx.setup.settings.load().max_decompressed_bytes();
@@ -56,7 +59,9 @@ pub async fn handle(ctx: &ShardCtx, req: ListOffsetsRequest) -> ListOffsetsRespo
                     // The epoch that wrote the record at `offset` (for the
                     // latest offset, the newest, as Kafka answers): clients
                     // validate a position with it after a leader change.
+                    // (Older versions cannot carry it.)
                     let epoch = log.epoch_at(if p.timestamp == LATEST { i64::MAX } else { offset });
+                    let epoch = if version >= LEADER_EPOCH_VERSION { epoch } else { -1 };
                     base.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch)
                 }
                 Ok(None) => base,

@@ -69,7 +69,9 @@ pub async fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -
             let (resp, stand_ins) = fetch::handle(&ctx, r, version).await;
             frame::encode_response_pieces(key, version, correlation_id, &resp, stand_ins)
         }),
-        RequestKind::ListOffsets(r) => Box::pin(async move { respond(list_offsets::handle(&ctx, r).await.into()) }),
+        RequestKind::ListOffsets(r) => {
+            Box::pin(async move { respond(list_offsets::handle(&ctx, r, version).await.into()) })
+        }
         RequestKind::Metadata(r) => Box::pin(async move { respond(metadata::handle(&ctx, r, version).await.into()) }),
         RequestKind::ApiVersions(_) => Box::pin(async move { respond(api_versions::response().into()) }),
         RequestKind::CreateTopics(r) => Box::pin(async move { respond(create_topics::handle(&ctx, r).await.into()) }),

@@ -11,25 +11,30 @@ from conftest import HOST, pick_base_port
 
 
 class Cluster:
-    def __init__(self, broker_factory, size=3, shards=1, overrides=None, roles="broker,controller"):
+    def __init__(self, broker_factory, size=3, shards=1, overrides=None, roles="broker,controller", net=None):
         """`size` voters with `roles`: with "controller" alone they have no
-        shards (add brokers with add_broker)."""
+        shards (add brokers with add_broker). With `net` (netns.Net with
+        hosts n1..n<size>), node i runs in host n<i>'s namespace at its
+        address."""
         self.controller_ports = {}
         self.taken = taken = set()
+        host = (lambda i: net.addr(f"n{i}")) if net else (lambda i: HOST)
         for i in range(1, size + 1):
             port = _free_port(taken, 1)
             self.controller_ports[i] = port
-        self.voters = ",".join(f"{i}@{HOST}:{p}" for i, p in self.controller_ports.items())
+        self.voters = ",".join(f"{i}@{host(i)}:{p}" for i, p in self.controller_ports.items())
         self.brokers = {}
         for i in range(1, size + 1):
             b = broker_factory(shards=shards, start=False, name=f"node{i}")
-            controller = f"CONTROLLER://{HOST}:{self.controller_ports[i]}"
+            if net:
+                b.host, b.prefix = net.addr(f"n{i}"), net.prefix(f"n{i}")
+            controller = f"CONTROLLER://{host(i)}:{self.controller_ports[i]}"
             if roles == "controller":
                 # Ready once its controller listener accepts connections.
                 b.port, b.shards, listeners = self.controller_ports[i], 1, controller
             else:
                 b.port = _free_port(taken, shards)
-                listeners = f"PLAINTEXT://{HOST}:{b.port},{controller}"
+                listeners = f"PLAINTEXT://{host(i)}:{b.port},{controller}"
             b.overrides.update({
                 "process.roles": roles,
                 "node.id": str(i),

@@ -96,6 +96,10 @@ class Broker:
         # point it elsewhere (e.g. /dev/full) before start().
         self.output = None
         self.port = None
+        # The address it binds and advertises, and a command prefix to run
+        # it with (`ip netns exec NS`: a network namespace of its own).
+        self.host = HOST
+        self.prefix = []
         self.proc = None
         self._log_file = None
         self._expected_exit = False
@@ -104,7 +108,7 @@ class Broker:
     # -- addresses ---------------------------------------------------------
     @property
     def bootstrap(self):
-        return f"{HOST}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def shard_port(self, k):
         return self.port + k
@@ -119,10 +123,10 @@ class Broker:
         # A node that only votes (process.roles=controller) has no shards
         # and no client ports; `port` is then its controller listener's.
         if self.overrides.get("process.roles") != "controller":
-            cmd += ["--host", HOST,
+            cmd += ["--host", self.host,
                     "--port", str(self.port),
                     "--shards", str(self.shards),
-                    "--advertised-host", HOST]
+                    "--advertised-host", self.host]
         for k, v in self.overrides.items():
             cmd += ["--override", f"{k}={v}"]
         return cmd
@@ -139,7 +143,7 @@ class Broker:
             raise BrokerError("broker already running")
         if self.port is None:
             self.port = pick_base_port(self.shards)
-        cmd = self.command()
+        cmd = self.prefix + self.command()
         self._log_file = open(self.log_path, "ab", buffering=0)
         self._log_file.write(
             f"\n===== [harness] start #{self.starts + 1} at {time.strftime('%H:%M:%S')}: "
@@ -172,7 +176,7 @@ class Broker:
                     f"broker exited with code {rc} during startup\n{self.log_tail()}")
             port = pending[0]
             try:
-                socket.create_connection((HOST, port), timeout=0.5).close()
+                socket.create_connection((self.host, port), timeout=0.5).close()
                 pending.pop(0)
                 continue
             except OSError:

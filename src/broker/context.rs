@@ -19,7 +19,7 @@ use crate::metadata::TopicMeta;
 use crate::metadata::controller::{ControllerHandle, Snapshot};
 use crate::protocol::ErrorCode;
 use crate::storage::cache_budget::CacheBudget;
-use crate::storage::{Limits, PartitionLog};
+use crate::storage::{Limits, PartitionLog, StorageError};
 
 /// How the broker is reached, for Metadata and DescribeCluster.
 #[derive(Debug, Clone)]
@@ -164,9 +164,18 @@ impl ShardCtx {
             self.setup.clean_start,
         )
         .await?;
-        // Its appends carry the epoch the metadata gives this leader.
+        // Its appends carry the epoch the metadata gives this leader. A log
+        // that already holds a later epoch (metadata restored from a
+        // snapshot written before epochs were recorded) keeps its own:
+        // serving it beats refusing it, and its epochs only rise.
         let epoch = topic.epochs[partition as usize];
-        log.become_leader(epoch).await.map_err(|e| std::io::Error::other(format!("leader epoch {epoch}: {e}")))?;
+        match log.become_leader(epoch).await {
+            Ok(()) => {}
+            Err(StorageError::StaleEpoch { epoch, latest }) => {
+                tracing::warn!(topic = %topic.name, partition, epoch, latest, "the log holds a later leader epoch than the metadata; it keeps its own");
+            }
+            Err(e) => return Err(std::io::Error::other(format!("leader epoch {epoch}: {e}"))),
+        }
         let mut parts = self.partitions.borrow_mut();
         let (id, slots) = parts.entry(topic.name.clone()).or_insert_with(|| (topic.id, Vec::new()));
         assert_eq!(*id, topic.id, "a deleted topic's logs are dropped before its name is reused");

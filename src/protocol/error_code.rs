@@ -43,7 +43,7 @@ pub enum ErrorCode {
     NonEmptyGroup = 68,
     GroupIdNotFound = 69,
     FencedLeaderEpoch = 74,
-    UnknownLeaderEpoch = 76,
+    UnknownLeaderEpoch = 75,
     MemberIdRequired = 79,
     GroupMaxSizeReached = 81,
     FencedInstanceId = 82,

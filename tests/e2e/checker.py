@@ -7,7 +7,8 @@ is empty.
 Records are identified by their value, which the test makes unique (for
 example b"seed-3/p1/42"). A record sent but never acknowledged may be read
 back or not (its fate was unknown to the producer): neither counts against
-the broker. Sent records are passed separately from acknowledged ones so
+the broker; read back twice, it is a duplicate like any other. Pass only
+the acknowledged records at or past where reading began. Sent records are passed separately from acknowledged ones so
 that a value never sent is told apart from one sent but not acknowledged.
 """
 

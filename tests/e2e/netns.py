@@ -102,16 +102,18 @@ class Net:
         _ip("-n", self.switch, "link", "set", self._port(host), "up")
 
     def close(self):
-        if self._home is not None:
-            try:
-                if _libc.setns(self._home, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns back home")
-            finally:
-                os.close(self._home)
-                self._home = None
-        for ns in reversed(self._made):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
-        self._made.clear()
+        try:
+            if self._home is not None:
+                try:
+                    if _libc.setns(self._home, CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), "setns back home")
+                finally:
+                    os.close(self._home)
+                    self._home = None
+        finally:
+            for ns in reversed(self._made):
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            self._made.clear()
 
     def __exit__(self, *exc):
         self.close()

@@ -13,7 +13,7 @@ from kafka.protocol.metadata import MetadataRequest
 import helpers as h
 
 FENCED_LEADER_EPOCH = 74
-UNKNOWN_LEADER_EPOCH = 76
+UNKNOWN_LEADER_EPOCH = 75
 
 
 def _poll_n(c, n, timeout=30):

@@ -82,6 +82,8 @@ struct LogFile {
     len: u64,
     /// The end of the blocks allocated for it (`len` or more).
     reserved_to: u64,
+    /// Its length when opened or last compacted (see `compact::due`).
+    base: u64,
 }
 
 impl LogFile {
@@ -167,17 +169,24 @@ impl MetaLogStore {
         }
         // Blocks allocated past the end are not known from here; a reserve
         // from before a restart is counted as none and renewed.
-        let mut file = LogFile { file, len: pos as u64, reserved_to: pos as u64 };
+        // How much of it is live is not known here: compaction is due at
+        // `COMPACT_AT` whatever its size.
+        let mut file = LogFile { file, len: pos as u64, reserved_to: pos as u64, base: 0 };
         file.reserve();
-        let _ = std::fs::remove_file(dir.join("raft.log.compact"));
+        let _ = std::fs::remove_file(dir.join(compact::TEMP_NAME));
         Ok(Self { inner: Arc::new(Mutex::new(inner)), file: Arc::new(Mutex::new(file)), path: Arc::new(path) })
     }
 
     /// Writes `op` (synced when `sync`) and applies it in memory.
     fn write(&self, op: Op, sync: bool) -> io::Result<()> {
         let frame = frame::encode(&op)?;
-        self.file.lock().expect("the log file lock").append(&frame, sync)?;
+        // The file lock is held until the operation is applied in memory,
+        // so that a compaction (which takes both, file first) never misses
+        // an operation already in the file.
+        let mut file = self.file.lock().expect("the log file lock");
+        file.append(&frame, sync)?;
         self.inner.lock().expect("the log lock").apply(op);
+        drop(file);
         Ok(())
     }
 
@@ -186,7 +195,7 @@ impl MetaLogStore {
     /// is only logged: compaction is tried again at the next purge.
     fn compact_if_large(&self) {
         let mut file = self.file.lock().expect("the log file lock");
-        if file.len < compact::COMPACT_AT {
+        if !compact::due(file.len, file.base) {
             return;
         }
         let inner = self.inner.lock().expect("the log lock");
@@ -333,6 +342,7 @@ mod tests {
             fail::remove("metadata_log::compact_before_rename");
             let before = size();
             assert!(before > compact::COMPACT_AT, "not compacted");
+            assert!(!dir.join(compact::TEMP_NAME).exists(), "a failed compaction leaves no temporary file");
             let mut reopened = MetaLogStore::open(&dir).unwrap();
             assert_eq!(reopened.get_log_state().await.unwrap().last_purged_log_id, Some(id(next - 11)));
             drop(reopened);
@@ -354,6 +364,15 @@ mod tests {
             assert_eq!(store.read_vote().await.unwrap(), Some(VoteOf::<C>::new(2, 0)));
         });
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn compaction_is_due_past_the_threshold_and_twice_what_it_left() {
+        assert!(!compact::due(compact::COMPACT_AT - 1, 0));
+        assert!(compact::due(compact::COMPACT_AT, 0));
+        let large = 3 * compact::COMPACT_AT;
+        assert!(!compact::due(large + 1, large), "a large live log is not rewritten at every purge");
+        assert!(compact::due(2 * large, large));
     }
 
     /// A write that fails half done (a full disk) is cut back: the next

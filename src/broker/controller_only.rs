@@ -28,7 +28,7 @@ pub fn run(data_dir: PathBuf, mut process: ClusterProcess, settings: &BrokerSett
     let cluster_id = cluster_id_of(&data_dir, quorums_id, || derived_cluster_id(&process)).map_err(dir_err)?;
     refuse_file_log(&data_dir).map_err(dir_err)?;
     let (config, listener) = cluster_quorum(&process).map_err(dir_err)?;
-    let base = ClusterMeta { cluster_id: cluster_id.clone(), ..Default::default() };
+    let base = ClusterMeta::of_cluster(cluster_id.clone());
     let quorum = Quorum::open(&data_dir, base, config, Some(listener)).map_err(dir_err)?;
     quorum.start_expiry(settings.session_timeout());
     info!(

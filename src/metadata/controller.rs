@@ -582,7 +582,7 @@ impl Controller {
         quorum: QuorumConfig,
         listener: Option<std::net::TcpListener>,
     ) -> std::io::Result<Opened> {
-        let base = ClusterMeta { cluster_id, ..Default::default() };
+        let base = ClusterMeta::of_cluster(cluster_id);
         if !quorum.is_single() {
             refuse_file_log(&data_dir)?;
         }

@@ -173,9 +173,19 @@ pub struct ClusterMeta {
     /// Nodes that can vote, by id, with their controller address
     /// (`ControllerRegistered`): AddRaftVoter takes only these.
     pub controllers: BTreeMap<i32, String>,
+    /// Each running shard's node id -> (its broker's id, its shard index),
+    /// so that request handlers find a node without scanning every broker
+    /// (Metadata asks once per partition). Rebuilt by the methods that
+    /// change `brokers`.
+    node_index: HashMap<i32, (i32, usize)>,
 }
 
 impl ClusterMeta {
+    /// Empty metadata of the cluster `cluster_id`.
+    pub fn of_cluster(cluster_id: impl Into<String>) -> Self {
+        Self { cluster_id: cluster_id.into(), ..Default::default() }
+    }
+
     /// Looks up a topic by name.
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicMeta>> {
         self.topics.get(name)
@@ -216,6 +226,24 @@ impl ClusterMeta {
         if let Some(b) = self.brokers.remove(&id) {
             self.retired.insert(id, b.nodes);
         }
+        self.reindex_nodes();
+    }
+
+    /// Replaces every broker registration (a snapshot's).
+    pub fn set_brokers(&mut self, brokers: impl IntoIterator<Item = BrokerReg>) {
+        self.brokers = brokers.into_iter().map(|b| (b.id, b)).collect();
+        self.reindex_nodes();
+    }
+
+    /// Rebuilds `node_index` from `brokers`.
+    fn reindex_nodes(&mut self) {
+        self.node_index.clear();
+        for b in self.brokers.values() {
+            for (shard, &n) in b.live_nodes().iter().enumerate() {
+                let before = self.node_index.insert(n, (b.id, shard));
+                assert!(before.is_none(), "node {n} belongs to one broker");
+            }
+        }
     }
 
     /// Fences or unfences broker `id`, if registered.
@@ -228,9 +256,10 @@ impl ClusterMeta {
     /// Where node `node` is, if it is a running shard of a registered
     /// broker (fenced or not: its partitions stay its own).
     pub fn node(&self, node: i32) -> Option<NodeAt<'_>> {
-        self.brokers
-            .values()
-            .find_map(|b| b.live_nodes().iter().position(|&n| n == node).map(|shard| NodeAt { broker: b, shard }))
+        let &(broker, shard) = self.node_index.get(&node)?;
+        let broker = self.brokers.get(&broker).expect("the node index follows the brokers");
+        debug_assert_eq!(broker.live_nodes().get(shard), Some(&node));
+        Some(NodeAt { broker, shard })
     }
 
     /// Registers broker `id` with `shards` shards: it keeps the node ids it
@@ -245,6 +274,7 @@ impl ClusterMeta {
             self.next_node_id += 1;
         }
         self.brokers.insert(reg.id, reg);
+        self.reindex_nodes();
     }
 
     /// The placement candidates: every live node with its broker and rack.
@@ -285,5 +315,34 @@ impl ClusterMeta {
         let t = self.topics.remove(name)?;
         self.ids.remove(&t.id);
         Some(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(id: i32, shards: usize) -> BrokerReg {
+        BrokerReg { id, nodes: Vec::new(), shards, host: "h".into(), port: 9092, rack: None, fenced: false }
+    }
+
+    /// `node` finds every running shard through the index, through
+    /// registrations, restarts with fewer shards, unregistering and a
+    /// snapshot's brokers.
+    #[test]
+    fn nodes_are_found_through_every_change_of_the_brokers() {
+        let mut meta = ClusterMeta::default();
+        meta.register_broker(reg(1, 2));
+        meta.register_broker(reg(2, 1));
+        let at = |meta: &ClusterMeta, n| meta.node(n).map(|at| (at.broker.id, at.shard));
+        assert_eq!([at(&meta, 0), at(&meta, 1), at(&meta, 2)], [Some((1, 0)), Some((1, 1)), Some((2, 0))]);
+        meta.register_broker(reg(1, 1));
+        assert_eq!(at(&meta, 1), None, "a shard no longer running is no node");
+        meta.unregister_broker(2);
+        assert_eq!(at(&meta, 2), None);
+        let mut restored = ClusterMeta::default();
+        restored.set_brokers(meta.brokers.values().cloned());
+        assert_eq!(at(&restored, 0), Some((1, 0)));
+        assert_eq!(restored.live_nodes().len(), 1);
     }
 }

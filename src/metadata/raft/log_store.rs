@@ -84,6 +84,10 @@ struct LogFile {
     reserved_to: u64,
     /// Its length when opened or last compacted (see `compact::due`).
     base: u64,
+    /// Whether the fail point `metadata_log::torn_write` applies to this
+    /// file (fail points are global; only the test that arms it opts in).
+    #[cfg(test)]
+    tearable: bool,
 }
 
 impl LogFile {
@@ -130,7 +134,9 @@ impl LogFile {
     /// Writes `frame`; the fail point `metadata_log::torn_write` writes half
     /// of it and fails, as a full disk can.
     fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
-        fail::fail_point!("metadata_log::torn_write", |_| {
+        // Fail points are armed in test builds only.
+        #[cfg(test)]
+        fail::fail_point!("metadata_log::torn_write", self.tearable, |_| {
             self.file.write_all(&frame[..frame.len() / 2])?;
             Err(io::Error::other("injected failure at metadata_log::torn_write"))
         });
@@ -171,7 +177,14 @@ impl MetaLogStore {
         // from before a restart is counted as none and renewed.
         // How much of it is live is not known here: compaction is due at
         // `COMPACT_AT` whatever its size.
-        let mut file = LogFile { file, len: pos as u64, reserved_to: pos as u64, base: 0 };
+        let mut file = LogFile {
+            file,
+            len: pos as u64,
+            reserved_to: pos as u64,
+            base: 0,
+            #[cfg(test)]
+            tearable: false,
+        };
         file.reserve();
         let _ = std::fs::remove_file(dir.join(compact::TEMP_NAME));
         Ok(Self { inner: Arc::new(Mutex::new(inner)), file: Arc::new(Mutex::new(file)), path: Arc::new(path) })
@@ -274,8 +287,8 @@ impl RaftLogStorage<C> for MetaLogStore {
 mod tests {
     use super::*;
 
-    /// Fail points are global: the tests that arm one, and those that
-    /// write a log while another might be armed, take turns.
+    /// Fail points are global: the tests that arm one take turns (other
+    /// stores are not tearable, so other tests are not hit).
     static FAIL_POINTS: Mutex<()> = Mutex::new(());
 
     /// A torn last frame (a crash mid-write) is cut on open; what came
@@ -385,6 +398,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let mut store = MetaLogStore::open(&dir).unwrap();
+            store.file.lock().unwrap().tearable = true;
             store.save_vote(&VoteOf::<C>::new(1, 0)).await.unwrap();
             fail::cfg("metadata_log::torn_write", "return").unwrap();
             let failed = store.save_vote(&VoteOf::<C>::new(2, 0)).await;

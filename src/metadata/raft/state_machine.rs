@@ -71,12 +71,12 @@ impl Image {
     /// The state it stands for, on `base` (a node's own cluster id and node
     /// count, which are not replicated).
     fn restore(self, base: &ClusterMeta) -> ClusterMeta {
-        let mut meta = ClusterMeta { cluster_id: base.cluster_id.clone(), ..Default::default() };
+        let mut meta = ClusterMeta::of_cluster(base.cluster_id.clone());
         for r in &self.records {
             apply(&mut meta, r);
         }
         meta.log_end = self.log_end;
-        meta.brokers = self.brokers.into_iter().map(|b| (b.id, b)).collect();
+        meta.set_brokers(self.brokers);
         meta.next_node_id = self.next_node_id;
         meta.retired = self.retired;
         meta
@@ -299,7 +299,11 @@ mod tests {
             last_log_id: Some(openraft::testing::log_id::<C>(1, 0, index)),
             last_membership: Default::default(),
         };
-        let image = |n: i64| serde_json::to_vec(&Image::of(&ClusterMeta { log_end: n, ..Default::default() })).unwrap();
+        let image = |n: i64| {
+            let mut meta = ClusterMeta::default();
+            meta.log_end = n;
+            serde_json::to_vec(&Image::of(&meta)).unwrap()
+        };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let mut sm = MetaStateMachine::open(ClusterMeta::default(), SnapshotFile::new(&dir)).unwrap();
@@ -316,7 +320,7 @@ mod tests {
     /// registered controllers too.
     #[test]
     fn an_image_restores_leader_epochs_and_controllers() {
-        let mut meta = ClusterMeta { cluster_id: "c".into(), ..Default::default() };
+        let mut meta = ClusterMeta::of_cluster("c");
         for r in [
             MetaRecord::TopicPlaced {
                 name: "t".into(),

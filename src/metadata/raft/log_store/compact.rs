@@ -80,5 +80,12 @@ fn write_temp(temp: &Path, inner: &Inner) -> io::Result<LogFile> {
     drop(f);
     let file = std::fs::OpenOptions::new().append(true).open(temp)?;
     let len = bytes.len() as u64;
-    Ok(LogFile { file, len, reserved_to: len, base: len })
+    Ok(LogFile {
+        file,
+        len,
+        reserved_to: len,
+        base: len,
+        #[cfg(test)]
+        tearable: false,
+    })
 }

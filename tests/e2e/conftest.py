@@ -186,6 +186,19 @@ class Broker:
                     f"broker not ready after {timeout}s: port(s) {pending} not "
                     f"accepting connections\n{self.log_tail()}")
             time.sleep(0.05)
+        # A node that only votes binds its controller listener before it
+        # has caught up with the quorum: it is ready when it says so.
+        if self.overrides.get("process.roles") == "controller":
+            while "sluice controller ready" not in self._log_since_start():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self._expected_exit = self.proc.poll() is not None
+                    raise BrokerError(f"controller not ready after {timeout}s\n{self.log_tail()}")
+                time.sleep(0.05)
+
+    def _log_since_start(self):
+        """This process's log since its last start."""
+        text = self.log_path.read_text(errors="replace")
+        return text.rsplit("===== [harness] start #", 1)[-1]
 
     @property
     def running(self):

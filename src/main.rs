@@ -9,6 +9,7 @@ mod config;
 mod group;
 mod metadata;
 mod protocol;
+mod replication;
 mod storage;
 
 use std::net::IpAddr;

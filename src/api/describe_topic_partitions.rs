@@ -105,8 +105,8 @@ fn topic_entry(
 ) -> DescribeTopicPartitionsResponseTopic {
     let partitions = range
         .map(|p| {
-            // A fenced broker's partitions have no leader (and, before
-            // replication, no other replica in sync).
+            // A fenced broker's partitions have no leader until it is back
+            // or a live replica in sync takes over.
             let live = meta.is_live(t.leaders[p]);
             let leader = BrokerId(if live { t.leaders[p] } else { -1 });
             DescribeTopicPartitionsResponsePartition::default()
@@ -115,8 +115,7 @@ fn topic_entry(
                 .with_leader_id(leader)
                 .with_leader_epoch(t.epochs[p])
                 .with_replica_nodes(t.replicas[p].iter().map(|n| BrokerId(*n)).collect())
-                // Followers do not copy the leader yet (issue 24).
-                .with_isr_nodes(if live { vec![leader] } else { Vec::new() })
+                .with_isr_nodes(t.isr[p].iter().map(|n| BrokerId(*n)).collect())
                 // No eligible leader replicas (KIP-966) without replication.
                 .with_eligible_leader_replicas(Some(Vec::new()))
                 .with_last_known_elr(Some(Vec::new()))

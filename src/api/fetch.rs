@@ -6,15 +6,18 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use uuid::Uuid;
 
 use super::{leader_epoch, storage_errors};
 use crate::broker::context::ShardCtx;
+use crate::metadata::TopicMeta;
 use crate::protocol::ErrorCode;
 use crate::protocol::zero_copy::StandIns;
-use crate::storage::ReadError;
+use crate::replication::leader::{self, Position};
+use crate::storage::{PartitionLog, ReadError};
 
 /// First version that names topics by id instead of by name.
 const TOPIC_ID_VERSION: i16 = 13;
@@ -27,9 +30,62 @@ fn partition_error(index: i32, code: ErrorCode) -> PartitionData {
         .with_records(Some(Bytes::new()))
 }
 
+/// Who reads: a consumer (up to the high watermark) or a follower
+/// replica (up to the durable end).
+#[derive(Clone, Copy)]
+enum Reader {
+    Consumer,
+    Replica,
+}
+
+/// The follower replica a fetch comes from, if any: `replica_id` before
+/// v15, `replica_state` from it (consumers send -1).
+fn replica_of(req: &FetchRequest, version: i16) -> Option<i32> {
+    let id = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    (id >= 0).then_some(id)
+}
+
+/// Checks a follower's fetch of `p` against the leader's log, and records
+/// where it is: a follower that is not a replica of the partition is
+/// refused; one whose log diverged is told where to cut it (the error).
+fn replica_position(
+    ctx: &ShardCtx,
+    topic: &TopicMeta,
+    index: i32,
+    replica: i32,
+    p: &FetchPartition,
+    log: &PartitionLog,
+) -> Result<(), Position> {
+    let part = index as usize;
+    if !topic.replicas[part].contains(&replica) {
+        return Err(Position::NotAReplica);
+    }
+    match leader::position(log, p.fetch_offset, p.last_fetched_epoch) {
+        Position::Consistent => {
+            ctx.replication.on_replica_fetch(topic, part, replica, p.fetch_offset, log);
+            Ok(())
+        }
+        other => Err(other),
+    }
+}
+
+/// The answer to a follower refused by [`replica_position`].
+fn replica_refused(index: i32, refused: Position, log: &PartitionLog) -> PartitionData {
+    match refused {
+        Position::Diverging { epoch, end_offset } => PartitionData::default()
+            .with_partition_index(index)
+            .with_high_watermark(log.high_watermark())
+            .with_log_start_offset(log.log_start_offset())
+            .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
+            .with_records(Some(Bytes::new())),
+        _ => partition_error(index, ErrorCode::NotLeaderOrFollower),
+    }
+}
+
 /// One pass over the requested partitions: the response, the bytes it
 /// carries, and whether any partition has an error (which ends the wait).
 async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResponse, StandIns, usize, bool) {
+    let replica = replica_of(req, version);
     let mut stand_ins = StandIns::default();
     let meta = ctx.setup.snapshot.load_full();
     // The broker's `fetch.max.bytes` caps what a client may ask for.
@@ -60,9 +116,23 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
                     continue;
                 }
             };
+            let reader = match replica {
+                None => Reader::Consumer,
+                Some(r) => match replica_position(ctx, topic, index, r, p, &log) {
+                    Ok(()) => Reader::Replica,
+                    Err(refused) => {
+                        any_error = true;
+                        partitions.push(replica_refused(index, refused, &log));
+                        continue;
+                    }
+                },
+            };
             let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
             // KIP-74: until something is returned, allow one whole batch.
-            let data = log.read(p.fetch_offset, limit, total == 0).await;
+            let data = match reader {
+                Reader::Consumer => log.read(p.fetch_offset, limit, total == 0).await,
+                Reader::Replica => log.read_as_replica(p.fetch_offset, limit, total == 0).await,
+            };
             match data {
                 Ok(f) => {
                     let len = f.len();

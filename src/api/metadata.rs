@@ -25,14 +25,13 @@ pub fn topic_entry(meta: &ClusterMeta, t: &TopicMeta) -> MetadataResponseTopic {
                 .with_partition_index(p as i32)
                 .with_leader_epoch(t.epochs[p])
                 .with_replica_nodes(t.replicas[p].iter().map(|n| BrokerId(*n)).collect());
+            let entry = entry.with_isr_nodes(t.isr[p].iter().map(|n| BrokerId(*n)).collect());
             if !meta.is_live(leader) {
-                // Its broker is fenced, and no follower holds its data yet
-                // (issue 24): no leader until that broker is back.
+                // Its broker is fenced, and no live replica in sync took
+                // over: no leader until that broker is back.
                 return entry.with_error_code(ErrorCode::LeaderNotAvailable.code()).with_leader_id(BrokerId(-1));
             }
-            // Followers do not copy the leader yet (issue 24): only the
-            // leader is in sync.
-            entry.with_leader_id(BrokerId(leader)).with_isr_nodes(vec![BrokerId(leader)])
+            entry.with_leader_id(BrokerId(leader))
         })
         .collect();
     MetadataResponseTopic::default()

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -35,7 +36,9 @@ use crate::protocol::{ErrorCode, rewrite};
 
 use crate::storage::{Appended, PartitionLog, StorageError};
 
-type Durable = Pin<Box<dyn Future<Output = Result<(), StorageError>>>>;
+/// Resolves once the append is acknowledged: durable here (acks=1), or on
+/// every in-sync replica (acks=all), or with the error to answer.
+type Durable = Pin<Box<dyn Future<Output = Result<(), Refusal>>>>;
 
 /// Decompressed bytes a compressed batch's walk reads between chances to
 /// yield to the shard's other tasks.
@@ -62,6 +65,8 @@ struct Ready {
     records: Stored,
     headers: Vec<BatchHeader>,
     log_append_time: i64,
+    /// The topic's `min.insync.replicas`, for an acks=all answer.
+    min_isr: usize,
 }
 
 /// The bytes to store: the request's own, or a rewrite of them.
@@ -73,6 +78,8 @@ enum Stored {
 /// A produce request whose records have all been checked.
 pub struct CheckedRequest {
     acks: i16,
+    /// How long an acks=all request waits for the ISR.
+    timeout: Duration,
     topics: Vec<(String, Vec<Checked>)>,
 }
 
@@ -111,6 +118,7 @@ fn owned_log(ctx: &ShardCtx, name: &str, index: i32) -> Result<(Arc<TopicMeta>, 
 /// yielding to the shard's other tasks while it walks compressed records.
 pub async fn check(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> CheckedRequest {
     let acks = req.acks;
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
         let name = t.name.to_string();
@@ -129,7 +137,7 @@ pub async fn check(ctx: &Rc<ShardCtx>, req: ProduceRequest) -> CheckedRequest {
         }
         topics.push((name, checked));
     }
-    CheckedRequest { acks, topics }
+    CheckedRequest { acks, timeout, topics }
 }
 
 async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, records: Option<Bytes>) -> Checked {
@@ -151,24 +159,21 @@ async fn check_partition(ctx: &ShardCtx, acks: i16, name: &str, index: i32, reco
     // Held across the record walk's yields: an owned snapshot, not a guard.
     let settings = ctx.setup.settings.load_full();
     let t = settings.topic(&topic.overrides);
-    if acks == -1 {
-        // Each partition has one replica, so its ISR is one: an acks=all
-        // write to a topic that asks for more in sync fails before it is
-        // appended, as Kafka answers it.
-        let min_isr = t.min_insync_replicas;
-        if min_isr > 1 {
-            let why = format!(
-                "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{index}"
-            );
-            return refuse(index, ErrorCode::NotEnoughReplicas, why);
-        }
+    let min_isr = t.min_insync_replicas.max(1) as usize;
+    let isr = &topic.isr[index as usize];
+    if acks == -1 && isr.len() < min_isr {
+        // Refused before it is appended, as Kafka answers it.
+        let why = format!(
+            "The size of the current ISR {isr:?} is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{index}"
+        );
+        return refuse(index, ErrorCode::NotEnoughReplicas, why);
     }
     let Some(records) = records else {
         return refuse(index, ErrorCode::CorruptMessage, "records are null".into());
     };
     match check_records(&settings, &t, &topic, records).await {
         Ok((records, headers, log_append_time)) => {
-            Checked::Ready(Ready { index, topic_id: topic.id, records, headers, log_append_time })
+            Checked::Ready(Ready { index, topic_id: topic.id, records, headers, log_append_time, min_isr })
         }
         Err((code, message)) => {
             let message = message.unwrap_or_default();
@@ -282,7 +287,7 @@ async fn recompress(
 /// Appends the checked records now; the returned future resolves to the
 /// response (or `None` for acks=0) once every append is durable.
 pub fn handle(ctx: &Rc<ShardCtx>, req: CheckedRequest) -> impl Future<Output = Option<ProduceResponse>> + use<> {
-    let acks = req.acks;
+    let (acks, timeout) = (req.acks, req.timeout);
     let topics: Vec<(String, Vec<Outcome>)> = req
         .topics
         .into_iter()
@@ -291,7 +296,7 @@ pub fn handle(ctx: &Rc<ShardCtx>, req: CheckedRequest) -> impl Future<Output = O
                 .into_iter()
                 .map(|c| match c {
                     Checked::Refused(outcome) => outcome,
-                    Checked::Ready(ready) => append(ctx, &name, &ready),
+                    Checked::Ready(ready) => append(ctx, &name, &ready, acks, timeout),
                 })
                 .collect();
             (name, outcomes)
@@ -326,7 +331,7 @@ pub fn handle(ctx: &Rc<ShardCtx>, req: CheckedRequest) -> impl Future<Output = O
     }
 }
 
-/// A partition's response, once its append is durable.
+/// A partition's response, once its append is acknowledged.
 async fn answer(o: Outcome) -> PartitionProduceResponse {
     match o {
         Outcome::Done(r) => r,
@@ -336,17 +341,17 @@ async fn answer(o: Outcome) -> PartitionProduceResponse {
                 .with_base_offset(base_offset)
                 .with_log_append_time_ms(log_append_time)
                 .with_log_start_offset(log_start_offset),
-            Err(e) => PartitionProduceResponse::default()
+            Err((code, message)) => PartitionProduceResponse::default()
                 .with_index(index)
-                .with_error_code(ErrorCode::KafkaStorageError.code())
+                .with_error_code(code.code())
                 .with_base_offset(-1)
-                .with_error_message(Some(str_bytes(e.to_string()))),
+                .with_error_message(message.map(str_bytes)),
         },
     }
 }
 
-fn append(ctx: &ShardCtx, name: &str, ready: &Ready) -> Outcome {
-    let Ready { index, topic_id, ref records, ref headers, log_append_time } = *ready;
+fn append(ctx: &ShardCtx, name: &str, ready: &Ready, acks: i16, timeout: Duration) -> Outcome {
+    let Ready { index, topic_id, ref records, ref headers, log_append_time, min_isr } = *ready;
     let log = match owned_log(ctx, name, index) {
         Ok((topic, log)) if topic.id == topic_id => log,
         Ok(_) => {
@@ -362,13 +367,15 @@ fn append(ctx: &ShardCtx, name: &str, ready: &Ready) -> Outcome {
     match log.append(records, headers) {
         // A retried batch is answered like the original: once it is durable.
         Ok(Appended::New { base: base_offset, end } | Appended::Duplicate { base: base_offset, end }) => {
-            Outcome::Waiting {
-                index,
-                base_offset,
-                log_start_offset: log.log_start_offset(),
-                log_append_time,
-                durable: Box::pin(log.durable(end)),
-            }
+            let durable: Durable = if acks == -1 && log.is_replicated() {
+                let (ctx, me, name) = (ctx.setup.snapshot.clone(), ctx.setup.node_id, name.to_string());
+                let watch = IsrWatch { ctx, me, name, index, min_isr };
+                Box::pin(in_sync(log.durable(end), log.committed(end), timeout, watch))
+            } else {
+                let durable = log.durable(end);
+                Box::pin(async move { durable.await.map_err(storage_refusal) })
+            };
+            Outcome::Waiting { index, base_offset, log_start_offset: log.log_start_offset(), log_append_time, durable }
         }
         Err(e) => {
             if let StorageError::Sequence(_) = e {
@@ -377,4 +384,56 @@ fn append(ctx: &ShardCtx, name: &str, ready: &Ready) -> Outcome {
             error(index, storage_errors::append_error(&e), Some(e.to_string()))
         }
     }
+}
+
+fn storage_refusal(e: StorageError) -> Refusal {
+    (ErrorCode::KafkaStorageError, Some(e.to_string()))
+}
+
+/// What an acks=all wait that ran out of time looks at to choose its
+/// answer.
+struct IsrWatch {
+    ctx: crate::metadata::controller::Snapshot,
+    me: i32,
+    name: String,
+    index: i32,
+    min_isr: usize,
+}
+
+impl IsrWatch {
+    /// Why the ISR did not take the records in time, as Kafka answers: the
+    /// leader moved, the ISR shrank below `min.insync.replicas`, or it is
+    /// only slow.
+    fn refusal(&self) -> Refusal {
+        let meta = self.ctx.load();
+        let p = self.index as usize;
+        let Some(t) = meta.topic(&self.name).filter(|t| p < t.leaders.len()) else {
+            return (ErrorCode::UnknownTopicOrPartition, None);
+        };
+        if t.leaders[p] != self.me {
+            return (ErrorCode::NotLeaderOrFollower, Some("leadership moved before the ISR took the records".into()));
+        }
+        if t.isr[p].len() < self.min_isr {
+            let why =
+                format!("the ISR {:?} shrank below min.insync.replicas {} after the append", t.isr[p], self.min_isr);
+            return (ErrorCode::NotEnoughReplicasAfterAppend, Some(why));
+        }
+        (ErrorCode::RequestTimedOut, Some("the in-sync replicas did not take the records in time".into()))
+    }
+}
+
+/// An acks=all append's acknowledgement: durable here, then held by every
+/// in-sync replica (the high watermark passed it), within `timeout`.
+async fn in_sync(
+    durable: impl Future<Output = Result<(), StorageError>>,
+    committed: impl Future<Output = Result<(), StorageError>>,
+    timeout: Duration,
+    watch: IsrWatch,
+) -> Result<(), Refusal> {
+    durable.await.map_err(storage_refusal)?;
+    let expired = async {
+        glommio::timer::sleep(timeout).await;
+        Err(watch.refusal())
+    };
+    futures_lite::future::or(async { committed.await.map_err(storage_refusal) }, expired).await
 }

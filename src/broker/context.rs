@@ -18,6 +18,7 @@ use crate::group::Coordinator;
 use crate::metadata::TopicMeta;
 use crate::metadata::controller::{ControllerHandle, Snapshot};
 use crate::protocol::ErrorCode;
+use crate::replication::{Replication, fetcher};
 use crate::storage::cache_budget::CacheBudget;
 use crate::storage::{Limits, PartitionLog, StorageError};
 
@@ -54,6 +55,9 @@ pub struct ShardSetup {
     pub clean_start: bool,
     /// Bytes of recent batches this shard may cache.
     pub cache_bytes: usize,
+    /// The high watermarks the previous run checkpointed, by (topic,
+    /// partition): where a replicated partition's starts.
+    pub checkpointed: Arc<HashMap<(String, i32), i64>>,
 }
 
 /// A shard's state, shared by its connections (same thread only).
@@ -75,6 +79,8 @@ pub struct ShardCtx {
     /// Bytes of large request bodies the shard's connections may hold at
     /// once (`queued.max.request.bytes`), over all of them.
     pub request_budget: Rc<glommio::sync::Semaphore>,
+    /// Followers' progress where this shard leads, fetchers where it follows.
+    pub replication: Replication,
     /// Owned partition logs: topic name -> (topic id, partition index -> log).
     /// The id tells a re-created topic from the deleted one of the same name.
     partitions: RefCell<HashMap<String, TopicLogs>>,
@@ -94,6 +100,7 @@ impl ShardCtx {
             cache_budget,
             groups: Coordinator::default(),
             listener_fd: std::cell::Cell::new(None),
+            replication: Replication::default(),
             partitions: RefCell::new(HashMap::new()),
         }
     }
@@ -151,8 +158,38 @@ impl ShardCtx {
         }
     }
 
-    /// Opens (recovering, or creating) one owned partition's log.
-    pub async fn open_partition(&self, topic: &TopicMeta, partition: i32) -> std::io::Result<()> {
+    /// Opens (recovering, or creating) partition `partition` of `topic`,
+    /// held here as its leader or a follower, unless it is open already,
+    /// and gives it its role as the metadata has it now.
+    pub async fn open_partition(self: &Rc<Self>, topic: &TopicMeta, partition: i32) -> std::io::Result<()> {
+        let log = match self.partition(topic, partition) {
+            Some(log) => log,
+            None => self.open_log(topic, partition).await?,
+        };
+        let p = partition as usize;
+        let replicated = topic.replicas[p].len() > 1;
+        if replicated && !log.is_replicated() {
+            // From the checkpoint, not the durable end: records past it may
+            // be on no other replica, and consumers must not read them
+            // until they are.
+            let key = (topic.name.clone(), partition);
+            log.hold_high_watermark(self.setup.checkpointed.get(&key).copied().unwrap_or(0));
+        }
+        let leader = topic.leaders[p];
+        if leader == self.setup.node_id {
+            self.lead(topic, partition, &log).await?;
+            if replicated {
+                self.replication.lead(topic, p, &log);
+            }
+        } else {
+            self.replication.stop_leading((topic.id, partition));
+            fetcher::follow(self, leader);
+        }
+        Ok(())
+    }
+
+    /// Opens partition `partition` of `topic`'s log and keeps it.
+    async fn open_log(&self, topic: &TopicMeta, partition: i32) -> std::io::Result<Rc<PartitionLog>> {
         let dir = self.setup.data_dir.join(format!("{}-{partition}", topic.name));
         let log = PartitionLog::open(
             dir,
@@ -164,18 +201,6 @@ impl ShardCtx {
             self.setup.clean_start,
         )
         .await?;
-        // Its appends carry the epoch the metadata gives this leader. A log
-        // that already holds a later epoch (metadata restored from a
-        // snapshot written before epochs were recorded) keeps its own:
-        // serving it beats refusing it, and its epochs only rise.
-        let epoch = topic.epochs[partition as usize];
-        match log.become_leader(epoch).await {
-            Ok(()) => {}
-            Err(StorageError::StaleEpoch { epoch, latest }) => {
-                tracing::warn!(topic = %topic.name, partition, epoch, latest, "the log holds a later leader epoch than the metadata; it keeps its own");
-            }
-            Err(e) => return Err(std::io::Error::other(format!("leader epoch {epoch}: {e}"))),
-        }
         let mut parts = self.partitions.borrow_mut();
         let (id, slots) = parts.entry(topic.name.clone()).or_insert_with(|| (topic.id, Vec::new()));
         assert_eq!(*id, topic.id, "a deleted topic's logs are dropped before its name is reused");
@@ -183,8 +208,24 @@ impl ShardCtx {
         if slots.len() <= i {
             slots.resize(i + 1, None);
         }
-        slots[i] = Some(log);
-        Ok(())
+        slots[i] = Some(log.clone());
+        Ok(log)
+    }
+
+    /// Stamps `log`'s appends with the epoch the metadata gives this
+    /// leader. A log that already holds a later epoch (metadata restored
+    /// from a snapshot written before epochs were recorded) keeps its own:
+    /// serving it beats refusing it, and its epochs only rise.
+    async fn lead(&self, topic: &TopicMeta, partition: i32, log: &PartitionLog) -> std::io::Result<()> {
+        let epoch = topic.epochs[partition as usize];
+        match log.become_leader(epoch).await {
+            Ok(()) => Ok(()),
+            Err(StorageError::StaleEpoch { epoch, latest }) => {
+                tracing::warn!(topic = %topic.name, partition, epoch, latest, "the log holds a later leader epoch than the metadata; it keeps its own");
+                Ok(())
+            }
+            Err(e) => Err(std::io::Error::other(format!("leader epoch {epoch}: {e}"))),
+        }
     }
 
     /// Every open partition log of this shard.

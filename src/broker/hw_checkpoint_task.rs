@@ -7,6 +7,7 @@
 //! logged and tried again at the next interval: a stale file only holds
 //! lower high watermarks, which is safe.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,12 +57,19 @@ pub fn spawn(shards: Vec<flume::Sender<ShardCommand>>, data_dir: PathBuf, interv
     Ok(())
 }
 
-/// Reads the checkpoint a previous run left and reports it (replicated
-/// partitions, issue 24, will start from it).
-pub fn report_previous(data_dir: &Path) {
+/// The high watermarks the previous run checkpointed, where replicated
+/// partitions start (none if the file is missing or unreadable).
+pub fn previous(data_dir: &Path) -> HashMap<(String, i32), i64> {
     match hw_checkpoint::read(data_dir) {
-        Ok(found) if !found.is_empty() => info!(partitions = found.len(), "high watermark checkpoint found"),
-        Ok(_) => {}
-        Err(e) => warn!("ignoring {}: {e}", hw_checkpoint::FILE_NAME),
+        Ok(found) => {
+            if !found.is_empty() {
+                info!(partitions = found.len(), "high watermark checkpoint found");
+            }
+            found
+        }
+        Err(e) => {
+            warn!("ignoring {}: {e}", hw_checkpoint::FILE_NAME);
+            HashMap::new()
+        }
     }
 }

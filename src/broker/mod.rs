@@ -317,7 +317,7 @@ pub fn run(mut opts: BrokerOptions) -> Result<(), BrokerError> {
     let cluster_id = cluster_id_of(&opts.data_dir, quorums_id, || opts.fresh_cluster_id()).map_err(dir_err)?;
     crate::storage::iopoll_probe::prepare(&opts.data_dir).map_err(dir_err)?;
     let clean_start = shutdown::take_marker(&opts.data_dir).map_err(dir_err)?;
-    hw_checkpoint_task::report_previous(&opts.data_dir);
+    let checkpointed = Arc::new(hw_checkpoint_task::previous(&opts.data_dir));
     let (quorum, controller_listener) = opts.quorum().map_err(dir_err)?;
     let me = BrokerReg {
         id: opts.broker_id(),
@@ -369,6 +369,7 @@ pub fn run(mut opts: BrokerOptions) -> Result<(), BrokerError> {
             data_dir: opts.data_dir.clone(),
             clean_start,
             cache_bytes: opts.cache_bytes,
+            checkpointed: checkpointed.clone(),
         };
         let bind = SocketAddr::new(opts.host, opts.port + k as u16);
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpus[k % cpus.len()]))

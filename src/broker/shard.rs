@@ -27,13 +27,14 @@ pub async fn run(
         return;
     }
     let snapshot = ctx.setup.snapshot.load_full();
+    let me = ctx.setup.node_id;
+    let broker = snapshot.node(me).map(|at| at.broker.id);
     for topic in snapshot.topics.values() {
-        for (p, &leader) in topic.leaders.iter().enumerate() {
-            if leader == ctx.setup.node_id
+        for p in 0..topic.replicas.len() {
+            if broker.is_some_and(|b| snapshot.holder(topic, p, b) == Some(me))
                 && let Err(e) = ctx.open_partition(topic, p as i32).await
             {
-                let _ = ready
-                    .send(Err(format!("shard {}: cannot open partition {}-{p}: {e}", ctx.setup.node_id, topic.name)));
+                let _ = ready.send(Err(format!("shard {me}: cannot open partition {}-{p}: {e}", topic.name)));
                 return;
             }
         }
@@ -61,6 +62,7 @@ pub async fn run(
         error!(shard = ctx.setup.node_id, "cannot start the retention task: {e}");
     }
     glommio::spawn_local(crate::group::timer_task::run(ctx.clone())).detach();
+    glommio::spawn_local(crate::replication::isr::run(ctx.clone())).detach();
     let cmd_ctx = ctx.clone();
     glommio::spawn_local(async move {
         while let Ok(cmd) = commands.recv_async().await {
@@ -153,7 +155,7 @@ async fn listen(addr: SocketAddr) -> std::io::Result<(TcpListener, std::os::fd::
     Ok((unsafe { TcpListener::from_raw_fd(fd) }, fd))
 }
 
-async fn apply(ctx: &ShardCtx, cmd: ShardCommand) {
+async fn apply(ctx: &Rc<ShardCtx>, cmd: ShardCommand) {
     match cmd {
         ShardCommand::Open { partitions, done } => {
             let mut result = Ok(());

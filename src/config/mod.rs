@@ -310,6 +310,21 @@ impl BrokerSettings {
     pub fn session_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.typed.session_timeout_ms.max(1) as u64)
     }
+    /// `replica.lag.time.max.ms`: a follower that has not caught up for
+    /// this long leaves the ISR.
+    pub fn replica_lag_time_max(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.typed.replica_lag_time_max_ms.max(1) as u64)
+    }
+    /// `replica.fetch.wait.max.ms`.
+    pub fn replica_fetch_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.typed.replica_fetch_wait_max_ms.max(1) as u64)
+    }
+    /// `replica.fetch.max.bytes` and `replica.fetch.response.max.bytes`:
+    /// (per partition, per fetch).
+    pub fn replica_fetch_bytes(&self) -> (i32, i32) {
+        let clamp = |v: i64| v.clamp(1, i64::from(i32::MAX)) as i32;
+        (clamp(self.typed.replica_fetch_max_bytes), clamp(self.typed.replica_fetch_response_max_bytes))
+    }
     /// `replica.high.watermark.checkpoint.interval.ms`.
     pub fn hw_checkpoint_interval_ms(&self) -> u64 {
         self.typed.hw_checkpoint_interval_ms.max(1) as u64

@@ -151,6 +151,16 @@ pub enum Command {
     UnregisterBroker { broker: i32, reply: flume::Sender<Result<(), AdminError>> },
     /// AddRaftVoter / RemoveRaftVoter.
     ChangeVoters { change: VoterChange, reply: flume::Sender<Result<(), AdminError>> },
+    /// AlterPartition: partition `key` of topic `name`, led by `leader` at
+    /// `leader_epoch`, gets the ISR `isr`.
+    AlterPartition {
+        name: String,
+        key: (Uuid, i32),
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+        reply: flume::Sender<Result<(), AdminError>>,
+    },
     /// IncrementalAlterConfigs / AlterConfigs of a broker resource: the
     /// cluster-wide default (`None`) or one node.
     AlterBrokerConfigs {
@@ -264,6 +274,23 @@ impl ControllerHandle {
         .await
     }
 
+    /// Asks the quorum to give partition `key` of `name` the ISR `isr`, as
+    /// its leader `leader` at `leader_epoch` (Kafka's AlterPartition).
+    pub async fn alter_partition(
+        &self,
+        name: String,
+        key: (Uuid, i32),
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    ) -> Result<(), AdminError> {
+        let (reply, rx) = flume::bounded(1);
+        self.call(Command::AlterPartition { name, key, leader, leader_epoch, isr, reply }, rx, || {
+            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
+        })
+        .await
+    }
+
     /// Tells the quorum this broker is stopping (it is fenced), and waits
     /// for that, a few seconds at most. Called from the main thread.
     pub fn leave_blocking(&self) -> std::io::Result<()> {
@@ -353,16 +380,22 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
             leaders.iter().map(|l| vec![*l]).collect(),
             configs.iter().cloned().collect(),
         )),
-        MetaRecord::TopicPlaced { name, id, replicas, configs } => meta.put_topic(TopicMeta::new(
-            name.clone(),
-            Uuid::from_bytes(*id),
-            replicas.clone(),
-            configs.iter().cloned().collect(),
-        )),
+        MetaRecord::TopicPlaced { name, id, replicas, configs } => {
+            let mut t = TopicMeta::new(
+                name.clone(),
+                Uuid::from_bytes(*id),
+                replicas.clone(),
+                configs.iter().cloned().collect(),
+            );
+            (0..t.replicas.len()).for_each(|p| meta.trim_isr(&mut t, p));
+            meta.put_topic(t);
+        }
         MetaRecord::PartitionsPlaced { name, replicas } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
+                let first = t.replicas.len();
                 t.add_partitions(replicas.clone());
+                (first..t.replicas.len()).for_each(|p| meta.trim_isr(&mut t, p));
                 meta.put_topic(t);
             }
         }
@@ -370,6 +403,7 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
                 t.reassign(*partition as usize, replicas.clone());
+                meta.trim_isr(&mut t, *partition as usize);
                 meta.put_topic(t);
             }
         }
@@ -420,6 +454,21 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
                 t.set_epochs(epochs);
+                meta.put_topic(t);
+            }
+        }
+        MetaRecord::IsrChanged { name, partition, leader_epoch, isr } => {
+            if let Some(t) = meta.topic(name) {
+                let mut t = (**t).clone();
+                if t.set_isr(*partition as usize, *leader_epoch, isr) {
+                    meta.put_topic(t);
+                }
+            }
+        }
+        MetaRecord::Isrs { name, isr } => {
+            if let Some(t) = meta.topic(name) {
+                let mut t = (**t).clone();
+                t.set_isrs(isr);
                 meta.put_topic(t);
             }
         }
@@ -701,10 +750,44 @@ impl Controller {
             Command::ChangeVoters { change, reply } => {
                 let _ = reply.send(self.change_voters(change));
             }
+            Command::AlterPartition { name, key, leader, leader_epoch, isr, reply } => {
+                let _ = reply.send(self.retrying(|c| c.alter_partition(&name, key, leader, leader_epoch, &isr)));
+            }
             Command::Leave { reply } => {
                 let _ = reply.send(self.quorum.leave(self.publisher.broker));
             }
         }
+    }
+
+    /// Commits an ISR change asked for by partition `key`'s leader, if it
+    /// still leads at `leader_epoch` (else `FENCED_LEADER_EPOCH`, as
+    /// Kafka's controller answers a stale AlterPartition).
+    fn alter_partition(
+        &mut self,
+        name: &str,
+        key: (Uuid, i32),
+        leader: i32,
+        leader_epoch: i32,
+        isr: &[i32],
+    ) -> Result<(), AdminError> {
+        let current = self.current();
+        let p = key.1 as usize;
+        let Some(t) = current.topic(name).filter(|t| t.id == key.0 && p < t.leaders.len()) else {
+            return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("no partition {name}-{}", key.1)));
+        };
+        if t.leaders[p] != leader || t.epochs[p] != leader_epoch {
+            let why = format!("{name}-{} is led by {} at epoch {}", key.1, t.leaders[p], t.epochs[p]);
+            return Err(AdminError::new(ErrorCode::FencedLeaderEpoch, why));
+        }
+        let mut check = (**t).clone();
+        if !check.set_isr(p, leader_epoch, isr) {
+            return Err(AdminError::new(ErrorCode::InvalidRequest, format!("ISR {isr:?} is not a set of replicas")));
+        }
+        if check.isr[p] == t.isr[p] {
+            return Ok(());
+        }
+        let rec = MetaRecord::IsrChanged { name: name.to_string(), partition: key.1, leader_epoch, isr: isr.to_vec() };
+        self.commit(rec).map(|_| ())
     }
 
     /// Decommissions broker `broker`, which must have stopped (be fenced):

@@ -18,9 +18,14 @@ pub struct TopicMeta {
     /// of `replicas[p]`.
     pub leaders: Vec<i32>,
     /// `replicas[p]`: the distinct nodes that hold partition `p`, its leader
-    /// first (Kafka's replica assignment). Followers do not copy the
-    /// leader's log yet (issue 24): they are listed, never in sync.
+    /// first (Kafka's replica assignment). Followers on other brokers copy
+    /// the leader's log; one on the leader's own broker is listed only
+    /// (see `docs/notes/replication.md`).
     pub replicas: Vec<Vec<i32>>,
+    /// `isr[p]`: the replicas of partition `p` in sync with its leader
+    /// (the leader among them), as the leader last had the quorum commit
+    /// it (Kafka's AlterPartition). All of them when placed.
+    pub isr: Vec<Vec<i32>>,
     /// `epochs[p]`: partition `p`'s leader epoch, 0 when placed and one
     /// more at every change of leader (as Kafka's PartitionChangeRecord
     /// bumps it). The leader stamps its appends with it, and clients fence
@@ -37,8 +42,16 @@ impl TopicMeta {
     /// parsed once here).
     pub fn new(name: String, id: Uuid, replicas: Vec<Vec<i32>>, configs: BTreeMap<String, String>) -> Self {
         let overrides = TopicOverrides::parse(&configs);
-        let mut t =
-            Self { name, id, leaders: Vec::new(), replicas: Vec::new(), epochs: Vec::new(), configs, overrides };
+        let mut t = Self {
+            name,
+            id,
+            leaders: Vec::new(),
+            replicas: Vec::new(),
+            isr: Vec::new(),
+            epochs: Vec::new(),
+            configs,
+            overrides,
+        };
         t.add_partitions(replicas);
         t
     }
@@ -48,6 +61,7 @@ impl TopicMeta {
         for r in replicas {
             check_replicas(&r);
             self.leaders.push(r[0]);
+            self.isr.push(r.clone());
             self.replicas.push(r);
             self.epochs.push(0);
         }
@@ -63,16 +77,52 @@ impl TopicMeta {
     }
 
     /// Gives partition `p` a new replica assignment (its leader first); a
-    /// new leader starts a new leader epoch.
+    /// new leader starts a new leader epoch. The ISR keeps the members
+    /// still assigned, and the leader (moved between shards of one broker,
+    /// it has the same data).
     pub fn reassign(&mut self, p: usize, replicas: Vec<i32>) {
         check_replicas(&replicas);
-        if let (Some(l), Some(r), Some(e)) = (self.leaders.get_mut(p), self.replicas.get_mut(p), self.epochs.get_mut(p))
-        {
-            if *l != replicas[0] {
-                *e += 1;
-            }
-            *l = replicas[0];
-            *r = replicas;
+        let (Some(l), Some(r), Some(e), Some(isr)) =
+            (self.leaders.get_mut(p), self.replicas.get_mut(p), self.epochs.get_mut(p), self.isr.get_mut(p))
+        else {
+            return;
+        };
+        if *l != replicas[0] {
+            *e += 1;
+        }
+        *l = replicas[0];
+        isr.retain(|n| replicas.contains(n));
+        if !isr.contains(l) {
+            isr.insert(0, *l);
+        }
+        *r = replicas;
+    }
+
+    /// Sets partition `p`'s ISR if `leader_epoch` is still its epoch and
+    /// the ISR is a set of its replicas holding its leader (an
+    /// AlterPartition from a leader that lost its place changes nothing).
+    /// Returns whether it was set.
+    pub fn set_isr(&mut self, p: usize, leader_epoch: i32, isr: &[i32]) -> bool {
+        let (Some(&epoch), Some(&leader), Some(replicas)) =
+            (self.epochs.get(p), self.leaders.get(p), self.replicas.get(p))
+        else {
+            return false;
+        };
+        let valid = isr.contains(&leader) && isr.iter().all(|n| replicas.contains(n));
+        if epoch != leader_epoch || !valid {
+            return false;
+        }
+        // In replica order, each once.
+        self.isr[p] = replicas.iter().copied().filter(|n| isr.contains(n)).collect();
+        true
+    }
+
+    /// Sets every partition's ISR (a snapshot's, restored): those of
+    /// partitions the topic has, as given.
+    pub fn set_isrs(&mut self, isrs: &[Vec<i32>]) {
+        for (mine, isr) in self.isr.iter_mut().zip(isrs) {
+            assert!(!isr.is_empty(), "an ISR holds at least its leader");
+            mine.clone_from(isr);
         }
     }
 
@@ -262,6 +312,30 @@ impl ClusterMeta {
         Some(NodeAt { broker, shard })
     }
 
+    /// The node of broker `broker` that holds partition `p` of `t` in the
+    /// broker's data dir: the first of its replicas that is a running shard
+    /// of that broker (others there are listed only: they would share the
+    /// directory).
+    pub fn holder(&self, t: &TopicMeta, p: usize, broker: i32) -> Option<i32> {
+        t.replicas.get(p)?.iter().copied().find(|&n| self.node(n).is_some_and(|at| at.broker.id == broker))
+    }
+
+    /// Takes out of partition `p`'s ISR the replicas that share a broker
+    /// with an earlier replica: only the first of a broker's replicas holds
+    /// the partition there (see [`Self::holder`]), so the others hold
+    /// nothing to be in sync with. Applied where replicas are assigned.
+    pub fn trim_isr(&self, t: &mut TopicMeta, p: usize) {
+        let broker = |n: i32| self.node(n).map(|at| at.broker.id);
+        let replicas = &t.replicas[p];
+        let shadowed = |i: usize| {
+            let b = broker(replicas[i]);
+            b.is_some() && replicas[..i].iter().any(|&m| broker(m) == b)
+        };
+        let keep: Vec<i32> = (0..replicas.len()).filter(|&i| !shadowed(i)).map(|i| replicas[i]).collect();
+        t.isr[p].retain(|n| keep.contains(n));
+        assert!(t.isr[p].contains(&t.leaders[p]), "the leader is never shadowed: it comes first");
+    }
+
     /// Registers broker `id` with `shards` shards: it keeps the node ids it
     /// had and new shards get new ones.
     pub fn register_broker(&mut self, mut reg: BrokerReg) {
@@ -344,5 +418,27 @@ mod tests {
         restored.set_brokers(meta.brokers.values().cloned());
         assert_eq!(at(&restored, 0), Some((1, 0)));
         assert_eq!(restored.live_nodes().len(), 1);
+    }
+
+    /// A partition's ISR starts as its replicas less those sharing a broker
+    /// with an earlier one, changes only at its leader's epoch, and a new
+    /// leader (a reassignment) keeps the members still assigned.
+    #[test]
+    fn the_isr_holds_only_replicas_that_copy_and_changes_only_at_the_leaders_epoch() {
+        let mut meta = ClusterMeta::default();
+        meta.register_broker(reg(1, 2));
+        meta.register_broker(reg(2, 1));
+        // Nodes 0 and 1 are broker 1's shards, node 2 broker 2's.
+        let mut t = TopicMeta::new("t".into(), Uuid::nil(), vec![vec![0, 1, 2], vec![2, 0]], BTreeMap::new());
+        (0..2).for_each(|p| meta.trim_isr(&mut t, p));
+        assert_eq!(t.isr, [vec![0, 2], vec![2, 0]], "node 1 shares broker 1's directory with node 0");
+        assert!(!t.set_isr(0, 1, &[0]), "a stale epoch changes nothing");
+        assert!(!t.set_isr(0, 0, &[2]), "an ISR without its leader is refused");
+        assert!(!t.set_isr(0, 0, &[0, 7]), "only replicas");
+        assert!(t.set_isr(0, 0, &[2, 0]));
+        assert_eq!(t.isr[0], [0, 2], "kept in replica order");
+        assert!(t.set_isr(0, 0, &[0]));
+        t.reassign(0, vec![2, 0, 1]);
+        assert_eq!((t.leaders[0], t.epochs[0], t.isr[0].clone()), (2, 1, vec![2, 0]), "the new leader joins it");
     }
 }

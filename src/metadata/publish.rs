@@ -3,8 +3,9 @@
 //! the shards' partition logs in line with it and then swaps the snapshot
 //! every shard reads: it compares the metadata last published with the
 //! state machine's, drops the logs of deleted topics, opens the partitions
-//! this broker now leads, and gives altered configs to the logs that use
-//! them. It runs on the controller's thread, never on a shard's reactor.
+//! this broker now holds (as leader or follower) and tells their shards of
+//! a change of leader, epoch, replicas or ISR, and gives altered configs to
+//! the logs that use them. It runs on the controller's thread, never on a shard's reactor.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -81,11 +82,16 @@ impl Publisher {
         let mut failures = OpenFailures::new();
         for t in next.topics.values() {
             let before = prev.topic(&t.name).filter(|p| p.id == t.id);
-            let newly_led = (0..t.leaders.len()).filter(|&p| {
-                self.local_shard(&next, t.leaders[p]).is_some()
-                    && before.is_none_or(|b| b.leaders.get(p) != Some(&t.leaders[p]))
-            });
-            if let Err(e) = self.open_on_shards(&next, t, newly_led) {
+            let changed: Vec<(usize, i32)> = (0..t.replicas.len())
+                .filter_map(|p| {
+                    let node = next.holder(t, p, self.broker)?;
+                    self.local_shard(&next, node)?;
+                    let same =
+                        before.is_some_and(|b| prev.holder(b, p, self.broker) == Some(node) && same_partition(b, t, p));
+                    (!same).then_some((p, node))
+                })
+                .collect();
+            if let Err(e) = self.open_on_shards(&next, t, changed) {
                 warn!(topic = %t.name, "cannot open partitions: {e}");
                 failures.insert(t.name.clone(), e);
             }
@@ -112,16 +118,18 @@ impl Publisher {
         failures
     }
 
-    /// Tells each owning shard to open `partitions` of `topic`, and waits.
+    /// Tells each holding shard to open (or give its new role to) the
+    /// partitions of `topic` in `partitions` (index, holding node), and
+    /// waits.
     fn open_on_shards(
         &self,
         meta: &ClusterMeta,
         topic: &Arc<TopicMeta>,
-        partitions: impl Iterator<Item = usize>,
+        partitions: Vec<(usize, i32)>,
     ) -> Result<(), ShardError> {
         let mut per_shard: Vec<Vec<(Arc<TopicMeta>, i32)>> = vec![Vec::new(); self.shards.len()];
-        for p in partitions {
-            let shard = self.local_shard(meta, topic.leaders[p]).expect("only local leaders are opened");
+        for (p, node) in partitions {
+            let shard = self.local_shard(meta, node).expect("only local holders are opened");
             per_shard[shard].push((topic.clone(), p as i32));
         }
         let mut waits = Vec::new();
@@ -171,6 +179,15 @@ impl Publisher {
             }
         }
     }
+}
+
+/// Whether partition `p` has the same leader, epoch, replicas and ISR in
+/// `a` and `b`: what its holder's role depends on.
+fn same_partition(a: &TopicMeta, b: &TopicMeta, p: usize) -> bool {
+    a.leaders.get(p) == b.leaders.get(p)
+        && a.epochs.get(p) == b.epochs.get(p)
+        && a.replicas.get(p) == b.replicas.get(p)
+        && a.isr.get(p) == b.isr.get(p)
 }
 
 /// Node `node`'s settings: the static ones under the cluster-default and

@@ -54,6 +54,11 @@ pub enum MetaRecord {
     /// Topic `name`'s partitions' leader epochs (a snapshot's image: in the
     /// log, a change of leader bumps its partition's epoch).
     LeaderEpochs { name: String, epochs: Vec<i32> },
+    /// A partition's leader had its ISR changed (Kafka's AlterPartition):
+    /// applied only while `leader_epoch` is still the partition's.
+    IsrChanged { name: String, partition: i32, leader_epoch: i32, isr: Vec<i32> },
+    /// Topic `name`'s partitions' ISRs (a snapshot's image).
+    Isrs { name: String, isr: Vec<Vec<i32>> },
 }
 
 /// A record frame that does not check out.

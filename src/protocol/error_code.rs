@@ -19,6 +19,7 @@ pub enum ErrorCode {
     NotCoordinator = 16,
     InvalidTopic = 17,
     NotEnoughReplicas = 19,
+    NotEnoughReplicasAfterAppend = 20,
     InvalidRequiredAcks = 21,
     IllegalGeneration = 22,
     InconsistentGroupProtocol = 23,

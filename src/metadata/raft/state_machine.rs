@@ -49,6 +49,9 @@ impl Image {
             if t.epochs.iter().any(|&e| e > 0) {
                 records.push(MetaRecord::LeaderEpochs { name: t.name.clone(), epochs: t.epochs.clone() });
             }
+            if t.isr != t.replicas {
+                records.push(MetaRecord::Isrs { name: t.name.clone(), isr: t.isr.clone() });
+            }
         }
         records.push(MetaRecord::ProducerIdsAllocated { next: meta.next_producer_id });
         for (resource, configs) in &meta.broker_configs {

@@ -57,6 +57,12 @@ impl PartitionLog {
         self.state.borrow().epochs.epoch_at(offset).unwrap_or(-1)
     }
 
+    /// The latest leader epoch the log holds, if any: a follower's
+    /// `last_fetched_epoch`.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.state.borrow().epochs.latest_epoch()
+    }
+
     /// The epoch entries, oldest first.
     pub fn epoch_entries(&self) -> Vec<EpochEntry> {
         self.state.borrow().epochs.entries().to_vec()

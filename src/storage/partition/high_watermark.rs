@@ -3,17 +3,17 @@
 //! below it) and the log end (the next offset, pending appends included).
 //!
 //! A log with one replica keeps the high watermark at its durable end, as
-//! sluice always has: what is on disk is committed. A replicated log (issue
-//! 24) holds it back until every in-sync replica has the offsets: the
-//! leader advances it from its followers' fetch positions, a follower from
-//! the leader's fetch responses. It never passes the durable end, and only
-//! a truncation moves it back.
+//! sluice always has: what is on disk is committed. A replicated log holds
+//! it back to a bound that replication sets: on the leader the lowest
+//! durable end its in-sync followers reported, on a follower the leader's
+//! high watermark. It follows the durable end up to that bound, never
+//! goes back (only a truncation moves it back), and acks=all produce
+//! requests wait for it ([`PartitionLog::committed`]).
+
+use glommio::channels::local_channel;
 
 use super::*;
 
-// The replica fetcher and the leader's ISR tracking (issue 24) call these;
-// until then only the in-process tests do.
-#[cfg_attr(not(test), allow(dead_code))]
 impl PartitionLog {
     /// The end of what consumers may read.
     pub fn high_watermark(&self) -> i64 {
@@ -31,31 +31,76 @@ impl PartitionLog {
         self.state.borrow().next_offset
     }
 
-    /// From now on the high watermark moves only by
-    /// [`Self::advance_high_watermark`] (the partition became replicated),
-    /// starting from `checkpointed` (its `replication-offset-checkpoint`
-    /// entry), kept between the log start and the durable end.
+    /// From now on the high watermark moves only up to the bound
+    /// [`Self::bound_high_watermark`] sets (the partition became
+    /// replicated), starting from `checkpointed` (its
+    /// `replication-offset-checkpoint` entry), kept between the log start
+    /// and the durable end. Until a bound is set, it stays there.
     pub fn hold_high_watermark(&self, checkpointed: i64) {
         let mut st = self.state.borrow_mut();
         st.replicated = true;
+        st.hw_bound = i64::MIN;
         st.high_watermark = checkpointed.clamp(st.log_start_offset, st.durable_end);
         st.check_invariants();
     }
 
-    /// Moves a replicated log's high watermark up to `offset` (what every
-    /// in-sync replica holds), never past the durable end and never back.
-    /// Wakes long-polling consumers when it moved. Returns the new value.
-    pub fn advance_high_watermark(&self, offset: i64) -> i64 {
+    /// Whether the high watermark is held for replication.
+    pub fn is_replicated(&self) -> bool {
+        self.state.borrow().replicated
+    }
+
+    /// Lets a replicated log's high watermark follow its durable end up to
+    /// `bound` (what every in-sync replica holds); it never goes back.
+    /// Wakes long-polling consumers and acks=all producers when it moved.
+    /// Returns the new high watermark.
+    pub fn bound_high_watermark(&self, bound: i64) -> i64 {
         let mut st = self.state.borrow_mut();
-        assert!(st.replicated, "only a replicated log's high watermark is set from outside");
-        let hw = offset.min(st.durable_end).max(st.high_watermark);
+        assert!(st.replicated, "only a replicated log's high watermark is bounded from outside");
+        st.hw_bound = bound;
+        let hw = bound.min(st.durable_end).max(st.high_watermark);
         let moved = hw > st.high_watermark;
         st.high_watermark = hw;
+        st.wake_committed();
         st.check_invariants();
         drop(st);
         if moved {
             self.notify.notify_all();
         }
         hw
+    }
+
+    /// Resolves once the high watermark reaches `end` (every in-sync
+    /// replica holds the offsets below it): what an acks=all produce
+    /// request waits for. Fails if the log closes or a write of those
+    /// offsets fails; callers bound the wait with the request's timeout.
+    pub fn committed(&self, end: i64) -> impl std::future::Future<Output = Result<(), StorageError>> + use<> {
+        let rx = {
+            let mut st = self.state.borrow_mut();
+            if st.high_watermark >= end {
+                None
+            } else {
+                let (tx, rx) = local_channel::new_bounded(1);
+                let at = st.hw_waiters.partition_point(|(e, _)| *e <= end);
+                st.hw_waiters.insert(at, (end, tx));
+                Some(rx)
+            }
+        };
+        async move {
+            match rx {
+                None => Ok(()),
+                Some(rx) => rx.recv().await.unwrap_or(Err(StorageError::Closed)),
+            }
+        }
+    }
+}
+
+impl State {
+    /// Answers the acks=all waiters the high watermark has reached.
+    pub(super) fn wake_committed(&mut self) {
+        let hw = self.high_watermark;
+        while self.hw_waiters.front().is_some_and(|(end, _)| *end <= hw) {
+            let (_, w) = self.hw_waiters.pop_front().expect("checked");
+            let _ = w.try_send(Ok(()));
+        }
     }
 }

@@ -58,9 +58,14 @@ impl State {
     /// Waiters ordered by the end they wait for; pending chunks in order,
     /// after the durable end, ending at the log end.
     fn check_queues(&self) {
-        let ends: Vec<i64> = self.waiters.iter().map(|(e, _)| *e).collect();
-        if ends.windows(2).any(|w| w[0] > w[1]) {
-            panic!("partition log invariant `waiters ordered by end offset` broken: {ends:?}");
+        for queue in [&self.waiters, &self.hw_waiters] {
+            let ends: Vec<i64> = queue.iter().map(|(e, _)| *e).collect();
+            if ends.windows(2).any(|w| w[0] > w[1]) {
+                panic!("partition log invariant `waiters ordered by end offset` broken: {ends:?}");
+            }
+        }
+        if self.hw_waiters.front().is_some_and(|(end, _)| *end <= self.high_watermark) {
+            panic!("partition log invariant `no waiter for a high watermark already reached` broken");
         }
         let mut expect = None;
         for c in &self.pending {

@@ -18,7 +18,8 @@ impl PartitionLog {
             st.closed = true;
             st.pending.clear();
             st.cache.clear();
-            for (_, w) in st.waiters.drain(..) {
+            let committing = std::mem::take(&mut st.hw_waiters);
+            for (_, w) in st.waiters.drain(..).chain(committing) {
                 let _ = w.try_send(Err(StorageError::Closed));
             }
             st.flushing

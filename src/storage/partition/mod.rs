@@ -196,6 +196,11 @@ struct State {
     high_watermark: i64,
     /// The high watermark is set by replication, not by the durable end.
     replicated: bool,
+    /// A replicated log's high watermark may move up to here (and never
+    /// past the durable end): on a leader the lowest end its in-sync
+    /// followers hold (`i64::MAX` when it is alone in sync), on a follower
+    /// the leader's high watermark.
+    hw_bound: i64,
     log_start_offset: i64,
     /// Which leader epoch began writing at which offset, as of everything
     /// appended (pending included); persisted before the first write of an
@@ -225,6 +230,9 @@ struct State {
     file_len: u64,
     flushing: bool,
     waiters: VecDeque<(i64, Waiter)>,
+    /// acks=all produce requests waiting for the high watermark to reach
+    /// their end, ordered by that end.
+    hw_waiters: VecDeque<(i64, Waiter)>,
     cache: BatchCache,
     closed: bool,
     /// Messages written but not yet fdatasynced (relaxed flush policy only).
@@ -306,6 +314,11 @@ impl Fetched {
 }
 
 impl PartitionLog {
+    /// The partition's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The first offset in the log.
     pub fn log_start_offset(&self) -> i64 {
         self.state.borrow().log_start_offset

@@ -57,14 +57,52 @@ fn consumers_stop_at_a_held_high_watermark_replicas_at_the_durable_end() {
         // Past the high watermark but inside the log: nothing, not an error.
         assert!(log.read(12, 1 << 20, true).await.unwrap().pieces.is_empty());
         assert!(matches!(log.read(21, 1 << 20, true).await, Err(ReadError::OutOfRange { .. })));
-        assert_eq!(log.advance_high_watermark(15), 15);
-        assert_eq!(log.advance_high_watermark(9), 15, "never back");
-        assert_eq!(log.advance_high_watermark(99), 20, "never past the durable end");
+        assert_eq!(log.bound_high_watermark(15), 15);
+        assert_eq!(log.bound_high_watermark(9), 15, "never back");
+        assert_eq!(log.bound_high_watermark(99), 20, "never past the durable end");
+        // With the bound ahead, it follows the durable end as appends land.
+        append_batches(&log, 1, 5).await;
+        assert_eq!(log.high_watermark(), 25);
         // DeleteRecords may go up to the high watermark only.
         log.hold_high_watermark(10);
         assert!(log.delete_records(12).await.is_err());
         assert_eq!(log.delete_records(10).await.unwrap(), 10);
         log.shutdown().await.unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// acks=all waiters are answered in order as the bound lets the high
+/// watermark pass their ends, and fail when the log closes.
+#[test]
+fn committed_waits_for_the_high_watermark() {
+    let dir = temp_dir("partition-committed");
+    let d = dir.join("log");
+    run(&dir, async move {
+        let log = open(&d, false).await;
+        log.hold_high_watermark(0);
+        append_batches(&log, 3, 5).await;
+        assert_eq!(log.high_watermark(), 0, "held: no bound yet");
+        let done = Rc::new(std::cell::RefCell::new(Vec::new()));
+        for end in [15, 5, 10] {
+            let (wait, done) = (log.committed(end), done.clone());
+            glommio::spawn_local(async move {
+                if wait.await.is_ok() {
+                    done.borrow_mut().push(end);
+                }
+            })
+            .detach();
+        }
+        glommio::yield_if_needed().await;
+        glommio::executor().yield_task_queue_now().await;
+        assert!(done.borrow().is_empty());
+        log.bound_high_watermark(10);
+        glommio::executor().yield_task_queue_now().await;
+        assert_eq!(*done.borrow(), [5, 10]);
+        let last = log.committed(15);
+        log.close().await;
+        assert!(matches!(last.await, Err(StorageError::Closed)));
+        assert!(log.committed(5).await.is_ok(), "already reached");
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -191,7 +229,7 @@ fn retention_stops_at_a_held_high_watermark() {
         // what consumers can read, and the start stays below the mark.
         log.enforce_retention(0, -1, 1).await.unwrap();
         assert!(log.log_start_offset() <= log.high_watermark(), "{} > 20", log.log_start_offset());
-        log.advance_high_watermark(i64::MAX);
+        log.bound_high_watermark(i64::MAX);
         assert!(log.enforce_retention(0, -1, 1).await.unwrap() > 0, "and all of them once it moves");
         log.shutdown().await.unwrap();
     });

@@ -620,9 +620,8 @@ impl PartitionLog {
         let (start_pos, end_offset, entries) = (chunk.start_pos, chunk.end_offset, std::mem::take(&mut chunk.entries));
         let cached = cache_chunk(&mut st.cache, self.cache_budget.limit(), chunk.into_bytes(), start_pos, &entries);
         st.durable_end = end_offset;
-        if !st.replicated {
-            st.high_watermark = end_offset;
-        }
+        st.high_watermark = st.high_watermark.max(end_offset.min(st.hw_bound));
+        st.wake_committed();
         let retention_due = self.oldest_outgrown(&st) && st.retention_signalled_for != st.segments[0].base_offset;
         if retention_due {
             st.retention_signalled_for = st.segments[0].base_offset;
@@ -676,6 +675,12 @@ impl PartitionLog {
         st.write_pos = size;
         let err = StorageError::Io(e.into());
         for (_, w) in st.waiters.drain(..) {
+            let _ = w.try_send(Err(err.clone()));
+        }
+        // Those waiting for the high watermark past the durable end wait
+        // for offsets that are gone.
+        let lost = st.hw_waiters.partition_point(|(end, _)| *end <= durable);
+        for (_, w) in st.hw_waiters.drain(lost..) {
             let _ = w.try_send(Err(err.clone()));
         }
         st.check_invariants();

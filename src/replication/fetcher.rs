@@ -1,0 +1,271 @@
+//! The follower's side: one task per (shard, leader node) that copies every
+//! partition the shard follows from that leader. Each round it fetches from
+//! each partition's log end with the shard's node id as `replica_id`,
+//! appends what came with the log's follower path (the leader's offsets,
+//! epochs and producer state), waits until that is durable, and takes the
+//! leader's high watermark. The next fetch therefore starts at the durable
+//! end, which is what the leader counts towards its high watermark.
+//!
+//! A follower whose log holds an older leader's tail is told so
+//! (`DivergingEpoch`) and cuts its log back before it fetches again. The
+//! task ends when the shard follows nothing from that leader any more.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use tracing::{info, warn};
+
+use crate::broker::context::ShardCtx;
+use crate::metadata::TopicMeta;
+use crate::metadata::model::ClusterMeta;
+use crate::protocol::ErrorCode;
+use crate::storage::PartitionLog;
+
+use super::peer::Peer;
+
+/// Pause after a failed exchange or while the leader cannot be reached.
+const RETRY: Duration = Duration::from_millis(200);
+/// How long a fetcher with nothing to follow lives on.
+const IDLE_END: Duration = Duration::from_secs(5);
+/// Time a fetch may take beyond `replica.fetch.wait.max.ms`.
+const ANSWER_SLACK: Duration = Duration::from_secs(5);
+
+/// One partition followed from the leader.
+struct Followed {
+    topic: Arc<TopicMeta>,
+    partition: i32,
+    log: Rc<PartitionLog>,
+}
+
+/// Makes sure a fetcher copies from `leader` on this shard.
+pub fn follow(ctx: &Rc<ShardCtx>, leader: i32) {
+    if ctx.replication.fetchers.borrow_mut().insert(leader) {
+        info!(shard = ctx.setup.node_id, leader, "fetching from a leader");
+        glommio::spawn_local(run(ctx.clone(), leader)).detach();
+    }
+}
+
+/// Copies from `leader` while this shard follows anything of it.
+async fn run(ctx: Rc<ShardCtx>, leader: i32) {
+    let mut peer: Option<Peer> = None;
+    let mut idle_since: Option<Instant> = None;
+    let mut failures = Failures::default();
+    loop {
+        let meta = ctx.setup.snapshot.load_full();
+        let followed = followed_from(&ctx, &meta, leader);
+        if followed.is_empty() {
+            // The shard may be told to follow before the metadata that says
+            // so is published to it: only a while with nothing to follow
+            // ends the task.
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= IDLE_END {
+                ctx.replication.fetchers.borrow_mut().remove(&leader);
+                info!(shard = ctx.setup.node_id, leader, "no longer fetching from this leader");
+                return;
+            }
+            peer = None;
+            glommio::timer::sleep(RETRY).await;
+            continue;
+        }
+        idle_since = None;
+        let Some(addr) = leader_addr(&meta, leader).await else {
+            glommio::timer::sleep(RETRY).await;
+            continue;
+        };
+        if peer.as_ref().is_none_or(|p| p.addr() != addr) {
+            match Peer::connect(addr, format!("sluice-replica-{}", ctx.setup.node_id)).await {
+                Ok(p) => peer = Some(p),
+                Err(e) => {
+                    if let Some(n) = failures.failed() {
+                        warn!(shard = ctx.setup.node_id, leader, failures = n, "{e}");
+                    }
+                    glommio::timer::sleep(RETRY).await;
+                    continue;
+                }
+            }
+        }
+        let conn = peer.as_mut().expect("connected above");
+        let settings = ctx.setup.settings.load_full();
+        let wait = settings.replica_fetch_wait();
+        let req = request(ctx.setup.node_id, &followed, wait, settings.replica_fetch_bytes());
+        match conn.fetch(&req, wait + ANSWER_SLACK).await {
+            Ok(resp) => {
+                failures = Failures::default();
+                take(&ctx, &followed, resp).await;
+            }
+            Err(e) => {
+                if let Some(n) = failures.failed() {
+                    warn!(shard = ctx.setup.node_id, leader, failures = n, "replica fetch failed: {e}");
+                }
+                peer = None;
+                glommio::timer::sleep(RETRY).await;
+            }
+        }
+    }
+}
+
+/// Failed exchanges with a leader since the last success, reported at the
+/// first and then at most once per `REPORT_EVERY`: a leader that is down
+/// is retried five times a second.
+#[derive(Default)]
+struct Failures {
+    count: u64,
+    reported: Option<Instant>,
+}
+
+impl Failures {
+    const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+    /// Counts one more failure; the count to report if one is due.
+    fn failed(&mut self) -> Option<u64> {
+        self.count += 1;
+        if self.reported.is_some_and(|t| t.elapsed() < Self::REPORT_EVERY) {
+            return None;
+        }
+        self.reported = Some(Instant::now());
+        Some(self.count)
+    }
+}
+
+/// The partitions this shard holds as a follower of `leader`.
+fn followed_from(ctx: &ShardCtx, meta: &ClusterMeta, leader: i32) -> Vec<Followed> {
+    let me = ctx.setup.node_id;
+    let mut out = Vec::new();
+    for t in meta.topics.values() {
+        for (p, r) in t.replicas.iter().enumerate() {
+            if t.leaders[p] != leader || leader == me || !r.contains(&me) {
+                continue;
+            }
+            if let Some(log) = ctx.partition(t, p as i32) {
+                out.push(Followed { topic: t.clone(), partition: p as i32, log });
+            }
+        }
+    }
+    out
+}
+
+/// Where node `leader` listens, if its broker is registered and not
+/// fenced. A host name is resolved off the reactor.
+async fn leader_addr(meta: &ClusterMeta, leader: i32) -> Option<SocketAddr> {
+    let at = meta.node(leader).filter(|at| !at.broker.fenced)?;
+    let (host, port) = (at.broker.host.clone(), at.port() as u16);
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    let resolved = glommio::executor().spawn_blocking(move || (host.as_str(), port).to_socket_addrs()).await;
+    resolved.ok()?.next()
+}
+
+/// The Fetch a follower sends: every followed partition from its log end.
+fn request(me: i32, followed: &[Followed], wait: Duration, (per_partition, total): (i32, i32)) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for f in followed {
+        let p = f.partition as usize;
+        let part = FetchPartition::default()
+            .with_partition(f.partition)
+            .with_current_leader_epoch(f.topic.epochs[p])
+            .with_fetch_offset(f.log.log_end())
+            .with_last_fetched_epoch(f.log.latest_epoch().unwrap_or(-1))
+            .with_log_start_offset(f.log.log_start_offset())
+            .with_partition_max_bytes(per_partition);
+        match topics.iter_mut().find(|t| t.topic.0.as_str() == f.topic.name.as_str()) {
+            Some(t) => t.partitions.push(part),
+            None => topics.push(
+                FetchTopic::default()
+                    .with_topic(TopicName(crate::api::str_bytes(f.topic.name.clone())))
+                    .with_partitions(vec![part]),
+            ),
+        }
+    }
+    FetchRequest::default()
+        .with_replica_id(BrokerId(me))
+        .with_max_wait_ms(wait.as_millis().min(i32::MAX as u128) as i32)
+        .with_min_bytes(1)
+        .with_max_bytes(total)
+        .with_topics(topics)
+}
+
+/// Appends what the leader sent, waits until it is durable, and takes the
+/// leader's high watermark.
+async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse) {
+    let mut appended = Vec::new();
+    let mut marks = Vec::new();
+    for t in &resp.responses {
+        for part in &t.partitions {
+            let Some(f) = followed
+                .iter()
+                .find(|f| f.topic.name.as_str() == t.topic.0.as_str() && f.partition == part.partition_index)
+            else {
+                continue;
+            };
+            match take_partition(ctx, f, part).await {
+                Some(end) => {
+                    appended.push((f.log.clone(), end));
+                    marks.push((f.log.clone(), part.high_watermark));
+                }
+                None if part.error_code == 0 => marks.push((f.log.clone(), part.high_watermark)),
+                None => {}
+            }
+        }
+    }
+    for (log, end) in appended {
+        if let Err(e) = log.durable(end).await {
+            warn!(dir = %log.dir().display(), "replicated records did not become durable: {e}");
+        }
+    }
+    for (log, hw) in marks {
+        if log.is_replicated() {
+            log.bound_high_watermark(hw);
+        }
+    }
+}
+
+/// Takes one partition's answer: appends its records (returning the end
+/// offset to wait for), or cuts back a diverged log, or reports an error.
+async fn take_partition(ctx: &ShardCtx, f: &Followed, part: &PartitionData) -> Option<i64> {
+    let name = &f.topic.name;
+    if part.error_code != 0 {
+        // A stale view of who leads (the metadata will catch up), or
+        // something to say.
+        let quiet = [ErrorCode::NotLeaderOrFollower, ErrorCode::FencedLeaderEpoch, ErrorCode::UnknownLeaderEpoch]
+            .iter()
+            .any(|c| c.code() == part.error_code);
+        if !quiet {
+            warn!(shard = ctx.setup.node_id, topic = %name, partition = f.partition, code = part.error_code, "replica fetch refused");
+        }
+        glommio::timer::sleep(RETRY).await;
+        return None;
+    }
+    if part.diverging_epoch.epoch >= 0 || part.diverging_epoch.end_offset >= 0 {
+        truncate_diverged(f, part.diverging_epoch.epoch, part.diverging_epoch.end_offset).await;
+        return None;
+    }
+    let records = part.records.as_ref().filter(|r| !r.is_empty())?;
+    match f.log.append_as_follower(records) {
+        Ok((_, end)) => Some(end),
+        Err(e) => {
+            warn!(shard = ctx.setup.node_id, topic = %name, partition = f.partition, "replicated records refused: {e}");
+            None
+        }
+    }
+}
+
+/// Cuts `f`'s log back to where it stops agreeing with the leader: the
+/// end of the leader's `epoch`, or of this log's own record of that epoch
+/// if it ends sooner (Kafka's follower truncation).
+async fn truncate_diverged(f: &Followed, epoch: i32, leader_end: i64) {
+    // This log's end of the latest epoch it has at or below `epoch`; none
+    // known: only what it holds bounds the cut.
+    let (_, own_end) = f.log.end_offset_for_epoch(epoch);
+    let to = leader_end.min(if own_end >= 0 { own_end } else { f.log.log_end() }).max(0);
+    info!(topic = %f.topic.name, partition = f.partition, epoch, leader_end, to, "the log diverged from its leader's: truncating");
+    if let Err(e) = f.log.truncate_to(to).await {
+        warn!(topic = %f.topic.name, partition = f.partition, "truncation failed: {e}");
+        glommio::timer::sleep(RETRY).await;
+    }
+}

@@ -1,0 +1,140 @@
+//! What a leader knows of its followers, for one partition: how far each
+//! has copied the log (the durable end it fetches from) and when it last
+//! caught up. From that come the high watermark's bound (the lowest end in
+//! the ISR) and the ISR changes the leader asks the quorum for: a follower
+//! that has not caught up for `replica.lag.time.max.ms` leaves, one that
+//! reached the high watermark (and the leader's epoch) rejoins. Kafka's
+//! `Partition.maybeShrinkIsr` / `maybeExpandIsr`, as pure logic.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// One follower, as its fetches showed it.
+#[derive(Debug, Clone)]
+struct Follower {
+    /// The offset it last fetched from: its log end, which a sluice
+    /// follower reaches only once everything below it is durable. `None`
+    /// until it fetches from this leader.
+    end: Option<i64>,
+    /// When it last held everything the leader had (as of its previous
+    /// fetch, as Kafka reckons it).
+    caught_up_at: Instant,
+    /// When it last fetched, and the leader's durable end then.
+    last_fetch: Option<(Instant, i64)>,
+}
+
+/// A leader's view of one partition's followers, for one leader epoch.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// The leader epoch this view belongs to: a new one starts afresh.
+    pub epoch: i32,
+    followers: BTreeMap<i32, Follower>,
+}
+
+impl Progress {
+    /// A leader's view at the start of `epoch`: every follower is unknown
+    /// and counts as caught up now, so none is dropped before it had
+    /// `replica.lag.time.max.ms` to fetch (as Kafka resets them).
+    pub fn new(epoch: i32, leader: i32, replicas: &[i32], now: Instant) -> Self {
+        let followers = replicas
+            .iter()
+            .filter(|&&n| n != leader)
+            .map(|&n| (n, Follower { end: None, caught_up_at: now, last_fetch: None }))
+            .collect();
+        Self { epoch, followers }
+    }
+
+    /// Whether `replica` is one of the followers.
+    pub fn knows(&self, replica: i32) -> bool {
+        self.followers.contains_key(&replica)
+    }
+
+    /// Records a fetch by `replica` from `offset` while the leader's durable
+    /// end is `leader_end`. It is caught up if it has everything the leader
+    /// had now, or had at its previous fetch.
+    pub fn on_fetch(&mut self, replica: i32, offset: i64, leader_end: i64, now: Instant) {
+        let Some(f) = self.followers.get_mut(&replica) else { return };
+        if offset >= leader_end {
+            f.caught_up_at = now;
+        } else if let Some((then, end_then)) = f.last_fetch
+            && offset >= end_then
+        {
+            f.caught_up_at = f.caught_up_at.max(then);
+        }
+        f.end = Some(offset);
+        f.last_fetch = Some((now, leader_end));
+    }
+
+    /// The furthest the high watermark may go: the lowest end among the
+    /// followers in `isr` (`i64::MIN` while one of them has not fetched
+    /// yet, `i64::MAX` when the leader is alone in sync).
+    pub fn bound(&self, isr: &[i32]) -> i64 {
+        isr.iter().filter_map(|n| self.followers.get(n)).map(|f| f.end.unwrap_or(i64::MIN)).min().unwrap_or(i64::MAX)
+    }
+
+    /// The followers in `isr` that have not caught up for `max_lag`.
+    pub fn out_of_sync(&self, isr: &[i32], now: Instant, max_lag: Duration) -> Vec<i32> {
+        isr.iter()
+            .copied()
+            .filter(|n| self.followers.get(n).is_some_and(|f| now.saturating_duration_since(f.caught_up_at) > max_lag))
+            .collect()
+    }
+
+    /// The followers not in `isr` whose end reached both the high
+    /// watermark `hw` and `epoch_start`, where the leader's epoch began (so
+    /// they hold nothing of an older leader's that this one lacks), and
+    /// that caught up within `max_lag` (a follower that stopped fetching
+    /// where the high watermark still is has not caught up: it is gone).
+    pub fn caught_up(&self, isr: &[i32], hw: i64, epoch_start: i64, now: Instant, max_lag: Duration) -> Vec<i32> {
+        let recent = |f: &Follower| now.saturating_duration_since(f.caught_up_at) <= max_lag;
+        self.followers
+            .iter()
+            .filter(|(n, f)| !isr.contains(n) && recent(f) && f.end.is_some_and(|e| e >= hw && e >= epoch_start))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAG: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn the_bound_is_the_slowest_in_sync_follower() {
+        let t0 = Instant::now();
+        let mut p = Progress::new(3, 1, &[1, 2, 3], t0);
+        assert_eq!(p.bound(&[1, 2, 3]), i64::MIN, "followers not heard from hold it");
+        assert_eq!(p.bound(&[1]), i64::MAX, "alone in sync: only the leader's durable end");
+        p.on_fetch(2, 40, 50, t0);
+        p.on_fetch(3, 30, 50, t0);
+        assert_eq!(p.bound(&[1, 2, 3]), 30);
+        assert_eq!(p.bound(&[1, 2]), 40, "an out-of-sync follower does not hold it");
+        p.on_fetch(9, 0, 50, t0);
+        assert!(!p.knows(9), "not a replica: ignored");
+    }
+
+    #[test]
+    fn a_follower_that_stops_catching_up_leaves_and_one_that_catches_up_returns() {
+        let t0 = Instant::now();
+        let mut p = Progress::new(0, 1, &[1, 2, 3], t0);
+        let at = |s: i64| t0 + Duration::from_secs(s as u64);
+        // 2 keeps up; 3 fetches but is always behind the leader's end.
+        for s in 1..=12 {
+            p.on_fetch(2, 10 * s, 10 * s, at(s));
+            p.on_fetch(3, 5, 10 * s, at(s));
+        }
+        assert_eq!(p.out_of_sync(&[1, 2, 3], at(12), LAG), [3]);
+        assert!(p.out_of_sync(&[1, 2, 3], at(10), LAG).is_empty(), "within the lag");
+        // Having reached what the leader had at its previous fetch counts.
+        p.on_fetch(3, 120, 130, at(13));
+        p.on_fetch(3, 130, 140, at(14));
+        assert!(p.out_of_sync(&[1, 2, 3], at(20), LAG).is_empty());
+        assert_eq!(p.caught_up(&[1, 2], 130, 0, at(14), LAG), [3]);
+        assert!(p.caught_up(&[1, 2], 131, 0, at(14), LAG).is_empty(), "below the high watermark");
+        assert!(p.caught_up(&[1, 2], 100, 135, at(14), LAG).is_empty(), "before the leader's epoch began");
+        assert!(p.caught_up(&[1, 2, 3], 0, 0, at(14), LAG).is_empty(), "already in sync");
+        assert!(p.caught_up(&[1, 2], 130, 0, at(30), LAG).is_empty(), "silent since: gone, not caught up");
+    }
+}

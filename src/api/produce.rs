@@ -435,5 +435,11 @@ async fn in_sync(
         glommio::timer::sleep(timeout).await;
         Err(watch.refusal())
     };
-    futures_lite::future::or(async { committed.await.map_err(storage_refusal) }, expired).await
+    let committed = async {
+        committed.await.map_err(|e| match e {
+            StorageError::LeaderMoved => (ErrorCode::NotLeaderOrFollower, Some(e.to_string())),
+            e => storage_refusal(e),
+        })
+    };
+    futures_lite::future::or(committed, expired).await
 }

@@ -22,6 +22,8 @@ pub fn append_error(e: &StorageError) -> ErrorCode {
         StorageError::Invalid(_) => ErrorCode::CorruptMessage,
         StorageError::Io(_) | StorageError::Closed => ErrorCode::KafkaStorageError,
         // A follower cutting its log back leads nothing: clients go elsewhere.
-        StorageError::Truncating | StorageError::StaleEpoch { .. } => ErrorCode::NotLeaderOrFollower,
+        StorageError::Truncating | StorageError::StaleEpoch { .. } | StorageError::LeaderMoved => {
+            ErrorCode::NotLeaderOrFollower
+        }
     }
 }

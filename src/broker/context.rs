@@ -183,6 +183,10 @@ impl ShardCtx {
             }
         } else {
             self.replication.stop_leading((topic.id, partition));
+            log.become_follower();
+            if topic.name == crate::group::OFFSETS_TOPIC {
+                self.groups.unload(partition, topic.leaders.len());
+            }
             fetcher::follow(self, leader);
         }
         Ok(())
@@ -251,6 +255,9 @@ impl ShardCtx {
     /// Closes every partition of a deleted topic, waiting for writes in flight.
     pub async fn drop_topic(&self, topic: &str) {
         let removed = self.partitions.borrow_mut().remove(topic);
+        if let Some((id, slots)) = &removed {
+            (0..slots.len()).for_each(|p| self.replication.stop_leading((*id, p as i32)));
+        }
         if let Some((_, slots)) = removed {
             for log in slots.into_iter().flatten() {
                 log.close().await;

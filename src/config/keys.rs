@@ -357,6 +357,14 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         "Codec batches are stored with; producer keeps the producer's (topic: compression.type).",
     ),
     b(
+        "unclean.leader.election.enable",
+        "false",
+        Kind::Bool,
+        T::Boolean,
+        D,
+        "Let a replica outside the ISR lead when none in sync is alive; applied as a topic config or the cluster-wide dynamic default (topic: unclean.leader.election.enable).",
+    ),
+    b(
         "min.insync.replicas",
         "1",
         int(1),
@@ -495,6 +503,13 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         "CreateTime keeps the producer's timestamps, LogAppendTime stamps the broker's.",
     ),
     t("min.insync.replicas", "min.insync.replicas", int(1), T::Int, "Replicas that must hold an acks=all write."),
+    t(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        Kind::Bool,
+        T::Boolean,
+        "Let a replica outside the ISR lead when no replica in sync is alive (acknowledged records may be lost).",
+    ),
 ];
 
 /// The broker key `name`, if sluice knows it.

@@ -178,6 +178,16 @@ impl Coordinator {
         ok
     }
 
+    /// Forgets the groups of `__consumer_offsets` partition `p`: this shard
+    /// no longer leads it (a new leader loads them from its own log), and
+    /// should it lead it again it must load them afresh.
+    pub fn unload(&self, p: i32, partitions: usize) {
+        if self.loads.borrow_mut().remove(&p).is_some() {
+            self.groups.borrow_mut().retain(|g, _| partition_for(g, partitions) != p);
+            info!(partition = p, "consumer groups unloaded: another node leads their partition now");
+        }
+    }
+
     /// Loads every owned `__consumer_offsets` partition (for ListGroups and
     /// topic deletion). Returns whether all of them loaded.
     async fn load_all(&self, ctx: &ShardCtx) -> bool {
@@ -841,7 +851,14 @@ fn by_partition(ctx: &ShardCtx, writes: Vec<Write>) -> Vec<(Rc<PartitionLog>, Ve
     for w in writes {
         sorted.entry(partition_for(w.0.group(), topic.leaders.len())).or_default().push(w);
     }
-    sorted.into_iter().filter_map(|(p, writes)| Some((ctx.partition(&topic, p)?, writes))).collect()
+    // Only where this shard leads: a follower's log takes only its leader's
+    // batches.
+    let led = |p: i32| topic.leaders.get(p as usize) == Some(&ctx.setup.node_id);
+    sorted
+        .into_iter()
+        .filter(|(p, _)| led(*p))
+        .filter_map(|(p, writes)| Some((ctx.partition(&topic, p)?, writes)))
+        .collect()
 }
 
 /// The offsets topic and the partition of `group`.

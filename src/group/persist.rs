@@ -21,12 +21,22 @@ pub enum PersistError {
     Storage(#[from] crate::storage::StorageError),
     #[error("cannot read __consumer_offsets: {0}")]
     Read(#[from] crate::storage::ReadError),
+    /// The partition's in-sync replicas did not all take the records in
+    /// `offsets.commit.timeout.ms`.
+    #[error("the in-sync replicas did not take the group records in time")]
+    NotReplicated,
 }
+
+/// How long a group write waits for the ISR (Kafka's
+/// `offsets.commit.timeout.ms` default).
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A record to write: a key and its value, or a tombstone.
 pub type Write = (RecordKey, Option<RecordValue>);
 
-/// Appends `writes` as one batch and waits until it is durable.
+/// Appends `writes` as one batch and waits until it is durable, and on a
+/// replicated partition until every in-sync replica holds it (Kafka writes
+/// group records with acks=all): a committed offset outlives its leader.
 pub async fn append(log: &Rc<PartitionLog>, writes: &[Write], now_ms: i64) -> Result<(), PersistError> {
     if writes.is_empty() {
         return Ok(());
@@ -51,6 +61,14 @@ pub async fn append(log: &Rc<PartitionLog>, writes: &[Write], now_ms: i64) -> Re
         Appended::New { end, .. } | Appended::Duplicate { end, .. } => end,
     };
     log.durable(end).await?;
+    if log.is_replicated() {
+        let committed = log.committed(end);
+        let expired = async {
+            glommio::timer::sleep(COMMIT_TIMEOUT).await;
+            Err(PersistError::NotReplicated)
+        };
+        futures_lite::future::or(async { committed.await.map_err(PersistError::from) }, expired).await?;
+    }
     Ok(())
 }
 

@@ -441,7 +441,10 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
             rack: rack.clone(),
             fenced: false,
         }),
-        MetaRecord::BrokerFenced { broker } => meta.set_fenced(*broker, true),
+        MetaRecord::BrokerFenced { broker } => {
+            meta.set_fenced(*broker, true);
+            super::election::on_fenced(meta, *broker);
+        }
         MetaRecord::BrokerUnfenced { broker } => meta.set_fenced(*broker, false),
         MetaRecord::BrokerUnregistered { broker } => meta.unregister_broker(*broker),
         MetaRecord::ControllerRegistered { id, addr } if addr.is_empty() => {

@@ -2,6 +2,7 @@
 //! controller thread that is the log's only writer, and placement.
 
 pub mod controller;
+pub mod election;
 pub mod log;
 pub mod model;
 pub mod placement;

@@ -117,6 +117,17 @@ impl TopicMeta {
         true
     }
 
+    /// Makes `leader` partition `p`'s leader at the next leader epoch, with
+    /// `isr` (an election; the replica assignment keeps its order, so its
+    /// first replica stays the preferred leader).
+    pub fn elect(&mut self, p: usize, leader: i32, isr: Vec<i32>) {
+        assert!(self.replicas[p].contains(&leader) && isr.contains(&leader), "a leader among the replicas, in sync");
+        assert!(isr.iter().all(|n| self.replicas[p].contains(n)), "an ISR of replicas");
+        self.leaders[p] = leader;
+        self.epochs[p] += 1;
+        self.isr[p] = self.replicas[p].iter().copied().filter(|n| isr.contains(n)).collect();
+    }
+
     /// Sets every partition's ISR (a snapshot's, restored): those of
     /// partitions the topic has, as given.
     pub fn set_isrs(&mut self, isrs: &[Vec<i32>]) {
@@ -368,8 +379,8 @@ impl ClusterMeta {
     pub fn load(&self) -> crate::metadata::placement::Load {
         let mut load = crate::metadata::placement::Load::default();
         for t in self.topics.values() {
-            for r in &t.replicas {
-                *load.leaders.entry(r[0]).or_default() += 1;
+            for (r, leader) in t.replicas.iter().zip(&t.leaders) {
+                *load.leaders.entry(*leader).or_default() += 1;
                 for n in r {
                     *load.replicas.entry(*n).or_default() += 1;
                 }

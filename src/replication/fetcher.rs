@@ -203,12 +203,16 @@ async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse) {
             else {
                 continue;
             };
+            let key = (f.topic.id, f.partition);
+            if ctx.replication.leads(key) {
+                continue;
+            }
             match take_partition(ctx, f, part).await {
                 Some(end) => {
                     appended.push((f.log.clone(), end));
-                    marks.push((f.log.clone(), part.high_watermark));
+                    marks.push((key, f.log.clone(), part.high_watermark));
                 }
-                None if part.error_code == 0 => marks.push((f.log.clone(), part.high_watermark)),
+                None if part.error_code == 0 => marks.push((key, f.log.clone(), part.high_watermark)),
                 None => {}
             }
         }
@@ -218,8 +222,10 @@ async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse) {
             warn!(dir = %log.dir().display(), "replicated records did not become durable: {e}");
         }
     }
-    for (log, hw) in marks {
-        if log.is_replicated() {
+    for (key, log, hw) in marks {
+        // Not where this shard took the lead meanwhile (an election while
+        // the fetch was out): its followers bound it now.
+        if log.is_replicated() && !ctx.replication.leads(key) {
             log.bound_high_watermark(hw);
         }
     }

@@ -34,13 +34,13 @@ fn check(ctx: &Rc<ShardCtx>, lag: Duration) {
     let meta = ctx.setup.snapshot.load_full();
     let me = ctx.setup.node_id;
     for key in ctx.replication.led() {
-        let Some(topic) = meta.topic_by_id(&key.0) else {
-            ctx.replication.stop_leading(key);
-            continue;
-        };
+        // The shard takes a partition's lead before the metadata that
+        // gives it is published to it, and gives it up (or drops the
+        // topic) when told: a partition the metadata does not show it
+        // leading is left alone here.
+        let Some(topic) = meta.topic_by_id(&key.0) else { continue };
         let p = key.1 as usize;
         if topic.leaders.get(p) != Some(&me) {
-            ctx.replication.stop_leading(key);
             continue;
         }
         let Some(log) = ctx.partition(topic, key.1) else { continue };

@@ -84,6 +84,11 @@ impl Replication {
         }
     }
 
+    /// Whether this shard leads partition `key` (with followers).
+    pub fn leads(&self, key: PartitionKey) -> bool {
+        self.leading.borrow().contains_key(&key)
+    }
+
     /// The partitions this shard leads with followers.
     pub fn led(&self) -> Vec<PartitionKey> {
         self.leading.borrow().keys().copied().collect()

@@ -9,11 +9,6 @@
 //! Kafka. The file is Kafka's checkpoint format: a version line (0), a
 //! count line, then `epoch start_offset` per line. File calls block: run
 //! them off the reactor.
-//!
-//! Not wired into the partition log yet: the follower append and
-//! OffsetForLeaderEpoch (issue 24) are its first users, so outside tests
-//! nothing calls it.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::io;
 use std::path::Path;

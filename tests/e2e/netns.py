@@ -3,7 +3,8 @@ host (each broker, and one for the test's clients), each joined by a veth
 pair to a bridge in a switch namespace of its own. Nothing is made outside
 these namespaces (the root namespace gets no interface). Cutting a host's
 link (its port on the bridge set down) isolates it from every other host,
-the clients included; healing sets it up again.
+the clients included; healing sets it up again. Parting two hosts
+(blackhole routes) cuts them off from each other only.
 
 The test's own thread enters the client namespace (`enter`), so that the
 clients it creates, the threads they start and the processes it runs
@@ -100,6 +101,20 @@ class Net:
 
     def heal(self, host):
         _ip("-n", self.switch, "link", "set", self._port(host), "up")
+
+    def part(self, host, others):
+        """Cuts `host` off from each of `others` (both ways; packets are
+        dropped, not refused) while every other host still reaches it: a
+        blackhole route to each in its namespace, and to it in theirs."""
+        for other in others:
+            _ip("-n", self.ns(host), "route", "add", "blackhole", f"{self.addr(other)}/32")
+            _ip("-n", self.ns(other), "route", "add", "blackhole", f"{self.addr(host)}/32")
+
+    def unpart(self, host, others):
+        """Undoes `part`."""
+        for other in others:
+            _ip("-n", self.ns(host), "route", "del", "blackhole", f"{self.addr(other)}/32")
+            _ip("-n", self.ns(other), "route", "del", "blackhole", f"{self.addr(host)}/32")
 
     def close(self):
         try:

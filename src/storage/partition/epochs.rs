@@ -17,15 +17,13 @@ use std::path::Path;
 use tracing::{info, warn};
 
 use crate::protocol::batch::BatchHeader;
+#[cfg(test)]
 use crate::storage::epoch_cache::EpochEntry;
 use crate::storage::segment::Segment;
 use crate::storage::walk;
 
 use super::*;
 
-// OffsetForLeaderEpoch and leader elections (issue 24) call these; until
-// then only the in-process tests do.
-#[cfg_attr(not(test), allow(dead_code))]
 impl PartitionLog {
     /// Makes this replica the leader at `epoch`: its appends are stamped
     /// with it from the log end on, recorded durably before this returns
@@ -33,6 +31,8 @@ impl PartitionLog {
     pub async fn become_leader(&self, epoch: i32) -> Result<(), StorageError> {
         {
             let mut st = self.state.borrow_mut();
+            // The metadata says this replica leads, whatever its epochs.
+            st.following = false;
             if st.epochs.latest_epoch().is_some_and(|latest| latest > epoch) {
                 return Err(StorageError::StaleEpoch { epoch, latest: st.epochs.latest_epoch().unwrap_or(-1) });
             }
@@ -64,6 +64,7 @@ impl PartitionLog {
     }
 
     /// The epoch entries, oldest first.
+    #[cfg(test)]
     pub fn epoch_entries(&self) -> Vec<EpochEntry> {
         self.state.borrow().epochs.entries().to_vec()
     }

@@ -94,6 +94,24 @@ impl PartitionLog {
     }
 }
 
+impl PartitionLog {
+    /// Makes this replica a follower: producers' appends are refused from
+    /// now on, and every acks=all request waiting here fails. From now on
+    /// its high watermark is its new leader's, which says nothing about the
+    /// records those requests appended (the follower may even cut them
+    /// off). [`Self::become_leader`] ends it.
+    pub fn become_follower(&self) {
+        let waiting = {
+            let mut st = self.state.borrow_mut();
+            st.following = true;
+            std::mem::take(&mut st.hw_waiters)
+        };
+        for (_, w) in waiting {
+            let _ = w.try_send(Err(StorageError::LeaderMoved));
+        }
+    }
+}
+
 impl State {
     /// Answers the acks=all waiters the high watermark has reached.
     pub(super) fn wake_committed(&mut self) {

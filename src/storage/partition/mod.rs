@@ -106,8 +106,11 @@ pub enum StorageError {
     StaleEpoch { epoch: i32, latest: i32 },
     #[error("{0}")]
     Sequence(#[from] SequenceError),
-    /// A follower append's batches do not fit the log (issue 24's fetcher).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The replica stopped leading while the request waited for its
+    /// followers: the records it waited for may never be committed.
+    #[error("this replica no longer leads the partition")]
+    LeaderMoved,
+    /// A follower append's batches do not fit the log.
     #[error("batches refused: {0}")]
     Invalid(String),
 }
@@ -212,6 +215,9 @@ struct State {
     leader_epoch: i32,
     /// A truncation is cutting the log: appends are refused until it ends.
     truncating: bool,
+    /// The replica follows another (`become_follower`): it takes only its
+    /// leader's batches, never a producer's, until `become_leader`.
+    following: bool,
     /// Segment receiving appends; ahead of `segments` when a roll is queued.
     write_segment: i64,
     /// Logical end of `write_segment`, pending bytes included.

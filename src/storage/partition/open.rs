@@ -84,6 +84,7 @@ impl PartitionLog {
             epochs,
             epochs_dirty,
             truncating: false,
+            following: false,
             tail,
             pending: VecDeque::new(),
             file_len,

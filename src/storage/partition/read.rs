@@ -22,8 +22,7 @@ impl PartitionLog {
     }
 
     /// As [`Self::read`], up to the durable end: what a follower replica
-    /// fetching from this one gets (issue 24).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// fetching from this one gets.
     pub async fn read_as_replica(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Fetched, ReadError> {
         self.read_below(offset, max_bytes, min_one, Reader::Replica).await
     }

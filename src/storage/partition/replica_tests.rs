@@ -99,6 +99,16 @@ fn committed_waits_for_the_high_watermark() {
         log.bound_high_watermark(10);
         glommio::executor().yield_task_queue_now().await;
         assert_eq!(*done.borrow(), [5, 10]);
+        // A leader turned follower: its waiters learn it at once, and
+        // producers' appends are refused until it leads again.
+        let moved = log.committed(15);
+        log.become_follower();
+        assert!(matches!(moved.await, Err(StorageError::LeaderMoved)));
+        let b = make_batch(1, 1_000);
+        let headers = batch::validate_all(&b).unwrap();
+        assert!(matches!(log.append(&b, &headers), Err(StorageError::LeaderMoved)));
+        log.become_leader(1).await.unwrap();
+        assert!(log.append(&b, &headers).is_ok());
         let last = log.committed(15);
         log.close().await;
         assert!(matches!(last.await, Err(StorageError::Closed)));

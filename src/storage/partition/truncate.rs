@@ -41,9 +41,6 @@ pub(super) struct Cut {
     end: i64,
 }
 
-// The replica fetcher (issue 24) calls it; until then only the in-process
-// tests do.
-#[cfg_attr(not(test), allow(dead_code))]
 impl PartitionLog {
     /// Cuts the log back to end at `offset` (or below it, at the start of a
     /// batch that straddles it). Appends are refused meanwhile; those in

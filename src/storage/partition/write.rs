@@ -32,6 +32,13 @@ impl PartitionLog {
     pub fn append(self: &Rc<Self>, records: &[u8], headers: &[BatchHeader]) -> Result<Appended, StorageError> {
         let mut st = self.state.borrow_mut();
         st.accepting_appends()?;
+        if st.following {
+            // The shard may still list itself as leader for a moment (its
+            // metadata is published after the log is told): refused here,
+            // such a write could be acknowledged by the high watermark of
+            // a leader that never had it.
+            return Err(StorageError::LeaderMoved);
+        }
         let base = st.next_offset;
         // An epoch's entry at the log end stays even if the batches are
         // refused below: the next ones start there (as after `become_leader`).
@@ -53,8 +60,6 @@ impl PartitionLog {
     /// without a sequence check, as Kafka's follower does: the leader
     /// checked. Returns the offsets `base..end` they cover; durable once
     /// [`Self::durable`] says so.
-    // Its caller, the replica fetcher, comes with issue 24.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn append_as_follower(self: &Rc<Self>, records: &[u8]) -> Result<(i64, i64), StorageError> {
         let headers = batch::validate_all(records).map_err(|e| StorageError::Invalid(e.to_string()))?;
         let mut st = self.state.borrow_mut();
@@ -829,6 +834,5 @@ enum ProducerCheck {
 enum Stamp {
     /// Offsets from the log end, and this leader epoch.
     Leader(i32),
-    #[cfg_attr(not(test), allow(dead_code))]
     Keep,
 }

@@ -8,9 +8,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/sluice-tool.sh"
 usage() {
     cat <<'U'
 Usage: local-cluster.sh start [--brokers N] [--shards N] [--dir DIR] [--port P] [--controller-port C]
+                             [--set KEY=VALUE]...
        local-cluster.sh stop [--dir DIR]
 Broker i (1..N) serves clients on P + 10*(i-1) (its shard k on that + k),
 its controller on C + i - 1; data, config and log under DIR/node-i.
+--set adds a line to every broker's server.properties (repeatable).
 Defaults: 3 brokers of 1 shard, DIR ./sluice-cluster, P 9092, C 9192.
 Example: local-cluster.sh start && kafka-topics.sh --bootstrap-server localhost:9092 \
          --create --topic t --partitions 12 --replication-factor 3
@@ -18,7 +20,7 @@ U
 }
 [[ $# -ge 1 ]] || { usage; exit 1; }
 action="$1"; shift
-brokers=3; shards=1; dir=./sluice-cluster; port=9092; cport=9192
+brokers=3; shards=1; dir=./sluice-cluster; port=9092; cport=9192; extra=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --brokers) need_value "$1" $#; brokers="$2"; shift 2 ;;
@@ -26,6 +28,8 @@ while [[ $# -gt 0 ]]; do
         --dir) need_value "$1" $#; dir="$2"; shift 2 ;;
         --port) need_value "$1" $#; port="$2"; shift 2 ;;
         --controller-port) need_value "$1" $#; cport="$2"; shift 2 ;;
+        --set) need_value "$1" $#; [[ "$2" == *=* ]] || die_usage "--set takes KEY=VALUE"
+               extra+="$2"$'\n'; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) die_usage "unknown option $1" ;;
     esac
@@ -72,6 +76,7 @@ listeners=PLAINTEXT://127.0.0.1:$((port + 10 * (i - 1))),CONTROLLER://127.0.0.1:
 controller.listener.names=CONTROLLER
 log.dirs=$node/data
 P
+    printf '%s' "$extra" >> "$node/server.properties"
     "$bin" broker --config "$node/server.properties" --shards "$shards" >>"$node/broker.log" 2>&1 &
     echo $! > "$node/broker.pid"
 done

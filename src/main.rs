@@ -57,6 +57,14 @@ enum Command {
     ///
     /// Example: sluice cluster --bootstrap-server localhost:9092 --api-versions
     Cluster(cli::cluster::ClusterArgs),
+    /// Move partitions' leadership to their preferred replicas (or, unclean, to any live one).
+    ///
+    /// Example: sluice elect-leaders --bootstrap-server localhost:9092 --election-type preferred --all-topic-partitions
+    ElectLeaders(cli::elect_leaders::ElectArgs),
+    /// Move partitions' replicas from Kafka's reassignment JSON (--execute, --verify, --cancel).
+    ///
+    /// Example: sluice reassign --bootstrap-server localhost:9092 --reassignment-json-file move.json --execute
+    Reassign(cli::reassign::ReassignArgs),
     /// Show the metadata quorum, as kafka-metadata-quorum.sh describe does.
     ///
     /// Example: sluice quorum --bootstrap-server localhost:9092 --status
@@ -178,6 +186,8 @@ fn main() -> ExitCode {
         Command::Groups(args) => cli::groups::run(args).map_err(|e| e.to_string()),
         Command::Cluster(args) => cli::cluster::run(args).map_err(|e| e.to_string()),
         Command::Quorum(args) => cli::quorum::run(args).map_err(|e| e.to_string()),
+        Command::ElectLeaders(args) => cli::elect_leaders::run(args).map_err(|e| e.to_string()),
+        Command::Reassign(args) => cli::reassign::run(args).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

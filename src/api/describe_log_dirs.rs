@@ -1,6 +1,8 @@
 //! DescribeLogDirs: the broker's one log directory (the data dir), its
 //! total and usable bytes, and the size of each partition this node (shard)
-//! leads. The offset lag of a leader's own replica is 0, as Kafka reports it.
+//! holds, as leader or follower. The offset lag of a leader's own replica
+//! is 0, as Kafka reports it; a follower's is how far its log end trails
+//! the high watermark its leader last sent it.
 
 use std::path::Path;
 
@@ -53,7 +55,7 @@ async fn space(dir: String) -> std::io::Result<(i64, i64)> {
         .await
 }
 
-/// The requested partitions this shard leads, with their sizes.
+/// The requested partitions this shard holds, with their sizes and lags.
 fn partitions(ctx: &ShardCtx, req: &DescribeLogDirsRequest) -> Vec<DescribeLogDirsTopic> {
     let meta = ctx.setup.snapshot.load();
     let wanted: Vec<(String, Option<&[i32]>)> = match &req.topics {
@@ -74,7 +76,7 @@ fn partitions(ctx: &ShardCtx, req: &DescribeLogDirsRequest) -> Vec<DescribeLogDi
                 DescribeLogDirsPartition::default()
                     .with_partition_index(p)
                     .with_partition_size(log.size_bytes() as i64)
-                    .with_offset_lag(0)
+                    .with_offset_lag(log.lag_behind_leader())
             })
             .collect();
         if !parts.is_empty() {

@@ -1,6 +1,7 @@
 //! Request handlers, one module per API, and dispatch by API key.
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod config_resource;
@@ -15,6 +16,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -25,6 +27,7 @@ pub mod leader_epoch;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -90,6 +93,15 @@ pub async fn dispatch(ctx: &Rc<ShardCtx>, req: Request, client_host: &Rc<str>) -
         }
         RequestKind::AddRaftVoter(r) => Box::pin(async move { respond(raft_voters::add(&ctx, r).await.into()) }),
         RequestKind::RemoveRaftVoter(r) => Box::pin(async move { respond(raft_voters::remove(&ctx, r).await.into()) }),
+        RequestKind::AlterPartitionReassignments(r) => {
+            Box::pin(async move { respond(alter_partition_reassignments::handle(&ctx, r).await.into()) })
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            Box::pin(async move { respond(list_partition_reassignments::handle(&ctx, r).into()) })
+        }
+        RequestKind::ElectLeaders(r) => {
+            Box::pin(async move { respond(elect_leaders::handle(&ctx, r, version).await.into()) })
+        }
         RequestKind::UnregisterBroker(r) => {
             Box::pin(async move { respond(unregister_broker::handle(&ctx, r).await.into()) })
         }

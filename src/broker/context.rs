@@ -252,6 +252,27 @@ impl ShardCtx {
         out
     }
 
+    /// Closes partition `partition` of `topic`, which this broker no longer
+    /// holds, and forgets it (waiting for writes in flight).
+    pub async fn close_partition(&self, topic: &TopicMeta, partition: i32) {
+        let log = {
+            let mut parts = self.partitions.borrow_mut();
+            let slot = parts
+                .get_mut(&topic.name)
+                .filter(|(id, _)| *id == topic.id)
+                .and_then(|(_, slots)| slots.get_mut(usize::try_from(partition).ok()?));
+            slot.and_then(Option::take)
+        };
+        self.replication.stop_leading((topic.id, partition));
+        if topic.name == crate::group::OFFSETS_TOPIC {
+            self.groups.unload(partition, topic.leaders.len());
+        }
+        if let Some(log) = log {
+            log.become_follower();
+            log.close().await;
+        }
+    }
+
     /// Closes every partition of a deleted topic, waiting for writes in flight.
     pub async fn drop_topic(&self, topic: &str) {
         let removed = self.partitions.borrow_mut().remove(topic);

@@ -197,6 +197,10 @@ async fn apply(ctx: &Rc<ShardCtx>, cmd: ShardCommand) {
             ctx.groups.drop_topic_offsets(ctx, &name).await;
             let _ = done.send(());
         }
+        ShardCommand::ClosePartition { topic, partition, done } => {
+            ctx.close_partition(&topic, partition).await;
+            let _ = done.send(());
+        }
         ShardCommand::Reconfigure { topic, done } => {
             ctx.reconfigure(&topic);
             let _ = done.send(());

@@ -315,6 +315,15 @@ impl BrokerSettings {
     pub fn replica_lag_time_max(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.typed.replica_lag_time_max_ms.max(1) as u64)
     }
+    /// `auto.leader.rebalance.enable`: how often the quorum's leader checks
+    /// the preferred-leader balance (`leader.imbalance.check.interval.seconds`)
+    /// and the imbalance it tolerates (`leader.imbalance.per.broker.percentage`),
+    /// or `None` when it does not.
+    pub fn leader_rebalance(&self) -> Option<(std::time::Duration, i64)> {
+        let t = &self.typed;
+        let every = std::time::Duration::from_secs(t.leader_imbalance_check_interval_s.max(1) as u64);
+        t.auto_leader_rebalance.then_some((every, t.leader_imbalance_percentage.max(0)))
+    }
     /// `replica.fetch.wait.max.ms`.
     pub fn replica_fetch_wait(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.typed.replica_fetch_wait_max_ms.max(1) as u64)

@@ -14,6 +14,7 @@ use thiserror::Error;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
+use super::election;
 use super::log;
 use super::model::{BrokerReg, ClusterMeta, TopicMeta};
 use super::placement;
@@ -110,6 +111,9 @@ pub enum ShardCommand {
     Open { partitions: Vec<(Arc<TopicMeta>, i32)>, done: flume::Sender<Result<(), ShardError>> },
     /// Close and forget every partition of this topic.
     DropTopic { name: String, done: flume::Sender<()> },
+    /// Close and forget one partition this broker no longer holds (a
+    /// reassignment moved it away).
+    ClosePartition { topic: Arc<TopicMeta>, partition: i32, done: flume::Sender<()> },
     /// The topic's configs were altered: its logs take the new settings.
     Reconfigure { topic: Arc<TopicMeta>, done: flume::Sender<()> },
     /// Dynamic broker configs changed (the shard's settings are already
@@ -160,6 +164,15 @@ pub enum Command {
         leader_epoch: i32,
         isr: Vec<i32>,
         reply: flume::Sender<Result<(), AdminError>>,
+    },
+    /// ElectLeaders: for each partition, its preferred replica (or, with
+    /// `unclean`, any live one where none leads).
+    ElectLeaders { unclean: bool, partitions: Vec<(String, i32)>, reply: flume::Sender<Vec<Result<(), AdminError>>> },
+    /// AlterPartitionReassignments: each (topic, partition) moves to the
+    /// replicas given, or its move is cancelled (`None`).
+    AlterReassignments {
+        moves: Vec<(String, i32, Option<Vec<i32>>)>,
+        reply: flume::Sender<Vec<Result<(), AdminError>>>,
     },
     /// IncrementalAlterConfigs / AlterConfigs of a broker resource: the
     /// cluster-wide default (`None`) or one node.
@@ -291,6 +304,30 @@ impl ControllerHandle {
         .await
     }
 
+    /// Elects leaders for `partitions` (ElectLeaders), one result each.
+    pub async fn elect_leaders(&self, unclean: bool, partitions: Vec<(String, i32)>) -> Vec<Result<(), AdminError>> {
+        let n = partitions.len();
+        let (reply, rx) = flume::bounded(1);
+        self.call(Command::ElectLeaders { unclean, partitions, reply }, rx, || {
+            vec![Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone")); n]
+        })
+        .await
+    }
+
+    /// Starts or cancels partition moves (AlterPartitionReassignments), one
+    /// result each.
+    pub async fn alter_reassignments(
+        &self,
+        moves: Vec<(String, i32, Option<Vec<i32>>)>,
+    ) -> Vec<Result<(), AdminError>> {
+        let n = moves.len();
+        let (reply, rx) = flume::bounded(1);
+        self.call(Command::AlterReassignments { moves, reply }, rx, || {
+            vec![Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone")); n]
+        })
+        .await
+    }
+
     /// Tells the quorum this broker is stopping (it is fenced), and waits
     /// for that, a few seconds at most. Called from the main thread.
     pub fn leave_blocking(&self) -> std::io::Result<()> {
@@ -356,6 +393,10 @@ pub struct Controller {
 /// Producer ids a broker takes from the quorum at a time (Kafka's
 /// `ProducerIdsBlock` size), so that InitProducerId commits once per block.
 const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// How often the controller thread wakes with nothing to do, to see whether
+/// a preferred-leader check is due.
+const REBALANCE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A change checked against metadata that another commit overtook: check
 /// it again.
@@ -463,7 +504,44 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
         MetaRecord::IsrChanged { name, partition, leader_epoch, isr } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
-                if t.set_isr(*partition as usize, *leader_epoch, isr) {
+                let p = *partition as usize;
+                if t.set_isr(p, *leader_epoch, isr) {
+                    // A move whose target just came into sync completes.
+                    t.finish_reassignment(p, |n| meta.is_live(n));
+                    meta.put_topic(t);
+                }
+            }
+        }
+        MetaRecord::ReassignmentStarted { name, partition, target } => {
+            if let Some(t) = meta.topic(name).filter(|t| (*partition as usize) < t.replicas.len()) {
+                let mut t = (**t).clone();
+                t.start_reassignment(*partition as usize, target.clone(), |n| meta.is_live(n));
+                meta.put_topic(t);
+            }
+        }
+        MetaRecord::ReassignmentCancelled { name, partition } => {
+            if let Some(t) = meta.topic(name) {
+                let mut t = (**t).clone();
+                if t.cancel_reassignment(*partition as usize, |n| meta.is_live(n)) {
+                    meta.put_topic(t);
+                }
+            }
+        }
+        MetaRecord::Reassigning { name, partition, target, original } => {
+            if let Some(t) = meta.topic(name) {
+                let mut t = (**t).clone();
+                let (target, original) = (target.clone(), original.clone());
+                t.reassigning.insert(*partition as usize, super::reassignment::Reassignment { target, original });
+                meta.put_topic(t);
+            }
+        }
+        MetaRecord::LeaderElected { name, partition, leader, isr } => {
+            if let Some(t) = meta.topic(name) {
+                let mut t = (**t).clone();
+                let p = *partition as usize;
+                let valid = t.replicas.get(p).is_some_and(|r| r.contains(leader) && isr.iter().all(|n| r.contains(n)));
+                if valid && isr.contains(leader) {
+                    t.elect(p, *leader, isr.clone());
                     meta.put_topic(t);
                 }
             }
@@ -676,11 +754,15 @@ impl Controller {
         let (tx, rx) = flume::bounded(COMMAND_QUEUE);
         let changes = self.quorum.changes();
         std::thread::Builder::new().name("sluice-controller".into()).spawn(move || {
+            let mut rebalanced = std::time::Instant::now();
             loop {
                 // Some(Some(cmd)): a command; Some(None): the quorum applied
-                // something; None: every handle is gone.
-                let next: Option<Option<Command>> =
-                    flume::Selector::new().recv(&rx, |c| c.ok().map(Some)).recv(&changes, |_| Some(None)).wait();
+                // something (or time passed); None: every handle is gone.
+                let next: Option<Option<Command>> = flume::Selector::new()
+                    .recv(&rx, |c| c.ok().map(Some))
+                    .recv(&changes, |_| Some(None))
+                    .wait_timeout(REBALANCE_TICK)
+                    .unwrap_or(Some(None));
                 match next {
                     None => break,
                     Some(Some(cmd)) => {
@@ -691,9 +773,29 @@ impl Controller {
                         self.publish();
                     }
                 }
+                if let Some((every, percentage)) = self.publisher.settings.leader_rebalance()
+                    && rebalanced.elapsed() >= every
+                {
+                    rebalanced = std::time::Instant::now();
+                    self.rebalance(percentage);
+                }
             }
         })?;
         Ok(ControllerHandle { tx })
+    }
+
+    /// On the quorum's leader only: gives partitions back to their
+    /// preferred replicas where a broker leads too few of its own
+    /// (`auto.leader.rebalance.enable`).
+    fn rebalance(&mut self, percentage: i64) {
+        if !self.quorum.leads() {
+            return;
+        }
+        for (topic, p) in election::imbalanced(&self.current(), percentage) {
+            if let Err(e) = self.retrying(|c| c.elect_leader(&topic, p, false)) {
+                info!(topic, partition = p, "preferred leader not restored: {}", e.message);
+            }
+        }
     }
 
     /// Publishes what the quorum has applied to this broker's shards.
@@ -756,6 +858,17 @@ impl Controller {
             Command::AlterPartition { name, key, leader, leader_epoch, isr, reply } => {
                 let _ = reply.send(self.retrying(|c| c.alter_partition(&name, key, leader, leader_epoch, &isr)));
             }
+            Command::ElectLeaders { unclean, partitions, reply } => {
+                let out = partitions.iter().map(|(t, p)| self.retrying(|c| c.elect_leader(t, *p, unclean))).collect();
+                let _ = reply.send(out);
+            }
+            Command::AlterReassignments { moves, reply } => {
+                let out = moves
+                    .iter()
+                    .map(|(t, p, r)| self.retrying(|c| c.alter_reassignment(t, *p, r.as_deref())))
+                    .collect();
+                let _ = reply.send(out);
+            }
             Command::Leave { reply } => {
                 let _ = reply.send(self.quorum.leave(self.publisher.broker));
             }
@@ -790,6 +903,77 @@ impl Controller {
             return Ok(());
         }
         let rec = MetaRecord::IsrChanged { name: name.to_string(), partition: key.1, leader_epoch, isr: isr.to_vec() };
+        self.commit(rec).map(|_| ())
+    }
+
+    /// Elects a leader for partition `p` of `name`: its preferred replica
+    /// (the first assigned) if live and in sync, or with `unclean`, where
+    /// no live replica leads, the first live one in sync, else any live
+    /// one (its ISR is then itself alone).
+    fn elect_leader(&mut self, name: &str, p: i32, unclean: bool) -> Result<(), AdminError> {
+        let meta = self.current();
+        let i = p as usize;
+        let Some(t) = meta.topic(name).filter(|t| i < t.replicas.len()) else {
+            return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("no partition {name}-{p}")));
+        };
+        let (leader, isr, replicas) = (t.leaders[i], &t.isr[i], &t.replicas[i]);
+        let (next, next_isr) = if unclean {
+            if meta.is_live(leader) {
+                return Err(AdminError::new(ErrorCode::ElectionNotNeeded, format!("{name}-{p} has a live leader")));
+            }
+            match isr.iter().chain(replicas).copied().find(|&n| meta.is_live(n)) {
+                Some(n) if isr.contains(&n) => (n, isr.iter().copied().filter(|&m| meta.is_live(m)).collect()),
+                Some(n) => (n, vec![n]),
+                None => {
+                    let why = format!("no live replica of {name}-{p}");
+                    return Err(AdminError::new(ErrorCode::EligibleLeadersNotAvailable, why));
+                }
+            }
+        } else {
+            let preferred = replicas[0];
+            if leader == preferred {
+                let why = format!("{name}-{p} is led by its preferred replica");
+                return Err(AdminError::new(ErrorCode::ElectionNotNeeded, why));
+            }
+            if !meta.is_live(preferred) || !isr.contains(&preferred) {
+                let why = format!("the preferred replica {preferred} of {name}-{p} is not live and in sync");
+                return Err(AdminError::new(ErrorCode::PreferredLeaderNotAvailable, why));
+            }
+            (preferred, isr.clone())
+        };
+        info!(topic = name, partition = p, leader = next, unclean, "electing a leader");
+        let rec = MetaRecord::LeaderElected { name: name.to_string(), partition: p, leader: next, isr: next_isr };
+        self.commit(rec).map(|_| ())
+    }
+
+    /// Starts moving partition `p` of `name` to `target` (checked as Kafka
+    /// checks it: distinct, registered nodes), or cancels its move.
+    fn alter_reassignment(&mut self, name: &str, p: i32, target: Option<&[i32]>) -> Result<(), AdminError> {
+        let meta = self.current();
+        let Some(t) = meta.topic(name).filter(|t| (p as usize) < t.replicas.len()) else {
+            return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("no partition {name}-{p}")));
+        };
+        let rec = match target {
+            None if !t.reassigning.contains_key(&(p as usize)) => {
+                let why = format!("no reassignment of {name}-{p} is in progress");
+                return Err(AdminError::new(ErrorCode::NoReassignmentInProgress, why));
+            }
+            None => MetaRecord::ReassignmentCancelled { name: name.to_string(), partition: p },
+            Some(target) => {
+                let mut distinct = target.to_vec();
+                distinct.sort_unstable();
+                distinct.dedup();
+                let invalid = |why: String| Err(AdminError::new(ErrorCode::InvalidReplicaAssignment, why));
+                if target.is_empty() || distinct.len() != target.len() {
+                    return invalid(format!("replicas {target:?} of {name}-{p} are empty or repeat a node"));
+                }
+                if let Some(n) = target.iter().find(|&&n| meta.node(n).is_none()) {
+                    return invalid(format!("node {n} is not a registered broker's"));
+                }
+                MetaRecord::ReassignmentStarted { name: name.to_string(), partition: p, target: target.to_vec() }
+            }
+        };
+        info!(topic = name, partition = p, ?target, "partition reassignment");
         self.commit(rec).map(|_| ())
     }
 

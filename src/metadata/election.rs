@@ -12,6 +12,8 @@
 //! only where `unclean.leader.election.enable` is set for the topic (or as
 //! the cluster-wide dynamic default).
 
+use std::collections::BTreeMap;
+
 use super::model::{ClusterMeta, TopicMeta};
 
 /// The topic config (and cluster-wide dynamic default) that lets a replica
@@ -58,6 +60,32 @@ fn elect(meta: &ClusterMeta, t: &mut TopicMeta, p: usize, broker: i32) -> bool {
     } else {
         false
     }
+}
+
+/// The partitions to give back to their preferred replica (Kafka's
+/// `auto.leader.rebalance.enable`): those whose preferred replica (the
+/// first assigned) is live and in sync but does not lead, counted per
+/// broker of the preferred replica; a broker's are all returned once they
+/// are more than `percentage`% of the partitions it is preferred for.
+pub fn imbalanced(meta: &ClusterMeta, percentage: i64) -> Vec<(String, i32)> {
+    let mut per_broker: BTreeMap<i32, (usize, Vec<(String, i32)>)> = BTreeMap::new();
+    for t in meta.topics.values() {
+        for (p, replicas) in t.replicas.iter().enumerate() {
+            let preferred = replicas[0];
+            let Some(broker) = meta.node(preferred).map(|at| at.broker.id) else { continue };
+            let entry = per_broker.entry(broker).or_default();
+            entry.0 += 1;
+            let eligible = meta.is_live(preferred) && t.isr[p].contains(&preferred);
+            if t.leaders[p] != preferred && eligible {
+                entry.1.push((t.name.clone(), p as i32));
+            }
+        }
+    }
+    per_broker
+        .into_values()
+        .filter(|(total, off)| !off.is_empty() && (off.len() * 100) as i64 > percentage * *total as i64)
+        .flat_map(|(_, off)| off)
+        .collect()
 }
 
 /// Whether `t` may elect a replica outside its ISR.
@@ -113,6 +141,27 @@ mod tests {
         fence(&mut meta, 3);
         assert_eq!(state(&meta, 0), (2, 2, vec![2]));
         assert!(!meta.is_live(2));
+    }
+
+    #[test]
+    fn imbalance_counts_preferred_replicas_that_could_lead_but_do_not() {
+        let mut meta = three();
+        // Node 0 is preferred for 4 partitions; it leads none of them after
+        // its broker was fenced and came back.
+        topic(&mut meta, vec![vec![0, 1, 2], vec![0, 2, 1], vec![0, 1, 2], vec![0, 2, 1], vec![1, 2, 0]], &[]);
+        fence(&mut meta, 1);
+        assert!(imbalanced(&meta, 10).is_empty(), "not live: not eligible");
+        meta.set_fenced(1, false);
+        assert!(imbalanced(&meta, 10).is_empty(), "not back in sync yet");
+        let mut t = (**meta.topic("t").unwrap()).clone();
+        for p in 0..4 {
+            let (epoch, isr) = (t.epochs[p], t.replicas[p].clone());
+            assert!(t.set_isr(p, epoch, &isr));
+        }
+        meta.put_topic(t);
+        let off = imbalanced(&meta, 10);
+        assert_eq!(off.iter().map(|(_, p)| *p).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert!(imbalanced(&meta, 100).is_empty(), "100%: never more than that");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod model;
 pub mod placement;
 pub mod publish;
 pub mod raft;
+pub mod reassignment;
 pub mod record;
 pub mod topic_name;
 

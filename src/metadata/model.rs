@@ -31,6 +31,10 @@ pub struct TopicMeta {
     /// bumps it). The leader stamps its appends with it, and clients fence
     /// stale leaders and validate positions by it.
     pub epochs: Vec<i32>,
+    /// Partitions being moved (AlterPartitionReassignments): partition ->
+    /// its reassignment. Their `replicas` are the target and the original
+    /// together until the target is in sync (see `reassignment.rs`).
+    pub reassigning: BTreeMap<usize, crate::metadata::reassignment::Reassignment>,
     /// Topic-level config overrides (Kafka key names).
     pub configs: BTreeMap<String, String>,
     /// The same, parsed (see [`TopicMeta::set_configs`]).
@@ -49,6 +53,7 @@ impl TopicMeta {
             replicas: Vec::new(),
             isr: Vec::new(),
             epochs: Vec::new(),
+            reassigning: BTreeMap::new(),
             configs,
             overrides,
         };

@@ -79,6 +79,11 @@ impl Publisher {
                 self.drop_on_shards(&t.name, t.leaders.len());
             }
         }
+        for t in next.topics.values() {
+            if let Some(before) = prev.topic(&t.name).filter(|p| p.id == t.id) {
+                self.close_moved_away(&prev, before, &next, t);
+            }
+        }
         let mut failures = OpenFailures::new();
         for t in next.topics.values() {
             let before = prev.topic(&t.name).filter(|p| p.id == t.id);
@@ -149,6 +154,31 @@ impl Publisher {
             }
         }
         result
+    }
+
+    /// Closes the partitions of `t` this broker held in `prev` and holds no
+    /// more in `next` (a reassignment moved them away), and removes their
+    /// directories.
+    fn close_moved_away(&self, prev: &ClusterMeta, before: &Arc<TopicMeta>, next: &ClusterMeta, t: &Arc<TopicMeta>) {
+        for p in 0..t.replicas.len().min(before.replicas.len()) {
+            let Some(node) = prev.holder(before, p, self.broker) else { continue };
+            if next.holder(t, p, self.broker).is_some() {
+                continue;
+            }
+            let Some(shard) = self.local_shard(prev, node) else { continue };
+            let (done, rx) = flume::bounded(1);
+            let cmd = ShardCommand::ClosePartition { topic: before.clone(), partition: p as i32, done };
+            if self.shards[shard].send(cmd).is_ok() {
+                let _ = rx.recv();
+            }
+            let dir = self.data_dir.join(format!("{}-{p}", t.name));
+            tracing::info!(dir = %dir.display(), "replica moved away: removing its directory");
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(dir = %dir.display(), "could not remove a replica moved away: {e}");
+            }
+        }
     }
 
     /// Sends every running shard the command `make` builds around a reply

@@ -59,6 +59,15 @@ pub enum MetaRecord {
     IsrChanged { name: String, partition: i32, leader_epoch: i32, isr: Vec<i32> },
     /// Topic `name`'s partitions' ISRs (a snapshot's image).
     Isrs { name: String, isr: Vec<Vec<i32>> },
+    /// ElectLeaders chose `leader` for a partition, with this ISR (the
+    /// leader epoch goes up by one).
+    LeaderElected { name: String, partition: i32, leader: i32, isr: Vec<i32> },
+    /// AlterPartitionReassignments: a partition starts moving to `target`.
+    ReassignmentStarted { name: String, partition: i32, target: Vec<i32> },
+    /// AlterPartitionReassignments with no replicas: a move is cancelled.
+    ReassignmentCancelled { name: String, partition: i32 },
+    /// A move under way (a snapshot's image).
+    Reassigning { name: String, partition: i32, target: Vec<i32>, original: Vec<i32> },
 }
 
 /// A record frame that does not check out.

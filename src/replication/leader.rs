@@ -48,9 +48,11 @@ impl Replication {
         let (epoch, leader, replicas) = (topic.epochs[p], topic.leaders[p], &topic.replicas[p]);
         {
             let mut leading = self.leading.borrow_mut();
-            let fresh = leading.get(&key).is_none_or(|pr| pr.epoch != epoch);
-            if fresh {
-                leading.insert(key, Progress::new(epoch, leader, replicas, Instant::now()));
+            match leading.get_mut(&key) {
+                Some(pr) if pr.epoch == epoch => pr.set_replicas(leader, replicas, Instant::now()),
+                _ => {
+                    leading.insert(key, Progress::new(epoch, leader, replicas, Instant::now()));
+                }
             }
         }
         self.bound(topic, p, log);

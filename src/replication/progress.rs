@@ -44,6 +44,16 @@ impl Progress {
         Self { epoch, followers }
     }
 
+    /// Follows a change of the partition's replicas within the epoch (a
+    /// reassignment): new followers start unknown, as at a new epoch, and
+    /// departed ones are forgotten.
+    pub fn set_replicas(&mut self, leader: i32, replicas: &[i32], now: Instant) {
+        self.followers.retain(|n, _| replicas.contains(n));
+        for &n in replicas.iter().filter(|&&n| n != leader) {
+            self.followers.entry(n).or_insert(Follower { end: None, caught_up_at: now, last_fetch: None });
+        }
+    }
+
     /// Whether `replica` is one of the followers.
     pub fn knows(&self, replica: i32) -> bool {
         self.followers.contains_key(&replica)

@@ -37,8 +37,6 @@ NOT_SERVED = {
     29: "DescribeAcls", 30: "CreateAcls", 31: "DeleteAcls (security)",
     38: "CreateDelegationToken", 39: "RenewDelegationToken", 40: "ExpireDelegationToken",
     41: "DescribeDelegationToken (security)",
-    43: "ElectLeaders (replication, issue 24)",
-    45: "AlterPartitionReassignments", 46: "ListPartitionReassignments (replication, issue 24)",
     48: "DescribeClientQuotas", 49: "AlterClientQuotas (quotas)",
     50: "DescribeUserScramCredentials", 51: "AlterUserScramCredentials (security)",
     57: "UpdateFeatures",

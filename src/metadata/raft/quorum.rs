@@ -474,6 +474,11 @@ impl Quorum {
         self.rt.block_on(self.raft.current_leader())
     }
 
+    /// Whether this node leads the quorum now.
+    pub fn leads(&self) -> bool {
+        self.leader() == Some(self.config.id)
+    }
+
     /// The quorum as this node sees it, kept current.
     pub fn view(&self) -> SharedView {
         self.view.clone()

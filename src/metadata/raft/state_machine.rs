@@ -52,6 +52,10 @@ impl Image {
             if t.isr != t.replicas {
                 records.push(MetaRecord::Isrs { name: t.name.clone(), isr: t.isr.clone() });
             }
+            for (&p, r) in &t.reassigning {
+                let (target, original) = (r.target.clone(), r.original.clone());
+                records.push(MetaRecord::Reassigning { name: t.name.clone(), partition: p as i32, target, original });
+            }
         }
         records.push(MetaRecord::ProducerIdsAllocated { next: meta.next_producer_id });
         for (resource, configs) in &meta.broker_configs {

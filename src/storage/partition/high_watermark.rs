@@ -44,6 +44,15 @@ impl PartitionLog {
         st.check_invariants();
     }
 
+    /// How far a follower's log end trails its leader's high watermark as
+    /// the leader last told it (DescribeLogDirs' offset lag); 0 on a
+    /// leader, and before the leader has said.
+    pub fn lag_behind_leader(&self) -> i64 {
+        let st = self.state.borrow();
+        let told = st.following && st.hw_bound != i64::MIN && st.hw_bound != i64::MAX;
+        if told { (st.hw_bound - st.next_offset).max(0) } else { 0 }
+    }
+
     /// Whether the high watermark is held for replication.
     pub fn is_replicated(&self) -> bool {
         self.state.borrow().replicated

@@ -1,0 +1,133 @@
+//! Moving a partition's replicas (Kafka's AlterPartitionReassignments,
+//! KIP-455), as metadata: while a partition moves, its replicas are the
+//! target followed by the original replicas not in it; the new ones copy
+//! the leader as followers and join the ISR once caught up. When every
+//! target replica is in the ISR, the reassignment completes in the same
+//! change that made it so (applied alike on every node): the replicas
+//! become the target, the ISR keeps only target replicas, and a leader
+//! outside the target gives way to the first live target replica in sync
+//! (at the next leader epoch). A cancelled one goes back to the original.
+
+use super::model::TopicMeta;
+
+/// One partition's move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    /// The replicas it moves to, preferred leader first.
+    pub target: Vec<i32>,
+    /// The replicas it had when the move began.
+    pub original: Vec<i32>,
+}
+
+impl Reassignment {
+    /// Replicas the move adds (ListPartitionReassignments' adding).
+    pub fn adding(&self) -> Vec<i32> {
+        self.target.iter().copied().filter(|n| !self.original.contains(n)).collect()
+    }
+
+    /// Replicas the move removes.
+    pub fn removing(&self) -> Vec<i32> {
+        self.original.iter().copied().filter(|n| !self.target.contains(n)).collect()
+    }
+}
+
+impl TopicMeta {
+    /// Starts moving partition `p` to `target` (replacing a move already
+    /// under way: its original stays the original), then completes it if
+    /// the target is in sync already (`is_live` tells live nodes).
+    pub fn start_reassignment(&mut self, p: usize, target: Vec<i32>, is_live: impl Fn(i32) -> bool) {
+        assert!(!target.is_empty(), "a reassignment names at least one replica");
+        let original = self.reassigning.get(&p).map_or_else(|| self.replicas[p].clone(), |r| r.original.clone());
+        let mut all = target.clone();
+        all.extend(original.iter().copied().filter(|n| !target.contains(n)));
+        self.replicas[p] = all;
+        self.reassigning.insert(p, Reassignment { target, original });
+        self.finish_reassignment(p, is_live);
+    }
+
+    /// Cancels partition `p`'s move: back to its original replicas (a
+    /// leader among the added ones gives way). Returns false if it was not
+    /// moving.
+    pub fn cancel_reassignment(&mut self, p: usize, is_live: impl Fn(i32) -> bool) -> bool {
+        let Some(r) = self.reassigning.remove(&p) else { return false };
+        self.settle(p, r.original, is_live);
+        true
+    }
+
+    /// Completes partition `p`'s move if every target replica is in the
+    /// ISR and one of them, live, can lead. Returns whether it completed.
+    pub fn finish_reassignment(&mut self, p: usize, is_live: impl Fn(i32) -> bool) -> bool {
+        let Some(r) = self.reassigning.get(&p) else { return false };
+        let in_sync = r.target.iter().all(|n| self.isr[p].contains(n));
+        let can_lead = r.target.contains(&self.leaders[p]) || r.target.iter().any(|&n| is_live(n));
+        if !in_sync || !can_lead {
+            return false;
+        }
+        let target = self.reassigning.remove(&p).expect("checked").target;
+        self.settle(p, target, is_live);
+        true
+    }
+
+    /// Makes `replicas` partition `p`'s replicas: the ISR keeps only
+    /// them, and a leader outside them gives way to the first live one in
+    /// sync (else the first live one, else the first).
+    fn settle(&mut self, p: usize, replicas: Vec<i32>, is_live: impl Fn(i32) -> bool) {
+        let mut isr: Vec<i32> = self.isr[p].iter().copied().filter(|n| replicas.contains(n)).collect();
+        let leader = self.leaders[p];
+        self.replicas[p] = replicas.clone();
+        if replicas.contains(&leader) {
+            self.isr[p] = replicas.iter().copied().filter(|n| isr.contains(n)).collect();
+            return;
+        }
+        let next = replicas
+            .iter()
+            .copied()
+            .find(|&n| isr.contains(&n) && is_live(n))
+            .or_else(|| replicas.iter().copied().find(|&n| is_live(n)))
+            .unwrap_or(replicas[0]);
+        if !isr.contains(&next) {
+            isr = vec![next];
+        }
+        self.elect(p, next, isr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use uuid::Uuid;
+
+    fn topic() -> TopicMeta {
+        TopicMeta::new("t".into(), Uuid::nil(), vec![vec![0, 1, 2]], BTreeMap::new())
+    }
+
+    #[test]
+    fn a_move_completes_once_the_target_is_in_sync_and_the_leader_moves_if_it_must() {
+        let mut t = topic();
+        let live = |_| true;
+        t.start_reassignment(0, vec![3, 1, 2], live);
+        assert_eq!(t.replicas[0], [3, 1, 2, 0], "target first, then the original");
+        assert_eq!(t.reassigning[&0].adding(), [3]);
+        assert_eq!(t.reassigning[&0].removing(), [0]);
+        assert!(!t.finish_reassignment(0, live), "3 is not in sync yet");
+        assert!(t.set_isr(0, 0, &[0, 1, 2, 3]));
+        assert!(t.finish_reassignment(0, live));
+        assert_eq!((t.replicas[0].clone(), t.isr[0].clone()), (vec![3, 1, 2], vec![3, 1, 2]));
+        assert_eq!((t.leaders[0], t.epochs[0]), (3, 1), "the old leader left: the first in sync leads");
+        assert!(t.reassigning.is_empty());
+    }
+
+    #[test]
+    fn a_cancelled_move_goes_back_and_a_reorder_completes_at_once() {
+        let mut t = topic();
+        let live = |_| true;
+        t.start_reassignment(0, vec![4, 5], live);
+        assert!(t.cancel_reassignment(0, live));
+        assert_eq!((t.replicas[0].clone(), t.leaders[0], t.epochs[0]), (vec![0, 1, 2], 0, 0));
+        assert!(!t.cancel_reassignment(0, live), "nothing to cancel");
+        t.start_reassignment(0, vec![2, 0], live);
+        assert!(t.reassigning.is_empty(), "already in sync: done at once");
+        assert_eq!((t.replicas[0].clone(), t.leaders[0], t.isr[0].clone()), (vec![2, 0], 0, vec![2, 0]));
+    }
+}

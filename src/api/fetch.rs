@@ -61,6 +61,11 @@ fn replica_position(
         return Err(Position::NotAReplica);
     }
     match leader::position(log, p.fetch_offset, p.last_fetched_epoch) {
+        // A follower never holds more than the leader's durable log: an
+        // offset past it (from a follower that sent no epoch) is not
+        // recorded as progress, which would let the high watermark pass
+        // what the follower has.
+        Position::Consistent if p.fetch_offset > log.durable_end() => Err(Position::Ahead),
         Position::Consistent => {
             ctx.replication.on_replica_fetch(topic, part, replica, p.fetch_offset, log);
             Ok(())
@@ -78,6 +83,9 @@ fn replica_refused(index: i32, refused: Position, log: &PartitionLog) -> Partiti
             .with_log_start_offset(log.log_start_offset())
             .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
             .with_records(Some(Bytes::new())),
+        Position::Ahead => partition_error(index, ErrorCode::OffsetOutOfRange)
+            .with_high_watermark(log.high_watermark())
+            .with_log_start_offset(log.log_start_offset()),
         _ => partition_error(index, ErrorCode::NotLeaderOrFollower),
     }
 }

@@ -401,6 +401,17 @@ struct IsrWatch {
 }
 
 impl IsrWatch {
+    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND` if the ISR is now smaller than
+    /// `min.insync.replicas`.
+    fn below_min_isr(&self) -> Option<Refusal> {
+        let meta = self.ctx.load();
+        let isr = &meta.topic(&self.name)?.isr.get(self.index as usize)?.clone();
+        (isr.len() < self.min_isr).then(|| {
+            let why = format!("the ISR {isr:?} shrank below min.insync.replicas {} after the append", self.min_isr);
+            (ErrorCode::NotEnoughReplicasAfterAppend, Some(why))
+        })
+    }
+
     /// Why the ISR did not take the records in time, as Kafka answers: the
     /// leader moved, the ISR shrank below `min.insync.replicas`, or it is
     /// only slow.
@@ -439,7 +450,11 @@ async fn in_sync(
         committed.await.map_err(|e| match e {
             StorageError::LeaderMoved => (ErrorCode::NotLeaderOrFollower, Some(e.to_string())),
             e => storage_refusal(e),
-        })
+        })?;
+        // As Kafka answers: held by the ISR, but the ISR shrank below
+        // min.insync.replicas meanwhile (so it may be held by the leader
+        // alone).
+        watch.below_min_isr().map_or(Ok(()), Err)
     };
     futures_lite::future::or(committed, expired).await
 }

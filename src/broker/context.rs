@@ -162,23 +162,27 @@ impl ShardCtx {
     /// held here as its leader or a follower, unless it is open already,
     /// and gives it its role as the metadata has it now.
     pub async fn open_partition(self: &Rc<Self>, topic: &TopicMeta, partition: i32) -> std::io::Result<()> {
-        let log = match self.partition(topic, partition) {
-            Some(log) => log,
-            None => self.open_log(topic, partition).await?,
+        let (log, opened) = match self.partition(topic, partition) {
+            Some(log) => (log, false),
+            None => (self.open_log(topic, partition).await?, true),
         };
         let p = partition as usize;
         let replicated = topic.replicas[p].len() > 1;
         if replicated && !log.is_replicated() {
-            // From the checkpoint, not the durable end: records past it may
-            // be on no other replica, and consumers must not read them
-            // until they are.
+            // Just opened: from the checkpoint, not the durable end (records
+            // past it may be on no other replica, and consumers must not
+            // read them until they are). Open already (a partition of one
+            // replica gaining more): from where consumers read now.
             let key = (topic.name.clone(), partition);
-            log.hold_high_watermark(self.setup.checkpointed.get(&key).copied().unwrap_or(0));
+            let checkpointed = self.setup.checkpointed.get(&key).copied().unwrap_or(0);
+            log.hold_high_watermark(if opened { checkpointed } else { log.high_watermark() });
         }
         let leader = topic.leaders[p];
         if leader == self.setup.node_id {
             self.lead(topic, partition, &log).await?;
-            if replicated {
+            // Also a log that was replicated and is no more (moved down to
+            // one replica): its ISR of one lets the high watermark follow.
+            if log.is_replicated() {
                 self.replication.lead(topic, p, &log);
             }
         } else {

@@ -156,12 +156,13 @@ pub enum Command {
     /// AddRaftVoter / RemoveRaftVoter.
     ChangeVoters { change: VoterChange, reply: flume::Sender<Result<(), AdminError>> },
     /// AlterPartition: partition `key` of topic `name`, led by `leader` at
-    /// `leader_epoch`, gets the ISR `isr`.
+    /// `leader_epoch`, goes from the ISR `base` to `isr`.
     AlterPartition {
         name: String,
         key: (Uuid, i32),
         leader: i32,
         leader_epoch: i32,
+        base: Vec<i32>,
         isr: Vec<i32>,
         reply: flume::Sender<Result<(), AdminError>>,
     },
@@ -287,18 +288,20 @@ impl ControllerHandle {
         .await
     }
 
-    /// Asks the quorum to give partition `key` of `name` the ISR `isr`, as
-    /// its leader `leader` at `leader_epoch` (Kafka's AlterPartition).
+    /// Asks the quorum to change partition `key` of `name`'s ISR from
+    /// `base` (as its leader `leader` at `leader_epoch` last saw it) to
+    /// `isr` (Kafka's AlterPartition).
     pub async fn alter_partition(
         &self,
         name: String,
         key: (Uuid, i32),
         leader: i32,
         leader_epoch: i32,
+        base: Vec<i32>,
         isr: Vec<i32>,
     ) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::AlterPartition { name, key, leader, leader_epoch, isr, reply }, rx, || {
+        self.call(Command::AlterPartition { name, key, leader, leader_epoch, base, isr, reply }, rx, || {
             Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
         })
         .await
@@ -393,6 +396,17 @@ pub struct Controller {
 /// Producer ids a broker takes from the quorum at a time (Kafka's
 /// `ProducerIdsBlock` size), so that InitProducerId commits once per block.
 const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// An AlterPartition as the controller checks it.
+struct IsrChange<'a> {
+    name: &'a str,
+    key: (Uuid, i32),
+    leader: i32,
+    leader_epoch: i32,
+    /// The ISR the leader decided from.
+    base: &'a [i32],
+    isr: &'a [i32],
+}
 
 /// How often the controller thread wakes with nothing to do, to see whether
 /// a preferred-leader check is due.
@@ -540,8 +554,7 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
                 let mut t = (**t).clone();
                 let p = *partition as usize;
                 let valid = t.replicas.get(p).is_some_and(|r| r.contains(leader) && isr.iter().all(|n| r.contains(n)));
-                if valid && isr.contains(leader) {
-                    t.elect(p, *leader, isr.clone());
+                if valid && t.elect(p, *leader, isr.clone()) {
                     meta.put_topic(t);
                 }
             }
@@ -855,8 +868,9 @@ impl Controller {
             Command::ChangeVoters { change, reply } => {
                 let _ = reply.send(self.change_voters(change));
             }
-            Command::AlterPartition { name, key, leader, leader_epoch, isr, reply } => {
-                let _ = reply.send(self.retrying(|c| c.alter_partition(&name, key, leader, leader_epoch, &isr)));
+            Command::AlterPartition { name, key, leader, leader_epoch, base, isr, reply } => {
+                let change = IsrChange { name: &name, key, leader, leader_epoch, base: &base, isr: &isr };
+                let _ = reply.send(self.retrying(|c| c.alter_partition(&change)));
             }
             Command::ElectLeaders { unclean, partitions, reply } => {
                 let out = partitions.iter().map(|(t, p)| self.retrying(|c| c.elect_leader(t, *p, unclean))).collect();
@@ -875,34 +889,45 @@ impl Controller {
         }
     }
 
-    /// Commits an ISR change asked for by partition `key`'s leader, if it
-    /// still leads at `leader_epoch` (else `FENCED_LEADER_EPOCH`, as
-    /// Kafka's controller answers a stale AlterPartition).
-    fn alter_partition(
-        &mut self,
-        name: &str,
-        key: (Uuid, i32),
-        leader: i32,
-        leader_epoch: i32,
-        isr: &[i32],
-    ) -> Result<(), AdminError> {
+    /// Commits an ISR change asked for by a partition's leader, if it still
+    /// leads at its epoch (else `FENCED_LEADER_EPOCH`, as Kafka's controller
+    /// answers a stale AlterPartition) and the ISR is still the one it
+    /// started from (else the change was decided on an older ISR: an
+    /// election may have dropped a member it would bring back). A member
+    /// it adds must be live (KIP-841: a fenced broker never rejoins).
+    fn alter_partition(&mut self, c: &IsrChange<'_>) -> Result<(), AdminError> {
         let current = self.current();
-        let p = key.1 as usize;
-        let Some(t) = current.topic(name).filter(|t| t.id == key.0 && p < t.leaders.len()) else {
-            return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("no partition {name}-{}", key.1)));
+        let (name, p) = (c.name, c.key.1 as usize);
+        let Some(t) = current.topic(name).filter(|t| t.id == c.key.0 && p < t.leaders.len()) else {
+            return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("no partition {name}-{p}")));
         };
-        if t.leaders[p] != leader || t.epochs[p] != leader_epoch {
-            let why = format!("{name}-{} is led by {} at epoch {}", key.1, t.leaders[p], t.epochs[p]);
+        if t.leaders[p] != c.leader || t.epochs[p] != c.leader_epoch {
+            let why = format!("{name}-{p} is led by {} at epoch {}", t.leaders[p], t.epochs[p]);
             return Err(AdminError::new(ErrorCode::FencedLeaderEpoch, why));
         }
+        if t.isr[p] != c.base {
+            let why = format!("{name}-{p}'s ISR is {:?}, not {:?}", t.isr[p], c.base);
+            return Err(AdminError::new(ErrorCode::InvalidRequest, why));
+        }
+        if let Some(n) = c.isr.iter().find(|n| !t.isr[p].contains(n) && !current.is_live(**n)) {
+            return Err(AdminError::new(ErrorCode::InvalidRequest, format!("node {n} is not live")));
+        }
         let mut check = (**t).clone();
-        if !check.set_isr(p, leader_epoch, isr) {
-            return Err(AdminError::new(ErrorCode::InvalidRequest, format!("ISR {isr:?} is not a set of replicas")));
+        if !check.set_isr(p, c.leader_epoch, c.isr) {
+            return Err(AdminError::new(
+                ErrorCode::InvalidRequest,
+                format!("ISR {:?} is not a set of replicas", c.isr),
+            ));
         }
         if check.isr[p] == t.isr[p] {
             return Ok(());
         }
-        let rec = MetaRecord::IsrChanged { name: name.to_string(), partition: key.1, leader_epoch, isr: isr.to_vec() };
+        let rec = MetaRecord::IsrChanged {
+            name: name.to_string(),
+            partition: c.key.1,
+            leader_epoch: c.leader_epoch,
+            isr: c.isr.to_vec(),
+        };
         self.commit(rec).map(|_| ())
     }
 
@@ -958,7 +983,18 @@ impl Controller {
                 let why = format!("no reassignment of {name}-{p} is in progress");
                 return Err(AdminError::new(ErrorCode::NoReassignmentInProgress, why));
             }
-            None => MetaRecord::ReassignmentCancelled { name: name.to_string(), partition: p },
+            None => {
+                let mut trial = (**t).clone();
+                if !trial.cancel_reassignment(p as usize, |n| meta.is_live(n)) {
+                    let why = format!("no original replica of {name}-{p} is live and in sync to lead it back");
+                    return Err(AdminError::new(ErrorCode::InvalidReplicaAssignment, why));
+                }
+                MetaRecord::ReassignmentCancelled { name: name.to_string(), partition: p }
+            }
+            Some(_) if t.reassigning.contains_key(&(p as usize)) => {
+                let why = format!("{name}-{p} is being moved already: cancel that move first");
+                return Err(AdminError::new(ErrorCode::InvalidReplicaAssignment, why));
+            }
             Some(target) => {
                 let mut distinct = target.to_vec();
                 distinct.sort_unstable();
@@ -969,6 +1005,20 @@ impl Controller {
                 }
                 if let Some(n) = target.iter().find(|&&n| meta.node(n).is_none()) {
                     return invalid(format!("node {n} is not a registered broker's"));
+                }
+                // A broker holds one copy, in one directory: a target that
+                // puts two of its nodes in, or moves its copy to another of
+                // its shards, would have two shards open one directory.
+                let broker = |n: i32| meta.node(n).map(|at| at.broker.id);
+                let current = &t.replicas[p as usize];
+                for &n in target {
+                    let b = broker(n);
+                    let same_broker = |m: &&i32| **m != n && broker(**m) == b;
+                    if target.iter().any(|m| same_broker(&m)) || current.iter().any(|m| same_broker(&m)) {
+                        return invalid(format!(
+                            "node {n} shares a broker with another replica of {name}-{p}: moving between shards of one broker is not supported"
+                        ));
+                    }
                 }
                 MetaRecord::ReassignmentStarted { name: name.to_string(), partition: p, target: target.to_vec() }
             }
@@ -1374,8 +1424,13 @@ mod tests {
         let placed =
             MetaRecord::TopicPlaced { name: "t".into(), id: [1; 16], replicas: vec![vec![0, 1]], configs: vec![] };
         let moved = |replicas: Vec<i32>| MetaRecord::PartitionReassigned { name: "t".into(), partition: 0, replicas };
-        let meta = meta_with(3, &[placed, moved(vec![0, 2]), moved(vec![2, 0]), moved(vec![1, 0])]);
-        assert_eq!(meta.topic("t").unwrap().epochs, [2]);
+        // 0 stays leader while assigned (a reorder moves no leadership);
+        // unassigned, it gives way to the first replica, and so does 2.
+        let meta = meta_with(3, &[placed, moved(vec![0, 2]), moved(vec![2, 0]), moved(vec![2, 1]), moved(vec![1, 0])]);
+        assert_eq!(
+            (meta.topic("t").unwrap().leaders.clone(), meta.topic("t").unwrap().epochs.clone()),
+            (vec![1], vec![2])
+        );
     }
 
     #[test]

@@ -51,12 +51,10 @@ fn elect(meta: &ClusterMeta, t: &mut TopicMeta, p: usize, broker: i32) -> bool {
     if !on_fenced(leader) {
         t.set_isr(p, t.epochs[p], &survivors)
     } else if let Some(&next) = survivors.iter().find(|&&n| meta.is_live(n)) {
-        t.elect(p, next, survivors);
-        true
+        t.elect(p, next, survivors)
     } else if unclean(meta, t) {
         let Some(&next) = t.replicas[p].iter().find(|&&n| meta.is_live(n)) else { return false };
-        t.elect(p, next, vec![next]);
-        true
+        t.elect(p, next, vec![next])
     } else {
         false
     }

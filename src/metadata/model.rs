@@ -81,10 +81,13 @@ impl TopicMeta {
         }
     }
 
-    /// Gives partition `p` a new replica assignment (its leader first); a
-    /// new leader starts a new leader epoch. The ISR keeps the members
-    /// still assigned, and the leader (moved between shards of one broker,
-    /// it has the same data).
+    /// Gives partition `p` a new replica assignment (nodes that no longer
+    /// exist replaced by their broker's others). The leader stays if it is
+    /// still assigned; a leader that is not gives way to the first replica,
+    /// at a new leader epoch, and that replica takes its place in the ISR
+    /// if it had one (it is a node of the same broker, with the same data
+    /// directory). A replica added otherwise joins the ISR only by
+    /// catching up.
     pub fn reassign(&mut self, p: usize, replicas: Vec<i32>) {
         check_replicas(&replicas);
         let (Some(l), Some(r), Some(e), Some(isr)) =
@@ -92,14 +95,17 @@ impl TopicMeta {
         else {
             return;
         };
-        if *l != replicas[0] {
+        let old = *l;
+        let next = if replicas.contains(&old) { old } else { replicas[0] };
+        let inherits = next != old && isr.contains(&old);
+        isr.retain(|n| replicas.contains(n));
+        if (inherits || isr.is_empty()) && !isr.contains(&next) {
+            isr.insert(0, next);
+        }
+        if next != old {
             *e += 1;
         }
-        *l = replicas[0];
-        isr.retain(|n| replicas.contains(n));
-        if !isr.contains(l) {
-            isr.insert(0, *l);
-        }
+        *l = next;
         *r = replicas;
     }
 
@@ -125,12 +131,19 @@ impl TopicMeta {
     /// Makes `leader` partition `p`'s leader at the next leader epoch, with
     /// `isr` (an election; the replica assignment keeps its order, so its
     /// first replica stays the preferred leader).
-    pub fn elect(&mut self, p: usize, leader: i32, isr: Vec<i32>) {
-        assert!(self.replicas[p].contains(&leader) && isr.contains(&leader), "a leader among the replicas, in sync");
-        assert!(isr.iter().all(|n| self.replicas[p].contains(n)), "an ISR of replicas");
+    /// Callers choose among the replicas; one that did not changes nothing
+    /// (this runs as metadata is applied, where a panic would stop every
+    /// node replaying the log) and says so in debug builds.
+    pub fn elect(&mut self, p: usize, leader: i32, isr: Vec<i32>) -> bool {
+        let valid = self.replicas[p].contains(&leader) && isr.contains(&leader);
+        debug_assert!(valid, "a leader among the replicas, in sync: {leader} {isr:?} {:?}", self.replicas[p]);
+        if !valid {
+            return false;
+        }
         self.leaders[p] = leader;
         self.epochs[p] += 1;
         self.isr[p] = self.replicas[p].iter().copied().filter(|n| isr.contains(n)).collect();
+        true
     }
 
     /// Sets every partition's ISR (a snapshot's, restored): those of
@@ -329,27 +342,30 @@ impl ClusterMeta {
     }
 
     /// The node of broker `broker` that holds partition `p` of `t` in the
-    /// broker's data dir: the first of its replicas that is a running shard
-    /// of that broker (others there are listed only: they would share the
-    /// directory).
+    /// broker's data dir: the leader if it is one of that broker's running
+    /// shards, else the first of its replicas that is (others there are
+    /// listed only: they would share the directory).
     pub fn holder(&self, t: &TopicMeta, p: usize, broker: i32) -> Option<i32> {
-        t.replicas.get(p)?.iter().copied().find(|&n| self.node(n).is_some_and(|at| at.broker.id == broker))
+        let on_broker = |n: i32| self.node(n).is_some_and(|at| at.broker.id == broker);
+        let leader = *t.leaders.get(p)?;
+        if on_broker(leader) {
+            return Some(leader);
+        }
+        t.replicas.get(p)?.iter().copied().find(|&n| on_broker(n))
     }
 
-    /// Takes out of partition `p`'s ISR the replicas that share a broker
-    /// with an earlier replica: only the first of a broker's replicas holds
-    /// the partition there (see [`Self::holder`]), so the others hold
-    /// nothing to be in sync with. Applied where replicas are assigned.
+    /// Takes out of partition `p`'s ISR the replicas that are not their
+    /// broker's holder (see [`Self::holder`]): they share its directory and
+    /// hold nothing of their own to be in sync with. Applied where replicas
+    /// are assigned.
     pub fn trim_isr(&self, t: &mut TopicMeta, p: usize) {
         let broker = |n: i32| self.node(n).map(|at| at.broker.id);
-        let replicas = &t.replicas[p];
-        let shadowed = |i: usize| {
-            let b = broker(replicas[i]);
-            b.is_some() && replicas[..i].iter().any(|&m| broker(m) == b)
-        };
-        let keep: Vec<i32> = (0..replicas.len()).filter(|&i| !shadowed(i)).map(|i| replicas[i]).collect();
+        let keep: Vec<i32> = t.replicas[p]
+            .iter()
+            .copied()
+            .filter(|&n| broker(n).is_none_or(|b| self.holder(t, p, b) == Some(n)))
+            .collect();
         t.isr[p].retain(|n| keep.contains(n));
-        assert!(t.isr[p].contains(&t.leaders[p]), "the leader is never shadowed: it comes first");
     }
 
     /// Registers broker `id` with `shards` shards: it keeps the node ids it
@@ -455,6 +471,8 @@ mod tests {
         assert_eq!(t.isr[0], [0, 2], "kept in replica order");
         assert!(t.set_isr(0, 0, &[0]));
         t.reassign(0, vec![2, 0, 1]);
-        assert_eq!((t.leaders[0], t.epochs[0], t.isr[0].clone()), (2, 1, vec![2, 0]), "the new leader joins it");
+        assert_eq!((t.leaders[0], t.epochs[0], t.isr[0].clone()), (0, 0, vec![0]), "an assigned leader stays");
+        t.reassign(0, vec![2, 1]);
+        assert_eq!((t.leaders[0], t.epochs[0], t.isr[0].clone()), (2, 1, vec![2]), "its replacement takes its place");
     }
 }

@@ -49,8 +49,17 @@ impl TopicMeta {
     /// leader among the added ones gives way). Returns false if it was not
     /// moving.
     pub fn cancel_reassignment(&mut self, p: usize, is_live: impl Fn(i32) -> bool) -> bool {
-        let Some(r) = self.reassigning.remove(&p) else { return false };
-        self.settle(p, r.original, is_live);
+        let Some(r) = self.reassigning.get(&p) else { return false };
+        // Going back needs a leader among the original replicas that holds
+        // everything acknowledged: the current one, or a live one in sync.
+        let leader = self.leaders[p];
+        let can_lead =
+            r.original.contains(&leader) || r.original.iter().any(|&n| self.isr[p].contains(&n) && is_live(n));
+        if !can_lead {
+            return false;
+        }
+        let original = self.reassigning.remove(&p).expect("checked").original;
+        self.settle(p, original, is_live);
         true
     }
 
@@ -59,6 +68,7 @@ impl TopicMeta {
     pub fn finish_reassignment(&mut self, p: usize, is_live: impl Fn(i32) -> bool) -> bool {
         let Some(r) = self.reassigning.get(&p) else { return false };
         let in_sync = r.target.iter().all(|n| self.isr[p].contains(n));
+        // The whole target is in sync: any live member of it can lead.
         let can_lead = r.target.contains(&self.leaders[p]) || r.target.iter().any(|&n| is_live(n));
         if !in_sync || !can_lead {
             return false;
@@ -70,25 +80,18 @@ impl TopicMeta {
 
     /// Makes `replicas` partition `p`'s replicas: the ISR keeps only
     /// them, and a leader outside them gives way to the first live one in
-    /// sync (else the first live one, else the first).
+    /// sync (callers make sure there is one).
     fn settle(&mut self, p: usize, replicas: Vec<i32>, is_live: impl Fn(i32) -> bool) {
-        let mut isr: Vec<i32> = self.isr[p].iter().copied().filter(|n| replicas.contains(n)).collect();
+        let isr: Vec<i32> = self.isr[p].iter().copied().filter(|n| replicas.contains(n)).collect();
         let leader = self.leaders[p];
         self.replicas[p] = replicas.clone();
         if replicas.contains(&leader) {
             self.isr[p] = replicas.iter().copied().filter(|n| isr.contains(n)).collect();
             return;
         }
-        let next = replicas
-            .iter()
-            .copied()
-            .find(|&n| isr.contains(&n) && is_live(n))
-            .or_else(|| replicas.iter().copied().find(|&n| is_live(n)))
-            .unwrap_or(replicas[0]);
-        if !isr.contains(&next) {
-            isr = vec![next];
-        }
-        self.elect(p, next, isr);
+        let next = replicas.iter().copied().find(|&n| isr.contains(&n) && is_live(n));
+        let elected = next.is_some_and(|n| self.elect(p, n, isr.clone()));
+        debug_assert!(elected, "a settled move has a live replica in sync to lead");
     }
 }
 

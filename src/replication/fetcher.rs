@@ -204,7 +204,7 @@ async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse) {
                 continue;
             };
             let key = (f.topic.id, f.partition);
-            if ctx.replication.leads(key) {
+            if ctx.replication.leads(key) || !still_following(ctx, f) {
                 continue;
             }
             match take_partition(ctx, f, part).await {
@@ -229,6 +229,21 @@ async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse) {
             log.bound_high_watermark(hw);
         }
     }
+    let refused = resp.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0);
+    if refused {
+        // Whatever was refused is asked again after a pause, not at once.
+        glommio::timer::sleep(RETRY).await;
+    }
+}
+
+/// Whether `f`'s leader and epoch are still those the metadata gives it
+/// now: an answer that arrives after a change of leader is dropped.
+fn still_following(ctx: &ShardCtx, f: &Followed) -> bool {
+    let p = f.partition as usize;
+    let meta = ctx.setup.snapshot.load();
+    meta.topic(&f.topic.name)
+        .filter(|t| t.id == f.topic.id)
+        .is_some_and(|t| t.leaders.get(p) == f.topic.leaders.get(p) && t.epochs.get(p) == f.topic.epochs.get(p))
 }
 
 /// Takes one partition's answer: appends its records (returning the end
@@ -244,7 +259,6 @@ async fn take_partition(ctx: &ShardCtx, f: &Followed, part: &PartitionData) -> O
         if !quiet {
             warn!(shard = ctx.setup.node_id, topic = %name, partition = f.partition, code = part.error_code, "replica fetch refused");
         }
-        glommio::timer::sleep(RETRY).await;
         return None;
     }
     if part.diverging_epoch.epoch >= 0 || part.diverging_epoch.end_offset >= 0 {

@@ -75,13 +75,17 @@ fn alter(ctx: &Rc<ShardCtx>, topic: &TopicMeta, key: PartitionKey, isr: Vec<i32>
         return;
     }
     let p = key.1 as usize;
-    let (name, epoch) = (topic.name.clone(), topic.epochs[p]);
+    let (name, epoch, base) = (topic.name.clone(), topic.epochs[p], topic.isr[p].clone());
     info!(topic = %name, partition = key.1, out = ?why.0, back = ?why.1, ?isr, "asking for an ISR change");
+    // From now on those coming back bound the high watermark: they hold
+    // everything acknowledged once they are in.
+    ctx.replication.set_joining(key, why.1);
     let ctx = ctx.clone();
     let me = ctx.setup.node_id;
     glommio::spawn_local(async move {
-        let result = ctx.setup.controller.alter_partition(name.clone(), key, me, epoch, isr).await;
+        let result = ctx.setup.controller.alter_partition(name.clone(), key, me, epoch, base, isr).await;
         ctx.replication.altering.borrow_mut().remove(&key);
+        ctx.replication.set_joining(key, Vec::new());
         if let Err(e) = result {
             warn!(topic = %name, partition = key.1, "ISR change refused: {}", e.message);
         }

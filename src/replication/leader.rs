@@ -21,6 +21,8 @@ pub enum Position {
     Diverging { epoch: i32, end_offset: i64 },
     /// It is not one of the partition's replicas.
     NotAReplica,
+    /// It fetches from past the leader's durable end.
+    Ahead,
 }
 
 /// Where a follower whose last batch has `last_epoch` and whose log ends at
@@ -48,12 +50,14 @@ impl Replication {
         let (epoch, leader, replicas) = (topic.epochs[p], topic.leaders[p], &topic.replicas[p]);
         {
             let mut leading = self.leading.borrow_mut();
-            match leading.get_mut(&key) {
-                Some(pr) if pr.epoch == epoch => pr.set_replicas(leader, replicas, Instant::now()),
-                _ => {
-                    leading.insert(key, Progress::new(epoch, leader, replicas, Instant::now()));
+            let pr = match leading.get_mut(&key) {
+                Some(pr) if pr.epoch == epoch => {
+                    pr.set_replicas(leader, replicas, Instant::now());
+                    pr
                 }
-            }
+                _ => leading.entry(key).insert_entry(Progress::new(epoch, leader, replicas, Instant::now())).into_mut(),
+            };
+            pr.set_isr(&topic.isr[p]);
         }
         self.bound(topic, p, log);
     }
@@ -77,10 +81,12 @@ impl Replication {
         true
     }
 
-    /// Bounds `log`'s high watermark by what partition `p`'s ISR holds.
+    /// Bounds `log`'s high watermark by what partition `p`'s maximal ISR
+    /// holds (the ISR this shard was told with its role, not the request's
+    /// snapshot, which may be older; and the followers joining it).
     fn bound(&self, topic: &TopicMeta, p: usize, log: &PartitionLog) {
         let key: PartitionKey = (topic.id, p as i32);
-        let bound = self.leading.borrow().get(&key).map_or(i64::MAX, |pr| pr.bound(&topic.isr[p]));
+        let bound = self.leading.borrow().get(&key).map_or(i64::MAX, |pr| pr.bound(&pr.maximal_isr()));
         if log.is_replicated() {
             log.bound_high_watermark(bound);
         }
@@ -94,6 +100,14 @@ impl Replication {
     /// The partitions this shard leads with followers.
     pub fn led(&self) -> Vec<PartitionKey> {
         self.leading.borrow().keys().copied().collect()
+    }
+
+    /// Marks `joining` as joining partition `key`'s ISR (an AlterPartition
+    /// on its way; empty when answered), and re-bounds the high watermark.
+    pub fn set_joining(&self, key: PartitionKey, joining: Vec<i32>) {
+        if let Some(pr) = self.leading.borrow_mut().get_mut(&key) {
+            pr.set_joining(joining);
+        }
     }
 
     /// Calls `f` with partition `key`'s follower progress, if led here.

@@ -29,6 +29,13 @@ pub struct Progress {
     /// The leader epoch this view belongs to: a new one starts afresh.
     pub epoch: i32,
     followers: BTreeMap<i32, Follower>,
+    /// The ISR as this shard was last told it (with its role, before the
+    /// shard's metadata snapshot shows it), plus the followers an ISR
+    /// change under way adds: Kafka's "maximal ISR". The high watermark is
+    /// bounded by all of them, so that a follower joining the ISR already
+    /// holds everything acknowledged while its join was being committed.
+    isr: Vec<i32>,
+    joining: Vec<i32>,
 }
 
 impl Progress {
@@ -41,7 +48,27 @@ impl Progress {
             .filter(|&&n| n != leader)
             .map(|&n| (n, Follower { end: None, caught_up_at: now, last_fetch: None }))
             .collect();
-        Self { epoch, followers }
+        Self { epoch, followers, isr: replicas.to_vec(), joining: Vec::new() }
+    }
+
+    /// The committed ISR, as the shard was told it with its role.
+    pub fn set_isr(&mut self, isr: &[i32]) {
+        self.isr = isr.to_vec();
+        self.joining.retain(|n| !isr.contains(n));
+    }
+
+    /// An ISR change adding `joining` is on its way to the quorum (empty:
+    /// it was answered).
+    pub fn set_joining(&mut self, joining: Vec<i32>) {
+        self.joining = joining;
+    }
+
+    /// The members that bound the high watermark: the committed ISR and
+    /// those joining it.
+    pub fn maximal_isr(&self) -> Vec<i32> {
+        let mut all = self.isr.clone();
+        all.extend(self.joining.iter().copied().filter(|n| !self.isr.contains(n)));
+        all
     }
 
     /// Follows a change of the partition's replicas within the epoch (a
@@ -123,6 +150,21 @@ mod tests {
         assert_eq!(p.bound(&[1, 2]), 40, "an out-of-sync follower does not hold it");
         p.on_fetch(9, 0, 50, t0);
         assert!(!p.knows(9), "not a replica: ignored");
+    }
+
+    #[test]
+    fn a_follower_joining_the_isr_bounds_the_high_watermark_before_its_join_commits() {
+        let t0 = Instant::now();
+        let mut p = Progress::new(0, 1, &[1, 2, 3], t0);
+        p.set_isr(&[1, 2]);
+        p.on_fetch(2, 50, 50, t0);
+        p.on_fetch(3, 40, 50, t0);
+        assert_eq!(p.bound(&p.maximal_isr()), 50);
+        p.set_joining(vec![3]);
+        assert_eq!(p.bound(&p.maximal_isr()), 40, "3 holds it back from the moment it is asked in");
+        p.set_isr(&[1, 2, 3]);
+        p.set_joining(Vec::new());
+        assert_eq!(p.maximal_isr(), [1, 2, 3]);
     }
 
     #[test]

@@ -113,6 +113,11 @@ impl PartitionLog {
         let waiting = {
             let mut st = self.state.borrow_mut();
             st.following = true;
+            // Until the leader says, the high watermark stays where it is
+            // (a former leader alone in sync had no bound).
+            if st.replicated {
+                st.hw_bound = i64::MIN;
+            }
             std::mem::take(&mut st.hw_waiters)
         };
         for (_, w) in waiting {

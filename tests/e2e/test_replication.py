@@ -77,8 +77,9 @@ def _dropped(b, topic, gone):
 
 
 def _all_in_sync(b, topic):
-    for p, (_leader, replicas, isr) in _partitions(b, topic).items():
-        assert isr == replicas, (p, replicas, isr)
+    """Every partition has a leader and all its replicas in sync."""
+    for p, (leader, replicas, isr) in _partitions(b, topic).items():
+        assert leader >= 0 and isr == replicas, (p, leader, replicas, isr)
 
 
 def _count(b, topic, partitions):
@@ -154,6 +155,16 @@ def _elect(b, election_type, topic_partitions):
     return {(r.topic, p.partition_id): p.error_code for r in resp.replica_election_results for p in r.partition_result}
 
 
+def _bounce(b1, b, topic):
+    """Stops broker `b` (a controlled shutdown fences it at once: its
+    partitions get leaders in sync elsewhere, and stay there when it is
+    back) and starts it again."""
+    gone = _node_of(b1, b)
+    b.stop()
+    h.eventually(lambda: _led_elsewhere(b1, topic, gone))
+    b.start()
+
+
 def _preferred(b, topic):
     t = h.list_topics(b).topics[topic]
     return {p.id: (p.leader, p.replicas[0]) for p in t.partitions.values()}
@@ -163,12 +174,7 @@ def test_elect_leaders_gives_partitions_back_to_their_preferred_replicas(broker_
     c = _cluster(broker_factory)
     b1, _b2, b3 = c.brokers.values()
     topic = _rf3_topic(c, "elect", 6, min_insync_replicas=2)
-    gone = _node_of(b1, b3)
-    # A controlled shutdown fences it at once: its partitions get leaders in
-    # sync elsewhere, and stay there when it is back.
-    b3.stop()
-    h.eventually(lambda: _led_elsewhere(b1, topic, gone))
-    b3.start()
+    _bounce(b1, b3, topic)
     h.eventually(lambda: _all_in_sync(b1, topic), timeout=30)
     moved = sorted(p for p, (leader, preferred) in _preferred(b1, topic).items() if leader != preferred)
     assert len(moved) == 2, _preferred(b1, topic)
@@ -200,16 +206,16 @@ def test_the_quorum_leader_gives_partitions_back_to_their_preferred_replicas(bro
     c = _cluster(broker_factory, **{"leader.imbalance.check.interval.seconds": "1"})
     b1, _b2, b3 = c.brokers.values()
     topic = _rf3_topic(c, "rebal", 6, min_insync_replicas=2)
-    gone = _node_of(b1, b3)
-    b3.stop()
-    h.eventually(lambda: _led_elsewhere(b1, topic, gone))
-    b3.start()
+    _bounce(b1, b3, topic)
     h.eventually(lambda: _led_by_preferred(b1, topic), timeout=30)
 
 
 def _led_elsewhere(b, topic, node):
-    for p, (leader, _r, _i) in _partitions(b, topic).items():
-        assert leader not in (-1, node), (p, leader)
+    """Every partition has a live leader other than `node`; returns them."""
+    parts = _partitions(b, topic)
+    for p, (leader, _r, isr) in parts.items():
+        assert leader not in (-1, node), (p, leader, isr)
+    return parts
 
 
 def _led_by_preferred(b, topic):

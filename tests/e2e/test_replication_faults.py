@@ -15,7 +15,7 @@ import pytest
 import checker
 import helpers as h
 from cluster import Cluster
-from test_replication import _node_of, _partitions, _rf3_topic
+from test_replication import _all_in_sync, _led_elsewhere, _node_of, _partitions, _rf3_topic
 
 ROUNDS = int(os.environ.get("SLUICE_FAULT_ROUNDS", "2"))
 SESSION_MS = 3000
@@ -35,14 +35,6 @@ def _read_all(b, topic):
     [(partition, offset, value)]."""
     got = h.consume_all(b, topic, PARTITIONS, timeout=90)
     return [(p, o, v) for _k, v, p, o, _t in got]
-
-
-def _led_elsewhere(b, topic, gone):
-    """Every partition has a live leader other than `gone`."""
-    parts = _partitions(b, topic)
-    for p, (leader, _r, isr) in parts.items():
-        assert leader not in (-1, gone), (p, leader, isr)
-    return parts
 
 
 def _leader_of_most(c, topic):
@@ -69,7 +61,7 @@ def test_kill9_of_the_leader_of_most_partitions_loses_nothing_acknowledged(broke
     took = time.monotonic() - killed
     # Production resumes: acknowledgements keep coming after the move.
     before = len(rec.acked)
-    h.eventually(lambda: _more_than(rec, before + 100), timeout=30)
+    h.eventually(lambda: acked_more_than(rec, before + 100), timeout=30)
     time.sleep(rng.uniform(0.5, 2.0))
     rec.finish()
     victim.start()
@@ -80,7 +72,8 @@ def test_kill9_of_the_leader_of_most_partitions_loses_nothing_acknowledged(broke
     assert not rec.double_acks, rec.double_acks[:5]
 
 
-def _more_than(rec, n):
+def acked_more_than(rec, n):
+    """The recorder has more than `n` acknowledgements."""
     assert len(rec.acked) > n, (len(rec.acked), n, rec.error_codes)
 
 
@@ -169,7 +162,7 @@ def test_a_rolling_restart_under_load_loses_nothing_and_production_goes_on(broke
         b.stop()  # SIGTERM: a controlled shutdown, fenced first
         b.start()
         # Back, it catches up and rejoins every ISR before the next goes.
-        h.eventually(lambda: _all_replicas_in_sync(b1, topic), timeout=30)
+        h.eventually(lambda: _all_in_sync(b1, topic), timeout=30)
     time.sleep(1.0)
     stalls.stop = True
     rec.finish()
@@ -178,11 +171,6 @@ def test_a_rolling_restart_under_load_loses_nothing_and_production_goes_on(broke
     report = checker.check(acked, _read_all(b1, topic), sent=sent)
     assert report.clean, report.summary()
     assert stalls.longest < 10, f"no acknowledgement for {stalls.longest:.1f} s"
-
-
-def _all_replicas_in_sync(b, topic):
-    for p, (leader, replicas, isr) in _partitions(b, topic).items():
-        assert leader >= 0 and isr == replicas, (p, leader, replicas, isr)
 
 
 class _StallWatch(threading.Thread):

@@ -13,8 +13,8 @@ import checker
 import helpers as h
 from cluster import Cluster
 from netns import Net, available
-from test_replication import _node_of, _partitions, _rf3_topic
-from test_replication_faults import PARTITIONS, ROUNDS, SESSION_MS, _read_all
+from test_replication import _all_in_sync, _dropped, _led_elsewhere, _node_of, _partitions, _rf3_topic
+from test_replication_faults import PARTITIONS, ROUNDS, SESSION_MS, _read_all, acked_more_than
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs root and iproute2 (ip netns)")
 
@@ -34,20 +34,22 @@ def _cluster(broker_factory, net):
     }).start()
 
 
-def _isr_without(b, topic, node):
-    """Every partition `node` does not lead has it out of the ISR."""
-    for p, (leader, _r, isr) in _partitions(b, topic).items():
-        assert leader == node or node not in isr, (p, leader, isr)
-
-
-def _isr_full(b, topic):
-    for p, (leader, replicas, isr) in _partitions(b, topic).items():
-        assert leader >= 0 and isr == replicas, (p, leader, replicas, isr)
-
-
-def _not_led_by(b, topic, node):
-    for p, (leader, _r, isr) in _partitions(b, topic).items():
-        assert leader not in (-1, node), (p, leader, isr)
+def _parted_setup(broker_factory, net, prefix, fewest):
+    """A cluster in `net` with an RF 3 topic, and the broker to part from
+    the others: the one leading fewest partitions, or most. Returns the
+    topic, each broker's node, the victim, the other hosts and a broker
+    that stays with the majority."""
+    c = _cluster(broker_factory, net)
+    b1 = c.brokers[1]
+    topic = _rf3_topic(c, prefix, PARTITIONS, min_insync_replicas=2)
+    leaders = [leader for leader, _r, _i in _partitions(b1, topic).values()]
+    nodes = {i: _node_of(b1, b) for i, b in c.brokers.items()}
+    if fewest:
+        victim = min(nodes, key=lambda i: (leaders.count(nodes[i]), i))
+    else:
+        victim = max(nodes, key=lambda i: (leaders.count(nodes[i]), -i))
+    others = [f"n{i}" for i in nodes if i != victim]
+    return topic, nodes, victim, others, c.brokers[next(i for i in nodes if i != victim)]
 
 
 def _check(rec, tag, b, topic):
@@ -67,28 +69,21 @@ def test_a_follower_cut_off_leaves_the_isr_and_rejoins_when_healed(broker_factor
     rng = random.Random(seed)
     with Net(["n1", "n2", "n3", "client"]) as net:
         net.enter("client")
-        c = _cluster(broker_factory, net)
-        b1 = c.brokers[1]
-        topic = _rf3_topic(c, f"fcut{seed}", PARTITIONS, min_insync_replicas=2)
         # The broker leading fewest partitions is cut off from the other
         # two (it stays reachable by the clients); the partitions it leads
         # are then led elsewhere.
-        leaders = [leader for leader, _r, _i in _partitions(b1, topic).values()]
-        nodes = {i: _node_of(b1, b) for i, b in c.brokers.items()}
-        victim = min(nodes, key=lambda i: (leaders.count(nodes[i]), i))
-        others = [f"n{i}" for i in nodes if i != victim]
-        watcher = c.brokers[next(i for i in nodes if i != victim)]
+        topic, nodes, victim, others, watcher = _parted_setup(broker_factory, net, f"fcut{seed}", fewest=True)
         rec = h.AckRecorder(watcher, topic, f"f{seed}", rate=rng.choice([500, 1500]), **IDEMPOTENT)
         rec.start()
         time.sleep(rng.uniform(0.5, 2.0))
         net.part(f"n{victim}", others)
-        h.eventually(lambda: _isr_without(watcher, topic, nodes[victim]), timeout=LAG_MS / 1000 + 15)
-        h.eventually(lambda: _not_led_by(watcher, topic, nodes[victim]), timeout=SESSION_MS / 1000 + 15)
+        h.eventually(lambda: _dropped(watcher, topic, nodes[victim]), timeout=LAG_MS / 1000 + 15)
+        h.eventually(lambda: _led_elsewhere(watcher, topic, nodes[victim]), timeout=SESSION_MS / 1000 + 15)
         # Production goes on without it.
         before = len(rec.acked)
-        h.eventually(lambda: _grew(rec, before + 100), timeout=30)
+        h.eventually(lambda: acked_more_than(rec, before + 100), timeout=30)
         net.unpart(f"n{victim}", others)
-        h.eventually(lambda: _isr_full(watcher, topic), timeout=30)
+        h.eventually(lambda: _all_in_sync(watcher, topic), timeout=30)
         rec.finish()
         _check(rec, f"f{seed}", watcher, topic)
 
@@ -102,24 +97,17 @@ def test_a_leader_cut_off_from_the_cluster_stops_acknowledging_and_loses_nothing
     rng = random.Random(seed)
     with Net(["n1", "n2", "n3", "client"]) as net:
         net.enter("client")
-        c = _cluster(broker_factory, net)
-        b1 = c.brokers[1]
-        topic = _rf3_topic(c, f"lcut{seed}", PARTITIONS, min_insync_replicas=2)
-        leaders = [leader for leader, _r, _i in _partitions(b1, topic).values()]
-        nodes = {i: _node_of(b1, b) for i, b in c.brokers.items()}
-        victim = max(nodes, key=lambda i: (leaders.count(nodes[i]), -i))
-        others = [f"n{i}" for i in nodes if i != victim]
-        watcher = c.brokers[next(i for i in nodes if i != victim)]
+        topic, nodes, victim, others, watcher = _parted_setup(broker_factory, net, f"lcut{seed}", fewest=False)
         rec = h.AckRecorder(watcher, topic, f"l{seed}", rate=rng.choice([500, 1500]), **IDEMPOTENT,
                             **{"message.timeout.ms": 20000, "request.timeout.ms": 10000})
         rec.start()
         time.sleep(rng.uniform(0.5, 2.0))
         net.part(f"n{victim}", others)
-        h.eventually(lambda: _not_led_by(watcher, topic, nodes[victim]), timeout=SESSION_MS / 1000 + 15)
+        h.eventually(lambda: _led_elsewhere(watcher, topic, nodes[victim]), timeout=SESSION_MS / 1000 + 15)
         before = len(rec.acked)
-        h.eventually(lambda: _grew(rec, before + 100), timeout=40)
+        h.eventually(lambda: acked_more_than(rec, before + 100), timeout=40)
         net.unpart(f"n{victim}", others)
-        h.eventually(lambda: _isr_full(watcher, topic), timeout=40)
+        h.eventually(lambda: _all_in_sync(watcher, topic), timeout=40)
         rec.finish()
         _check(rec, f"l{seed}", watcher, topic)
 
@@ -133,5 +121,3 @@ def _watermarks(b, topic):
         c.close()
 
 
-def _grew(rec, n):
-    assert len(rec.acked) > n, (len(rec.acked), n, rec.error_codes)

@@ -159,12 +159,13 @@ impl ShardCtx {
     }
 
     /// Opens (recovering, or creating) partition `partition` of `topic`,
-    /// held here as its leader or a follower, unless it is open already,
-    /// and gives it its role as the metadata has it now.
-    pub async fn open_partition(self: &Rc<Self>, topic: &TopicMeta, partition: i32) -> std::io::Result<()> {
+    /// held here as its leader or a follower in directory `dir` of the data
+    /// dir, unless it is open already, and gives it its role as the
+    /// metadata has it now.
+    pub async fn open_partition(self: &Rc<Self>, topic: &TopicMeta, partition: i32, dir: &str) -> std::io::Result<()> {
         let (log, opened) = match self.partition(topic, partition) {
             Some(log) => (log, false),
-            None => (self.open_log(topic, partition).await?, true),
+            None => (self.open_log(topic, partition, dir).await?, true),
         };
         let p = partition as usize;
         let replicated = topic.replicas[p].len() > 1;
@@ -196,9 +197,10 @@ impl ShardCtx {
         Ok(())
     }
 
-    /// Opens partition `partition` of `topic`'s log and keeps it.
-    async fn open_log(&self, topic: &TopicMeta, partition: i32) -> std::io::Result<Rc<PartitionLog>> {
-        let dir = self.setup.data_dir.join(format!("{}-{partition}", topic.name));
+    /// Opens partition `partition` of `topic`'s log in directory `dir` and
+    /// keeps it.
+    async fn open_log(&self, topic: &TopicMeta, partition: i32, dir: &str) -> std::io::Result<Rc<PartitionLog>> {
+        let dir = self.setup.data_dir.join(dir);
         let log = PartitionLog::open(
             dir,
             topic.id,

@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 
 use crate::broker::context::ShardCtx;
 use crate::broker::{connection, retention_task};
-use crate::metadata::controller::{ShardCommand, ShardError};
+use crate::metadata::controller::{OpenPartition, ShardCommand, ShardError};
 use crate::storage::iopoll_probe;
 
 /// Runs shard `ctx.setup.node_id` until the process ends. `ready` reports whether
@@ -28,11 +28,10 @@ pub async fn run(
     }
     let snapshot = ctx.setup.snapshot.load_full();
     let me = ctx.setup.node_id;
-    let broker = snapshot.node(me).map(|at| at.broker.id);
     for topic in snapshot.topics.values() {
         for p in 0..topic.replicas.len() {
-            if broker.is_some_and(|b| snapshot.holder(topic, p, b) == Some(me))
-                && let Err(e) = ctx.open_partition(topic, p as i32).await
+            if topic.replicas[p].contains(&me)
+                && let Err(e) = ctx.open_partition(topic, p as i32, &snapshot.replica_dir(topic, p, me)).await
             {
                 let _ = ready.send(Err(format!("shard {me}: cannot open partition {}-{p}: {e}", topic.name)));
                 return;
@@ -159,8 +158,8 @@ async fn apply(ctx: &Rc<ShardCtx>, cmd: ShardCommand) {
     match cmd {
         ShardCommand::Open { partitions, done } => {
             let mut result = Ok(());
-            for (topic, p) in partitions {
-                if let Err(e) = ctx.open_partition(&topic, p).await {
+            for OpenPartition { topic, partition: p, dir } in partitions {
+                if let Err(e) = ctx.open_partition(&topic, p, &dir).await {
                     error!(shard = ctx.setup.node_id, topic = %topic.name, partition = p, "cannot open partition: {e}");
                     let (topic, partition, shard) = (topic.name.clone(), p, ctx.setup.node_id);
                     result = Err(ShardError::Open { topic, partition, shard, cause: (&e).into() });

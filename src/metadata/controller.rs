@@ -23,6 +23,7 @@ use super::raft::MetaCommand;
 use super::raft::quorum::{Quorum, QuorumConfig};
 use super::raft::view::{QuorumView, SharedView};
 use super::raft::wire::VoterChange;
+use super::reassignment;
 use super::record::MetaRecord;
 use super::topic_name;
 use crate::config::edit::{self, ConfigEdit, Scope};
@@ -104,11 +105,22 @@ pub enum ShardError {
     Gone(usize),
 }
 
+/// A partition copy a shard is to open (or give its new role to).
+#[derive(Clone)]
+pub struct OpenPartition {
+    /// Its topic, as the metadata being published has it.
+    pub topic: Arc<TopicMeta>,
+    /// Its index.
+    pub partition: i32,
+    /// Its directory's name in the data dir (`ClusterMeta::replica_dir`).
+    pub dir: String,
+}
+
 /// Work for a shard, sent by the controller. `done` is answered once the
 /// shard's partition logs reflect the change.
 pub enum ShardCommand {
-    /// Open (creating if needed) these partitions, owned by this shard.
-    Open { partitions: Vec<(Arc<TopicMeta>, i32)>, done: flume::Sender<Result<(), ShardError>> },
+    /// Open (creating if needed) these partition copies, held by this shard.
+    Open { partitions: Vec<OpenPartition>, done: flume::Sender<Result<(), ShardError>> },
     /// Close and forget every partition of this topic.
     DropTopic { name: String, done: flume::Sender<()> },
     /// Close and forget one partition this broker no longer holds (a
@@ -436,21 +448,17 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
             configs.iter().cloned().collect(),
         )),
         MetaRecord::TopicPlaced { name, id, replicas, configs } => {
-            let mut t = TopicMeta::new(
+            meta.put_topic(TopicMeta::new(
                 name.clone(),
                 Uuid::from_bytes(*id),
                 replicas.clone(),
                 configs.iter().cloned().collect(),
-            );
-            (0..t.replicas.len()).for_each(|p| meta.trim_isr(&mut t, p));
-            meta.put_topic(t);
+            ));
         }
         MetaRecord::PartitionsPlaced { name, replicas } => {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
-                let first = t.replicas.len();
                 t.add_partitions(replicas.clone());
-                (first..t.replicas.len()).for_each(|p| meta.trim_isr(&mut t, p));
                 meta.put_topic(t);
             }
         }
@@ -458,7 +466,6 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
                 t.reassign(*partition as usize, replicas.clone());
-                meta.trim_isr(&mut t, *partition as usize);
                 meta.put_topic(t);
             }
         }
@@ -545,7 +552,7 @@ pub(super) fn apply(meta: &mut ClusterMeta, r: &MetaRecord) {
             if let Some(t) = meta.topic(name) {
                 let mut t = (**t).clone();
                 let (target, original) = (target.clone(), original.clone());
-                t.reassigning.insert(*partition as usize, super::reassignment::Reassignment { target, original });
+                t.reassigning.insert(*partition as usize, reassignment::Reassignment { target, original });
                 meta.put_topic(t);
             }
         }
@@ -1006,19 +1013,10 @@ impl Controller {
                 if let Some(n) = target.iter().find(|&&n| meta.node(n).is_none()) {
                     return invalid(format!("node {n} is not a registered broker's"));
                 }
-                // A broker holds one copy, in one directory: a target that
-                // puts two of its nodes in, or moves its copy to another of
-                // its shards, would have two shards open one directory.
-                let broker = |n: i32| meta.node(n).map(|at| at.broker.id);
-                let current = &t.replicas[p as usize];
-                for &n in target {
-                    let b = broker(n);
-                    let same_broker = |m: &&i32| **m != n && broker(**m) == b;
-                    if target.iter().any(|m| same_broker(&m)) || current.iter().any(|m| same_broker(&m)) {
-                        return invalid(format!(
-                            "node {n} shares a broker with another replica of {name}-{p}: moving between shards of one broker is not supported"
-                        ));
-                    }
+                if let Some((newcomer, first)) = reassignment::displaced_copy(&meta, &t.replicas[p as usize], target) {
+                    return invalid(format!(
+                        "node {newcomer} would take the place of node {first}, its broker's first copy of {name}-{p}: keep node {first} first among that broker's nodes (a copy cannot move between shards of one broker)"
+                    ));
                 }
                 MetaRecord::ReassignmentStarted { name: name.to_string(), partition: p, target: target.to_vec() }
             }

@@ -341,31 +341,24 @@ impl ClusterMeta {
         Some(NodeAt { broker, shard })
     }
 
-    /// The node of broker `broker` that holds partition `p` of `t` in the
-    /// broker's data dir: the leader if it is one of that broker's running
-    /// shards, else the first of its replicas that is (others there are
-    /// listed only: they would share the directory).
-    pub fn holder(&self, t: &TopicMeta, p: usize, broker: i32) -> Option<i32> {
-        let on_broker = |n: i32| self.node(n).is_some_and(|at| at.broker.id == broker);
-        let leader = *t.leaders.get(p)?;
-        if on_broker(leader) {
-            return Some(leader);
-        }
-        t.replicas.get(p)?.iter().copied().find(|&n| on_broker(n))
+    /// The replicas of partition `p` of `t` that are running shards of
+    /// broker `broker`, in replica order: each holds a copy of its own.
+    pub fn replicas_on(&self, t: &TopicMeta, p: usize, broker: i32) -> Vec<i32> {
+        let on_broker = |n: &i32| self.node(*n).is_some_and(|at| at.broker.id == broker);
+        t.replicas.get(p).map_or_else(Vec::new, |r| r.iter().copied().filter(on_broker).collect())
     }
 
-    /// Takes out of partition `p`'s ISR the replicas that are not their
-    /// broker's holder (see [`Self::holder`]): they share its directory and
-    /// hold nothing of their own to be in sync with. Applied where replicas
-    /// are assigned.
-    pub fn trim_isr(&self, t: &mut TopicMeta, p: usize) {
-        let broker = |n: i32| self.node(n).map(|at| at.broker.id);
-        let keep: Vec<i32> = t.replicas[p]
-            .iter()
-            .copied()
-            .filter(|&n| broker(n).is_none_or(|b| self.holder(t, p, b) == Some(n)))
-            .collect();
-        t.isr[p].retain(|n| keep.contains(n));
+    /// The directory (in its broker's data dir) of node `node`'s copy of
+    /// partition `p` of `t`: Kafka's `topic-p` for the first of the
+    /// partition's replicas on that broker, the one directory a broker of
+    /// one copy has always used; `topic-p.replica-N` for node N, a further
+    /// replica on the same broker (a broker of two shards asked for
+    /// replication factor 2). Reassignments keep a broker's first copy
+    /// first (`controller.rs`), so a copy's name never changes while it lives.
+    pub fn replica_dir(&self, t: &TopicMeta, p: usize, node: i32) -> String {
+        let first = self.node(node).and_then(|at| self.replicas_on(t, p, at.broker.id).first().copied());
+        let further = first.is_some_and(|f| f != node);
+        replica_dir_name(&t.name, p, further.then_some(node))
     }
 
     /// Registers broker `id` with `shards` shards: it keeps the node ids it
@@ -424,6 +417,16 @@ impl ClusterMeta {
     }
 }
 
+/// A partition's directory name: `topic-p`, or `topic-p.replica-N` for a
+/// further copy on node N of a broker that holds one already (see
+/// [`ClusterMeta::replica_dir`]).
+pub fn replica_dir_name(topic: &str, p: usize, further: Option<i32>) -> String {
+    match further {
+        None => format!("{topic}-{p}"),
+        Some(n) => format!("{topic}-{p}.replica-{n}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,27 +455,41 @@ mod tests {
         assert_eq!(restored.live_nodes().len(), 1);
     }
 
-    /// A partition's ISR starts as its replicas less those sharing a broker
-    /// with an earlier one, changes only at its leader's epoch, and a new
-    /// leader (a reassignment) keeps the members still assigned.
+    /// A partition's ISR starts as all its replicas, changes only at its
+    /// leader's epoch, and a new leader (a reassignment) keeps the members
+    /// still assigned.
     #[test]
-    fn the_isr_holds_only_replicas_that_copy_and_changes_only_at_the_leaders_epoch() {
+    fn the_isr_changes_only_at_the_leaders_epoch() {
         let mut meta = ClusterMeta::default();
         meta.register_broker(reg(1, 2));
         meta.register_broker(reg(2, 1));
         // Nodes 0 and 1 are broker 1's shards, node 2 broker 2's.
         let mut t = TopicMeta::new("t".into(), Uuid::nil(), vec![vec![0, 1, 2], vec![2, 0]], BTreeMap::new());
-        (0..2).for_each(|p| meta.trim_isr(&mut t, p));
-        assert_eq!(t.isr, [vec![0, 2], vec![2, 0]], "node 1 shares broker 1's directory with node 0");
+        assert_eq!(t.isr, [vec![0, 1, 2], vec![2, 0]]);
+        assert!(t.set_isr(0, 0, &[0, 2]));
         assert!(!t.set_isr(0, 1, &[0]), "a stale epoch changes nothing");
         assert!(!t.set_isr(0, 0, &[2]), "an ISR without its leader is refused");
         assert!(!t.set_isr(0, 0, &[0, 7]), "only replicas");
-        assert!(t.set_isr(0, 0, &[2, 0]));
-        assert_eq!(t.isr[0], [0, 2], "kept in replica order");
+        assert!(t.set_isr(0, 0, &[2, 0, 1]));
+        assert_eq!(t.isr[0], [0, 1, 2], "kept in replica order");
         assert!(t.set_isr(0, 0, &[0]));
         t.reassign(0, vec![2, 0, 1]);
         assert_eq!((t.leaders[0], t.epochs[0], t.isr[0].clone()), (0, 0, vec![0]), "an assigned leader stays");
         t.reassign(0, vec![2, 1]);
         assert_eq!((t.leaders[0], t.epochs[0], t.isr[0].clone()), (2, 1, vec![2]), "its replacement takes its place");
+    }
+
+    /// Each copy on a broker has a directory of its own: the first replica
+    /// there Kafka's `topic-p`, a further one `topic-p.replica-N`.
+    #[test]
+    fn a_further_copy_on_one_broker_gets_a_directory_named_for_its_node() {
+        let mut meta = ClusterMeta::default();
+        meta.register_broker(reg(1, 2));
+        meta.register_broker(reg(2, 1));
+        let t = TopicMeta::new("t".into(), Uuid::nil(), vec![vec![1, 0, 2], vec![2]], BTreeMap::new());
+        let dirs: Vec<String> = [1, 0, 2].iter().map(|&n| meta.replica_dir(&t, 0, n)).collect();
+        assert_eq!(dirs, ["t-0", "t-0.replica-0", "t-0"]);
+        assert_eq!(meta.replicas_on(&t, 0, 1), [1, 0]);
+        assert_eq!(meta.replica_dir(&t, 1, 2), "t-1");
     }
 }

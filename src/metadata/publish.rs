@@ -14,8 +14,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tracing::warn;
 
-use super::controller::{ShardCommand, ShardError, Snapshot};
-use super::model::{ClusterMeta, TopicMeta};
+use super::controller::{OpenPartition, ShardCommand, ShardError, Snapshot};
+use super::model::{ClusterMeta, TopicMeta, replica_dir_name};
 use crate::config::{BrokerSettings, SharedSettings};
 
 /// What publishing could not do: topics whose new partitions would not
@@ -76,24 +76,24 @@ impl Publisher {
         // publications must lose its old logs before the new ones open.
         for t in prev.topics.values() {
             if next.topic(&t.name).is_none_or(|n| n.id != t.id) {
-                self.drop_on_shards(&t.name, t.leaders.len());
+                self.drop_on_shards(&prev, t);
             }
         }
         for t in next.topics.values() {
             if let Some(before) = prev.topic(&t.name).filter(|p| p.id == t.id) {
-                self.close_moved_away(&prev, before, &next, t);
+                self.close_moved_away(&prev, before, t);
             }
         }
         let mut failures = OpenFailures::new();
         for t in next.topics.values() {
             let before = prev.topic(&t.name).filter(|p| p.id == t.id);
             let changed: Vec<(usize, i32)> = (0..t.replicas.len())
-                .filter_map(|p| {
-                    let node = next.holder(t, p, self.broker)?;
-                    self.local_shard(&next, node)?;
-                    let same =
-                        before.is_some_and(|b| prev.holder(b, p, self.broker) == Some(node) && same_partition(b, t, p));
-                    (!same).then_some((p, node))
+                .flat_map(|p| next.replicas_on(t, p, self.broker).into_iter().map(move |node| (p, node)))
+                .filter(|&(p, node)| {
+                    let same = before.is_some_and(|b| {
+                        b.replicas.get(p).is_some_and(|r| r.contains(&node)) && same_partition(b, t, p)
+                    });
+                    self.local_shard(&next, node).is_some() && !same
                 })
                 .collect();
             if let Err(e) = self.open_on_shards(&next, t, changed) {
@@ -123,19 +123,20 @@ impl Publisher {
         failures
     }
 
-    /// Tells each holding shard to open (or give its new role to) the
-    /// partitions of `topic` in `partitions` (index, holding node), and
-    /// waits.
+    /// Tells each shard holding a copy to open (or give its new role to)
+    /// the partitions of `topic` in `partitions` (index, node of the copy),
+    /// and waits.
     fn open_on_shards(
         &self,
         meta: &ClusterMeta,
         topic: &Arc<TopicMeta>,
         partitions: Vec<(usize, i32)>,
     ) -> Result<(), ShardError> {
-        let mut per_shard: Vec<Vec<(Arc<TopicMeta>, i32)>> = vec![Vec::new(); self.shards.len()];
+        let mut per_shard: Vec<Vec<OpenPartition>> = vec![Vec::new(); self.shards.len()];
         for (p, node) in partitions {
-            let shard = self.local_shard(meta, node).expect("only local holders are opened");
-            per_shard[shard].push((topic.clone(), p as i32));
+            let shard = self.local_shard(meta, node).expect("only local copies are opened");
+            let dir = meta.replica_dir(topic, p, node);
+            per_shard[shard].push(OpenPartition { topic: topic.clone(), partition: p as i32, dir });
         }
         let mut waits = Vec::new();
         for (shard, partitions) in per_shard.into_iter().enumerate() {
@@ -156,27 +157,24 @@ impl Publisher {
         result
     }
 
-    /// Closes the partitions of `t` this broker held in `prev` and holds no
-    /// more in `next` (a reassignment moved them away), and removes their
-    /// directories.
-    fn close_moved_away(&self, prev: &ClusterMeta, before: &Arc<TopicMeta>, next: &ClusterMeta, t: &Arc<TopicMeta>) {
+    /// Closes the copies of `t`'s partitions this broker held in `prev` and
+    /// holds no more in `next` (a reassignment moved them away), and
+    /// removes their directories.
+    fn close_moved_away(&self, prev: &ClusterMeta, before: &Arc<TopicMeta>, t: &Arc<TopicMeta>) {
         for p in 0..t.replicas.len().min(before.replicas.len()) {
-            let Some(node) = prev.holder(before, p, self.broker) else { continue };
-            if next.holder(t, p, self.broker).is_some() {
-                continue;
-            }
-            let Some(shard) = self.local_shard(prev, node) else { continue };
-            let (done, rx) = flume::bounded(1);
-            let cmd = ShardCommand::ClosePartition { topic: before.clone(), partition: p as i32, done };
-            if self.shards[shard].send(cmd).is_ok() {
-                let _ = rx.recv();
-            }
-            let dir = self.data_dir.join(format!("{}-{p}", t.name));
-            tracing::info!(dir = %dir.display(), "replica moved away: removing its directory");
-            if let Err(e) = std::fs::remove_dir_all(&dir)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                warn!(dir = %dir.display(), "could not remove a replica moved away: {e}");
+            for node in prev.replicas_on(before, p, self.broker) {
+                if t.replicas[p].contains(&node) {
+                    continue;
+                }
+                let Some(shard) = self.local_shard(prev, node) else { continue };
+                let (done, rx) = flume::bounded(1);
+                let cmd = ShardCommand::ClosePartition { topic: before.clone(), partition: p as i32, done };
+                if self.shards[shard].send(cmd).is_ok() {
+                    let _ = rx.recv();
+                }
+                let dir = self.data_dir.join(prev.replica_dir(before, p, node));
+                tracing::info!(dir = %dir.display(), "replica moved away: removing its directory");
+                remove_dir(&dir);
             }
         }
     }
@@ -196,23 +194,33 @@ impl Publisher {
         }
     }
 
-    /// Has every shard close its logs of `name`, then removes the directories
-    /// of its first `partitions` partitions.
-    fn drop_on_shards(&self, name: &str, partitions: usize) {
-        self.on_every_shard(|done| ShardCommand::DropTopic { name: name.to_string(), done });
-        for p in 0..partitions {
-            let dir = self.data_dir.join(format!("{name}-{p}"));
-            if let Err(e) = std::fs::remove_dir_all(&dir)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                warn!(dir = %dir.display(), "could not remove deleted partition: {e}");
-            }
+    /// Has every shard close its logs of the deleted topic `t`, then
+    /// removes the directories of its copies here.
+    fn drop_on_shards(&self, prev: &ClusterMeta, t: &TopicMeta) {
+        self.on_every_shard(|done| ShardCommand::DropTopic { name: t.name.clone(), done });
+        for p in 0..t.replicas.len() {
+            // `topic-p` too when no copy is listed here: a broker restarted
+            // with fewer shards may have left one.
+            let mut dirs = vec![replica_dir_name(&t.name, p, None)];
+            dirs.extend(prev.replicas_on(t, p, self.broker).into_iter().map(|n| prev.replica_dir(t, p, n)));
+            dirs.dedup();
+            dirs.iter().for_each(|d| remove_dir(&self.data_dir.join(d)));
         }
     }
 }
 
+/// Removes a partition directory that is no longer held; one already gone
+/// is no failure.
+fn remove_dir(dir: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        warn!(dir = %dir.display(), "could not remove a partition directory: {e}");
+    }
+}
+
 /// Whether partition `p` has the same leader, epoch, replicas and ISR in
-/// `a` and `b`: what its holder's role depends on.
+/// `a` and `b`: what the role of each of its copies depends on.
 fn same_partition(a: &TopicMeta, b: &TopicMeta, p: usize) -> bool {
     a.leaders.get(p) == b.leaders.get(p)
         && a.epochs.get(p) == b.epochs.get(p)

@@ -8,7 +8,7 @@
 //! outside the target gives way to the first live target replica in sync
 //! (at the next leader epoch). A cancelled one goes back to the original.
 
-use super::model::TopicMeta;
+use super::model::{ClusterMeta, TopicMeta};
 
 /// One partition's move.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +95,21 @@ impl TopicMeta {
     }
 }
 
+/// A node of `target` that would take the place of its broker's first copy
+/// in `current`, with that copy's node: `(newcomer, first)`. A copy keeps
+/// its directory while it lives, and the first copy on a broker is the one
+/// named `topic-p` (`ClusterMeta::replica_dir`), so a target may add copies
+/// on a broker or drop them all, but not put another of its nodes first.
+/// During a move the target comes first, so this covers the move too.
+pub fn displaced_copy(meta: &ClusterMeta, current: &[i32], target: &[i32]) -> Option<(i32, i32)> {
+    let broker = |n: i32| meta.node(n).map(|at| at.broker.id);
+    let first_on = |list: &[i32], b: Option<i32>| list.iter().copied().find(|&n| broker(n) == b);
+    current.iter().copied().filter(|&n| first_on(current, broker(n)) == Some(n)).find_map(|n| {
+        let newcomer = first_on(target, broker(n)).filter(|&m| m != n)?;
+        Some((newcomer, n))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +147,30 @@ mod tests {
         t.start_reassignment(0, vec![2, 0], live);
         assert!(t.reassigning.is_empty(), "already in sync: done at once");
         assert_eq!((t.replicas[0].clone(), t.leaders[0], t.isr[0].clone()), (vec![2, 0], 0, vec![2, 0]));
+    }
+
+    #[test]
+    fn a_target_may_add_a_copy_on_a_broker_but_not_put_it_first() {
+        let mut meta = ClusterMeta::default();
+        for (id, shards) in [(1, 2), (2, 1)] {
+            let reg = crate::metadata::model::BrokerReg {
+                id,
+                nodes: Vec::new(),
+                shards,
+                host: "h".into(),
+                port: 9092,
+                rack: None,
+                fenced: false,
+            };
+            meta.register_broker(reg);
+        }
+        // Nodes 0 and 1 are broker 1's shards, node 2 broker 2's.
+        assert_eq!(displaced_copy(&meta, &[0], &[0, 1]), None, "a second copy after the first");
+        assert_eq!(displaced_copy(&meta, &[0, 1], &[0]), None, "a second copy dropped");
+        assert_eq!(displaced_copy(&meta, &[0, 2], &[2]), None, "every copy of broker 1 dropped");
+        assert_eq!(displaced_copy(&meta, &[2, 0], &[0, 2]), None, "a reorder across brokers");
+        assert_eq!(displaced_copy(&meta, &[0], &[1, 0]), Some((1, 0)));
+        assert_eq!(displaced_copy(&meta, &[0, 2], &[1, 2]), Some((1, 0)), "a move between shards");
+        assert_eq!(displaced_copy(&meta, &[2, 0, 1], &[2, 1, 0]), Some((1, 0)));
     }
 }

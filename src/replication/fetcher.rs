@@ -55,6 +55,7 @@ async fn run(ctx: Rc<ShardCtx>, leader: i32) {
     let mut peer: Option<Peer> = None;
     let mut idle_since: Option<Instant> = None;
     let mut failures = Failures::default();
+    let mut writes = Failures::default();
     loop {
         let meta = ctx.setup.snapshot.load_full();
         let followed = followed_from(&ctx, &meta, leader);
@@ -96,7 +97,7 @@ async fn run(ctx: Rc<ShardCtx>, leader: i32) {
         match conn.fetch(&req, wait + ANSWER_SLACK).await {
             Ok(resp) => {
                 failures = Failures::default();
-                take(&ctx, &followed, resp).await;
+                take(&ctx, &followed, resp, &mut writes).await;
             }
             Err(e) => {
                 if let Some(n) = failures.failed() {
@@ -191,10 +192,14 @@ fn request(me: i32, followed: &[Followed], wait: Duration, (per_partition, total
 }
 
 /// Appends what the leader sent, waits until it is durable, and takes the
-/// leader's high watermark.
-async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse) {
+/// leader's high watermark. Pauses before the next fetch when the leader
+/// refused something or this shard could not write what came (a full or
+/// failing disk): the same records would come back at once. `writes`
+/// counts such write failures, for a warning now and then.
+async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse, writes: &mut Failures) {
     let mut appended = Vec::new();
     let mut marks = Vec::new();
+    let mut stalled = false;
     for t in &resp.responses {
         for part in &t.partitions {
             let Some(f) = followed
@@ -208,18 +213,21 @@ async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse) {
                 continue;
             }
             match take_partition(ctx, f, part).await {
-                Some(end) => {
+                Taken::Appended(end) => {
                     appended.push((f.log.clone(), end));
                     marks.push((key, f.log.clone(), part.high_watermark));
                 }
-                None if part.error_code == 0 => marks.push((key, f.log.clone(), part.high_watermark)),
-                None => {}
+                Taken::Nothing => marks.push((key, f.log.clone(), part.high_watermark)),
+                Taken::Refused => stalled = true,
             }
         }
     }
     for (log, end) in appended {
         if let Err(e) = log.durable(end).await {
-            warn!(dir = %log.dir().display(), "replicated records did not become durable: {e}");
+            stalled = true;
+            if let Some(n) = writes.failed() {
+                warn!(dir = %log.dir().display(), failures = n, "replicated records did not become durable: {e}");
+            }
         }
     }
     for (key, log, hw) in marks {
@@ -229,11 +237,19 @@ async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse) {
             log.bound_high_watermark(hw);
         }
     }
-    let refused = resp.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0);
-    if refused {
-        // Whatever was refused is asked again after a pause, not at once.
+    if stalled {
         glommio::timer::sleep(RETRY).await;
     }
+}
+
+/// What became of one partition's answer.
+enum Taken {
+    /// Records were appended up to this end offset (not yet durable).
+    Appended(i64),
+    /// Nothing to append: no records, or a diverged tail was cut.
+    Nothing,
+    /// The leader refused the fetch, or the log refused the records.
+    Refused,
 }
 
 /// Whether `f`'s leader and epoch are still those the metadata gives it
@@ -246,9 +262,9 @@ fn still_following(ctx: &ShardCtx, f: &Followed) -> bool {
         .is_some_and(|t| t.leaders.get(p) == f.topic.leaders.get(p) && t.epochs.get(p) == f.topic.epochs.get(p))
 }
 
-/// Takes one partition's answer: appends its records (returning the end
-/// offset to wait for), or cuts back a diverged log, or reports an error.
-async fn take_partition(ctx: &ShardCtx, f: &Followed, part: &PartitionData) -> Option<i64> {
+/// Takes one partition's answer: appends its records, or cuts back a
+/// diverged log, or reports an error.
+async fn take_partition(ctx: &ShardCtx, f: &Followed, part: &PartitionData) -> Taken {
     let name = &f.topic.name;
     if part.error_code != 0 {
         // A stale view of who leads (the metadata will catch up), or
@@ -259,18 +275,18 @@ async fn take_partition(ctx: &ShardCtx, f: &Followed, part: &PartitionData) -> O
         if !quiet {
             warn!(shard = ctx.setup.node_id, topic = %name, partition = f.partition, code = part.error_code, "replica fetch refused");
         }
-        return None;
+        return Taken::Refused;
     }
     if part.diverging_epoch.epoch >= 0 || part.diverging_epoch.end_offset >= 0 {
         truncate_diverged(f, part.diverging_epoch.epoch, part.diverging_epoch.end_offset).await;
-        return None;
+        return Taken::Nothing;
     }
-    let records = part.records.as_ref().filter(|r| !r.is_empty())?;
+    let Some(records) = part.records.as_ref().filter(|r| !r.is_empty()) else { return Taken::Nothing };
     match f.log.append_as_follower(records) {
-        Ok((_, end)) => Some(end),
+        Ok((_, end)) => Taken::Appended(end),
         Err(e) => {
             warn!(shard = ctx.setup.node_id, topic = %name, partition = f.partition, "replicated records refused: {e}");
-            None
+            Taken::Refused
         }
     }
 }

@@ -12,9 +12,10 @@
 //! it fetches from is what it holds on disk. That is what lets an acks=all
 //! acknowledgement mean "fdatasynced on every in-sync replica".
 //!
-//! Only one node of a broker holds a partition's directory (`topic-p` in
-//! the broker's data dir): the first of its replicas on that broker. Other
-//! replicas on the same broker are listed but hold nothing.
+//! Every replica holds a copy in a directory of its own, also two replicas
+//! on shards of one broker (`ClusterMeta::replica_dir`): such a follower
+//! fetches from its leader over loopback, like any other (see
+//! docs/ARCHITECTURE.md, "Replication", for why not a cross-core channel).
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};

@@ -79,7 +79,9 @@ pub fn decode(text: &str) -> Result<HashMap<(String, i32), i64>, HwCheckpointErr
         let (Some(topic), Some(partition), Some(offset), None) = (topic, partition, offset, parts.next()) else {
             return Err(bad(n, "expected `topic partition offset`"));
         };
-        out.insert((topic.to_string(), partition), offset);
+        // Two copies of a partition on one broker (two of its shards) are
+        // both listed: the lower high watermark is the safe start for each.
+        out.entry((topic.to_string(), partition)).and_modify(|o: &mut i64| *o = (*o).min(offset)).or_insert(offset);
     }
     if let Some((n, _)) = lines.find(|(_, l)| !l.is_empty()) {
         return Err(bad(n, "lines after the entries"));
@@ -117,6 +119,8 @@ mod tests {
         let back = decode(&text).unwrap();
         assert_eq!(back.len(), 3);
         assert_eq!(back[&("a".to_string(), 1)], 42);
+        let two_copies = decode(&encode(&[entry("c", 0, 9), entry("c", 0, 5)])).unwrap();
+        assert_eq!(two_copies[&("c".to_string(), 0)], 5, "two copies on one broker: the lower");
         for bad in [
             "",
             "1\n0\n",

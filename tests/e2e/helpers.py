@@ -221,16 +221,18 @@ def assert_healthy(broker, topic="health-check"):
 class AckRecorder(threading.Thread):
     """Produce continuously with acks=all; record every acknowledged record.
 
-    Values are ``f"{tag}-{i}"`` (unique if tags are), keys ``str(i % 64)``.
+    Values are ``f"{tag}-{i}"`` (unique if tags are), padded with dots to
+    ``pad`` bytes (see ``value``), keys ``str(i % 64)``.
     ``acked`` maps (partition, offset) -> value; an offset acknowledged twice
     within this producer is kept in ``double_acks``; ``error_codes`` counts
     failed deliveries by KafkaError code. ``rate`` caps records per second;
     ``conf`` overrides producer settings.
     """
 
-    def __init__(self, broker, topic, tag, rate=None, **conf):
+    def __init__(self, broker, topic, tag, rate=None, pad=0, **conf):
         super().__init__(daemon=True)
         self.rate = rate  # records per second at most (None: as fast as possible)
+        self.pad = pad
         c = {
             "linger.ms": 2,
             "retries": 0,  # no silent re-sends of records after the crash
@@ -269,7 +271,7 @@ class AckRecorder(threading.Thread):
                 if self.rate is not None and i >= self.rate * (time.monotonic() - t0):
                     self.producer.poll(0.005)
                     continue
-                value = f"{self.tag}-{i}".encode()
+                value = self.value(i)
                 try:
                     self.producer.produce(self.topic, key=str(i % 64).encode(), value=value,
                                           on_delivery=self._cb)
@@ -283,6 +285,11 @@ class AckRecorder(threading.Thread):
                     time.sleep(0.001)  # let the main thread run
         except Exception as e:  # noqa: BLE001
             self.exc = e
+
+    def value(self, i):
+        """The value of the `i`-th record sent."""
+        v = f"{self.tag}-{i}".encode()
+        return v + b"." * (self.pad - len(v))
 
     def finish(self):
         """Stop producing; drain delivery reports that already arrived and

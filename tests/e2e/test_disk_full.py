@@ -5,10 +5,8 @@ nothing that failed appears), and once space is freed production resumes
 at the next offset: dense, nothing lost, nothing resurrected by a restart."""
 
 import os
-import shutil
 import socket
 import struct
-import subprocess
 import time
 
 import pytest
@@ -16,6 +14,7 @@ from confluent_kafka import KafkaError, TopicPartition
 
 import helpers as h
 import kafka_wire as kw
+import loopfs
 
 FS_SIZE = "48M"
 LEAVE_FREE = 4 * 1024 * 1024  # bytes left free next to the filler file
@@ -24,47 +23,11 @@ PRODUCE_CHUNK = 200  # records produced per flush
 TRUNCATION_MSG = "truncating torn or corrupt log tail"
 
 
-def _run(cmd):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-
-
 @pytest.fixture
 def small_fs(tmp_path):
-    """A freshly made 48 MiB ext4 filesystem loop-mounted at tmp_path/mnt
-    (root only); unmounted again at teardown, even on failure."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to loop-mount a small filesystem")
-    for tool in ("mkfs.ext4", "mount", "umount"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not found")
-    img = tmp_path / "fs.img"
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    r = _run(["truncate", "-s", FS_SIZE, str(img)])
-    assert r.returncode == 0, f"truncate failed: {r.stderr}"
-    # -m 0: no blocks reserved for root (the broker runs as root here)
-    r = _run(["mkfs.ext4", "-q", "-F", "-m", "0", str(img)])
-    assert r.returncode == 0, f"mkfs.ext4 failed: {r.stderr}"
-    r = _run(["mount", "-o", "loop", str(img), str(mnt)])
-    if r.returncode != 0:
-        img.unlink()
-        pytest.skip(f"cannot loop-mount a test filesystem: {r.stderr.strip()}")
-    try:
+    """A freshly made 48 MiB ext4 filesystem loop-mounted at tmp_path/mnt."""
+    with loopfs.mounted(tmp_path / "fs.img", tmp_path / "mnt", FS_SIZE) as mnt:
         yield mnt
-    finally:
-        for _ in range(20):
-            r = _run(["umount", str(mnt)])
-            if r.returncode == 0:
-                break
-            time.sleep(0.25)
-        else:
-            _run(["umount", "-l", str(mnt)])  # detach anyway; freed once unused
-        img.unlink(missing_ok=True)
-
-
-def _free_bytes(path):
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
 
 
 def _value(seq):
@@ -147,12 +110,12 @@ def test_disk_full_fails_produce_then_recovers(small_fs, broker_factory):
     topic = h.unique("full")
     h.create_topic(broker, topic, 1)
 
-    free = _free_bytes(small_fs)
+    free = loopfs.free_bytes(small_fs)
     filler = small_fs / "filler"
     with open(filler, "wb") as f:
         os.posix_fallocate(f.fileno(), 0, free - LEAVE_FREE)
     print(f"filesystem: {free} bytes free, filler takes {free - LEAVE_FREE}, "
-          f"{_free_bytes(small_fs)} left")
+          f"{loopfs.free_bytes(small_fs)} left")
 
     p = h.producer(broker, acks="all", retries=0, **{
         "enable.idempotence": False,
@@ -168,7 +131,7 @@ def test_disk_full_fails_produce_then_recovers(small_fs, broker_factory):
     while not failures:
         assert seq < max_seq, (
             f"no produce failed after {seq} records of {RECORD_SIZE} bytes with only "
-            f"{LEAVE_FREE} bytes free; free now {_free_bytes(small_fs)}")
+            f"{LEAVE_FREE} bytes free; free now {loopfs.free_bytes(small_fs)}")
         ok, failed = _produce(p, topic, range(seq, seq + PRODUCE_CHUNK))
         for s, off in ok:
             assert off not in acked, f"offset {off} acknowledged twice"
@@ -261,13 +224,13 @@ def test_broker_keeps_serving_when_its_log_cannot_be_written(broker_factory):
 def _fill_up(fs, filler):
     """Grows ``filler`` until the filesystem has no free block left."""
     with open(filler, "ab") as f:
-        while _free_bytes(fs) > 0:
+        while loopfs.free_bytes(fs) > 0:
             try:
-                os.posix_fallocate(f.fileno(), os.fstat(f.fileno()).st_size, _free_bytes(fs))
+                os.posix_fallocate(f.fileno(), os.fstat(f.fileno()).st_size, loopfs.free_bytes(fs))
             except OSError:
                 break
             f.flush()
-    assert _free_bytes(fs) == 0, f"{_free_bytes(fs)} bytes still free"
+    assert loopfs.free_bytes(fs) == 0, f"{loopfs.free_bytes(fs)} bytes still free"
 
 
 @pytest.mark.timeout(180)
@@ -289,7 +252,7 @@ def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
             assert h.produce_raw(c, topic, h.idem_batch(9, 0, seq))[:2] == (0, seq)
     filler = small_fs / "filler"
     with open(filler, "wb") as f:
-        os.posix_fallocate(f.fileno(), 0, _free_bytes(small_fs) - LEAVE_FREE)
+        os.posix_fallocate(f.fileno(), 0, loopfs.free_bytes(small_fs) - LEAVE_FREE)
     p = h.producer(broker, acks="all", retries=0, **{
         "enable.idempotence": False, "linger.ms": 5, "message.timeout.ms": 30000, "request.timeout.ms": 20000})
     acked, failures, seq = {}, [], 0
@@ -323,7 +286,7 @@ def test_retention_frees_space_on_a_full_disk(small_fs, broker_factory):
     deadline = time.monotonic() + 30
     while low() == 0:
         assert time.monotonic() < deadline, (
-            f"retention deleted nothing on the full disk ({_free_bytes(small_fs)} bytes free); "
+            f"retention deleted nothing on the full disk ({loopfs.free_bytes(small_fs)} bytes free); "
             f"broker log: {h.broker_log_since_last_start(broker)[-600:]}")
         time.sleep(0.2)
     assert "disk full: deleting segments without recording the new log start" in broker.log_path.read_text(

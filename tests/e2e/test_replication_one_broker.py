@@ -1,0 +1,114 @@
+"""Replication between the shards of one broker (issue 24): a broker of two
+shards asked for replication factor 2 keeps a copy on each, the first in
+Kafka's `topic-p` directory and the other in `topic-p.replica-N` (N its
+node), and the follower shard copies its leader over loopback Fetch like a
+follower on another machine. The fault round puts the follower's directory
+on a small disk of its own and fills it while acks=all production runs:
+the follower stalls and leaves the ISR, production goes on, and once the
+disk has room again it catches up and rejoins; the checker finds nothing
+lost, duplicated or out of place. Seeded rounds: SLUICE_FAULT_ROUNDS."""
+
+import random
+import time
+
+import pytest
+from confluent_kafka.admin import NewTopic
+
+import checker
+import helpers as h
+import loopfs
+from test_replication import _partitions, _sizes
+from test_replication_faults import ROUNDS, acked_more_than
+
+LAG_MS = 2000
+
+
+def _broker(broker_factory):
+    return broker_factory(shards=2, overrides={"replica.lag.time.max.ms": str(LAG_MS)})
+
+
+def _create(b, topic, assignment, **config):
+    conf = {k.replace("_", "."): str(v) for k, v in config.items()}
+    t = NewTopic(topic, len(assignment), replica_assignment=assignment, config=conf)
+    a = h.admin(b)
+    a.create_topics([t], request_timeout=30)[topic].result(30)
+    h.wait_topic(b, topic, len(assignment))
+
+
+def _isr(b, topic, p):
+    return _partitions(b, topic)[p][2]
+
+
+def _copies_alike(b, topic):
+    """Every partition has its two replicas in sync, holding as many bytes."""
+    sizes = _sizes(b, topic)
+    for p, (_leader, replicas, isr) in _partitions(b, topic).items():
+        got = [sizes.get((n, p)) for n in replicas]
+        assert isr == replicas == [0, 1] and got[0] == got[1] and got[0], (p, isr, got)
+
+
+def _read(b, topic, partitions):
+    got = h.consume_all(b, topic, partitions, timeout=90)
+    return [(p, o, v) for _k, v, p, o, _t in got]
+
+
+def test_two_shards_of_one_broker_copy_each_other(broker_factory):
+    b = _broker(broker_factory)
+    topic = h.unique("shards")
+    assignment = [[0, 1], [1, 0], [0, 1], [1, 0]]
+    _create(b, topic, assignment, min_insync_replicas=2)
+    records = [(f"k{i}".encode(), f"v{i}-".encode().ljust(1000, b"."), i % 4) for i in range(800)]
+    acked = h.produce_records(b, topic, records, acks="all")
+    h.eventually(lambda: _copies_alike(b, topic), timeout=30)
+    for p, replicas in enumerate(assignment):
+        first, second = b.data_dir / f"{topic}-{p}", b.data_dir / f"{topic}-{p}.replica-{replicas[1]}"
+        assert list(first.glob("*.log")) and list(second.glob("*.log")), (first, second)
+    # Both copies come back after a crash, and everything acknowledged is
+    # read back once, at its offset.
+    b.kill9()
+    b.restart()
+    h.wait_topic(b, topic, 4)
+    want = [(p, o, v) for _k, v, p, o, *_ in acked]
+    checker.check(want, _read(b, topic, 4)).assert_clean()
+    h.eventually(lambda: _copies_alike(b, topic), timeout=30)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("seed", range(ROUNDS))
+def test_a_replica_whose_directory_cannot_be_written_falls_behind_and_catches_up(broker_factory, tmp_path, seed):
+    rng = random.Random(seed)
+    b = _broker(broker_factory)
+    topic = h.unique(f"unwritable{seed}")
+    # Node 1's copy (the follower) lives on a small disk of its own; small
+    # segments so that no preallocated space outlasts the disk.
+    with loopfs.mounted(tmp_path / "fs.img", b.data_dir / f"{topic}-0.replica-1", "128M") as mnt:
+        try:
+            _create(b, topic, [[0, 1]], segment_bytes=1 << 20)
+            h.eventually(lambda: _isr_is(b, topic, [0, 1]), timeout=30)
+            tag = f"u{seed}"
+            rec = h.AckRecorder(b, topic, tag, rate=rng.choice([500, 1000, 2000]), pad=1000)
+            rec.start()
+            time.sleep(rng.uniform(1.0, 3.0))
+            disk = loopfs.Filler(mnt)
+            disk.fill()
+            h.eventually(lambda: _isr_is(b, topic, [0]), timeout=LAG_MS / 1000 + 20)
+            # Production goes on without the follower.
+            before = len(rec.acked)
+            h.eventually(lambda: acked_more_than(rec, before + 200), timeout=30)
+            time.sleep(rng.uniform(0.5, 3.0))
+            disk.free()
+            h.eventually(lambda: _copies_alike(b, topic), timeout=60)
+            rec.finish()
+            acked = [(p, o, v) for (p, o), v in rec.acked.items()]
+            sent = [rec.value(i) for i in range(rec.sent)]
+            report = checker.check(acked, _read(b, topic, 1), sent=sent)
+            assert report.clean, report.summary()
+            assert not rec.double_acks, rec.double_acks[:5]
+            # The follower really wrote again: its log has what the leader has.
+            h.eventually(lambda: _copies_alike(b, topic), timeout=30)
+        finally:
+            b.kill9()
+
+
+def _isr_is(b, topic, want):
+    assert _isr(b, topic, 0) == want, _partitions(b, topic)

@@ -5,7 +5,7 @@
 
 use crate::storage::hw_checkpoint::HwEntry;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::metadata::controller::{ControllerHandle, Snapshot};
 use crate::protocol::ErrorCode;
 use crate::replication::{Replication, fetcher};
 use crate::storage::cache_budget::CacheBudget;
-use crate::storage::{Limits, PartitionLog, StorageError};
+use crate::storage::{Limits, PartitionLog, StorageError, partition_dir};
 
 /// How the broker is reached, for Metadata and DescribeCluster.
 #[derive(Debug, Clone)]
@@ -84,6 +84,9 @@ pub struct ShardCtx {
     /// Owned partition logs: topic name -> (topic id, partition index -> log).
     /// The id tells a re-created topic from the deleted one of the same name.
     partitions: RefCell<HashMap<String, TopicLogs>>,
+    /// Copies being started afresh (`start_copy_afresh`): closed, their
+    /// directory being replaced. Opening one waits until that is done.
+    starting_afresh: RefCell<HashSet<(Uuid, i32)>>,
 }
 
 impl ShardCtx {
@@ -102,6 +105,7 @@ impl ShardCtx {
             listener_fd: std::cell::Cell::new(None),
             replication: Replication::default(),
             partitions: RefCell::new(HashMap::new()),
+            starting_afresh: RefCell::new(HashSet::new()),
         }
     }
 
@@ -163,6 +167,9 @@ impl ShardCtx {
     /// dir, unless it is open already, and gives it its role as the
     /// metadata has it now.
     pub async fn open_partition(self: &Rc<Self>, topic: &TopicMeta, partition: i32, dir: &str) -> std::io::Result<()> {
+        while self.starting_afresh.borrow().contains(&(topic.id, partition)) {
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let (log, opened) = match self.partition(topic, partition) {
             Some(log) => (log, false),
             None => (self.open_log(topic, partition, dir).await?, true),
@@ -258,17 +265,20 @@ impl ShardCtx {
         out
     }
 
+    /// Takes the log of partition `partition` of `topic` out of this shard.
+    fn take_log(&self, topic: &TopicMeta, partition: i32) -> Option<Rc<PartitionLog>> {
+        let mut parts = self.partitions.borrow_mut();
+        let slot = parts
+            .get_mut(&topic.name)
+            .filter(|(id, _)| *id == topic.id)
+            .and_then(|(_, slots)| slots.get_mut(usize::try_from(partition).ok()?));
+        slot.and_then(Option::take)
+    }
+
     /// Closes partition `partition` of `topic`, which this broker no longer
     /// holds, and forgets it (waiting for writes in flight).
     pub async fn close_partition(&self, topic: &TopicMeta, partition: i32) {
-        let log = {
-            let mut parts = self.partitions.borrow_mut();
-            let slot = parts
-                .get_mut(&topic.name)
-                .filter(|(id, _)| *id == topic.id)
-                .and_then(|(_, slots)| slots.get_mut(usize::try_from(partition).ok()?));
-            slot.and_then(Option::take)
-        };
+        let log = self.take_log(topic, partition);
         self.replication.stop_leading((topic.id, partition));
         if topic.name == crate::group::OFFSETS_TOPIC {
             self.groups.unload(partition, topic.leaders.len());
@@ -276,6 +286,45 @@ impl ShardCtx {
         if let Some(log) = log {
             log.become_follower();
             log.close().await;
+        }
+    }
+
+    /// Replaces this shard's copy of partition `partition` of `topic`, a
+    /// follower whose whole log lies below its leader's log start `start`
+    /// (retention or DeleteRecords moved it on), or that holds nothing,
+    /// with an empty log that begins at `start` (Kafka's
+    /// truncateFullyAndStartAt), and gives it its role again. Nothing in it
+    /// was needed: a copy that far behind is in no ISR.
+    pub async fn start_copy_afresh(
+        self: &Rc<Self>,
+        topic: &TopicMeta,
+        partition: i32,
+        start: i64,
+    ) -> std::io::Result<()> {
+        let key = (topic.id, partition);
+        if !self.starting_afresh.borrow_mut().insert(key) {
+            return Ok(());
+        }
+        // Reopened inside the guard, so that an `Open` waiting for it finds
+        // the new log rather than opening the directory a second time.
+        let reopened = async {
+            let Some(log) = self.take_log(topic, partition) else { return Ok(None) };
+            let (end, empty) = (log.log_end(), log.log_end() == log.log_start_offset());
+            assert!(end < start || empty, "only a copy wholly below its leader's start, or empty, is replaced");
+            let dir = log.dir().to_path_buf();
+            log.close().await;
+            tracing::info!(dir = %dir.display(), start, "the leader's log starts past this copy's end: starting afresh there");
+            let (d, id) = (dir.clone(), topic.id);
+            glommio::executor().spawn_blocking(move || partition_dir::reset_at(&d, id, start)).await?;
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            self.open_log(topic, partition, &name).await?;
+            Ok::<_, std::io::Error>(Some(name))
+        }
+        .await;
+        self.starting_afresh.borrow_mut().remove(&key);
+        match reopened? {
+            Some(name) => self.open_partition(topic, partition, &name).await,
+            None => Ok(()),
         }
     }
 

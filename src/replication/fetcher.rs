@@ -196,7 +196,7 @@ fn request(me: i32, followed: &[Followed], wait: Duration, (per_partition, total
 /// refused something or this shard could not write what came (a full or
 /// failing disk): the same records would come back at once. `writes`
 /// counts such write failures, for a warning now and then.
-async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse, writes: &mut Failures) {
+async fn take(ctx: &Rc<ShardCtx>, followed: &[Followed], resp: FetchResponse, writes: &mut Failures) {
     let mut appended = Vec::new();
     let mut marks = Vec::new();
     let mut stalled = false;
@@ -213,9 +213,9 @@ async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse, writes
                 continue;
             }
             match take_partition(ctx, f, part).await {
-                Taken::Appended(end) => {
-                    appended.push((f.log.clone(), end));
-                    marks.push((key, f.log.clone(), part.high_watermark));
+                Taken::Appended(log, end) => {
+                    appended.push((log.clone(), end));
+                    marks.push((key, log, part.high_watermark));
                 }
                 Taken::Nothing => marks.push((key, f.log.clone(), part.high_watermark)),
                 Taken::Refused => stalled = true,
@@ -244,8 +244,9 @@ async fn take(ctx: &ShardCtx, followed: &[Followed], resp: FetchResponse, writes
 
 /// What became of one partition's answer.
 enum Taken {
-    /// Records were appended up to this end offset (not yet durable).
-    Appended(i64),
+    /// Records were appended to this log up to this end offset (not yet
+    /// durable).
+    Appended(Rc<PartitionLog>, i64),
     /// Nothing to append: no records, or a diverged tail was cut.
     Nothing,
     /// The leader refused the fetch, or the log refused the records.
@@ -264,8 +265,16 @@ fn still_following(ctx: &ShardCtx, f: &Followed) -> bool {
 
 /// Takes one partition's answer: appends its records, or cuts back a
 /// diverged log, or reports an error.
-async fn take_partition(ctx: &ShardCtx, f: &Followed, part: &PartitionData) -> Taken {
+async fn take_partition(ctx: &Rc<ShardCtx>, f: &Followed, part: &PartitionData) -> Taken {
     let name = &f.topic.name;
+    if part.error_code == ErrorCode::OffsetOutOfRange.code() && part.log_start_offset > f.log.log_end() {
+        // Retention or DeleteRecords moved the leader's start past all this
+        // copy holds (a new replica of an old partition, or one long away).
+        if let Err(e) = ctx.start_copy_afresh(&f.topic, f.partition, part.log_start_offset).await {
+            warn!(shard = ctx.setup.node_id, topic = %name, partition = f.partition, "cannot start the copy afresh: {e}");
+        }
+        return Taken::Refused;
+    }
     if part.error_code != 0 {
         // A stale view of who leads (the metadata will catch up), or
         // something to say.
@@ -278,17 +287,39 @@ async fn take_partition(ctx: &ShardCtx, f: &Followed, part: &PartitionData) -> T
         return Taken::Refused;
     }
     if part.diverging_epoch.epoch >= 0 || part.diverging_epoch.end_offset >= 0 {
+        let before = f.log.log_end();
         truncate_diverged(f, part.diverging_epoch.epoch, part.diverging_epoch.end_offset).await;
-        return Taken::Nothing;
+        // Nothing cut (an epoch the leader cannot place, at its high
+        // watermark already): the same answer would come back at once.
+        return if f.log.log_end() < before { Taken::Nothing } else { Taken::Refused };
     }
     let Some(records) = part.records.as_ref().filter(|r| !r.is_empty()) else { return Taken::Nothing };
-    match f.log.append_as_follower(records) {
-        Ok((_, end)) => Taken::Appended(end),
+    let Some(log) = log_for(ctx, f, records).await else { return Taken::Refused };
+    match log.append_as_follower(records) {
+        Ok((_, end)) => Taken::Appended(log, end),
         Err(e) => {
             warn!(shard = ctx.setup.node_id, topic = %name, partition = f.partition, "replicated records refused: {e}");
             Taken::Refused
         }
     }
+}
+
+/// The log to append `records` to: `f`'s, unless it holds nothing and the
+/// first batch begins below its start. That happens to a copy started
+/// afresh at its leader's log start when DeleteRecords put that start
+/// inside a batch: the copy starts again at the batch, as Kafka's follower
+/// does. `None` if that failed.
+async fn log_for(ctx: &Rc<ShardCtx>, f: &Followed, records: &[u8]) -> Option<Rc<PartitionLog>> {
+    let base = crate::protocol::batch::peek(records).map(|b| b.base_offset)?;
+    let (start, end) = (f.log.log_start_offset(), f.log.log_end());
+    if base >= end || start != end {
+        return Some(f.log.clone());
+    }
+    if let Err(e) = ctx.start_copy_afresh(&f.topic, f.partition, base).await {
+        warn!(shard = ctx.setup.node_id, topic = %f.topic.name, partition = f.partition, "cannot start the copy afresh: {e}");
+        return None;
+    }
+    ctx.partition(&f.topic, f.partition)
 }
 
 /// Cuts `f`'s log back to where it stops agreeing with the leader: the

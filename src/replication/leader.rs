@@ -36,6 +36,12 @@ pub fn position(log: &PartitionLog, fetch_offset: i64, last_epoch: i32) -> Posit
     let epoch = i32::try_from(epoch).unwrap_or(-1);
     if epoch == last_epoch && end_offset >= fetch_offset {
         Position::Consistent
+    } else if epoch < 0 {
+        // The follower's last epoch is newer than any this log knows (it
+        // led after an unclean election, say): no common epoch bounds the
+        // cut, so it goes back to what this leader has committed, as
+        // Kafka's follower truncates to its high watermark then.
+        Position::Diverging { epoch, end_offset: log.high_watermark() }
     } else {
         Position::Diverging { epoch, end_offset }
     }

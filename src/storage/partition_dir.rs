@@ -39,6 +39,27 @@ fn write_metadata(dir: &Path, topic_id: Uuid) -> io::Result<()> {
     atomic_file::replace(dir, &[file])
 }
 
+/// Empties `dir` and leaves in it the topic id and one empty segment based
+/// at `start`, so that the log opened there begins at `start`: a follower
+/// whose whole log lies below its leader's log start begins again there
+/// (Kafka's truncateFullyAndStartAt). A crash part way leaves either the
+/// old log or an empty one, and the follower finds itself behind again.
+/// Blocking: run it off the reactor.
+pub fn reset_at(dir: &Path, topic_id: Uuid, start: i64) -> io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::create_dir_all(dir)?;
+    write_metadata(dir, topic_id)?;
+    std::fs::File::create(segment::log_path(dir, start))?.sync_all()?;
+    sync_dir(dir)?;
+    match dir.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
 /// Creates the directory if needed, clears it only if it provably belongs to
 /// another topic id, removes the temp files a crash left in it (see
 /// [`atomic_file::remove_leftovers`]) and the index files of segments that

@@ -9,6 +9,7 @@ disk has room again it catches up and rejoins; the checker finds nothing
 lost, duplicated or out of place. Seeded rounds: SLUICE_FAULT_ROUNDS."""
 
 import random
+import struct
 import time
 
 import pytest
@@ -16,8 +17,9 @@ from confluent_kafka.admin import NewTopic
 
 import checker
 import helpers as h
+import kafka_wire as kw
 import loopfs
-from test_replication import _partitions, _sizes
+from test_replication import _partitions, _reassign, _sizes
 from test_replication_faults import ROUNDS, acked_more_than
 
 LAG_MS = 2000
@@ -50,6 +52,22 @@ def _copies_alike(b, topic):
 def _read(b, topic, partitions):
     got = h.consume_all(b, topic, partitions, timeout=90)
     return [(p, o, v) for _k, v, p, o, _t in got]
+
+
+def _stored(dir):
+    """(offset, value) of every record in the segment files of `dir`, in
+    file order (each file's batches up to its zero padding)."""
+    out = []
+    for seg in sorted(dir.glob("*.log")):
+        data = seg.read_bytes()
+        pos = 0
+        while pos + 12 <= len(data):
+            _base, length = struct.unpack_from(">qi", data, pos)
+            if length == 0 or pos + 12 + length > len(data):
+                break
+            pos += 12 + length
+        out += [(r["offset"], r["value"]) for r in kw.decode_record_batches(data[:pos])]
+    return out
 
 
 def test_two_shards_of_one_broker_copy_each_other(broker_factory):
@@ -112,3 +130,26 @@ def test_a_replica_whose_directory_cannot_be_written_falls_behind_and_catches_up
 
 def _isr_is(b, topic, want):
     assert _isr(b, topic, 0) == want, _partitions(b, topic)
+
+
+def test_a_new_copy_of_a_partition_whose_start_moved_on_begins_at_the_leaders_start(broker_factory):
+    """A copy added to a partition whose log start DeleteRecords moved past
+    offset 0 is told OFFSET_OUT_OF_RANGE from 0: it starts afresh at the
+    leader's start, copies from there, joins the ISR, and the move ends."""
+    b = _broker(broker_factory)
+    topic = h.unique("started")
+    _create(b, topic, [[0]], segment_bytes=1 << 20)
+    records = [(None, f"v{i}-".encode().ljust(1000, b"."), 0) for i in range(3000)]
+    h.produce_records(b, topic, records, acks="all")
+    code, low = h.delete_records_v0(h.leader_conn(b, topic), topic, 0, 2000)
+    assert (code, low) == (0, 2000)
+    assert _reassign(b, {(topic, 0): [0, 1]}) == {(topic, 0): 0}
+    h.eventually(lambda: _isr_is(b, topic, [0, 1]), timeout=30)
+    copy = b.data_dir / f"{topic}-0.replica-1"
+    stored = _stored(copy)
+    # From the batch holding offset 2000 (Kafka's follower starts there too
+    # when the start is inside a batch), not from 0.
+    first = stored[0][0]
+    assert 0 < first <= 2000 and first == min(int(f.stem) for f in copy.glob("*.log")), (first, list(copy.iterdir()))
+    assert [o for o, _v in stored] == list(range(first, 3000)), (stored[:1], stored[-1:])
+    assert [v for _o, v in stored] == [v for _k, v, _p in records[first:]]

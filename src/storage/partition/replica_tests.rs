@@ -245,3 +245,63 @@ fn retention_stops_at_a_held_high_watermark() {
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A copy wholly below its leader's log start is replaced by an empty log
+/// beginning there: it opens at that offset, takes the leader's batches
+/// from it, and keeps them across a reopen.
+#[test]
+fn a_copy_reset_at_an_offset_opens_there_and_takes_batches_from_it() {
+    let dir = temp_dir("partition-reset");
+    let (d, f) = (dir.join("leader"), dir.join("follower"));
+    run(&dir, async move {
+        let leader = open(&d, false).await;
+        append_batches(&leader, 6, 5).await;
+        assert_eq!(leader.delete_records(20).await.unwrap(), 20);
+        let follower = open(&f, false).await;
+        append_batches(&follower, 1, 5).await;
+        follower.close().await;
+        drop(follower);
+        let g = f.clone();
+        glommio::executor()
+            .spawn_blocking(move || crate::storage::partition_dir::reset_at(&g, uuid::Uuid::from_u128(7), 20))
+            .await
+            .unwrap();
+        let follower = open(&f, false).await;
+        assert_eq!((follower.log_start_offset(), follower.log_end(), follower.high_watermark()), (20, 20, 20));
+        let copied: Vec<u8> = raw_batches(&leader, 20).await.concat();
+        let (base, end) = follower.append_as_follower(&copied).unwrap();
+        follower.durable(end).await.unwrap();
+        assert_eq!((base, end), (20, 30));
+        follower.close().await;
+        drop(follower);
+        let follower = open(&f, false).await;
+        assert_eq!((follower.log_start_offset(), follower.log_end()), (20, 30));
+        assert_eq!(raw_batches(&follower, 20).await.concat(), copied);
+        follower.shutdown().await.unwrap();
+        leader.shutdown().await.unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A follower whose last epoch the leader cannot place (newer than any it
+/// knows) is sent back to the leader's high watermark, and one whose epoch
+/// it knows to where that epoch ended.
+#[test]
+fn a_follower_epoch_the_leader_cannot_place_goes_back_to_its_high_watermark() {
+    use crate::replication::leader::{Position, position};
+    let dir = temp_dir("partition-position");
+    let d = dir.join("log");
+    run(&dir, async move {
+        let log = open(&d, false).await;
+        log.become_leader(1).await.unwrap();
+        append_batches(&log, 2, 5).await;
+        log.become_leader(3).await.unwrap();
+        append_batches(&log, 2, 5).await;
+        log.hold_high_watermark(15);
+        assert_eq!(position(&log, 20, 3), Position::Consistent);
+        assert_eq!(position(&log, 12, 1), Position::Diverging { epoch: 1, end_offset: 10 });
+        assert_eq!(position(&log, 25, 7), Position::Diverging { epoch: -1, end_offset: 15 });
+        log.shutdown().await.unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Replication between two shards of one broker (issue 24): what the copy
+costs, and whether its transport (loopback Fetch) matters. One broker of
+two shards in a fresh directory; topics of replication factor 1 and 2
+(min.insync.replicas=2), 6 partitions each:
+
+- throughput: sluice-bench producing 1 KiB records with acks=all as fast as
+  it can, RF 1 and RF 2 alternated A B A B (best of 2), with the broker's
+  CPU time per record (user+system, from /proc) during each run;
+- the same with a third-party client: confluent-kafka (librdkafka)
+  producing 1 KiB records with acks=all for --duration seconds;
+- latency at a fixed rate (--rate records/s): p50/p99/p99.9 per topic;
+- what loopback TCP carries on this machine (iperf3, one stream, if
+  installed), against the bytes per second the RF 2 copy needed.
+
+Usage: scripts/bench-shard-replication.py [--duration S] [--rate N] [--port P]
+Needs confluent-kafka (the e2e venv has it) and target/release/sluice-bench."""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+HERE = Path(__file__).resolve().parent
+PARTITIONS = 6
+RECORD = 1024
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def create(bootstrap, name, rf):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    conf = {"min.insync.replicas": str(rf)}
+    for f in a.create_topics([NewTopic(name, PARTITIONS, rf, config=conf)], request_timeout=30).values():
+        f.result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        t = a.list_topics(name, timeout=5).topics[name]
+        if len(t.partitions) == PARTITIONS and all(len(p.isrs) == rf for p in t.partitions.values()):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"{name}: replicas not in sync")
+
+
+def bench(env, bootstrap, topic, duration, rate, out, pid):
+    cmd = [env["SLUICE_BENCH"], "produce", "--bootstrap", bootstrap, "--topic", topic,
+           "--partitions", str(PARTITIONS), "--record-size", str(RECORD), "--acks", "-1",
+           "--duration", str(duration), "--warmup", "1", "--output", str(out)]
+    if rate:
+        cmd += ["--rate", str(rate)]
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    cpu, wall = cpu_seconds(pid) - cpu0, time.monotonic() - t0
+    s = json.loads((out / "summary.json").read_text())
+    lat = s["latency"]["produce"]
+    # CPU over the whole run (warm-up included) per record at the measured rate.
+    per_record_us = cpu / (s["records_per_s"] * wall) * 1e6
+    return s["records_per_s"], per_record_us, lat["p50_ms"], lat["p99_ms"], lat["p99_9_ms"]
+
+
+def third_party(bootstrap, topic, duration):
+    """Records/s confluent-kafka gets acknowledged with acks=all."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                  "batch.size": 1 << 20, "queue.buffering.max.messages": 200000})
+    done = [0]
+
+    def cb(err, _msg):
+        if err is None:
+            done[0] += 1
+
+    value = b"x" * RECORD
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < duration:
+        try:
+            p.produce(topic, value=value, on_delivery=cb)
+        except BufferError:
+            p.poll(0.001)
+    p.flush(60)
+    return done[0] / (time.monotonic() - t0)
+
+
+def loopback_gbit():
+    """One iperf3 stream over loopback, in Gbit/s; None without iperf3."""
+    if not shutil.which("iperf3"):
+        return None
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-p", "39555"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", "39555", "-t", "3", "-J"],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+    finally:
+        server.wait(10)
+
+
+def start(env, d, port):
+    log = open(d / "broker.log", "wb")
+    proc = subprocess.Popen([env["SLUICE"], "broker", "--data-dir", str(d / "data"), "--port", str(port),
+                             "--shards", "2"], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while not re.search(rb"sluice broker ready", (d / "broker.log").read_bytes()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the broker did not start; see {d / 'broker.log'}")
+        time.sleep(0.1)
+    return proc
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--rate", type=int, default=5000)
+    ap.add_argument("--port", type=int, default=39492)
+    args = ap.parse_args()
+    d = Path(tempfile.mkdtemp(prefix="sluice-bench-shards-"))
+    env = dict(os.environ)
+    env.setdefault("SLUICE", str(HERE.parent / "target/release/sluice"))
+    env.setdefault("SLUICE_BENCH", str(HERE.parent / "target/release/sluice-bench"))
+    proc = start(env, d, args.port)
+    bootstrap = f"127.0.0.1:{args.port}"
+    try:
+        create(bootstrap, "rf1", 1)
+        create(bootstrap, "rf2", 2)
+        runs = {"rf1": [], "rf2": []}
+        for k, topic in enumerate(["rf1", "rf2", "rf1", "rf2"]):
+            runs[topic].append(bench(env, bootstrap, topic, args.duration, 0, d / f"max-{k}", proc.pid))
+        best = {t: max(rs) for t, rs in runs.items()}
+        print(f"sluice-bench, acks=all, 1 KiB, {PARTITIONS} partitions, as fast as possible (best of 2): "
+              f"RF1 {best['rf1'][0]:.0f} rec/s ({best['rf1'][1]:.1f} us broker CPU/record), "
+              f"RF2 {best['rf2'][0]:.0f} rec/s ({best['rf2'][1]:.1f} us/record), "
+              f"RF2/RF1 {best['rf2'][0] / best['rf1'][0]:.2f}")
+        ck = {t: third_party(bootstrap, t, args.duration) for t in ("rf1", "rf2", "rf1", "rf2")}
+        print(f"confluent-kafka, acks=all, 1 KiB: RF1 {ck['rf1']:.0f} rec/s, RF2 {ck['rf2']:.0f} rec/s, "
+              f"RF2/RF1 {ck['rf2'] / ck['rf1']:.2f} (second run of each)")
+        for topic in ("rf1", "rf2"):
+            _, _, p50, p99, p999 = bench(env, bootstrap, topic, args.duration, args.rate, d / f"rate-{topic}", proc.pid)
+            print(f"{topic} at {args.rate} rec/s: produce p50 {p50:.2f} ms, p99 {p99:.2f} ms, p99.9 {p999:.2f} ms")
+        gbit = loopback_gbit()
+        need = best["rf2"][0] * RECORD * 8 / 1e9
+        if gbit is not None:
+            print(f"loopback TCP (iperf3, one stream): {gbit:.1f} Gbit/s; the RF2 copy carried {need:.2f} Gbit/s "
+                  f"({need / gbit * 100:.1f}% of it)")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(d, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

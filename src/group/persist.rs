@@ -73,7 +73,13 @@ pub async fn append(log: &Rc<PartitionLog>, writes: &[Write], now_ms: i64) -> Re
 }
 
 /// Reads every record of the partition, oldest first, and hands each to
-/// `apply` (a `None` value is a tombstone). Records that do not parse, and
+/// `apply` (a `None` value is a tombstone): up to the durable end, not the
+/// high watermark, as Kafka's coordinator loads up to the log end. Right
+/// after a restart a replicated partition's high watermark is the
+/// checkpoint's, which may lag what was committed; a leader never loses
+/// its own tail, so what lies past it will be committed (its followers
+/// copy it), and a load that stopped at the high watermark would never
+/// see those records at all. Records that do not parse, and
 /// batches that cannot be decompressed or walked, are skipped with a
 /// warning: one bad record must not lose a whole partition's groups, nor
 /// stop the coordinator from loading.
@@ -82,10 +88,10 @@ pub async fn replay(
     mut apply: impl FnMut(RecordKey, Option<RecordValue>),
 ) -> Result<usize, PersistError> {
     let mut offset = log.log_start_offset();
-    let end = log.high_watermark();
+    let end = log.durable_end();
     let mut count = 0;
     while offset < end {
-        let fetched = log.read(offset, 1 << 20, true).await?;
+        let fetched = log.read_as_replica(offset, 1 << 20, true).await?;
         let mut rest: Bytes = fetched.into_bytes();
         if rest.is_empty() {
             break;

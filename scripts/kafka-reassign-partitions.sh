@@ -20,7 +20,7 @@ while [[ $# -gt 0 ]]; do
         --generate|--topics-to-move-json-file|--broker-list)
             die_usage "$1 is not supported: write the JSON by hand (see --help)" ;;
         --throttle|--replica-alter-log-dirs-throttle)
-            die_usage "$1 is not supported: replication throttles are not built yet" ;;
+            die_usage "$1 is not supported: set leader/follower.replication.throttled.rate and the topic's leader/follower.replication.throttled.replicas with kafka-configs.sh (see README, Moving a partition)" ;;
         -h|--help) usage; exit 0 ;;
         *) die_usage "unknown option $1" ;;
     esac

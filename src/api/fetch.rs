@@ -17,6 +17,7 @@ use crate::metadata::TopicMeta;
 use crate::protocol::ErrorCode;
 use crate::protocol::zero_copy::StandIns;
 use crate::replication::leader::{self, Position};
+use crate::replication::throttle;
 use crate::storage::{PartitionLog, ReadError};
 
 /// First version that names topics by id instead of by name.
@@ -94,6 +95,7 @@ fn replica_refused(index: i32, refused: Position, log: &PartitionLog) -> Partiti
 /// carries, and whether any partition has an error (which ends the wait).
 async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResponse, StandIns, usize, bool) {
     let replica = replica_of(req, version);
+    let (me, (leader_rate, _)) = (ctx.setup.node_id, ctx.throttle_rates());
     let mut stand_ins = StandIns::default();
     let meta = ctx.setup.snapshot.load_full();
     // The broker's `fetch.max.bytes` caps what a client may ask for.
@@ -135,6 +137,21 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
                     }
                 },
             };
+            // A throttled follower whose leader's quota is spent gets no
+            // records this time, as from an idle partition.
+            let throttled = replica.is_some_and(|r| throttle::applies(topic, throttle::LEADER_REPLICAS, index, me, r));
+            let now = Instant::now();
+            if throttled && ctx.replication.leader_quota.borrow_mut().exceeded(leader_rate, now) {
+                partitions.push(
+                    PartitionData::default()
+                        .with_partition_index(index)
+                        .with_high_watermark(log.high_watermark())
+                        .with_last_stable_offset(log.high_watermark())
+                        .with_log_start_offset(log.log_start_offset())
+                        .with_records(Some(Bytes::new())),
+                );
+                continue;
+            }
             let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
             // KIP-74: until something is returned, allow one whole batch.
             let data = match reader {
@@ -144,6 +161,9 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
             match data {
                 Ok(f) => {
                     let len = f.len();
+                    if throttled {
+                        ctx.replication.leader_quota.borrow_mut().record(len, leader_rate, now);
+                    }
                     total += len;
                     budget = budget.saturating_sub(len);
                     partitions.push(

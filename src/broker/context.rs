@@ -265,6 +265,15 @@ impl ShardCtx {
         out
     }
 
+    /// This shard's share of the broker's replication throttle rates
+    /// (leader, follower), in bytes/s (`replication::throttle`).
+    pub fn throttle_rates(&self) -> (i64, i64) {
+        let (leader, follower) = self.setup.settings.load().replication_throttled_rates();
+        let shards = self.setup.snapshot.load().node(self.setup.node_id).map_or(1, |at| at.broker.live_nodes().len());
+        let share = |rate| crate::replication::throttle::share(rate, shards);
+        (share(leader), share(follower))
+    }
+
     /// Takes the log of partition `partition` of `topic` out of this shard.
     fn take_log(&self, topic: &TopicMeta, partition: i32) -> Option<Rc<PartitionLog>> {
         let mut parts = self.partitions.borrow_mut();

@@ -29,6 +29,9 @@ pub enum Kind {
     ListOf(&'static [&'static str]),
     /// Free text (read-only keys that describe the broker).
     Text,
+    /// Replicas a throttle applies to: empty, `*`, or `partition:node`
+    /// pairs separated by commas.
+    Replicas,
 }
 
 /// An INT key of at least `min`.
@@ -341,6 +344,38 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         "Bytes a follower asks for in one fetch, over all partitions.",
     ),
     b(
+        "leader.replication.throttled.rate",
+        "9223372036854775807",
+        long(1),
+        T::Long,
+        D,
+        "Bytes per second a leader sends to the throttled replicas (those a topic's leader.replication.throttled.replicas lists, out of the ISR), split evenly between the broker's shards.",
+    ),
+    b(
+        "follower.replication.throttled.rate",
+        "9223372036854775807",
+        long(1),
+        T::Long,
+        D,
+        "Bytes per second a follower takes for its throttled replicas (those a topic's follower.replication.throttled.replicas lists, out of the ISR), split evenly between the broker's shards.",
+    ),
+    b(
+        "leader.replication.throttled.replicas",
+        "",
+        Kind::Replicas,
+        T::List,
+        D,
+        "Default of the topic key (Kafka has no broker key): none.",
+    ),
+    b(
+        "follower.replication.throttled.replicas",
+        "",
+        Kind::Replicas,
+        T::List,
+        D,
+        "Default of the topic key (Kafka has no broker key): none.",
+    ),
+    b(
         "replica.high.watermark.checkpoint.interval.ms",
         "5000",
         long(1),
@@ -527,6 +562,20 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         "CreateTime keeps the producer's timestamps, LogAppendTime stamps the broker's.",
     ),
     t("min.insync.replicas", "min.insync.replicas", int(1), T::Int, "Replicas that must hold an acks=all write."),
+    t(
+        "leader.replication.throttled.replicas",
+        "leader.replication.throttled.replicas",
+        Kind::Replicas,
+        T::List,
+        "Replicas (partition:node, or *) whose leaders send them at most leader.replication.throttled.rate while out of the ISR.",
+    ),
+    t(
+        "follower.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+        Kind::Replicas,
+        T::List,
+        "Replicas (partition:node, or *) that take at most follower.replication.throttled.rate while out of the ISR.",
+    ),
     t(
         "unclean.leader.election.enable",
         "unclean.leader.election.enable",

@@ -88,6 +88,8 @@ pub fn check_value(key: &str, value: &str, kind: Kind) -> Result<(), ConfigError
             if items.is_empty() || items.iter().any(|i| !words.contains(i)) { Err(not_one_of(words)) } else { Ok(()) }
         }
         Kind::Text => Ok(()),
+        Kind::Replicas if crate::replication::throttle::valid_list(value) => Ok(()),
+        Kind::Replicas => Err(bad("empty, *, or partition:node pairs separated by commas")),
     }
 }
 
@@ -333,6 +335,12 @@ impl BrokerSettings {
     pub fn replica_fetch_bytes(&self) -> (i32, i32) {
         let clamp = |v: i64| v.clamp(1, i64::from(i32::MAX)) as i32;
         (clamp(self.typed.replica_fetch_max_bytes), clamp(self.typed.replica_fetch_response_max_bytes))
+    }
+    /// `leader.replication.throttled.rate` and
+    /// `follower.replication.throttled.rate`, bytes/s for the broker
+    /// (`i64::MAX`: unthrottled).
+    pub fn replication_throttled_rates(&self) -> (i64, i64) {
+        (self.typed.leader_replication_throttled_rate.max(1), self.typed.follower_replication_throttled_rate.max(1))
     }
     /// `replica.high.watermark.checkpoint.interval.ms`.
     pub fn hw_checkpoint_interval_ms(&self) -> u64 {

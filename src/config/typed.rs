@@ -202,6 +202,8 @@ broker_settings! {
     replica_fetch_wait_max_ms: i64 = "replica.fetch.wait.max.ms",
     replica_fetch_max_bytes: i64 = "replica.fetch.max.bytes",
     replica_fetch_response_max_bytes: i64 = "replica.fetch.response.max.bytes",
+    leader_replication_throttled_rate: i64 = "leader.replication.throttled.rate",
+    follower_replication_throttled_rate: i64 = "follower.replication.throttled.rate",
     heartbeat_interval_ms: i64 = "broker.heartbeat.interval.ms",
     session_timeout_ms: i64 = "broker.session.timeout.ms",
     retention_check_interval_ms: i64 = "log.retention.check.interval.ms",

@@ -27,6 +27,7 @@ use crate::protocol::ErrorCode;
 use crate::storage::PartitionLog;
 
 use super::peer::Peer;
+use super::throttle;
 
 /// Pause after a failed exchange or while the leader cannot be reached.
 const RETRY: Duration = Duration::from_millis(200);
@@ -93,7 +94,11 @@ async fn run(ctx: Rc<ShardCtx>, leader: i32) {
         let conn = peer.as_mut().expect("connected above");
         let settings = ctx.setup.settings.load_full();
         let wait = settings.replica_fetch_wait();
-        let req = request(ctx.setup.node_id, &followed, wait, settings.replica_fetch_bytes());
+        let Some(req) = request(&ctx, &followed, wait, settings.replica_fetch_bytes()) else {
+            // Every partition is throttled and the quota spent for now.
+            glommio::timer::sleep(RETRY).await;
+            continue;
+        };
         match conn.fetch(&req, wait + ANSWER_SLACK).await {
             Ok(resp) => {
                 failures = Failures::default();
@@ -162,10 +167,20 @@ async fn leader_addr(meta: &ClusterMeta, leader: i32) -> Option<SocketAddr> {
     resolved.ok()?.next()
 }
 
-/// The Fetch a follower sends: every followed partition from its log end.
-fn request(me: i32, followed: &[Followed], wait: Duration, (per_partition, total): (i32, i32)) -> FetchRequest {
+/// The Fetch a follower sends: every followed partition from its log end,
+/// but those throttled while the follower quota is spent (none left: no
+/// fetch).
+fn request(
+    ctx: &ShardCtx,
+    followed: &[Followed],
+    wait: Duration,
+    (per_partition, total): (i32, i32),
+) -> Option<FetchRequest> {
+    let me = ctx.setup.node_id;
+    let (_, rate) = ctx.throttle_rates();
+    let spent = ctx.replication.follower_quota.borrow_mut().exceeded(rate, Instant::now());
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for f in followed {
+    for f in followed.iter().filter(|f| !(spent && throttled(me, f))) {
         let p = f.partition as usize;
         let part = FetchPartition::default()
             .with_partition(f.partition)
@@ -183,12 +198,19 @@ fn request(me: i32, followed: &[Followed], wait: Duration, (per_partition, total
             ),
         }
     }
-    FetchRequest::default()
+    let req = FetchRequest::default()
         .with_replica_id(BrokerId(me))
         .with_max_wait_ms(wait.as_millis().min(i32::MAX as u128) as i32)
         .with_min_bytes(1)
         .with_max_bytes(total)
-        .with_topics(topics)
+        .with_topics(topics);
+    (!req.topics.is_empty()).then_some(req)
+}
+
+/// Whether this follower's copy of `f` is throttled (listed in its
+/// topic's follower.replication.throttled.replicas, and out of the ISR).
+fn throttled(me: i32, f: &Followed) -> bool {
+    throttle::applies(&f.topic, throttle::FOLLOWER_REPLICAS, f.partition, me, me)
 }
 
 /// Appends what the leader sent, waits until it is durable, and takes the
@@ -211,6 +233,11 @@ async fn take(ctx: &Rc<ShardCtx>, followed: &[Followed], resp: FetchResponse, wr
             let key = (f.topic.id, f.partition);
             if ctx.replication.leads(key) || !still_following(ctx, f) {
                 continue;
+            }
+            if throttled(ctx.setup.node_id, f) {
+                let (_, rate) = ctx.throttle_rates();
+                let bytes = part.records.as_ref().map_or(0, |r| r.len());
+                ctx.replication.follower_quota.borrow_mut().record(bytes, rate, Instant::now());
             }
             match take_partition(ctx, f, part).await {
                 Taken::Appended(log, end) => {

@@ -27,6 +27,7 @@ pub mod isr;
 pub mod leader;
 pub mod peer;
 pub mod progress;
+pub mod throttle;
 
 /// A partition, by topic id and index.
 pub type PartitionKey = (Uuid, i32);
@@ -42,4 +43,8 @@ pub struct Replication {
     /// Partitions whose ISR change is with the controller, unanswered: one
     /// at a time each.
     altering: RefCell<HashSet<PartitionKey>>,
+    /// What this shard may still send to throttled followers.
+    pub leader_quota: RefCell<throttle::Quota>,
+    /// What this shard may still take for its throttled copies.
+    pub follower_quota: RefCell<throttle::Quota>,
 }

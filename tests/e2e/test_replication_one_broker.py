@@ -13,6 +13,7 @@ import struct
 import time
 
 import pytest
+from confluent_kafka import admin as ca
 from confluent_kafka.admin import NewTopic
 
 import checker
@@ -153,3 +154,48 @@ def test_a_new_copy_of_a_partition_whose_start_moved_on_begins_at_the_leaders_st
     assert 0 < first <= 2000 and first == min(int(f.stem) for f in copy.glob("*.log")), (first, list(copy.iterdir()))
     assert [o for o, _v in stored] == list(range(first, 3000)), (stored[:1], stored[-1:])
     assert [v for _o, v in stored] == [v for _k, v, _p in records[first:]]
+
+
+def _alter(b, rtype, name, op, **configs):
+    """IncrementalAlterConfigs through confluent-kafka: `op` (SET or DELETE)
+    for each key (underscores for dots)."""
+    entries = [ca.ConfigEntry(k.replace("_", "."), str(v), incremental_operation=op) for k, v in configs.items()]
+    res = ca.ConfigResource(rtype, name, incremental_configs=entries)
+    a = h.admin(b)
+    a.incremental_alter_configs([res], request_timeout=10)[res].result(15)
+
+
+def _copy_size(b, topic, node):
+    return _sizes(b, topic).get((node, 0), 0)
+
+
+@pytest.mark.parametrize("side", ["follower", "leader"])
+def test_a_throttled_new_copy_takes_no_more_than_its_rate_until_the_throttle_goes(broker_factory, side):
+    """`{side}.replication.throttled.rate` with the topic's
+    `{side}.replication.throttled.replicas` naming the new copy (follower)
+    or the leader's (leader), as Kafka's lists do: the copy goes at about
+    the rate (the broker's, shared by its two shards) while out of the
+    ISR; the rate removed, it catches up at once and joins."""
+    b = _broker(broker_factory)
+    topic = h.unique("throttled")
+    _create(b, topic, [[0]])
+    records = [(None, f"v{i}-".encode().ljust(1000, b"."), 0) for i in range(6000)]
+    h.produce_records(b, topic, records, acks="all")
+    full = _copy_size(b, topic, 0)
+    rate = {f"{side}_replication_throttled_rate": 1 << 20}
+    for node in ("0", "1"):
+        _alter(b, ca.ResourceType.BROKER, node, ca.AlterConfigOpType.SET, **rate)
+    listed = {f"{side}_replication_throttled_replicas": "0:1" if side == "follower" else "0:0"}
+    _alter(b, ca.ResourceType.TOPIC, topic, ca.AlterConfigOpType.SET, **listed)
+    assert _reassign(b, {(topic, 0): [0, 1]}) == {(topic, 0): 0}
+    started = time.monotonic()
+    time.sleep(3)
+    copied, took = _copy_size(b, topic, 1), time.monotonic() - started
+    # Half a MiB/s per shard, at most a second's worth ahead: far below the
+    # ~6 MiB an unthrottled loopback copy takes in well under 3 s.
+    assert 0 < copied <= (took + 1.5) * (1 << 19), (copied, full, took)
+    assert _isr(b, topic, 0) == [0]
+    for node in ("0", "1"):
+        _alter(b, ca.ResourceType.BROKER, node, ca.AlterConfigOpType.DELETE, **{k: "" for k in rate})
+    h.eventually(lambda: _isr_is(b, topic, [0, 1]), timeout=30)
+    assert [v for _o, v in _stored(b.data_dir / f"{topic}-0.replica-1")] == [v for _k, v, _p in records]

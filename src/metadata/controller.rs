@@ -178,6 +178,17 @@ pub enum Command {
         isr: Vec<i32>,
         reply: flume::Sender<Result<(), AdminError>>,
     },
+    /// A leader that cannot write its log (its disk is full or failing)
+    /// gives partition `key` of `name`, which it leads at `leader_epoch`,
+    /// to another live member of its ISR, and leaves the ISR (Kafka moves
+    /// the partitions of a failed log directory so).
+    Resign {
+        name: String,
+        key: (Uuid, i32),
+        leader: i32,
+        leader_epoch: i32,
+        reply: flume::Sender<Result<(), AdminError>>,
+    },
     /// ElectLeaders: for each partition, its preferred replica (or, with
     /// `unclean`, any live one where none leads).
     ElectLeaders { unclean: bool, partitions: Vec<(String, i32)>, reply: flume::Sender<Vec<Result<(), AdminError>>> },
@@ -314,6 +325,22 @@ impl ControllerHandle {
     ) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
         self.call(Command::AlterPartition { name, key, leader, leader_epoch, base, isr, reply }, rx, || {
+            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
+        })
+        .await
+    }
+
+    /// Gives partition `key` of `name`, led by `leader` at `leader_epoch`,
+    /// whose log it cannot write, to another live member of its ISR.
+    pub async fn resign(
+        &self,
+        name: String,
+        key: (Uuid, i32),
+        leader: i32,
+        leader_epoch: i32,
+    ) -> Result<(), AdminError> {
+        let (reply, rx) = flume::bounded(1);
+        self.call(Command::Resign { name, key, leader, leader_epoch, reply }, rx, || {
             Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
         })
         .await
@@ -879,6 +906,9 @@ impl Controller {
                 let change = IsrChange { name: &name, key, leader, leader_epoch, base: &base, isr: &isr };
                 let _ = reply.send(self.retrying(|c| c.alter_partition(&change)));
             }
+            Command::Resign { name, key, leader, leader_epoch, reply } => {
+                let _ = reply.send(self.retrying(|c| c.resign(&name, key, leader, leader_epoch)));
+            }
             Command::ElectLeaders { unclean, partitions, reply } => {
                 let out = partitions.iter().map(|(t, p)| self.retrying(|c| c.elect_leader(t, *p, unclean))).collect();
                 let _ = reply.send(out);
@@ -935,6 +965,30 @@ impl Controller {
             leader_epoch: c.leader_epoch,
             isr: c.isr.to_vec(),
         };
+        self.commit(rec).map(|_| ())
+    }
+
+    /// Moves partition `key` of `name` from `leader`, which cannot write
+    /// its log, to the first other live replica in its ISR (replica order)
+    /// at the next epoch, without `leader` in the ISR. Refused if it no
+    /// longer leads at `leader_epoch`, or no other member can take over.
+    fn resign(&mut self, name: &str, key: (Uuid, i32), leader: i32, leader_epoch: i32) -> Result<(), AdminError> {
+        let meta = self.current();
+        let p = key.1 as usize;
+        let Some(t) = meta.topic(name).filter(|t| t.id == key.0 && p < t.leaders.len()) else {
+            return Err(AdminError::new(ErrorCode::UnknownTopicOrPartition, format!("no partition {name}-{p}")));
+        };
+        if t.leaders[p] != leader || t.epochs[p] != leader_epoch {
+            let why = format!("{name}-{p} is led by {} at epoch {}", t.leaders[p], t.epochs[p]);
+            return Err(AdminError::new(ErrorCode::FencedLeaderEpoch, why));
+        }
+        let isr: Vec<i32> = t.isr[p].iter().copied().filter(|&n| n != leader).collect();
+        let Some(&next) = t.replicas[p].iter().find(|&&n| isr.contains(&n) && meta.is_live(n)) else {
+            let why = format!("no other live replica of {name}-{p} is in sync");
+            return Err(AdminError::new(ErrorCode::EligibleLeadersNotAvailable, why));
+        };
+        warn!(topic = name, partition = p, from = leader, to = next, "a leader that cannot write its log gives it up");
+        let rec = MetaRecord::LeaderElected { name: name.to_string(), partition: key.1, leader: next, isr };
         self.commit(rec).map(|_| ())
     }
 

@@ -20,6 +20,9 @@ use super::PartitionKey;
 const MIN_TICK: Duration = Duration::from_millis(20);
 const MAX_TICK: Duration = Duration::from_millis(250);
 
+/// How long a refused hand-over waits before it is asked again.
+const RESIGN_RETRY: Duration = Duration::from_secs(5);
+
 /// Runs the checks until the process ends.
 pub async fn run(ctx: Rc<ShardCtx>) {
     loop {
@@ -45,6 +48,10 @@ fn check(ctx: &Rc<ShardCtx>, lag: Duration) {
         }
         let Some(log) = ctx.partition(topic, key.1) else { continue };
         let isr = &topic.isr[p];
+        if log.write_failing() && isr.len() > 1 {
+            resign(ctx, topic, key);
+            continue;
+        }
         let epoch = topic.epochs[p];
         // Where this leader's epoch began: a follower must hold at least
         // that much of its log to be in sync with it.
@@ -89,6 +96,30 @@ fn alter(ctx: &Rc<ShardCtx>, topic: &TopicMeta, key: PartitionKey, isr: Vec<i32>
         if let Err(e) = result {
             warn!(topic = %name, partition = key.1, "ISR change refused: {}", e.message);
         }
+    })
+    .detach();
+}
+
+/// Asks the controller to give partition `key`, whose log this leader
+/// cannot write (a full or failing disk), to another member of its ISR,
+/// unless a change of it is already on its way. Its producers then go to
+/// the new leader; this copy follows, and rejoins the ISR once it can
+/// write again.
+fn resign(ctx: &Rc<ShardCtx>, topic: &TopicMeta, key: PartitionKey) {
+    if !ctx.replication.altering.borrow_mut().insert(key) {
+        return;
+    }
+    let (name, epoch) = (topic.name.clone(), topic.epochs[key.1 as usize]);
+    let ctx = ctx.clone();
+    let me = ctx.setup.node_id;
+    glommio::spawn_local(async move {
+        let result = ctx.setup.controller.resign(name.clone(), key, me, epoch).await;
+        if let Err(e) = result {
+            warn!(topic = %name, partition = key.1, "handing over a partition whose log cannot be written was refused: {}", e.message);
+            // Not asked again at every check: no one may be able to take it.
+            glommio::timer::sleep(RESIGN_RETRY).await;
+        }
+        ctx.replication.altering.borrow_mut().remove(&key);
     })
     .detach();
 }

@@ -246,6 +246,10 @@ struct State {
     last_sync: std::time::Instant,
     /// A delayed fdatasync is scheduled.
     sync_timer: bool,
+    /// The last write failed and none has succeeded since: the log's disk
+    /// is full or failing (a leader then gives its partition up, see
+    /// `replication::isr`).
+    write_failing: bool,
     /// The zeroed file retention left for the next segment (see [`recycle`]).
     spare: Spare,
     /// Idempotent producers, as of everything appended (pending included).

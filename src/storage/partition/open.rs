@@ -96,6 +96,7 @@ impl PartitionLog {
             unsynced_messages: 0,
             last_sync: std::time::Instant::now(),
             sync_timer: false,
+            write_failing: false,
         };
         state.check_invariants();
         Ok(Rc::new(Self {

@@ -589,6 +589,12 @@ impl PartitionLog {
         st.last_sync = std::time::Instant::now();
     }
 
+    /// Whether the last write failed and none has succeeded since (a full
+    /// or failing disk).
+    pub fn write_failing(&self) -> bool {
+        self.state.borrow().write_failing
+    }
+
     /// Under a relaxed flush policy, makes sure unsynced writes get their
     /// fdatasync within `flush.ms`.
     fn schedule_sync(self: &Rc<Self>) {
@@ -612,6 +618,7 @@ impl PartitionLog {
     /// Makes a written chunk visible: index, cache, high watermark, waiters.
     fn publish(self: &Rc<Self>, mut chunk: Chunk) {
         let mut st = self.state.borrow_mut();
+        st.write_failing = false;
         st.tail = chunk.page_tail().to_vec();
         st.segments.last_mut().expect("a segment").size = chunk.end_pos();
         let interval = self.limits.get().index_interval;
@@ -663,6 +670,7 @@ impl PartitionLog {
     fn fail(&self, e: &io::Error) {
         error!(dir = %self.dir.display(), "partition write failed, failing pending produce requests: {e}");
         let mut st = self.state.borrow_mut();
+        st.write_failing = true;
         st.pending.clear();
         st.next_offset = st.durable_end;
         st.producers = st.durable_producers.clone();

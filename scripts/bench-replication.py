@@ -5,7 +5,7 @@
 - throughput: sluice-bench producing 1 KiB records with acks=all as fast as
   it can, to a topic of replication factor 3 (min.insync.replicas=2) and to
   one of factor 1, alternated A B A B so that both see the same machine;
-  the ratio RF3/RF1 of records/s;
+  the ratio RF3/RF1 of records/s; the same with confluent-kafka;
 - latency at a fixed rate (--rate records/s) to each: p50/p99/p99.9;
 - failover: kill -9 of the broker leading partition 0 of the RF 3 topic
   while confluent-kafka produces to it with acks=all, until the first
@@ -21,6 +21,7 @@ Needs confluent-kafka (the e2e venv has it) and target/release/sluice-bench."""
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -33,8 +34,12 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench_clients import confluent_rate
+
 HERE = Path(__file__).resolve().parent
 PARTITIONS = 6
+# Brokers the failover rounds started again (children of this process).
+RESTARTED = []
 
 
 def create(bootstrap, name, rf, min_isr):
@@ -108,6 +113,7 @@ def failover(d, env, ports, topic, rounds):
         proc = subprocess.Popen([env["SLUICE"], "broker", "--config", str(node / "server.properties"),
                                  "--shards", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         pidfile.write_text(str(proc.pid))
+        RESTARTED.append(proc)
         create_wait_in_sync(f"127.0.0.1:{ports[0]}", topic)
     return out
 
@@ -135,6 +141,7 @@ def main():
     ap.add_argument("--dir", default=None)
     ap.add_argument("--port", type=int, default=39092)
     ap.add_argument("--controller-port", type=int, default=39192)
+    ap.add_argument("--failover-only", action="store_true", help="measure only the failover")
     args = ap.parse_args()
     d = Path(args.dir or tempfile.mkdtemp(prefix="sluice-bench-replication-"))
     env = dict(os.environ)
@@ -150,22 +157,39 @@ def main():
     try:
         create(bootstrap, "rf1", 1, 1)
         create(bootstrap, "rf3", 3, 2)
-        runs = {"rf1": [], "rf3": []}
-        for k, topic in enumerate(["rf1", "rf3", "rf1", "rf3"]):
-            runs[topic].append(bench(env, bootstrap, topic, args.duration, 0, d / f"max-{k}"))
-        best = {t: max(r[0] for r in rs) for t, rs in runs.items()}
-        print(f"throughput, acks=all, 1 KiB, {PARTITIONS} partitions, as fast as possible (best of 2): "
-              f"RF1 {best['rf1']:.0f} rec/s, RF3 {best['rf3']:.0f} rec/s, RF3/RF1 {best['rf3'] / best['rf1']:.2f}")
-        for topic in ("rf1", "rf3"):
-            _, p50, p99, p999 = bench(env, bootstrap, topic, args.duration, args.rate, d / f"rate-{topic}")
-            print(f"{topic} at {args.rate} rec/s: produce p50 {p50:.2f} ms, p99 {p99:.2f} ms, p99.9 {p999:.2f} ms")
+        if not args.failover_only:
+            throughput(args, env, bootstrap, d)
         took = failover(d, env, ports, "rf3", args.rounds)
         print(f"failover over {args.rounds} rounds (kill -9 of partition 0's leader -> first acknowledged "
               f"write sent after it; session {args.session_ms} ms): p50 {statistics.median(took):.2f} s, "
               f"max {max(took):.2f} s")
     finally:
+        # Brokers this script restarted are its children: stopped and
+        # reaped here, or local-cluster.sh would wait on their zombies.
+        for proc in RESTARTED:
+            proc.terminate()
+            proc.wait(60)
         subprocess.run([cluster[0], "stop", "--dir", str(d)], env=env)
+        if not args.dir:
+            # Tens of GB at full speed: never leave them behind.
+            shutil.rmtree(d, ignore_errors=True)
     return 0
+
+
+def throughput(args, env, bootstrap, d):
+    """The as-fast-as-possible and fixed-rate figures, RF 1 against RF 3."""
+    runs = {"rf1": [], "rf3": []}
+    for k, topic in enumerate(["rf1", "rf3", "rf1", "rf3"]):
+        runs[topic].append(bench(env, bootstrap, topic, args.duration, 0, d / f"max-{k}"))
+    best = {t: max(r[0] for r in rs) for t, rs in runs.items()}
+    print(f"throughput, acks=all, 1 KiB, {PARTITIONS} partitions, as fast as possible (best of 2): "
+          f"RF1 {best['rf1']:.0f} rec/s, RF3 {best['rf3']:.0f} rec/s, RF3/RF1 {best['rf3'] / best['rf1']:.2f}")
+    ck = {t: confluent_rate(bootstrap, t, args.duration) for t in ("rf1", "rf3", "rf1", "rf3")}
+    print(f"confluent-kafka, acks=all, 1 KiB: RF1 {ck['rf1']:.0f} rec/s, RF3 {ck['rf3']:.0f} rec/s, "
+          f"RF3/RF1 {ck['rf3'] / ck['rf1']:.2f} (second run of each)")
+    for topic in ("rf1", "rf3"):
+        _, p50, p99, p999 = bench(env, bootstrap, topic, args.duration, args.rate, d / f"rate-{topic}")
+        print(f"{topic} at {args.rate} rec/s: produce p50 {p50:.2f} ms, p99 {p99:.2f} ms, p99.9 {p999:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from bench_clients import confluent_rate
 
 HERE = Path(__file__).resolve().parent
 PARTITIONS = 6
@@ -70,27 +71,6 @@ def bench(env, bootstrap, topic, duration, rate, out, pid):
     # CPU over the whole run (warm-up included) per record at the measured rate.
     per_record_us = cpu / (s["records_per_s"] * wall) * 1e6
     return s["records_per_s"], per_record_us, lat["p50_ms"], lat["p99_ms"], lat["p99_9_ms"]
-
-
-def third_party(bootstrap, topic, duration):
-    """Records/s confluent-kafka gets acknowledged with acks=all."""
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
-                  "batch.size": 1 << 20, "queue.buffering.max.messages": 200000})
-    done = [0]
-
-    def cb(err, _msg):
-        if err is None:
-            done[0] += 1
-
-    value = b"x" * RECORD
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < duration:
-        try:
-            p.produce(topic, value=value, on_delivery=cb)
-        except BufferError:
-            p.poll(0.001)
-    p.flush(60)
-    return done[0] / (time.monotonic() - t0)
 
 
 def loopback_gbit():
@@ -142,7 +122,7 @@ def main():
               f"RF1 {best['rf1'][0]:.0f} rec/s ({best['rf1'][1]:.1f} us broker CPU/record), "
               f"RF2 {best['rf2'][0]:.0f} rec/s ({best['rf2'][1]:.1f} us/record), "
               f"RF2/RF1 {best['rf2'][0] / best['rf1'][0]:.2f}")
-        ck = {t: third_party(bootstrap, t, args.duration) for t in ("rf1", "rf2", "rf1", "rf2")}
+        ck = {t: confluent_rate(bootstrap, t, args.duration, RECORD) for t in ("rf1", "rf2", "rf1", "rf2")}
         print(f"confluent-kafka, acks=all, 1 KiB: RF1 {ck['rf1']:.0f} rec/s, RF2 {ck['rf2']:.0f} rec/s, "
               f"RF2/RF1 {ck['rf2'] / ck['rf1']:.2f} (second run of each)")
         for topic in ("rf1", "rf2"):

@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/sluice-tool.sh"
 usage() {
     cat <<'U'
 Usage: kafka-reassign-partitions.sh --bootstrap-server HOST:PORT --reassignment-json-file FILE
-                                    (--execute | --verify | --cancel)
+                                    (--execute [--throttle BYTES_PER_S] | --verify | --cancel)
 FILE is Kafka's: {"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1,2,3]}]}
 Example: kafka-reassign-partitions.sh --bootstrap-server localhost:9092 --reassignment-json-file move.json --execute
 U
@@ -19,8 +19,9 @@ while [[ $# -gt 0 ]]; do
         --execute|--verify|--cancel) args+=("$1"); shift ;;
         --generate|--topics-to-move-json-file|--broker-list)
             die_usage "$1 is not supported: write the JSON by hand (see --help)" ;;
-        --throttle|--replica-alter-log-dirs-throttle)
-            die_usage "$1 is not supported: set leader/follower.replication.throttled.rate and the topic's leader/follower.replication.throttled.replicas with kafka-configs.sh (see README, Moving a partition)" ;;
+        --throttle) need_value "$1" $#; args+=(--throttle "$2"); shift 2 ;;
+        --replica-alter-log-dirs-throttle)
+            die_usage "$1 is not supported: sluice has one log directory per broker" ;;
         -h|--help) usage; exit 0 ;;
         *) die_usage "unknown option $1" ;;
     esac

@@ -198,16 +198,7 @@ fn source_name(source: i8) -> &'static str {
 
 fn alter(cluster: &mut Cluster, entity: &Entity, ops: Vec<AlterableConfig>) -> Result<(), CliError> {
     let (name, conn) = target(cluster, entity)?;
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(entity.entity_type.wire())
-            .with_resource_name(StrBytes::from_string(name.clone()))
-            .with_configs(ops),
-    ]);
-    for r in conn.send(req)?.responses {
-        let detail = r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
-        check(r.error_code, || format!("cannot alter the configs of {name:?}{detail}"))?;
-    }
+    apply(conn, entity.entity_type, &name, ops)?;
     let shown = if name.is_empty() {
         "the default of every broker".to_string()
     } else {
@@ -217,7 +208,24 @@ fn alter(cluster: &mut Cluster, entity: &Entity, ops: Vec<AlterableConfig>) -> R
     Ok(())
 }
 
-fn op_entry(key: String, op: i8, value: Option<String>) -> AlterableConfig {
+/// Sends one IncrementalAlterConfigs for resource `name` of type `kind`
+/// over `conn`; a refusal is an error.
+pub fn apply(conn: &mut Conn, kind: EntityType, name: &str, ops: Vec<AlterableConfig>) -> Result<(), CliError> {
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(kind.wire())
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configs(ops),
+    ]);
+    for r in conn.send(req)?.responses {
+        let detail = r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
+        check(r.error_code, || format!("cannot alter the configs of {name:?}{detail}"))?;
+    }
+    Ok(())
+}
+
+/// One IncrementalAlterConfigs operation (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT).
+pub fn op_entry(key: String, op: i8, value: Option<String>) -> AlterableConfig {
     AlterableConfig::default()
         .with_name(StrBytes::from_string(key))
         .with_config_operation(op)

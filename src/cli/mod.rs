@@ -14,4 +14,5 @@ pub mod offsets;
 pub mod produce;
 pub mod quorum;
 pub mod reassign;
+pub mod throttle;
 pub mod topics;

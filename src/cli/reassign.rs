@@ -17,6 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::client::Cluster;
 use super::error::{CliError, check};
+use super::throttle;
 
 /// `sluice reassign` arguments.
 ///
@@ -38,6 +39,10 @@ pub struct ReassignArgs {
     /// Cancel the moves still under way.
     #[arg(long)]
     pub cancel: bool,
+    /// With --execute: throttle the moves' replication to this many bytes
+    /// per second (removed by --verify once they are complete).
+    #[arg(long, requires = "execute")]
+    pub throttle: Option<i64>,
 }
 
 /// One partition of the JSON.
@@ -64,6 +69,19 @@ pub fn run(args: ReassignArgs) -> Result<(), CliError> {
     }
     if !args.execute && !args.cancel {
         return Err(CliError::Usage("name --execute, --verify or --cancel".into()));
+    }
+    if let Some(rate) = args.throttle {
+        let moving: Vec<throttle::Moving<'_>> = plan
+            .partitions
+            .iter()
+            .map(|m| throttle::Moving {
+                topic: &m.topic,
+                partition: m.partition,
+                current: replicas_now(&cluster, &m.topic, m.partition).unwrap_or_default(),
+                target: &m.replicas,
+            })
+            .collect();
+        throttle::set(&mut cluster, rate, &moving)?;
     }
     let mut topics: Vec<ReassignableTopic> = Vec::new();
     for m in &plan.partitions {
@@ -117,12 +135,11 @@ fn verify(cluster: &mut Cluster, plan: &Plan) -> Result<(), CliError> {
         resp.topics.iter().any(|t| t.name.as_str() == topic && t.partitions.iter().any(|q| q.partition_index == p))
     };
     cluster.refresh(None)?;
+    let mut complete = true;
     for m in &plan.partitions {
         let at = format!("{}-{}", m.topic, m.partition);
-        let current = cluster.meta.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == m.topic));
-        let replicas: Option<Vec<i32>> = current
-            .and_then(|t| t.partitions.iter().find(|p| p.partition_index == m.partition))
-            .map(|p| p.replica_nodes.iter().map(|n| n.0).collect());
+        let replicas = replicas_now(cluster, &m.topic, m.partition);
+        complete &= !ongoing(&m.topic, m.partition);
         if ongoing(&m.topic, m.partition) {
             println!("Reassignment of partition {at} is still in progress.");
         } else if replicas.as_deref() == Some(&m.replicas[..]) {
@@ -131,7 +148,19 @@ fn verify(cluster: &mut Cluster, plan: &Plan) -> Result<(), CliError> {
             println!("There is no active reassignment of partition {at}, but replicas are {replicas:?}.");
         }
     }
+    if complete {
+        // As Kafka's tool: a throttle set by --execute goes once nothing moves.
+        let topics = plan.partitions.iter().map(|m| m.topic.as_str()).collect();
+        throttle::clear(cluster, &topics)?;
+    }
     Ok(())
+}
+
+/// Partition `p` of `topic`'s replicas, as the last metadata read says.
+fn replicas_now(cluster: &Cluster, topic: &str, p: i32) -> Option<Vec<i32>> {
+    let t = cluster.meta.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic))?;
+    let part = t.partitions.iter().find(|q| q.partition_index == p)?;
+    Some(part.replica_nodes.iter().map(|n| n.0).collect())
 }
 
 fn name(s: &str) -> TopicName {

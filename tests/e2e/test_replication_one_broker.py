@@ -8,6 +8,7 @@ the follower stalls and leaves the ISR, production goes on, and once the
 disk has room again it catches up and rejoins; the checker finds nothing
 lost, duplicated or out of place. Seeded rounds: SLUICE_FAULT_ROUNDS."""
 
+import json
 import random
 import struct
 import time
@@ -179,6 +180,14 @@ def _copy_size(b, topic, node):
     return _sizes(b, topic).get((node, 0), 0)
 
 
+def _throttled_most(seconds):
+    """The most a copy throttled at 1 MiB/s for the broker (half a MiB/s
+    per shard) may hold after `seconds`: a second's worth banked, and one
+    fetch (replica.fetch.max.bytes, 1 MiB) may overdraw the quota. Far
+    below the ~6 MiB an unthrottled loopback copy takes in a second."""
+    return (seconds + 1) * (1 << 19) + (1 << 20)
+
+
 @pytest.mark.parametrize("side", ["follower", "leader"])
 def test_a_throttled_new_copy_takes_no_more_than_its_rate_until_the_throttle_goes(broker_factory, side):
     """`{side}.replication.throttled.rate` with the topic's
@@ -201,11 +210,52 @@ def test_a_throttled_new_copy_takes_no_more_than_its_rate_until_the_throttle_goe
     started = time.monotonic()
     time.sleep(3)
     copied, took = _copy_size(b, topic, 1), time.monotonic() - started
-    # Half a MiB/s per shard, at most a second's worth ahead: far below the
-    # ~6 MiB an unthrottled loopback copy takes in well under 3 s.
-    assert 0 < copied <= (took + 1.5) * (1 << 19), (copied, full, took)
+    assert 0 < copied <= _throttled_most(took), (copied, full, took)
     assert _isr(b, topic, 0) == [0]
     for node in ("0", "1"):
         _alter(b, ca.ResourceType.BROKER, node, ca.AlterConfigOpType.DELETE, **{k: "" for k in rate})
     h.eventually(lambda: _isr_is(b, topic, [0, 1]), timeout=30)
     assert [v for _o, v in _stored(b.data_dir / f"{topic}-0.replica-1")] == [v for _k, v, _p in records]
+
+
+def _configs(b, rtype, name):
+    res = ca.ConfigResource(rtype, name)
+    a = h.admin(b)
+    entries = a.describe_configs([res], request_timeout=10)[res].result(15)
+    return {k: e.value for k, e in entries.items() if "throttled" in k}
+
+
+def test_the_reassign_tools_throttle_is_set_for_the_move_and_removed_by_verify(broker_factory):
+    """kafka-reassign-partitions.sh --execute --throttle RATE sets the rates
+    on the nodes involved and the topic's lists (current replicas for the
+    leader, the new ones for the follower), the copy goes at the rate, and
+    --verify removes all of it once the move is complete."""
+    from test_tools import script
+    b = _broker(broker_factory)
+    topic = h.unique("toolthrottle")
+    _create(b, topic, [[0]])
+    records = [(None, f"v{i}-".encode().ljust(1000, b"."), 0) for i in range(6000)]
+    h.produce_records(b, topic, records, acks="all")
+    plan = b.workdir / "move.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [0, 1]}]}))
+    common = ["--bootstrap-server", b.bootstrap, "--reassignment-json-file", str(plan)]
+    started = time.monotonic()
+    out = script("kafka-reassign-partitions.sh", *common, "--execute", "--throttle", str(1 << 20)).stdout
+    assert "The inter-broker throttle limit was set to 1048576 B/s" in out, out
+    assert _configs(b, ca.ResourceType.TOPIC, topic) == {
+        "leader.replication.throttled.replicas": "0:0", "follower.replication.throttled.replicas": "0:1"}
+    for node in ("0", "1"):
+        rates = _configs(b, ca.ResourceType.BROKER, node)
+        assert rates["follower.replication.throttled.rate"] == str(1 << 20), rates
+    time.sleep(2)
+    copied, took = _copy_size(b, topic, 1), time.monotonic() - started
+    assert copied <= _throttled_most(took), (copied, took)
+    out = script("kafka-reassign-partitions.sh", *common, "--verify").stdout
+    assert "is still in progress" in out and "Throttle was removed" not in out, out
+    h.eventually(lambda: _isr_is(b, topic, [0, 1]), timeout=60)
+    out = script("kafka-reassign-partitions.sh", *common, "--verify").stdout
+    assert "is completed" in out and "Throttle was removed." in out, out
+    assert _configs(b, ca.ResourceType.TOPIC, topic) == {
+        "leader.replication.throttled.replicas": "", "follower.replication.throttled.replicas": ""}
+    rates = _configs(b, ca.ResourceType.BROKER, "1")
+    assert rates["follower.replication.throttled.rate"] == str(2**63 - 1), rates

@@ -51,10 +51,21 @@ impl Progress {
         Self { epoch, followers, isr: replicas.to_vec(), joining: Vec::new() }
     }
 
-    /// The committed ISR, as the shard was told it with its role.
+    /// The committed ISR, as the shard was told it with its role. What is
+    /// known of the followers outside it (and not joining) is forgotten,
+    /// to be learnt again from their next fetch: one may have been removed
+    /// and added again meanwhile (a reassignment cancelled and restarted)
+    /// and now hold an empty copy, which an old end would take for caught
+    /// up and bring into the ISR.
     pub fn set_isr(&mut self, isr: &[i32]) {
         self.isr = isr.to_vec();
         self.joining.retain(|n| !isr.contains(n));
+        for (n, f) in &mut self.followers {
+            if !isr.contains(n) && !self.joining.contains(n) {
+                f.end = None;
+                f.last_fetch = None;
+            }
+        }
     }
 
     /// An ISR change adding `joining` is on its way to the quorum (empty:
@@ -188,5 +199,21 @@ mod tests {
         assert!(p.caught_up(&[1, 2], 100, 135, at(14), LAG).is_empty(), "before the leader's epoch began");
         assert!(p.caught_up(&[1, 2, 3], 0, 0, at(14), LAG).is_empty(), "already in sync");
         assert!(p.caught_up(&[1, 2], 130, 0, at(30), LAG).is_empty(), "silent since: gone, not caught up");
+    }
+
+    #[test]
+    fn what_is_known_of_a_follower_out_of_the_isr_is_learnt_again() {
+        let t0 = Instant::now();
+        let mut p = Progress::new(0, 1, &[1, 2, 3], t0);
+        p.on_fetch(3, 50, 50, t0);
+        p.set_isr(&[1, 2]);
+        // Node 3 was moved away and back (its copy is empty now): the end
+        // it had must not bring it back before it fetches again.
+        p.set_replicas(1, &[1, 2, 3], t0);
+        assert!(p.caught_up(&[1, 2], 50, 0, t0, LAG).is_empty());
+        p.on_fetch(3, 0, 50, t0);
+        assert!(p.caught_up(&[1, 2], 50, 0, t0, LAG).is_empty(), "it holds nothing");
+        p.on_fetch(3, 50, 50, t0);
+        assert_eq!(p.caught_up(&[1, 2], 50, 0, t0, LAG), [3]);
     }
 }

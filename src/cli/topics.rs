@@ -212,6 +212,38 @@ pub fn run(args: TopicsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The topic line of `describe`: id, partition count, replication factor
+/// and the topic's own configs.
+fn print_topic(
+    cluster: &mut Cluster,
+    tname: &str,
+    id: &uuid::Uuid,
+    parts: &[kafka_protocol::messages::metadata_response::MetadataResponsePartition],
+) -> Result<(), CliError> {
+    let req = DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(tname.to_string()))
+            .with_configuration_keys(None),
+    ]);
+    let resp = cluster.any().send(req)?;
+    let mut configs: Vec<String> = resp
+        .results
+        .iter()
+        .flat_map(|r| r.configs.iter())
+        .filter(|c| c.config_source == 1)
+        .map(|c| format!("{}={}", c.name, c.value.as_deref().unwrap_or("")))
+        .collect();
+    configs.sort();
+    let rf = parts.first().map_or(0, |p| p.replica_nodes.len());
+    println!(
+        "Topic: {tname}\tTopicId: {id}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {}",
+        parts.len(),
+        configs.join(",")
+    );
+    Ok(())
+}
+
 fn describe(cluster: &mut Cluster, wanted: Vec<String>, under_replicated_only: bool) -> Result<(), CliError> {
     let mut topics: Vec<_> =
         cluster.meta.topics.iter().filter(|t| t.error_code == ErrorCode::None.code()).cloned().collect();
@@ -226,30 +258,13 @@ fn describe(cluster: &mut Cluster, wanted: Vec<String>, under_replicated_only: b
         if !wanted.is_empty() && !wanted.contains(&tname) {
             continue;
         }
-        let req = DescribeConfigsRequest::default().with_resources(vec![
-            DescribeConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(StrBytes::from_string(tname.clone()))
-                .with_configuration_keys(None),
-        ]);
-        let resp = cluster.any().send(req)?;
-        let mut configs: Vec<String> = resp
-            .results
-            .iter()
-            .flat_map(|r| r.configs.iter())
-            .filter(|c| c.config_source == 1)
-            .map(|c| format!("{}={}", c.name, c.value.as_deref().unwrap_or("")))
-            .collect();
-        configs.sort();
         let mut parts = t.partitions.clone();
         parts.sort_by_key(|p| p.partition_index);
-        let rf = parts.first().map_or(0, |p| p.replica_nodes.len());
-        println!(
-            "Topic: {tname}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {}",
-            t.topic_id,
-            parts.len(),
-            configs.join(",")
-        );
+        // As Kafka's tool: reporting under-replicated partitions lists
+        // partitions only, no topic lines.
+        if !under_replicated_only {
+            print_topic(cluster, &tname, &t.topic_id, &parts)?;
+        }
         for p in parts {
             if under_replicated_only && p.isr_nodes.len() >= p.replica_nodes.len() {
                 continue;

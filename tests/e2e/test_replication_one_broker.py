@@ -124,12 +124,14 @@ def test_a_replica_whose_directory_cannot_be_written_falls_behind_and_catches_up
             disk.fill()
             h.eventually(lambda: _isr_is(b, topic, [survivor]), timeout=LAG_MS / 1000 + 20)
             assert _partitions(b, topic)[0][0] == survivor
+            assert f"Topic: {topic}\tPartition: 0" in _under_replicated(b)
             # Production goes on without the failing copy.
             before = len(rec.acked)
             h.eventually(lambda: acked_more_than(rec, before + 200), timeout=30)
             time.sleep(rng.uniform(0.5, 3.0))
             disk.free()
             h.eventually(lambda: _copies_alike(b, topic), timeout=60)
+            assert f"Topic: {topic}\t" not in _under_replicated(b)
             rec.finish()
             acked = [(p, o, v) for (p, o), v in rec.acked.items()]
             sent = [rec.value(i) for i in range(rec.sent)]
@@ -138,6 +140,13 @@ def test_a_replica_whose_directory_cannot_be_written_falls_behind_and_catches_up
             assert not rec.double_acks, rec.double_acks[:5]
         finally:
             b.kill9()
+
+
+def _under_replicated(b):
+    """What `kafka-topics.sh --describe --under-replicated-partitions` lists."""
+    from test_tools import script
+    return script("kafka-topics.sh", "--bootstrap-server", b.bootstrap, "--describe",
+                  "--under-replicated-partitions").stdout
 
 
 def _isr_is(b, topic, want):

@@ -18,7 +18,7 @@ use crate::group::Coordinator;
 use crate::metadata::TopicMeta;
 use crate::metadata::controller::{ControllerHandle, Snapshot};
 use crate::protocol::ErrorCode;
-use crate::replication::{Replication, fetcher};
+use crate::replication::{Replication, fetcher, throttle};
 use crate::storage::cache_budget::CacheBudget;
 use crate::storage::{Limits, PartitionLog, StorageError, partition_dir};
 
@@ -30,6 +30,9 @@ pub struct Endpoints {
     /// Address the listeners bind.
     pub bind_host: std::net::IpAddr,
 }
+
+/// How often a command waiting for a copy being started afresh looks again.
+const AFRESH_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// One topic's owned partition logs, with the topic id they belong to.
 type TopicLogs = (Uuid, Vec<Option<Rc<PartitionLog>>>);
@@ -167,9 +170,7 @@ impl ShardCtx {
     /// dir, unless it is open already, and gives it its role as the
     /// metadata has it now.
     pub async fn open_partition(self: &Rc<Self>, topic: &TopicMeta, partition: i32, dir: &str) -> std::io::Result<()> {
-        while self.starting_afresh.borrow().contains(&(topic.id, partition)) {
-            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        self.while_afresh(topic.id, partition).await;
         let (log, opened) = match self.partition(topic, partition) {
             Some(log) => (log, false),
             None => (self.open_log(topic, partition, dir).await?, true),
@@ -207,6 +208,11 @@ impl ShardCtx {
     /// Opens partition `partition` of `topic`'s log in directory `dir` and
     /// keeps it.
     async fn open_log(&self, topic: &TopicMeta, partition: i32, dir: &str) -> std::io::Result<Rc<PartitionLog>> {
+        if self.partitions.borrow().get(&topic.name).is_some_and(|(id, _)| *id != topic.id) {
+            // Dropped before a name is reused; a command out of order must
+            // not put two topics' logs under one name.
+            return Err(std::io::Error::other(format!("{} still holds a deleted topic's logs", topic.name)));
+        }
         let dir = self.setup.data_dir.join(dir);
         let log = PartitionLog::open(
             dir,
@@ -220,7 +226,7 @@ impl ShardCtx {
         .await?;
         let mut parts = self.partitions.borrow_mut();
         let (id, slots) = parts.entry(topic.name.clone()).or_insert_with(|| (topic.id, Vec::new()));
-        assert_eq!(*id, topic.id, "a deleted topic's logs are dropped before its name is reused");
+        assert_eq!(*id, topic.id, "checked before the open, on this thread");
         let i = partition as usize;
         if slots.len() <= i {
             slots.resize(i + 1, None);
@@ -265,13 +271,40 @@ impl ShardCtx {
         out
     }
 
-    /// This shard's share of the broker's replication throttle rates
-    /// (leader, follower), in bytes/s (`replication::throttle`).
+    /// This shard's replication throttle rates (leader, follower), in
+    /// bytes/s (`replication::throttle`): a rate set for this node (as
+    /// `kafka-reassign-partitions.sh --throttle` sets it, node by node) is
+    /// its own; one set for the whole cluster (or in the file) is a
+    /// broker's, split evenly between its shards.
     pub fn throttle_rates(&self) -> (i64, i64) {
         let (leader, follower) = self.setup.settings.load().replication_throttled_rates();
-        let shards = self.setup.snapshot.load().node(self.setup.node_id).map_or(1, |at| at.broker.live_nodes().len());
-        let share = |rate| crate::replication::throttle::share(rate, shards);
-        (share(leader), share(follower))
+        let meta = self.setup.snapshot.load();
+        let shards = meta.node(self.setup.node_id).map_or(1, |at| at.broker.live_nodes().len());
+        let own = meta.broker_configs.get(&self.setup.node_id.to_string());
+        let rate = |key: &str, rate| match own.is_some_and(|c| c.contains_key(key)) {
+            true => rate,
+            false => crate::replication::throttle::share(rate, shards),
+        };
+        (rate(throttle::LEADER_RATE, leader), rate(throttle::FOLLOWER_RATE, follower))
+    }
+
+    /// Puts back a log taken out with `take_log`.
+    fn put_log(&self, topic: &TopicMeta, partition: i32, log: Rc<PartitionLog>) {
+        let mut parts = self.partitions.borrow_mut();
+        let (_, slots) = parts.entry(topic.name.clone()).or_insert_with(|| (topic.id, Vec::new()));
+        let i = partition as usize;
+        if slots.len() <= i {
+            slots.resize(i + 1, None);
+        }
+        slots[i] = Some(log);
+    }
+
+    /// Waits while partition `partition` of topic `id` is being started
+    /// afresh.
+    async fn while_afresh(&self, id: Uuid, partition: i32) {
+        while self.starting_afresh.borrow().contains(&(id, partition)) {
+            glommio::timer::sleep(AFRESH_POLL).await;
+        }
     }
 
     /// Takes the log of partition `partition` of `topic` out of this shard.
@@ -287,6 +320,7 @@ impl ShardCtx {
     /// Closes partition `partition` of `topic`, which this broker no longer
     /// holds, and forgets it (waiting for writes in flight).
     pub async fn close_partition(&self, topic: &TopicMeta, partition: i32) {
+        self.while_afresh(topic.id, partition).await;
         let log = self.take_log(topic, partition);
         self.replication.stop_leading((topic.id, partition));
         if topic.name == crate::group::OFFSETS_TOPIC {
@@ -302,8 +336,9 @@ impl ShardCtx {
     /// follower whose whole log lies below its leader's log start `start`
     /// (retention or DeleteRecords moved it on), or that holds nothing,
     /// with an empty log that begins at `start` (Kafka's
-    /// truncateFullyAndStartAt), and gives it its role again. Nothing in it
-    /// was needed: a copy that far behind is in no ISR.
+    /// truncateFullyAndStartAt), a follower again. Nothing in it was
+    /// needed: a copy that far behind is in no ISR. Opens, closes and drops
+    /// of the partition wait until it is done.
     pub async fn start_copy_afresh(
         self: &Rc<Self>,
         topic: &TopicMeta,
@@ -314,31 +349,43 @@ impl ShardCtx {
         if !self.starting_afresh.borrow_mut().insert(key) {
             return Ok(());
         }
-        // Reopened inside the guard, so that an `Open` waiting for it finds
-        // the new log rather than opening the directory a second time.
+        // Reopened inside the guard, so that an `Open`, `ClosePartition` or
+        // `DropTopic` waiting for it finds the new log (to give it its role
+        // or close it) rather than racing with the reset.
         let reopened = async {
-            let Some(log) = self.take_log(topic, partition) else { return Ok(None) };
-            let (end, empty) = (log.log_end(), log.log_end() == log.log_start_offset());
-            assert!(end < start || empty, "only a copy wholly below its leader's start, or empty, is replaced");
+            let Some(log) = self.take_log(topic, partition) else { return Ok(()) };
             let dir = log.dir().to_path_buf();
-            log.close().await;
-            tracing::info!(dir = %dir.display(), start, "the leader's log starts past this copy's end: starting afresh there");
-            let (d, id) = (dir.clone(), topic.id);
-            glommio::executor().spawn_blocking(move || partition_dir::reset_at(&d, id, start)).await?;
             let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            self.open_log(topic, partition, &name).await?;
-            Ok::<_, std::io::Error>(Some(name))
+            let (end, empty) = (log.log_end(), log.log_end() == log.log_start_offset());
+            if end < start || empty {
+                log.close().await;
+                tracing::info!(dir = %dir.display(), start, "the leader's log starts past this copy's end: starting afresh there");
+                let (d, id) = (dir.clone(), topic.id);
+                if let Err(e) = glommio::executor().spawn_blocking(move || partition_dir::reset_at(&d, id, start)).await {
+                    // Reopened as it is: still behind, it is reset again.
+                    tracing::warn!(dir = %dir.display(), "cannot reset the copy: {e}");
+                }
+                // Its role as it was: a follower (an `Open` waiting for
+                // the guard gives it a newer one).
+                let log = self.open_log(topic, partition, &name).await?;
+                log.hold_high_watermark(start);
+                log.become_follower();
+            } else {
+                self.put_log(topic, partition, log);
+            }
+            Ok::<_, std::io::Error>(())
         }
         .await;
         self.starting_afresh.borrow_mut().remove(&key);
-        match reopened? {
-            Some(name) => self.open_partition(topic, partition, &name).await,
-            None => Ok(()),
-        }
+        reopened
     }
 
     /// Closes every partition of a deleted topic, waiting for writes in flight.
     pub async fn drop_topic(&self, topic: &str) {
+        let id = self.partitions.borrow().get(topic).map(|(id, _)| *id);
+        while id.is_some_and(|id| self.starting_afresh.borrow().iter().any(|(t, _)| *t == id)) {
+            glommio::timer::sleep(AFRESH_POLL).await;
+        }
         let removed = self.partitions.borrow_mut().remove(topic);
         if let Some((id, slots)) = &removed {
             (0..slots.len()).for_each(|p| self.replication.stop_leading((*id, p as i32)));

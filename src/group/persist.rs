@@ -76,10 +76,12 @@ pub async fn append(log: &Rc<PartitionLog>, writes: &[Write], now_ms: i64) -> Re
 /// `apply` (a `None` value is a tombstone): up to the durable end, not the
 /// high watermark, as Kafka's coordinator loads up to the log end. Right
 /// after a restart a replicated partition's high watermark is the
-/// checkpoint's, which may lag what was committed; a leader never loses
-/// its own tail, so what lies past it will be committed (its followers
-/// copy it), and a load that stopped at the high watermark would never
-/// see those records at all. Records that do not parse, and
+/// checkpoint's, which may lag what was committed, and a load that stopped
+/// there would never see those records at all. What lies past the high
+/// watermark is committed once the followers copy it, unless this leader
+/// is deposed first and its tail cut: then its groups are unloaded, and
+/// an offset served meanwhile may go back (consumers read some records
+/// again; nothing is skipped). Records that do not parse, and
 /// batches that cannot be decompressed or walked, are skipped with a
 /// warning: one bad record must not lose a whole partition's groups, nor
 /// stop the coordinator from loading.

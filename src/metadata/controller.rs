@@ -699,9 +699,9 @@ pub fn refuse_file_log(data_dir: &std::path::Path) -> std::io::Result<()> {
 
 /// New replica assignments for the partitions with a replica on a node of
 /// broker `me` that is no longer live (it restarted with fewer shards): its
-/// partition directories are shared by its shards, so any of its nodes can
-/// take a replica over, and only its nodes can (the data is in its data
-/// dir). On a data dir from before registrations, nodes no broker has are
+/// shards share its data dir, so any of its nodes can take a replica over
+/// (`replica_dirs::reconcile` hands the directories on), and only its
+/// nodes can. On a data dir from before registrations, nodes no broker has are
 /// its too. A gone leader gives way to the node leading fewest, gone
 /// followers to the nodes holding fewest, and the replication factor
 /// shrinks to the node count if it must.
@@ -768,6 +768,7 @@ impl Controller {
         register(&quorum, &me)?;
         quorum.start_sessions(me.id, settings.heartbeat_interval(), settings.session_timeout());
         let mut meta = quorum.meta();
+        let registered = meta.clone();
         // Checked against the metadata as it is when proposed: recomputed
         // if another commit came first.
         for _ in 0..CONFLICT_RETRIES {
@@ -782,6 +783,8 @@ impl Controller {
                 break;
             }
         }
+        // Each copy's data goes with its node before any shard opens it.
+        super::replica_dirs::reconcile(&registered, &meta, me.id, &data_dir);
         // Unregistered while it started (an operator's race): nothing to run.
         let nodes =
             meta.brokers.get(&me.id).map(|b| b.live_nodes().to_vec()).ok_or_else(|| {

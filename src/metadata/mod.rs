@@ -10,6 +10,7 @@ pub mod publish;
 pub mod raft;
 pub mod reassignment;
 pub mod record;
+pub mod replica_dirs;
 pub mod topic_name;
 
 pub use model::TopicMeta;

@@ -351,10 +351,13 @@ impl ClusterMeta {
     /// The directory (in its broker's data dir) of node `node`'s copy of
     /// partition `p` of `t`: Kafka's `topic-p` for the first of the
     /// partition's replicas on that broker, the one directory a broker of
-    /// one copy has always used; `topic-p.replica-N` for node N, a further
+    /// one copy has always used; `topic-p+N` for node N, a further
     /// replica on the same broker (a broker of two shards asked for
-    /// replication factor 2). Reassignments keep a broker's first copy
-    /// first (`controller.rs`), so a copy's name never changes while it lives.
+    /// replication factor 2); `+` is not allowed in topic names, so no other
+    /// partition's directory can take that name. Reassignments keep a
+    /// broker's first copy first (`reassignment::displaced_copy`), so a
+    /// copy's name changes only when a broker restarts with fewer shards
+    /// and its first copy's node is gone (`replica_dirs::reconcile`).
     pub fn replica_dir(&self, t: &TopicMeta, p: usize, node: i32) -> String {
         let first = self.node(node).and_then(|at| self.replicas_on(t, p, at.broker.id).first().copied());
         let further = first.is_some_and(|f| f != node);
@@ -417,13 +420,13 @@ impl ClusterMeta {
     }
 }
 
-/// A partition's directory name: `topic-p`, or `topic-p.replica-N` for a
+/// A partition's directory name: `topic-p`, or `topic-p+N` for a
 /// further copy on node N of a broker that holds one already (see
 /// [`ClusterMeta::replica_dir`]).
 pub fn replica_dir_name(topic: &str, p: usize, further: Option<i32>) -> String {
     match further {
         None => format!("{topic}-{p}"),
-        Some(n) => format!("{topic}-{p}.replica-{n}"),
+        Some(n) => format!("{topic}-{p}+{n}"),
     }
 }
 
@@ -480,7 +483,7 @@ mod tests {
     }
 
     /// Each copy on a broker has a directory of its own: the first replica
-    /// there Kafka's `topic-p`, a further one `topic-p.replica-N`.
+    /// there Kafka's `topic-p`, a further one `topic-p+N`.
     #[test]
     fn a_further_copy_on_one_broker_gets_a_directory_named_for_its_node() {
         let mut meta = ClusterMeta::default();
@@ -488,7 +491,7 @@ mod tests {
         meta.register_broker(reg(2, 1));
         let t = TopicMeta::new("t".into(), Uuid::nil(), vec![vec![1, 0, 2], vec![2]], BTreeMap::new());
         let dirs: Vec<String> = [1, 0, 2].iter().map(|&n| meta.replica_dir(&t, 0, n)).collect();
-        assert_eq!(dirs, ["t-0", "t-0.replica-0", "t-0"]);
+        assert_eq!(dirs, ["t-0", "t-0+0", "t-0"]);
         assert_eq!(meta.replicas_on(&t, 0, 1), [1, 0]);
         assert_eq!(meta.replica_dir(&t, 1, 2), "t-1");
     }

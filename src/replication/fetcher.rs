@@ -180,7 +180,11 @@ fn request(
     let (_, rate) = ctx.throttle_rates();
     let spent = ctx.replication.follower_quota.borrow_mut().exceeded(rate, Instant::now());
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for f in followed.iter().filter(|f| !(spent && throttled(me, f))) {
+    // A leader whose quota runs out answers the partitions listed first:
+    // each round starts elsewhere, so that none is always last.
+    let turn = ctx.replication.next_turn() % followed.len().max(1);
+    let rotated = followed[turn..].iter().chain(&followed[..turn]);
+    for f in rotated.filter(|f| !(spent && throttled(me, f))) {
         let p = f.partition as usize;
         let part = FetchPartition::default()
             .with_partition(f.partition)

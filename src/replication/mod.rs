@@ -47,4 +47,15 @@ pub struct Replication {
     pub leader_quota: RefCell<throttle::Quota>,
     /// What this shard may still take for its throttled copies.
     pub follower_quota: RefCell<throttle::Quota>,
+    /// Fetch requests built so far: where the next one starts its list.
+    turns: std::cell::Cell<usize>,
+}
+
+impl Replication {
+    /// A number one higher at each call (a follower's fetch rounds).
+    pub fn next_turn(&self) -> usize {
+        let n = self.turns.get();
+        self.turns.set(n.wrapping_add(1));
+        n
+    }
 }

@@ -9,14 +9,20 @@
 //! lists: `partition:node` pairs, or `*` for all. A leader whose quota is
 //! spent answers a throttled replica's fetch of that partition with no
 //! records; a follower whose quota is spent leaves its throttled partitions
-//! out of its next fetch. Each quota is the broker's rate split evenly
-//! between its shards (thread-per-core: no shared counter), measured as a
-//! token bucket holding at most one second of the rate.
+//! out of its next fetch, and rotates the order of its partitions so that
+//! none is always last. Each shard has its own token bucket (thread-per-core:
+//! no shared counter) holding at most one second of its rate: a rate set
+//! for the node, or a cluster-wide one split evenly between the broker's
+//! shards.
 
 use std::time::Instant;
 
 use crate::metadata::TopicMeta;
 
+/// The broker key of the leader's rate.
+pub const LEADER_RATE: &str = "leader.replication.throttled.rate";
+/// The broker key of the follower's rate.
+pub const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
 /// The topic key listing the replicas a leader throttles.
 pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
 /// The topic key listing the replicas a follower throttles.

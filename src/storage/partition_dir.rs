@@ -46,11 +46,12 @@ fn write_metadata(dir: &Path, topic_id: Uuid) -> io::Result<()> {
 /// old log or an empty one, and the follower finds itself behind again.
 /// Blocking: run it off the reactor.
 pub fn reset_at(dir: &Path, topic_id: Uuid, start: i64) -> io::Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
+    // What the directory holds, not the directory: it may be a mount point.
     std::fs::create_dir_all(dir)?;
+    for e in std::fs::read_dir(dir)? {
+        let path = e?.path();
+        if path.is_dir() { std::fs::remove_dir_all(&path)? } else { std::fs::remove_file(&path)? }
+    }
     write_metadata(dir, topic_id)?;
     std::fs::File::create(segment::log_path(dir, start))?.sync_all()?;
     sync_dir(dir)?;

@@ -1,6 +1,6 @@
 """Replication between the shards of one broker (issue 24): a broker of two
 shards asked for replication factor 2 keeps a copy on each, the first in
-Kafka's `topic-p` directory and the other in `topic-p.replica-N` (N its
+Kafka's `topic-p` directory and the other in `topic-p+N` (N its
 node), and the follower shard copies its leader over loopback Fetch like a
 follower on another machine. The fault round puts the follower's directory
 on a small disk of its own and fills it while acks=all production runs:
@@ -81,7 +81,7 @@ def test_two_shards_of_one_broker_copy_each_other(broker_factory):
     acked = h.produce_records(b, topic, records, acks="all")
     h.eventually(lambda: _copies_alike(b, topic), timeout=30)
     for p, replicas in enumerate(assignment):
-        first, second = b.data_dir / f"{topic}-{p}", b.data_dir / f"{topic}-{p}.replica-{replicas[1]}"
+        first, second = b.data_dir / f"{topic}-{p}", b.data_dir / f"{topic}-{p}+{replicas[1]}"
         assert list(first.glob("*.log")) and list(second.glob("*.log")), (first, second)
     # Both copies come back after a crash, and everything acknowledged is
     # read back once, at its offset.
@@ -111,7 +111,7 @@ def test_a_replica_whose_directory_cannot_be_written_falls_behind_and_catches_up
     # of its own, with small segments so that no preallocated space
     # outlasts the disk.
     victim, survivor = (1, 0) if copy == "follower" else (0, 1)
-    dir = f"{topic}-0.replica-1" if copy == "follower" else f"{topic}-0"
+    dir = f"{topic}-0+1" if copy == "follower" else f"{topic}-0"
     with loopfs.mounted(tmp_path / "fs.img", b.data_dir / dir, "128M") as mnt:
         try:
             _create(b, topic, [[0, 1]], segment_bytes=1 << 20)
@@ -124,7 +124,10 @@ def test_a_replica_whose_directory_cannot_be_written_falls_behind_and_catches_up
             disk.fill()
             h.eventually(lambda: _isr_is(b, topic, [survivor]), timeout=LAG_MS / 1000 + 20)
             assert _partitions(b, topic)[0][0] == survivor
-            assert f"Topic: {topic}\tPartition: 0" in _under_replicated(b)
+            if copy == "follower":
+                # (A leader that handed over may rejoin for a moment while
+                # its producers move: only a follower stays out for sure.)
+                assert f"Topic: {topic}\tPartition: 0" in _under_replicated(b)
             # Production goes on without the failing copy.
             before = len(rec.acked)
             h.eventually(lambda: acked_more_than(rec, before + 200), timeout=30)
@@ -166,7 +169,7 @@ def test_a_new_copy_of_a_partition_whose_start_moved_on_begins_at_the_leaders_st
     assert (code, low) == (0, 2000)
     assert _reassign(b, {(topic, 0): [0, 1]}) == {(topic, 0): 0}
     h.eventually(lambda: _isr_is(b, topic, [0, 1]), timeout=30)
-    copy = b.data_dir / f"{topic}-0.replica-1"
+    copy = b.data_dir / f"{topic}-0+1"
     stored = _stored(copy)
     # From the batch holding offset 2000 (Kafka's follower starts there too
     # when the start is inside a batch), not from 0.
@@ -189,12 +192,15 @@ def _copy_size(b, topic, node):
     return _sizes(b, topic).get((node, 0), 0)
 
 
+RATE = 1 << 19  # bytes/s, set for each node
+
+
 def _throttled_most(seconds):
-    """The most a copy throttled at 1 MiB/s for the broker (half a MiB/s
-    per shard) may hold after `seconds`: a second's worth banked, and one
-    fetch (replica.fetch.max.bytes, 1 MiB) may overdraw the quota. Far
-    below the ~6 MiB an unthrottled loopback copy takes in a second."""
-    return (seconds + 1) * (1 << 19) + (1 << 20)
+    """The most a copy throttled at RATE (half a MiB/s, set for the node)
+    may hold after `seconds`: a second's worth banked, and one fetch
+    (replica.fetch.max.bytes, 1 MiB) may overdraw the quota. Far below the
+    ~6 MiB an unthrottled loopback copy takes in a second."""
+    return (seconds + 1) * RATE + (1 << 20)
 
 
 @pytest.mark.parametrize("side", ["follower", "leader"])
@@ -202,15 +208,15 @@ def test_a_throttled_new_copy_takes_no_more_than_its_rate_until_the_throttle_goe
     """`{side}.replication.throttled.rate` with the topic's
     `{side}.replication.throttled.replicas` naming the new copy (follower)
     or the leader's (leader), as Kafka's lists do: the copy goes at about
-    the rate (the broker's, shared by its two shards) while out of the
-    ISR; the rate removed, it catches up at once and joins."""
+    the rate (set for each node) while out of the ISR; the rate removed,
+    it catches up at once and joins."""
     b = _broker(broker_factory)
     topic = h.unique("throttled")
     _create(b, topic, [[0]])
     records = [(None, f"v{i}-".encode().ljust(1000, b"."), 0) for i in range(6000)]
     h.produce_records(b, topic, records, acks="all")
     full = _copy_size(b, topic, 0)
-    rate = {f"{side}_replication_throttled_rate": 1 << 20}
+    rate = {f"{side}_replication_throttled_rate": RATE}
     for node in ("0", "1"):
         _alter(b, ca.ResourceType.BROKER, node, ca.AlterConfigOpType.SET, **rate)
     listed = {f"{side}_replication_throttled_replicas": "0:1" if side == "follower" else "0:0"}
@@ -224,7 +230,7 @@ def test_a_throttled_new_copy_takes_no_more_than_its_rate_until_the_throttle_goe
     for node in ("0", "1"):
         _alter(b, ca.ResourceType.BROKER, node, ca.AlterConfigOpType.DELETE, **{k: "" for k in rate})
     h.eventually(lambda: _isr_is(b, topic, [0, 1]), timeout=30)
-    assert [v for _o, v in _stored(b.data_dir / f"{topic}-0.replica-1")] == [v for _k, v, _p in records]
+    assert [v for _o, v in _stored(b.data_dir / f"{topic}-0+1")] == [v for _k, v, _p in records]
 
 
 def _configs(b, rtype, name):
@@ -249,13 +255,13 @@ def test_the_reassign_tools_throttle_is_set_for_the_move_and_removed_by_verify(b
     plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [0, 1]}]}))
     common = ["--bootstrap-server", b.bootstrap, "--reassignment-json-file", str(plan)]
     started = time.monotonic()
-    out = script("kafka-reassign-partitions.sh", *common, "--execute", "--throttle", str(1 << 20)).stdout
-    assert "The inter-broker throttle limit was set to 1048576 B/s" in out, out
+    out = script("kafka-reassign-partitions.sh", *common, "--execute", "--throttle", str(RATE)).stdout
+    assert f"The inter-broker throttle limit was set to {RATE} B/s" in out, out
     assert _configs(b, ca.ResourceType.TOPIC, topic) == {
         "leader.replication.throttled.replicas": "0:0", "follower.replication.throttled.replicas": "0:1"}
     for node in ("0", "1"):
         rates = _configs(b, ca.ResourceType.BROKER, node)
-        assert rates["follower.replication.throttled.rate"] == str(1 << 20), rates
+        assert rates["follower.replication.throttled.rate"] == str(RATE), rates
     time.sleep(2)
     copied, took = _copy_size(b, topic, 1), time.monotonic() - started
     assert copied <= _throttled_most(took), (copied, took)

@@ -274,3 +274,25 @@ def test_the_reassign_tools_throttle_is_set_for_the_move_and_removed_by_verify(b
         "leader.replication.throttled.replicas": "", "follower.replication.throttled.replicas": ""}
     rates = _configs(b, ca.ResourceType.BROKER, "1")
     assert rates["follower.replication.throttled.rate"] == str(2**63 - 1), rates
+
+
+def test_a_broker_restarted_with_fewer_shards_keeps_each_copys_data_with_its_node(broker_factory):
+    """Node 1 leads and holds `topic-0`, node 0 follows in `topic-0+0`; the
+    broker comes back with one shard: node 0, in sync, keeps its own copy,
+    now named `topic-0`, leads, and every acknowledged record is there."""
+    b = _broker(broker_factory)
+    topic = h.unique("fewer")
+    _create(b, topic, [[1, 0]], min_insync_replicas=2)
+    records = [(None, f"v{i}-".encode().ljust(200, b"."), 0) for i in range(500)]
+    acked = h.produce_records(b, topic, records, acks="all")
+    h.eventually(lambda: _isr_is(b, topic, [0, 1]), timeout=30)
+    (b.data_dir / f"{topic}-0" / "mark").write_text("node 1's copy")
+    b.stop()
+    b.shards = 1
+    b.start()
+    h.wait_topic(b, topic, 1)
+    assert _partitions(b, topic)[0][:2] == (0, [0])
+    assert not (b.data_dir / f"{topic}-0+0").exists()
+    assert not (b.data_dir / f"{topic}-0" / "mark").exists(), "node 0 took node 1's directory"
+    want = [(p, o, v) for _k, v, p, o in acked]
+    checker.check(want, _read(b, topic, 1)).assert_clean()

@@ -32,29 +32,14 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from bench_clients import confluent_rate
+from bench_clients import confluent_rate, create_in_sync
 
 HERE = Path(__file__).resolve().parent
 PARTITIONS = 6
 # Brokers the failover rounds started again (children of this process).
 RESTARTED = []
-
-
-def create(bootstrap, name, rf, min_isr):
-    a = AdminClient({"bootstrap.servers": bootstrap})
-    conf = {"min.insync.replicas": str(min_isr)}
-    for f in a.create_topics([NewTopic(name, PARTITIONS, rf, config=conf)], request_timeout=30).values():
-        f.result(30)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        t = a.list_topics(name, timeout=5).topics[name]
-        if len(t.partitions) == PARTITIONS and all(len(p.isrs) == rf and p.leader >= 0
-                                                   for p in t.partitions.values()):
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"{name}: replicas not in sync")
 
 
 def bench(env, bootstrap, topic, duration, rate, out):
@@ -155,8 +140,8 @@ def main():
     ports = [args.port + 10 * i for i in range(3)]
     bootstrap = f"127.0.0.1:{ports[0]}"
     try:
-        create(bootstrap, "rf1", 1, 1)
-        create(bootstrap, "rf3", 3, 2)
+        create_in_sync(bootstrap, "rf1", PARTITIONS, 1, 1)
+        create_in_sync(bootstrap, "rf3", PARTITIONS, 3, 2)
         if not args.failover_only:
             throughput(args, env, bootstrap, d)
         took = failover(d, env, ports, "rf3", args.rounds)

@@ -27,9 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
-from bench_clients import confluent_rate
+from bench_clients import confluent_rate, create_in_sync
 
 HERE = Path(__file__).resolve().parent
 PARTITIONS = 6
@@ -41,20 +39,6 @@ def cpu_seconds(pid):
     """User plus system CPU time of process `pid` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def create(bootstrap, name, rf):
-    a = AdminClient({"bootstrap.servers": bootstrap})
-    conf = {"min.insync.replicas": str(rf)}
-    for f in a.create_topics([NewTopic(name, PARTITIONS, rf, config=conf)], request_timeout=30).values():
-        f.result(30)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        t = a.list_topics(name, timeout=5).topics[name]
-        if len(t.partitions) == PARTITIONS and all(len(p.isrs) == rf for p in t.partitions.values()):
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"{name}: replicas not in sync")
 
 
 def bench(env, bootstrap, topic, duration, rate, out, pid):
@@ -112,8 +96,8 @@ def main():
     proc = start(env, d, args.port)
     bootstrap = f"127.0.0.1:{args.port}"
     try:
-        create(bootstrap, "rf1", 1)
-        create(bootstrap, "rf2", 2)
+        create_in_sync(bootstrap, "rf1", PARTITIONS, 1, 1)
+        create_in_sync(bootstrap, "rf2", PARTITIONS, 2, 2)
         runs = {"rf1": [], "rf2": []}
         for k, topic in enumerate(["rf1", "rf2", "rf1", "rf2"]):
             runs[topic].append(bench(env, bootstrap, topic, args.duration, 0, d / f"max-{k}", proc.pid))

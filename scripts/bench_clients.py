@@ -1,9 +1,29 @@
-"""Load from a third-party client for the benchmark scripts: a figure only
-sluice-bench sees is not yet a figure (docs/BENCHMARKS.md)."""
+"""What the replication benchmark scripts share: creating a topic and
+waiting until its replicas are in sync, and load from a third-party
+client (a figure only sluice-bench sees is not yet a figure,
+docs/BENCHMARKS.md)."""
 
 import time
 
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def create_in_sync(bootstrap, name, partitions, rf, min_isr):
+    """Creates topic `name` and waits until every partition has a leader
+    and all `rf` replicas in sync."""
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    conf = {"min.insync.replicas": str(min_isr)}
+    for f in a.create_topics([NewTopic(name, partitions, rf, config=conf)], request_timeout=30).values():
+        f.result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        t = a.list_topics(name, timeout=5).topics[name]
+        if len(t.partitions) == partitions and all(len(p.isrs) == rf and p.leader >= 0
+                                                   for p in t.partitions.values()):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"{name}: replicas not in sync")
 
 
 def confluent_rate(bootstrap, topic, duration, record=1024):

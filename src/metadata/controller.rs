@@ -208,6 +208,11 @@ pub enum Command {
     },
 }
 
+/// What a command gets when the controller thread has stopped.
+fn gone() -> AdminError {
+    AdminError::new(ErrorCode::RequestTimedOut, "controller is gone")
+}
+
 /// A handle for shards to send commands to the controller.
 #[derive(Clone)]
 pub struct ControllerHandle {
@@ -223,29 +228,20 @@ impl ControllerHandle {
     ) -> Vec<Result<Arc<TopicMeta>, AdminError>> {
         let n = topics.len();
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::CreateTopics { topics, validate_only, reply }, rx, || {
-            vec![Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone")); n]
-        })
-        .await
+        self.call(Command::CreateTopics { topics, validate_only, reply }, rx, || vec![Err(gone()); n]).await
     }
 
     /// Deletes topics; one result per name, in order.
     pub async fn delete_topics(&self, names: Vec<String>) -> Vec<Result<Uuid, AdminError>> {
         let n = names.len();
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::DeleteTopics { names, reply }, rx, || {
-            vec![Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone")); n]
-        })
-        .await
+        self.call(Command::DeleteTopics { names, reply }, rx, || vec![Err(gone()); n]).await
     }
 
     /// Grows a topic's partition count.
     pub async fn create_partitions(&self, name: String, count: i32, validate_only: bool) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::CreatePartitions { name, count, validate_only, reply }, rx, || {
-            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
-        })
-        .await
+        self.call(Command::CreatePartitions { name, count, validate_only, reply }, rx, || Err(gone())).await
     }
 
     /// Changes a topic's config overrides.
@@ -256,10 +252,7 @@ impl ControllerHandle {
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::AlterTopicConfigs { name, edit, validate_only, reply }, rx, || {
-            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
-        })
-        .await
+        self.call(Command::AlterTopicConfigs { name, edit, validate_only, reply }, rx, || Err(gone())).await
     }
 
     /// Changes the dynamic configs of the cluster default (`None`) or a node.
@@ -270,19 +263,13 @@ impl ControllerHandle {
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::AlterBrokerConfigs { node, edit, validate_only, reply }, rx, || {
-            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
-        })
-        .await
+        self.call(Command::AlterBrokerConfigs { node, edit, validate_only, reply }, rx, || Err(gone())).await
     }
 
     /// Allocates a fresh producer id, durably, so ids are never reused.
     pub async fn allocate_producer_id(&self) -> Result<i64, AdminError> {
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::AllocateProducerId { reply }, rx, || {
-            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
-        })
-        .await
+        self.call(Command::AllocateProducerId { reply }, rx, || Err(gone())).await
     }
 
     /// The quorum as its leader sees it (this broker's view if the leader
@@ -295,20 +282,14 @@ impl ControllerHandle {
     /// Removes a stopped broker's registration.
     pub async fn unregister_broker(&self, broker: i32) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::UnregisterBroker { broker, reply }, rx, || {
-            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
-        })
-        .await
+        self.call(Command::UnregisterBroker { broker, reply }, rx, || Err(gone())).await
     }
 
     /// Makes a node that follows the quorum a voter, or a voter a node that
     /// only follows.
     pub async fn change_voters(&self, change: VoterChange) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::ChangeVoters { change, reply }, rx, || {
-            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
-        })
-        .await
+        self.call(Command::ChangeVoters { change, reply }, rx, || Err(gone())).await
     }
 
     /// Asks the quorum to change partition `key` of `name`'s ISR from
@@ -324,10 +305,8 @@ impl ControllerHandle {
         isr: Vec<i32>,
     ) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::AlterPartition { name, key, leader, leader_epoch, base, isr, reply }, rx, || {
-            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
-        })
-        .await
+        self.call(Command::AlterPartition { name, key, leader, leader_epoch, base, isr, reply }, rx, || Err(gone()))
+            .await
     }
 
     /// Gives partition `key` of `name`, led by `leader` at `leader_epoch`,
@@ -340,20 +319,14 @@ impl ControllerHandle {
         leader_epoch: i32,
     ) -> Result<(), AdminError> {
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::Resign { name, key, leader, leader_epoch, reply }, rx, || {
-            Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone"))
-        })
-        .await
+        self.call(Command::Resign { name, key, leader, leader_epoch, reply }, rx, || Err(gone())).await
     }
 
     /// Elects leaders for `partitions` (ElectLeaders), one result each.
     pub async fn elect_leaders(&self, unclean: bool, partitions: Vec<(String, i32)>) -> Vec<Result<(), AdminError>> {
         let n = partitions.len();
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::ElectLeaders { unclean, partitions, reply }, rx, || {
-            vec![Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone")); n]
-        })
-        .await
+        self.call(Command::ElectLeaders { unclean, partitions, reply }, rx, || vec![Err(gone()); n]).await
     }
 
     /// Starts or cancels partition moves (AlterPartitionReassignments), one
@@ -364,10 +337,7 @@ impl ControllerHandle {
     ) -> Vec<Result<(), AdminError>> {
         let n = moves.len();
         let (reply, rx) = flume::bounded(1);
-        self.call(Command::AlterReassignments { moves, reply }, rx, || {
-            vec![Err(AdminError::new(ErrorCode::RequestTimedOut, "controller is gone")); n]
-        })
-        .await
+        self.call(Command::AlterReassignments { moves, reply }, rx, || vec![Err(gone()); n]).await
     }
 
     /// Tells the quorum this broker is stopping (it is fenced), and waits

@@ -272,6 +272,18 @@ def decode_record_batches(data):
     return out
 
 
+def stored_batches_end(data):
+    """Where the batches of a segment file's bytes end: the first zero
+    length (the file's padding) or a batch cut short stops the walk."""
+    pos = 0
+    while pos + 12 <= len(data):
+        _base, length = struct.unpack_from(">qi", data, pos)
+        if length == 0 or pos + 12 + length > len(data):
+            break
+        pos += 12 + length
+    return pos
+
+
 def _read_varint(buf, pos):
     shift = 0
     result = 0

@@ -68,12 +68,7 @@ def _check_segment_file(broker, topic, n, ctx):
     segs = sorted((broker.data_dir / f"{topic}-0").glob("*.log"))
     assert len(segs) == 1, f"{ctx}: expected one segment, got {[s.name for s in segs]}"
     data = segs[0].read_bytes()
-    pos = 0
-    while pos + 12 <= len(data):
-        _base, length = struct.unpack_from(">qi", data, pos)
-        if length == 0 or pos + 12 + length > len(data):
-            break
-        pos += 12 + length
+    pos = kw.stored_batches_end(data)
     last = kw.decode_record_batches(data[:pos])[-1]["offset"] if pos else -1
     garbage = len(data) - pos - data[pos:].count(0)
     assert last == n - 1 and garbage == 0, (

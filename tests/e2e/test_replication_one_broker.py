@@ -10,7 +10,6 @@ lost, duplicated or out of place. Seeded rounds: SLUICE_FAULT_ROUNDS."""
 
 import json
 import random
-import struct
 import time
 
 import pytest
@@ -62,13 +61,7 @@ def _stored(dir):
     out = []
     for seg in sorted(dir.glob("*.log")):
         data = seg.read_bytes()
-        pos = 0
-        while pos + 12 <= len(data):
-            _base, length = struct.unpack_from(">qi", data, pos)
-            if length == 0 or pos + 12 + length > len(data):
-                break
-            pos += 12 + length
-        out += [(r["offset"], r["value"]) for r in kw.decode_record_batches(data[:pos])]
+        out += [(r["offset"], r["value"]) for r in kw.decode_record_batches(data[:kw.stored_batches_end(data)])]
     return out
 
 

@@ -16,7 +16,9 @@ use crate::broker::context::ShardCtx;
 use crate::metadata::TopicMeta;
 use crate::protocol::ErrorCode;
 use crate::protocol::zero_copy::StandIns;
+use crate::replication::durable_tag;
 use crate::replication::leader::{self, Position};
+use crate::replication::progress::Ends;
 use crate::replication::throttle;
 use crate::storage::{PartitionLog, ReadError};
 
@@ -68,7 +70,8 @@ fn replica_position(
         // what the follower has.
         Position::Consistent if p.fetch_offset > log.durable_end() => Err(Position::Ahead),
         Position::Consistent => {
-            ctx.replication.on_replica_fetch(topic, part, replica, p.fetch_offset, log);
+            let ends = Ends::new(p.fetch_offset, durable_tag::durable_end(p));
+            ctx.replication.on_replica_fetch(topic, part, replica, ends, log);
             Ok(())
         }
         other => Err(other),

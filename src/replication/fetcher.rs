@@ -2,9 +2,11 @@
 //! partition the shard follows from that leader. Each round it fetches from
 //! each partition's log end with the shard's node id as `replica_id`,
 //! appends what came with the log's follower path (the leader's offsets,
-//! epochs and producer state), waits until that is durable, and takes the
-//! leader's high watermark. The next fetch therefore starts at the durable
-//! end, which is what the leader counts towards its high watermark.
+//! epochs and producer state), and takes the leader's high watermark. Each
+//! fetch also reports the partition's durable end (`durable_tag`), which
+//! is what the leader counts towards its high watermark. While appends
+//! sync, the next fetch goes out at once (`unsynced`): the sync overlaps
+//! the transfer of what follows.
 //!
 //! A follower whose log holds an older leader's tail is told so
 //! (`DivergingEpoch`) and cuts its log back before it fetches again. The
@@ -26,8 +28,10 @@ use crate::metadata::model::ClusterMeta;
 use crate::protocol::ErrorCode;
 use crate::storage::PartitionLog;
 
+use super::durable_tag;
 use super::peer::Peer;
 use super::throttle;
+use super::unsynced::{Next, Unsynced};
 
 /// Pause after a failed exchange or while the leader cannot be reached.
 const RETRY: Duration = Duration::from_millis(200);
@@ -57,6 +61,8 @@ async fn run(ctx: Rc<ShardCtx>, leader: i32) {
     let mut idle_since: Option<Instant> = None;
     let mut failures = Failures::default();
     let mut writes = Failures::default();
+    let mut unsynced = Unsynced::default();
+    let mut next = Next::Parked;
     loop {
         let meta = ctx.setup.snapshot.load_full();
         let followed = followed_from(&ctx, &meta, leader);
@@ -93,7 +99,7 @@ async fn run(ctx: Rc<ShardCtx>, leader: i32) {
         }
         let conn = peer.as_mut().expect("connected above");
         let settings = ctx.setup.settings.load_full();
-        let wait = settings.replica_fetch_wait();
+        let wait = if next == Next::Pipelined { Duration::ZERO } else { settings.replica_fetch_wait() };
         let Some(req) = request(&ctx, &followed, wait, settings.replica_fetch_bytes()) else {
             // Every partition is throttled and the quota spent for now.
             glommio::timer::sleep(RETRY).await;
@@ -102,7 +108,8 @@ async fn run(ctx: Rc<ShardCtx>, leader: i32) {
         match conn.fetch(&req, wait + ANSWER_SLACK).await {
             Ok(resp) => {
                 failures = Failures::default();
-                take(&ctx, &followed, resp, &mut writes).await;
+                let round = take(&ctx, &followed, resp, &mut unsynced).await;
+                next = unsynced_after(&ctx, &mut unsynced, round, &mut writes).await;
             }
             Err(e) => {
                 if let Some(n) = failures.failed() {
@@ -113,6 +120,24 @@ async fn run(ctx: Rc<ShardCtx>, leader: i32) {
             }
         }
     }
+}
+
+/// Settles `unsynced` after a round that appended something or not (see
+/// `unsynced`), pausing when a write failed or the leader refused
+/// something: the same records would come back at once. `writes` counts
+/// such write failures, for a warning now and then.
+async fn unsynced_after(ctx: &ShardCtx, unsynced: &mut Unsynced, round: Round, writes: &mut Failures) -> Next {
+    let next = unsynced.settle(round == Round::Appended).await;
+    if next == Next::Stalled
+        && let Some(n) = writes.failed()
+    {
+        warn!(shard = ctx.setup.node_id, failures = n, "replicated records could not be written: pausing");
+    }
+    if next == Next::Stalled || round == Round::Stalled {
+        glommio::timer::sleep(RETRY).await;
+        return Next::Parked;
+    }
+    next
 }
 
 /// Failed exchanges with a leader since the last success, reported at the
@@ -193,6 +218,7 @@ fn request(
             .with_last_fetched_epoch(f.log.latest_epoch().unwrap_or(-1))
             .with_log_start_offset(f.log.log_start_offset())
             .with_partition_max_bytes(per_partition);
+        let part = durable_tag::with_durable_end(part, f.log.durable_end());
         match topics.iter_mut().find(|t| t.topic.0.as_str() == f.topic.name.as_str()) {
             Some(t) => t.partitions.push(part),
             None => topics.push(
@@ -217,15 +243,22 @@ fn throttled(me: i32, f: &Followed) -> bool {
     throttle::applies(&f.topic, throttle::FOLLOWER_REPLICAS, f.partition, me, me)
 }
 
-/// Appends what the leader sent, waits until it is durable, and takes the
-/// leader's high watermark. Pauses before the next fetch when the leader
-/// refused something or this shard could not write what came (a full or
-/// failing disk): the same records would come back at once. `writes`
-/// counts such write failures, for a warning now and then.
-async fn take(ctx: &Rc<ShardCtx>, followed: &[Followed], resp: FetchResponse, writes: &mut Failures) {
-    let mut appended = Vec::new();
+/// How a round went, for the next fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Records were appended (they may still be syncing).
+    Appended,
+    /// Nothing came.
+    Idle,
+    /// The leader refused something, or a log refused what came.
+    Stalled,
+}
+
+/// Appends what the leader sent (into `unsynced`, as they may still be
+/// syncing) and takes the leader's high watermark.
+async fn take(ctx: &Rc<ShardCtx>, followed: &[Followed], resp: FetchResponse, unsynced: &mut Unsynced) -> Round {
+    let mut round = Round::Idle;
     let mut marks = Vec::new();
-    let mut stalled = false;
     for t in &resp.responses {
         for part in &t.partitions {
             let Some(f) = followed
@@ -245,19 +278,14 @@ async fn take(ctx: &Rc<ShardCtx>, followed: &[Followed], resp: FetchResponse, wr
             }
             match take_partition(ctx, f, part).await {
                 Taken::Appended(log, end) => {
-                    appended.push((log.clone(), end));
+                    unsynced.add(log.clone(), end);
                     marks.push((key, log, part.high_watermark));
+                    if round == Round::Idle {
+                        round = Round::Appended;
+                    }
                 }
                 Taken::Nothing => marks.push((key, f.log.clone(), part.high_watermark)),
-                Taken::Refused => stalled = true,
-            }
-        }
-    }
-    for (log, end) in appended {
-        if let Err(e) = log.durable(end).await {
-            stalled = true;
-            if let Some(n) = writes.failed() {
-                warn!(dir = %log.dir().display(), failures = n, "replicated records did not become durable: {e}");
+                Taken::Refused => round = Round::Stalled,
             }
         }
     }
@@ -268,9 +296,7 @@ async fn take(ctx: &Rc<ShardCtx>, followed: &[Followed], resp: FetchResponse, wr
             log.bound_high_watermark(hw);
         }
     }
-    if stalled {
-        glommio::timer::sleep(RETRY).await;
-    }
+    round
 }
 
 /// What became of one partition's answer.

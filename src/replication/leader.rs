@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::metadata::TopicMeta;
 use crate::storage::PartitionLog;
 
-use super::progress::Progress;
+use super::progress::{Ends, Progress};
 use super::{PartitionKey, Replication};
 
 /// What a follower's fetch position says about its log, against the
@@ -74,14 +74,14 @@ impl Replication {
     }
 
     /// Records that follower `replica` fetched partition `p` of `topic`
-    /// from `offset`, and moves the high watermark if that lets it.
+    /// with its log at `ends`, and moves the high watermark if that lets it.
     /// Returns false if `replica` is not one of its followers.
-    pub fn on_replica_fetch(&self, topic: &TopicMeta, p: usize, replica: i32, offset: i64, log: &PartitionLog) -> bool {
+    pub fn on_replica_fetch(&self, topic: &TopicMeta, p: usize, replica: i32, ends: Ends, log: &PartitionLog) -> bool {
         let key: PartitionKey = (topic.id, p as i32);
         {
             let mut leading = self.leading.borrow_mut();
             let Some(progress) = leading.get_mut(&key).filter(|pr| pr.knows(replica)) else { return false };
-            progress.on_fetch(replica, offset, log.durable_end(), Instant::now());
+            progress.on_fetch(replica, ends, log.durable_end(), Instant::now());
         }
         self.bound(topic, p, log);
         true

@@ -22,12 +22,14 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use uuid::Uuid;
 
+pub mod durable_tag;
 pub mod fetcher;
 pub mod isr;
 pub mod leader;
 pub mod peer;
 pub mod progress;
 pub mod throttle;
+pub mod unsynced;
 
 /// A partition, by topic id and index.
 pub type PartitionKey = (Uuid, i32);

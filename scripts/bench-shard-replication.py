@@ -19,7 +19,6 @@ Needs confluent-kafka (the e2e venv has it) and target/release/sluice-bench."""
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -27,34 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_clients import confluent_rate, create_in_sync
+from bench_clients import bench, confluent_rate, create_in_sync, start_one_broker
 
 HERE = Path(__file__).resolve().parent
 PARTITIONS = 6
 RECORD = 1024
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    """User plus system CPU time of process `pid` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def bench(env, bootstrap, topic, duration, rate, out, pid):
-    cmd = [env["SLUICE_BENCH"], "produce", "--bootstrap", bootstrap, "--topic", topic,
-           "--partitions", str(PARTITIONS), "--record-size", str(RECORD), "--acks", "-1",
-           "--duration", str(duration), "--warmup", "1", "--output", str(out)]
-    if rate:
-        cmd += ["--rate", str(rate)]
-    cpu0, t0 = cpu_seconds(pid), time.monotonic()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-    cpu, wall = cpu_seconds(pid) - cpu0, time.monotonic() - t0
-    s = json.loads((out / "summary.json").read_text())
-    lat = s["latency"]["produce"]
-    # CPU over the whole run (warm-up included) per record at the measured rate.
-    per_record_us = cpu / (s["records_per_s"] * wall) * 1e6
-    return s["records_per_s"], per_record_us, lat["p50_ms"], lat["p99_ms"], lat["p99_9_ms"]
 
 
 def loopback_gbit():
@@ -71,18 +47,6 @@ def loopback_gbit():
         server.wait(10)
 
 
-def start(env, d, port):
-    log = open(d / "broker.log", "wb")
-    proc = subprocess.Popen([env["SLUICE"], "broker", "--data-dir", str(d / "data"), "--port", str(port),
-                             "--shards", "2"], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while not re.search(rb"sluice broker ready", (d / "broker.log").read_bytes()):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the broker did not start; see {d / 'broker.log'}")
-        time.sleep(0.1)
-    return proc
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=int, default=8)
@@ -93,14 +57,14 @@ def main():
     env = dict(os.environ)
     env.setdefault("SLUICE", str(HERE.parent / "target/release/sluice"))
     env.setdefault("SLUICE_BENCH", str(HERE.parent / "target/release/sluice-bench"))
-    proc = start(env, d, args.port)
+    proc = start_one_broker(env["SLUICE"], d, args.port)
     bootstrap = f"127.0.0.1:{args.port}"
     try:
         create_in_sync(bootstrap, "rf1", PARTITIONS, 1, 1)
         create_in_sync(bootstrap, "rf2", PARTITIONS, 2, 2)
         runs = {"rf1": [], "rf2": []}
         for k, topic in enumerate(["rf1", "rf2", "rf1", "rf2"]):
-            runs[topic].append(bench(env, bootstrap, topic, args.duration, 0, d / f"max-{k}", proc.pid))
+            runs[topic].append(bench(env, bootstrap, topic, PARTITIONS, args.duration, 0, d / f"max-{k}", proc.pid))
         best = {t: max(rs) for t, rs in runs.items()}
         print(f"sluice-bench, acks=all, 1 KiB, {PARTITIONS} partitions, as fast as possible (best of 2): "
               f"RF1 {best['rf1'][0]:.0f} rec/s ({best['rf1'][1]:.1f} us broker CPU/record), "
@@ -110,7 +74,7 @@ def main():
         print(f"confluent-kafka, acks=all, 1 KiB: RF1 {ck['rf1']:.0f} rec/s, RF2 {ck['rf2']:.0f} rec/s, "
               f"RF2/RF1 {ck['rf2'] / ck['rf1']:.2f} (second run of each)")
         for topic in ("rf1", "rf2"):
-            _, _, p50, p99, p999 = bench(env, bootstrap, topic, args.duration, args.rate, d / f"rate-{topic}", proc.pid)
+            _, _, p50, p99, p999 = bench(env, bootstrap, topic, PARTITIONS, args.duration, args.rate, d / f"rate-{topic}", proc.pid)
             print(f"{topic} at {args.rate} rec/s: produce p50 {p50:.2f} ms, p99 {p99:.2f} ms, p99.9 {p999:.2f} ms")
         gbit = loopback_gbit()
         need = best["rf2"][0] * RECORD * 8 / 1e9

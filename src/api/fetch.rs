@@ -169,14 +169,18 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
                     }
                     total += len;
                     budget = budget.saturating_sub(len);
-                    partitions.push(
-                        PartitionData::default()
-                            .with_partition_index(index)
-                            .with_high_watermark(f.high_watermark)
-                            .with_last_stable_offset(f.high_watermark)
-                            .with_log_start_offset(f.log_start_offset)
-                            .with_records(Some(stand_ins.stand_in(f.pieces))),
-                    );
+                    let data = PartitionData::default()
+                        .with_partition_index(index)
+                        .with_high_watermark(f.high_watermark)
+                        .with_last_stable_offset(f.high_watermark)
+                        .with_log_start_offset(f.log_start_offset)
+                        .with_records(Some(stand_ins.stand_in(f.pieces)));
+                    partitions.push(match reader {
+                        // What more the follower could read: whether to
+                        // fetch again at once (`durable_tag`).
+                        Reader::Replica if version >= 12 => durable_tag::with_leader_end(data, log.durable_end()),
+                        _ => data,
+                    });
                 }
                 Err(e) => {
                     any_error = true;

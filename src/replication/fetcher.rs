@@ -5,8 +5,8 @@
 //! epochs and producer state), and takes the leader's high watermark. Each
 //! fetch also reports the partition's durable end (`durable_tag`), which
 //! is what the leader counts towards its high watermark. While appends
-//! sync, the next fetch goes out at once (`unsynced`): the sync overlaps
-//! the transfer of what follows.
+//! sync and the leader holds more than it sent, the next fetch goes out at
+//! once (`unsynced`): the sync overlaps the transfer of what follows.
 //!
 //! A follower whose log holds an older leader's tail is told so
 //! (`DivergingEpoch`) and cuts its log back before it fetches again. The
@@ -127,7 +127,7 @@ async fn run(ctx: Rc<ShardCtx>, leader: i32) {
 /// something: the same records would come back at once. `writes` counts
 /// such write failures, for a warning now and then.
 async fn unsynced_after(ctx: &ShardCtx, unsynced: &mut Unsynced, round: Round, writes: &mut Failures) -> Next {
-    let next = unsynced.settle(round == Round::Appended).await;
+    let next = unsynced.settle(round == Round::Behind).await;
     if next == Next::Stalled
         && let Some(n) = writes.failed()
     {
@@ -246,7 +246,10 @@ fn throttled(me: i32, f: &Followed) -> bool {
 /// How a round went, for the next fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Round {
-    /// Records were appended (they may still be syncing).
+    /// Records were appended (they may still be syncing), and the leader
+    /// holds more than it sent.
+    Behind,
+    /// Records were appended, and they were all the leader had.
     Appended,
     /// Nothing came.
     Idle,
@@ -280,9 +283,13 @@ async fn take(ctx: &Rc<ShardCtx>, followed: &[Followed], resp: FetchResponse, un
                 Taken::Appended(log, end) => {
                     unsynced.add(log.clone(), end);
                     marks.push((key, log, part.high_watermark));
-                    if round == Round::Idle {
-                        round = Round::Appended;
-                    }
+                    let behind = durable_tag::leader_end(part).is_some_and(|leader| leader > end);
+                    round = match round {
+                        Round::Stalled => Round::Stalled,
+                        _ if behind => Round::Behind,
+                        Round::Idle => Round::Appended,
+                        other => other,
+                    };
                 }
                 Taken::Nothing => marks.push((key, f.log.clone(), part.high_watermark)),
                 Taken::Refused => round = Round::Stalled,

@@ -3,13 +3,15 @@
 //! report its durable end (`durable_tag`) before it waits long at its
 //! leader.
 //!
-//! After a round that appended something, the follower fetches again at
-//! once with `max_wait_ms` 0: the leader answers with what came meanwhile
-//! and learns the durable end so far. After a round that brought nothing,
-//! the follower first waits for its appends to become durable, then
-//! fetches with the usual long wait: the fetch that parks at the leader
-//! carries a durable end that covers everything the follower holds, so no
-//! acknowledgement waits on a sync the leader has not been told of.
+//! After a round that left more at the leader than it brought (a follower
+//! catching up, or one under a heavy load), the follower fetches again at
+//! once with `max_wait_ms` 0: the leader answers with more and learns the
+//! durable end so far. After any other round, the follower first waits
+//! for its appends to become durable, then fetches with the usual long
+//! wait: the fetch that may park at the leader carries a durable end that
+//! covers everything the follower holds, so no acknowledgement waits on a
+//! sync the leader has not been told of, and a follower that keeps up
+//! spends no round trip on an empty answer.
 
 use std::rc::Rc;
 
@@ -49,9 +51,10 @@ impl Unsynced {
         debug_assert!(self.pending.len() <= MAX_UNSYNCED + 1);
     }
 
-    /// Decides how the next fetch goes, after a round that `appended`
-    /// something or not; waits for the syncs when it should.
-    pub async fn settle(&mut self, appended: bool) -> Next {
+    /// Decides how the next fetch goes, after a round that left the
+    /// follower `behind` its leader or not; waits for the syncs when it
+    /// should.
+    pub async fn settle(&mut self, behind: bool) -> Next {
         // A failed write cuts the log back to its durable end: asked first,
         // as the cut leaves nothing to wait for below.
         if self.pending.iter().any(|(log, _)| log.write_failing()) {
@@ -63,7 +66,7 @@ impl Unsynced {
         if self.pending.is_empty() {
             return Next::Parked;
         }
-        if appended && self.pending.len() <= MAX_UNSYNCED {
+        if behind && self.pending.len() <= MAX_UNSYNCED {
             return Next::Pipelined;
         }
         let mut next = Next::Parked;

@@ -305,3 +305,48 @@ fn a_follower_epoch_the_leader_cannot_place_goes_back_to_its_high_watermark() {
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A pipelining follower (`replication::unsynced`): right after appending
+/// what its leader sent it may fetch on while the append syncs, if more
+/// waits at the leader; otherwise it waits for the sync first, so that the
+/// fetch that may park at the leader reports everything as durable. A
+/// failed sync stalls it, as does a refused one after that.
+#[test]
+fn a_follower_fetches_on_while_its_appends_sync_and_stalls_when_a_sync_fails() {
+    use crate::replication::unsynced::{Next, Unsynced};
+    let dir = temp_dir("partition-unsynced");
+    let (l, f) = (dir.join("leader"), dir.join("follower"));
+    run(&dir, async move {
+        let leader = open(&l, false).await;
+        append_batches(&leader, 6, 5).await;
+        let copied = raw_batches(&leader, 0).await;
+        let follower = open(&f, false).await;
+        let mut unsynced = Unsynced::default();
+        assert_eq!(unsynced.settle(true).await, Next::Parked, "nothing appended: nothing to wait for");
+
+        let (_, end) = follower.append_as_follower(&copied[0]).unwrap();
+        unsynced.add(follower.clone(), end);
+        assert!(follower.durable_end() < end, "the sync has not run yet");
+        assert_eq!(unsynced.settle(true).await, Next::Pipelined, "more at the leader: fetch on");
+        assert!(follower.durable_end() < end, "without waiting for the sync");
+        assert_eq!(unsynced.settle(false).await, Next::Parked);
+        assert_eq!(follower.durable_end(), end, "nothing more at the leader: the sync was waited for");
+
+        let (_, end) = follower.append_as_follower(&copied[1]).unwrap();
+        unsynced.add(follower.clone(), end);
+        {
+            fail::cfg("append::fsync", "return").expect("a valid fail point action");
+            let next = unsynced.settle(false).await;
+            fail::remove("append::fsync");
+            assert_eq!(next, Next::Stalled, "a failed sync stalls the follower");
+        }
+        assert!(follower.log_end() < end, "the failed append was cut off");
+        let (_, end) = follower.append_as_follower(&copied[1]).unwrap();
+        unsynced.add(follower.clone(), end);
+        follower.durable(end).await.unwrap();
+        assert_eq!(unsynced.settle(true).await, Next::Parked, "written again: durable, nothing to wait for");
+        follower.close().await;
+        leader.close().await;
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -101,8 +101,9 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
     let (me, (leader_rate, _)) = (ctx.setup.node_id, ctx.throttle_rates());
     let mut stand_ins = StandIns::default();
     let meta = ctx.setup.snapshot.load_full();
+    let settings = ctx.setup.settings.load_full();
     // The broker's `fetch.max.bytes` caps what a client may ask for.
-    let mut budget = (req.max_bytes.max(0) as usize).min(ctx.setup.settings.load().fetch_max_bytes());
+    let mut budget = (req.max_bytes.max(0) as usize).min(settings.fetch_max_bytes());
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
@@ -142,7 +143,8 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
             };
             // A throttled follower whose leader's quota is spent gets no
             // records this time, as from an idle partition.
-            let throttled = replica.is_some_and(|r| throttle::applies(topic, throttle::LEADER_REPLICAS, index, me, r));
+            let throttled =
+                replica.is_some_and(|r| throttle::applies(&settings, topic, throttle::LEADER_REPLICAS, index, me, r));
             let now = Instant::now();
             if throttled && ctx.replication.leader_quota.borrow_mut().exceeded(leader_rate, now) {
                 partitions.push(

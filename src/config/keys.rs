@@ -365,7 +365,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         Kind::Replicas,
         T::List,
         D,
-        "Default of the topic key (Kafka has no broker key): none.",
+        "Default of the topic key for topics that set none (Kafka has no broker key): set on a broker, it lists the replicas (partition:node, or *) that broker throttles; none by default.",
     ),
     b(
         "follower.replication.throttled.replicas",
@@ -373,7 +373,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         Kind::Replicas,
         T::List,
         D,
-        "Default of the topic key (Kafka has no broker key): none.",
+        "Default of the topic key for topics that set none (Kafka has no broker key): set on a broker, it lists the replicas (partition:node, or *) that broker throttles; none by default.",
     ),
     b(
         "replica.high.watermark.checkpoint.interval.ms",

@@ -56,6 +56,30 @@ fn descriptors_for(n: usize) -> Result<(), AdminError> {
         .map_err(|e| AdminError::new(ErrorCode::PolicyViolation, e.to_string()))
 }
 
+/// Checks partitions `first..` of topic `name` placed on `replicas` before
+/// they are committed: every copy's directory name fits a file name, and
+/// this broker has descriptors for the copies it would hold (other brokers
+/// find out when they open theirs).
+fn check_placed(
+    meta: &ClusterMeta,
+    broker: i32,
+    name: &str,
+    first: usize,
+    replicas: &[Vec<i32>],
+) -> Result<(), AdminError> {
+    if let Some(dir) = meta.overlong_dir(name, first, replicas) {
+        return Err(AdminError::new(
+            ErrorCode::InvalidTopic,
+            format!(
+                "the directory of a further copy on one broker, {dir:?}, would be {} bytes, longer than a file name may be ({}): use a shorter topic name or place the copies on different brokers",
+                dir.len(),
+                super::model::MAX_DIR_NAME
+            ),
+        ));
+    }
+    descriptors_for(meta.copies_on(replicas, broker))
+}
+
 /// The shared, lock-free-to-read metadata snapshot.
 pub type Snapshot = Arc<ArcSwap<ClusterMeta>>;
 
@@ -1045,6 +1069,7 @@ impl Controller {
                         "node {newcomer} would take the place of node {first}, its broker's first copy of {name}-{p}: keep node {first} first among that broker's nodes (a copy cannot move between shards of one broker)"
                     ));
                 }
+                check_placed(&meta, self.publisher.broker, name, p as usize, &[target.to_vec()])?;
                 MetaRecord::ReassignmentStarted { name: name.to_string(), partition: p, target: target.to_vec() }
             }
         };
@@ -1188,8 +1213,8 @@ impl Controller {
                 placement::place_replicas(&nodes, &mut current.load(), n as usize, rf)
             }
         };
+        check_placed(&current, self.publisher.broker, &t.name, 0, &replicas)?;
         let topic = Arc::new(TopicMeta::new(t.name.clone(), Uuid::new_v4(), replicas, t.configs));
-        descriptors_for(topic.leaders.len())?;
         if validate_only {
             return Ok(topic);
         }
@@ -1249,7 +1274,7 @@ impl Controller {
         }
         let rf = topic.replication_factor().min(nodes.len());
         let replicas = placement::place_replicas(&nodes, &mut current.load(), (count - have) as usize, rf);
-        descriptors_for(replicas.len())?;
+        check_placed(&current, self.publisher.broker, name, have as usize, &replicas)?;
         if validate_only {
             return Ok(());
         }

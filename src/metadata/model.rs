@@ -364,6 +364,31 @@ impl ClusterMeta {
         replica_dir_name(&t.name, p, further.then_some(node))
     }
 
+    /// The first directory name of partitions `first..` placed on
+    /// `replicas` (one list per partition) that is longer than a file name
+    /// may be (`MAX_DIR_NAME`), if one is: a further copy on one broker of
+    /// a partition of a long-named topic (`topic-p+N`).
+    pub fn overlong_dir(&self, name: &str, first: usize, replicas: &[Vec<i32>]) -> Option<String> {
+        for (i, r) in replicas.iter().enumerate() {
+            let broker = |n: i32| self.node(n).map(|at| at.broker.id);
+            for (k, &n) in r.iter().enumerate() {
+                let further = broker(n).is_some() && r[..k].iter().any(|&m| broker(m) == broker(n));
+                let dir = replica_dir_name(name, first + i, further.then_some(n));
+                if dir.len() > MAX_DIR_NAME {
+                    return Some(dir);
+                }
+            }
+        }
+        None
+    }
+
+    /// How many copies of partitions placed on `replicas` broker `broker`
+    /// would hold (each holds its files open).
+    pub fn copies_on(&self, replicas: &[Vec<i32>], broker: i32) -> usize {
+        let on_broker = |n: &&i32| self.node(**n).is_some_and(|at| at.broker.id == broker);
+        replicas.iter().map(|r| r.iter().filter(on_broker).count()).sum()
+    }
+
     /// Registers broker `id` with `shards` shards: it keeps the node ids it
     /// had and new shards get new ones.
     pub fn register_broker(&mut self, mut reg: BrokerReg) {
@@ -419,6 +444,10 @@ impl ClusterMeta {
         Some(t)
     }
 }
+
+/// The longest file name ext4 and xfs take, in bytes: a copy's directory
+/// name must fit (Kafka's 249-character topic names leave room for `-p`).
+pub const MAX_DIR_NAME: usize = 255;
 
 /// A partition's directory name: `topic-p`, or `topic-p+N` for a
 /// further copy on node N of a broker that holds one already (see
@@ -494,5 +523,22 @@ mod tests {
         assert_eq!(dirs, ["t-0", "t-0+0", "t-0"]);
         assert_eq!(meta.replicas_on(&t, 0, 1), [1, 0]);
         assert_eq!(meta.replica_dir(&t, 1, 2), "t-1");
+    }
+
+    /// A further copy of a long-named topic's partition can need a longer
+    /// directory name than a file system takes: found before placement.
+    /// Copies count per broker.
+    #[test]
+    fn overlong_directory_names_are_found_and_copies_counted_per_broker() {
+        let mut meta = ClusterMeta::default();
+        meta.register_broker(reg(1, 2));
+        meta.register_broker(reg(2, 1));
+        let long = "t".repeat(249);
+        let placed = vec![vec![1, 0, 2], vec![2, 1]];
+        assert_eq!(meta.overlong_dir(&long, 99, &placed), None, "t...-100+0: 254 bytes");
+        assert_eq!(meta.overlong_dir(&long, 1000, &placed), Some(format!("{long}-1000+0")));
+        assert_eq!(meta.overlong_dir(&long, 99_998, &[vec![0], vec![2]]), None, "first copies: `-p` always fits");
+        assert_eq!(meta.overlong_dir("short", 1000, &placed), None);
+        assert_eq!((meta.copies_on(&placed, 1), meta.copies_on(&placed, 2), meta.copies_on(&placed, 3)), (3, 2, 0));
     }
 }

@@ -23,6 +23,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use tracing::{info, warn};
 
 use crate::broker::context::ShardCtx;
+use crate::config::BrokerSettings;
 use crate::metadata::TopicMeta;
 use crate::metadata::model::ClusterMeta;
 use crate::protocol::ErrorCode;
@@ -209,7 +210,8 @@ fn request(
     // each round starts elsewhere, so that none is always last.
     let turn = ctx.replication.next_turn() % followed.len().max(1);
     let rotated = followed[turn..].iter().chain(&followed[..turn]);
-    for f in rotated.filter(|f| !(spent && throttled(me, f))) {
+    let settings = ctx.setup.settings.load();
+    for f in rotated.filter(|f| !(spent && throttled(&settings, me, f))) {
         let p = f.partition as usize;
         let part = FetchPartition::default()
             .with_partition(f.partition)
@@ -239,8 +241,8 @@ fn request(
 
 /// Whether this follower's copy of `f` is throttled (listed in its
 /// topic's follower.replication.throttled.replicas, and out of the ISR).
-fn throttled(me: i32, f: &Followed) -> bool {
-    throttle::applies(&f.topic, throttle::FOLLOWER_REPLICAS, f.partition, me, me)
+fn throttled(settings: &BrokerSettings, me: i32, f: &Followed) -> bool {
+    throttle::applies(settings, &f.topic, throttle::FOLLOWER_REPLICAS, f.partition, me, me)
 }
 
 /// How a round went, for the next fetch.
@@ -274,7 +276,7 @@ async fn take(ctx: &Rc<ShardCtx>, followed: &[Followed], resp: FetchResponse, un
             if ctx.replication.leads(key) || !still_following(ctx, f) {
                 continue;
             }
-            if throttled(ctx.setup.node_id, f) {
+            if throttled(&ctx.setup.settings.load(), ctx.setup.node_id, f) {
                 let (_, rate) = ctx.throttle_rates();
                 let bytes = part.records.as_ref().map_or(0, |r| r.len());
                 ctx.replication.follower_quota.borrow_mut().record(bytes, rate, Instant::now());

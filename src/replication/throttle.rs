@@ -6,7 +6,8 @@
 //!
 //! As in Kafka, only replicas out of the ISR are throttled (an in-sync
 //! follower must keep up, or acks=all would stall), and only those a topic
-//! lists: `partition:node` pairs, or `*` for all. A leader whose quota is
+//! lists: `partition:node` pairs, or `*` for all (a list set on a broker,
+//! or cluster-wide, is the default of topics that set none). A leader whose quota is
 //! spent answers a throttled replica's fetch of that partition with no
 //! records; a follower whose quota is spent leaves its throttled partitions
 //! out of its next fetch, and rotates the order of its partitions so that
@@ -17,6 +18,7 @@
 
 use std::time::Instant;
 
+use crate::config::BrokerSettings;
 use crate::metadata::TopicMeta;
 
 /// The broker key of the leader's rate.
@@ -50,11 +52,13 @@ pub fn valid_list(value: &str) -> bool {
 }
 
 /// Whether a fetch of partition `p` of `t` is throttled by the list under
-/// `key`: it names `node` (the leader for the leader's list, the follower
+/// `key` (the topic's, else the broker's default from `settings`: set on a
+/// broker, it throttles that broker's copies of every topic that sets
+/// none): it names `node` (the leader for the leader's list, the follower
 /// for the follower's, as in Kafka) and `replica`, the follower, is out of
 /// the ISR.
-pub fn applies(t: &TopicMeta, key: &str, p: i32, node: i32, replica: i32) -> bool {
-    let listed = t.configs.get(key).is_some_and(|l| listed(l, p, node));
+pub fn applies(settings: &BrokerSettings, t: &TopicMeta, key: &str, p: i32, node: i32, replica: i32) -> bool {
+    let listed = listed(settings.topic_text(&t.configs, key), p, node);
     let in_sync = usize::try_from(p).ok().and_then(|i| t.isr.get(i)).is_some_and(|isr| isr.contains(&replica));
     listed && !in_sync
 }

@@ -13,8 +13,9 @@ import random
 import time
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import admin as ca
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import NewPartitions, NewTopic
 
 import checker
 import helpers as h
@@ -196,13 +197,15 @@ def _throttled_most(seconds):
     return (seconds + 1) * RATE + (1 << 20)
 
 
+@pytest.mark.parametrize("listed_on", ["topic", "broker"])
 @pytest.mark.parametrize("side", ["follower", "leader"])
-def test_a_throttled_new_copy_takes_no_more_than_its_rate_until_the_throttle_goes(broker_factory, side):
+def test_a_throttled_new_copy_takes_no_more_than_its_rate_until_the_throttle_goes(broker_factory, side, listed_on):
     """`{side}.replication.throttled.rate` with the topic's
     `{side}.replication.throttled.replicas` naming the new copy (follower)
     or the leader's (leader), as Kafka's lists do: the copy goes at about
     the rate (set for each node) while out of the ISR; the rate removed,
-    it catches up at once and joins."""
+    it catches up at once and joins. A list set on the throttling node
+    instead (the topic's default) throttles the same way."""
     b = _broker(broker_factory)
     topic = h.unique("throttled")
     _create(b, topic, [[0]])
@@ -213,7 +216,11 @@ def test_a_throttled_new_copy_takes_no_more_than_its_rate_until_the_throttle_goe
     for node in ("0", "1"):
         _alter(b, ca.ResourceType.BROKER, node, ca.AlterConfigOpType.SET, **rate)
     listed = {f"{side}_replication_throttled_replicas": "0:1" if side == "follower" else "0:0"}
-    _alter(b, ca.ResourceType.TOPIC, topic, ca.AlterConfigOpType.SET, **listed)
+    if listed_on == "topic":
+        _alter(b, ca.ResourceType.TOPIC, topic, ca.AlterConfigOpType.SET, **listed)
+    else:
+        throttling = "1" if side == "follower" else "0"
+        _alter(b, ca.ResourceType.BROKER, throttling, ca.AlterConfigOpType.SET, **listed)
     assert _reassign(b, {(topic, 0): [0, 1]}) == {(topic, 0): 0}
     started = time.monotonic()
     time.sleep(3)
@@ -289,3 +296,30 @@ def test_a_broker_restarted_with_fewer_shards_keeps_each_copys_data_with_its_nod
     assert not (b.data_dir / f"{topic}-0" / "mark").exists(), "node 0 took node 1's directory"
     want = [(p, o, v) for _k, v, p, o in acked]
     checker.check(want, _read(b, topic, 1)).assert_clean()
+
+
+def test_a_further_copys_directory_name_must_fit_a_file_name(broker_factory):
+    """A second copy on one broker lives in `topic-p+N`: for a topic name of
+    Kafka's longest (249 characters) and partition 1000 that is 256 bytes,
+    past what a file system takes. CreateTopics and CreatePartitions refuse
+    such a placement up front (INVALID_TOPIC_EXCEPTION) instead of placing
+    a copy that could never open; first copies (`topic-p`) always fit."""
+    b = _broker(broker_factory)
+    a = h.admin(b)
+    name = "n" * 249
+    refused = a.create_topics([NewTopic(name, 1001, 2)], validate_only=True, request_timeout=30)[name]
+    with pytest.raises(KafkaException) as e:
+        refused.result(30)
+    assert e.value.args[0].code() == KafkaError.TOPIC_EXCEPTION, e.value
+    assert "255" in e.value.args[0].str(), e.value
+    one_copy = a.create_topics([NewTopic(name, 1001, 1)], validate_only=True, request_timeout=30)[name]
+    one_copy.result(30)
+    a.create_topics([NewTopic(name, 1, 2)], request_timeout=30)[name].result(30)
+    grown = a.create_partitions([NewPartitions(name, 1001)], validate_only=True, request_timeout=30)[name]
+    with pytest.raises(KafkaException) as e:
+        grown.result(30)
+    assert e.value.args[0].code() == KafkaError.TOPIC_EXCEPTION, e.value
+    a.create_partitions([NewPartitions(name, 12)], request_timeout=30)[name].result(30)
+    h.wait_topic(b, name, 12)
+    assert (b.data_dir / f"{name}-11").is_dir()
+    assert [(b.data_dir / f"{name}-11+{n}").is_dir() for n in (0, 1)].count(True) == 1

@@ -310,7 +310,8 @@ fn a_follower_epoch_the_leader_cannot_place_goes_back_to_its_high_watermark() {
 /// what its leader sent it may fetch on while the append syncs, if more
 /// waits at the leader; otherwise it waits for the sync first, so that the
 /// fetch that may park at the leader reports everything as durable. A
-/// failed sync stalls it, as does a refused one after that.
+/// failed sync stalls it, and so does a copy closed with appends pending,
+/// without waiting for them forever.
 #[test]
 fn a_follower_fetches_on_while_its_appends_sync_and_stalls_when_a_sync_fails() {
     use crate::replication::unsynced::{Next, Unsynced};
@@ -345,7 +346,17 @@ fn a_follower_fetches_on_while_its_appends_sync_and_stalls_when_a_sync_fails() {
         unsynced.add(follower.clone(), end);
         follower.durable(end).await.unwrap();
         assert_eq!(unsynced.settle(true).await, Next::Parked, "written again: durable, nothing to wait for");
+
+        // A copy closed (moved away, started afresh) with appends pending:
+        // not waited for forever.
+        let (_, end) = follower.append_as_follower(&copied[2]).unwrap();
+        unsynced.add(follower.clone(), end);
         follower.close().await;
+        let timeout = async {
+            glommio::timer::sleep(std::time::Duration::from_secs(10)).await;
+            panic!("waited for a closed log's appends");
+        };
+        assert_eq!(futures_lite::future::or(unsynced.settle(false), timeout).await, Next::Stalled);
         leader.close().await;
     });
     std::fs::remove_dir_all(&dir).unwrap();

@@ -218,12 +218,17 @@ impl PartitionLog {
         }
     }
 
-    /// Resolves once every offset below `end` is durable (or failed).
+    /// Resolves once every offset below `end` is durable (or failed, or
+    /// the log closed: a closed log never drains a later waiter).
     pub fn durable(&self, end: i64) -> impl std::future::Future<Output = Result<(), StorageError>> + use<> {
         let rx = {
             let mut st = self.state.borrow_mut();
             if st.durable_end >= end {
                 None
+            } else if st.closed {
+                let (tx, rx) = local_channel::new_bounded(1);
+                let _ = tx.try_send(Err(StorageError::Closed));
+                Some(rx)
             } else {
                 let (tx, rx) = local_channel::new_bounded(1);
                 st.waiters.push_back((end, tx));

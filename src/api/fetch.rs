@@ -102,6 +102,7 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
     let mut stand_ins = StandIns::default();
     let meta = ctx.setup.snapshot.load_full();
     let settings = ctx.setup.settings.load_full();
+    let leader_list = throttle::default_list(&settings, throttle::LEADER_REPLICAS);
     // The broker's `fetch.max.bytes` caps what a client may ask for.
     let mut budget = (req.max_bytes.max(0) as usize).min(settings.fetch_max_bytes());
     let mut total = 0usize;
@@ -144,7 +145,7 @@ async fn collect(ctx: &ShardCtx, req: &FetchRequest, version: i16) -> (FetchResp
             // A throttled follower whose leader's quota is spent gets no
             // records this time, as from an idle partition.
             let throttled =
-                replica.is_some_and(|r| throttle::applies(&settings, topic, throttle::LEADER_REPLICAS, index, me, r));
+                replica.is_some_and(|r| throttle::applies(leader_list, topic, throttle::LEADER_REPLICAS, index, me, r));
             let now = Instant::now();
             if throttled && ctx.replication.leader_quota.borrow_mut().exceeded(leader_rate, now) {
                 partitions.push(

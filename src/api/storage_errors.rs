@@ -20,7 +20,7 @@ pub fn append_error(e: &StorageError) -> ErrorCode {
         StorageError::Sequence(SequenceError::InvalidEpoch { .. }) => ErrorCode::InvalidProducerEpoch,
         StorageError::Sequence(SequenceError::OutOfOrder { .. }) => ErrorCode::OutOfOrderSequenceNumber,
         StorageError::Invalid(_) => ErrorCode::CorruptMessage,
-        StorageError::Io(_) | StorageError::Closed => ErrorCode::KafkaStorageError,
+        StorageError::Io(_) | StorageError::Closed | StorageError::CutOff { .. } => ErrorCode::KafkaStorageError,
         // A follower cutting its log back leads nothing: clients go elsewhere.
         StorageError::Truncating | StorageError::StaleEpoch { .. } | StorageError::LeaderMoved => {
             ErrorCode::NotLeaderOrFollower

@@ -263,7 +263,9 @@ impl BrokerSettings {
         only_cluster.entries().into_iter().filter(|e| e.source == ConfigSource::DynamicDefaultBroker).collect()
     }
 
-    fn get(&self, key: &str) -> &str {
+    /// The effective value of broker key `key`, as text (the node's
+    /// dynamic value, the cluster's, the static one, or the default).
+    pub fn get(&self, key: &str) -> &str {
         [&self.node, &self.cluster, &self.overrides]
             .into_iter()
             .find_map(|m| m.get(key))

@@ -58,11 +58,11 @@ fn descriptors_for(n: usize) -> Result<(), AdminError> {
 
 /// Checks partitions `first..` of topic `name` placed on `replicas` before
 /// they are committed: every copy's directory name fits a file name, and
-/// this broker has descriptors for the copies it would hold (other brokers
-/// find out when they open theirs).
+/// this broker has descriptors for the copies it would hold beyond the
+/// `held` it holds already (other brokers find out when they open theirs).
 fn check_placed(
     meta: &ClusterMeta,
-    broker: i32,
+    (broker, held): (i32, usize),
     name: &str,
     first: usize,
     replicas: &[Vec<i32>],
@@ -77,7 +77,7 @@ fn check_placed(
             ),
         ));
     }
-    descriptors_for(meta.copies_on(replicas, broker))
+    descriptors_for(meta.copies_on(replicas, broker).saturating_sub(held))
 }
 
 /// The shared, lock-free-to-read metadata snapshot.
@@ -1069,7 +1069,9 @@ impl Controller {
                         "node {newcomer} would take the place of node {first}, its broker's first copy of {name}-{p}: keep node {first} first among that broker's nodes (a copy cannot move between shards of one broker)"
                     ));
                 }
-                check_placed(&meta, self.publisher.broker, name, p as usize, &[target.to_vec()])?;
+                let broker = self.publisher.broker;
+                let held = meta.copies_on(&t.replicas[p as usize..=p as usize], broker);
+                check_placed(&meta, (broker, held), name, p as usize, &[target.to_vec()])?;
                 MetaRecord::ReassignmentStarted { name: name.to_string(), partition: p, target: target.to_vec() }
             }
         };
@@ -1213,7 +1215,7 @@ impl Controller {
                 placement::place_replicas(&nodes, &mut current.load(), n as usize, rf)
             }
         };
-        check_placed(&current, self.publisher.broker, &t.name, 0, &replicas)?;
+        check_placed(&current, (self.publisher.broker, 0), &t.name, 0, &replicas)?;
         let topic = Arc::new(TopicMeta::new(t.name.clone(), Uuid::new_v4(), replicas, t.configs));
         if validate_only {
             return Ok(topic);
@@ -1274,7 +1276,7 @@ impl Controller {
         }
         let rf = topic.replication_factor().min(nodes.len());
         let replicas = placement::place_replicas(&nodes, &mut current.load(), (count - have) as usize, rf);
-        check_placed(&current, self.publisher.broker, name, have as usize, &replicas)?;
+        check_placed(&current, (self.publisher.broker, 0), name, have as usize, &replicas)?;
         if validate_only {
             return Ok(());
         }

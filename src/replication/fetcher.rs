@@ -12,6 +12,7 @@
 //! (`DivergingEpoch`) and cuts its log back before it fetches again. The
 //! task ends when the shard follows nothing from that leader any more.
 
+use std::cell::Cell;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -23,7 +24,6 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use tracing::{info, warn};
 
 use crate::broker::context::ShardCtx;
-use crate::config::BrokerSettings;
 use crate::metadata::TopicMeta;
 use crate::metadata::model::ClusterMeta;
 use crate::protocol::ErrorCode;
@@ -46,6 +46,8 @@ struct Followed {
     topic: Arc<TopicMeta>,
     partition: i32,
     log: Rc<PartitionLog>,
+    /// The offset this round's fetch asked from (its log end then).
+    asked: Cell<i64>,
 }
 
 /// Makes sure a fetcher copies from `leader` on this shard.
@@ -174,7 +176,7 @@ fn followed_from(ctx: &ShardCtx, meta: &ClusterMeta, leader: i32) -> Vec<Followe
                 continue;
             }
             if let Some(log) = ctx.partition(t, p as i32) {
-                out.push(Followed { topic: t.clone(), partition: p as i32, log });
+                out.push(Followed { topic: t.clone(), partition: p as i32, log, asked: Cell::new(-1) });
             }
         }
     }
@@ -211,12 +213,14 @@ fn request(
     let turn = ctx.replication.next_turn() % followed.len().max(1);
     let rotated = followed[turn..].iter().chain(&followed[..turn]);
     let settings = ctx.setup.settings.load();
-    for f in rotated.filter(|f| !(spent && throttled(&settings, me, f))) {
+    let list = throttle::default_list(&settings, throttle::FOLLOWER_REPLICAS);
+    for f in rotated.filter(|f| !(spent && throttled(list, me, f))) {
         let p = f.partition as usize;
+        f.asked.set(f.log.log_end());
         let part = FetchPartition::default()
             .with_partition(f.partition)
             .with_current_leader_epoch(f.topic.epochs[p])
-            .with_fetch_offset(f.log.log_end())
+            .with_fetch_offset(f.asked.get())
             .with_last_fetched_epoch(f.log.latest_epoch().unwrap_or(-1))
             .with_log_start_offset(f.log.log_start_offset())
             .with_partition_max_bytes(per_partition);
@@ -240,9 +244,10 @@ fn request(
 }
 
 /// Whether this follower's copy of `f` is throttled (listed in its
-/// topic's follower.replication.throttled.replicas, and out of the ISR).
-fn throttled(settings: &BrokerSettings, me: i32, f: &Followed) -> bool {
-    throttle::applies(settings, &f.topic, throttle::FOLLOWER_REPLICAS, f.partition, me, me)
+/// topic's follower.replication.throttled.replicas, else in `list`, the
+/// broker's, and out of the ISR).
+fn throttled(list: &str, me: i32, f: &Followed) -> bool {
+    throttle::applies(list, &f.topic, throttle::FOLLOWER_REPLICAS, f.partition, me, me)
 }
 
 /// How a round went, for the next fetch.
@@ -264,6 +269,8 @@ enum Round {
 async fn take(ctx: &Rc<ShardCtx>, followed: &[Followed], resp: FetchResponse, unsynced: &mut Unsynced) -> Round {
     let mut round = Round::Idle;
     let mut marks = Vec::new();
+    let settings = ctx.setup.settings.load_full();
+    let list = throttle::default_list(&settings, throttle::FOLLOWER_REPLICAS);
     for t in &resp.responses {
         for part in &t.partitions {
             let Some(f) = followed
@@ -276,7 +283,7 @@ async fn take(ctx: &Rc<ShardCtx>, followed: &[Followed], resp: FetchResponse, un
             if ctx.replication.leads(key) || !still_following(ctx, f) {
                 continue;
             }
-            if throttled(&ctx.setup.settings.load(), ctx.setup.node_id, f) {
+            if throttled(list, ctx.setup.node_id, f) {
                 let (_, rate) = ctx.throttle_rates();
                 let bytes = part.records.as_ref().map_or(0, |r| r.len());
                 ctx.replication.follower_quota.borrow_mut().record(bytes, rate, Instant::now());
@@ -333,6 +340,14 @@ fn still_following(ctx: &ShardCtx, f: &Followed) -> bool {
 /// diverged log, or reports an error.
 async fn take_partition(ctx: &Rc<ShardCtx>, f: &Followed, part: &PartitionData) -> Taken {
     let name = &f.topic.name;
+    if f.log.log_end() != f.asked.get() {
+        // The log moved while the fetch was out: a write failed and cut it
+        // back to its durable end (or it was truncated). The answer starts
+        // past the new end; appending it would leave a hole that the next
+        // fetch reports as held. Dropped, as Kafka's follower drops an
+        // answer to an offset that is no longer its log end.
+        return Taken::Nothing;
+    }
     if part.error_code == ErrorCode::OffsetOutOfRange.code() && part.log_start_offset > f.log.log_end() {
         // Retention or DeleteRecords moved the leader's start past all this
         // copy holds (a new replica of an old partition, or one long away).

@@ -51,14 +51,20 @@ pub fn valid_list(value: &str) -> bool {
         })
 }
 
+/// The list under `key` that topics setting none follow: the broker's
+/// (set on a broker, it throttles that broker's copies of every such
+/// topic; Kafka has the key on topics only). Read once per fetch.
+pub fn default_list<'a>(settings: &'a BrokerSettings, key: &str) -> &'a str {
+    settings.get(key)
+}
+
 /// Whether a fetch of partition `p` of `t` is throttled by the list under
-/// `key` (the topic's, else the broker's default from `settings`: set on a
-/// broker, it throttles that broker's copies of every topic that sets
-/// none): it names `node` (the leader for the leader's list, the follower
-/// for the follower's, as in Kafka) and `replica`, the follower, is out of
-/// the ISR.
-pub fn applies(settings: &BrokerSettings, t: &TopicMeta, key: &str, p: i32, node: i32, replica: i32) -> bool {
-    let listed = listed(settings.topic_text(&t.configs, key), p, node);
+/// `key` (the topic's, else `default`, from [`default_list`]): it names
+/// `node` (the leader for the leader's list, the follower for the
+/// follower's, as in Kafka) and `replica`, the follower, is out of the ISR.
+pub fn applies(default: &str, t: &TopicMeta, key: &str, p: i32, node: i32, replica: i32) -> bool {
+    let list = t.configs.get(key).map_or(default, String::as_str);
+    let listed = !list.is_empty() && listed(list, p, node);
     let in_sync = usize::try_from(p).ok().and_then(|i| t.isr.get(i)).is_some_and(|isr| isr.contains(&replica));
     listed && !in_sync
 }

@@ -6,27 +6,27 @@
 //! After a round that left more at the leader than it brought (a follower
 //! catching up, or one under a heavy load), the follower fetches again at
 //! once with `max_wait_ms` 0: the leader answers with more and learns the
-//! durable end so far. After any other round, the follower first waits
-//! for its appends to become durable, then fetches with the usual long
-//! wait: the fetch that may park at the leader carries a durable end that
-//! covers everything the follower holds, so no acknowledgement waits on a
-//! sync the leader has not been told of, and a follower that keeps up
-//! spends no round trip on an empty answer.
+//! durable end so far. Pipelining is one round deep: before that fetch,
+//! the appends of the round before the last must be durable. So at most
+//! two rounds' records (two `replica.fetch.response.max.bytes`) wait in
+//! memory for the disk, and a follower whose sync hangs stops fetching
+//! within a round, falls behind and leaves the ISR, as without pipelining.
+//! After any other round, the follower first waits for all its appends to
+//! become durable, then fetches with the usual long wait: the fetch that
+//! may park at the leader reports everything the follower holds as
+//! durable, so no acknowledgement waits on a sync the leader has not been
+//! told of, and a follower that keeps up spends no round trip on an empty
+//! answer.
 
 use std::rc::Rc;
 
 use crate::storage::PartitionLog;
 
-/// Most appends remembered: a fetch covers every followed partition once,
-/// and a round appends at most once per partition, so this is reached only
-/// by a follower of this many partitions of one leader, which then waits
-/// for its syncs before fetching again (the simple form).
-const MAX_UNSYNCED: usize = 4096;
-
 /// What [`Unsynced::settle`] decided for the next fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// Fetch at once, without waiting at the leader: syncs are in flight.
+    /// Fetch at once, without waiting at the leader: the last round's syncs
+    /// are in flight.
     Pipelined,
     /// Everything appended is durable: fetch with the usual wait.
     Parked,
@@ -35,46 +35,55 @@ pub enum Next {
     Stalled,
 }
 
-/// Appended ends (exclusive) not yet seen durable, per log.
+/// Appended ends (exclusive) not yet seen durable: the last round's, and
+/// the rounds' before it. A round appends to each partition at most once,
+/// so each list holds at most one entry per followed partition.
 #[derive(Default)]
 pub struct Unsynced {
-    pending: Vec<(Rc<PartitionLog>, i64)>,
+    last: Vec<(Rc<PartitionLog>, i64)>,
+    earlier: Vec<(Rc<PartitionLog>, i64)>,
 }
 
 impl Unsynced {
-    /// Records that `log` was appended to up to `end`.
+    /// Records that this round appended to `log` up to `end`.
     pub fn add(&mut self, log: Rc<PartitionLog>, end: i64) {
-        match self.pending.iter_mut().find(|(l, _)| Rc::ptr_eq(l, &log)) {
-            Some((_, e)) => *e = (*e).max(end),
-            None => self.pending.push((log, end)),
-        }
-        debug_assert!(self.pending.len() <= MAX_UNSYNCED + 1);
+        self.last.push((log, end));
     }
 
     /// Decides how the next fetch goes, after a round that left the
-    /// follower `behind` its leader or not; waits for the syncs when it
-    /// should.
+    /// follower `behind` its leader or not; waits for the syncs it must.
     pub async fn settle(&mut self, behind: bool) -> Next {
-        // A failed write cuts the log back to its durable end: asked first,
-        // as the cut leaves nothing to wait for below.
-        if self.pending.iter().any(|(log, _)| log.write_failing()) {
-            self.pending.clear();
-            return Next::Stalled;
-        }
-        // Forget what became durable, or was cut off by a truncation.
-        self.pending.retain(|(log, end)| log.durable_end() < *end && log.log_end() >= *end);
-        if self.pending.is_empty() {
+        // What is durable, or was cut off (a failed write cuts the log back
+        // to its durable end; a truncation), or belongs to a closed copy
+        // (moved away, started afresh) is not waited for.
+        let failed = self.last.iter().chain(&self.earlier).any(|(log, _)| log.write_failing());
+        let waiting = |(log, end): &(Rc<PartitionLog>, i64)| {
+            !log.is_closed() && log.durable_end() < *end && log.log_end() >= *end
+        };
+        self.last.retain(waiting);
+        self.earlier.retain(waiting);
+        if self.last.is_empty() && self.earlier.is_empty() && !failed {
+            // All durable: a fetch with the long wait reports all of it, and
+            // a leader that holds more answers it at once.
             return Next::Parked;
         }
-        if behind && self.pending.len() <= MAX_UNSYNCED {
+        let mut ok = self.drain_earlier().await;
+        std::mem::swap(&mut self.last, &mut self.earlier);
+        if behind && !failed && ok {
+            // One round deep: the last round's syncs stay in flight.
             return Next::Pipelined;
         }
-        let mut next = Next::Parked;
-        for (log, end) in self.pending.drain(..) {
-            if log.durable(end).await.is_err() {
-                next = Next::Stalled;
-            }
+        ok &= self.drain_earlier().await;
+        if ok && !failed { Next::Parked } else { Next::Stalled }
+    }
+
+    /// Waits for every append of `earlier`; whether all became durable (a
+    /// closed copy's appends count as settled).
+    async fn drain_earlier(&mut self) -> bool {
+        let mut ok = true;
+        for (log, end) in self.earlier.drain(..) {
+            ok &= log.durable(end).await.is_ok() || log.is_closed();
         }
-        next
+        ok
     }
 }

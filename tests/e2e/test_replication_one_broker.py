@@ -135,6 +135,43 @@ def test_a_replica_whose_directory_cannot_be_written_falls_behind_and_catches_up
             report = checker.check(acked, _read(b, topic, 1), sent=sent)
             assert report.clean, f"{report.summary()} (node {victim}'s copy was unwritable)"
             assert not rec.double_acks, rec.double_acks[:5]
+            # The copy that could not write holds what the other holds,
+            # record for record: no hole where a failed write was cut off
+            # while a fetch was out.
+            other = f"{topic}-0" if copy == "follower" else f"{topic}-0+1"
+            h.eventually(lambda: _stored(b.data_dir / dir) == _stored(b.data_dir / other), timeout=30)
+            offsets = [o for o, _v in _stored(b.data_dir / dir)]
+            assert offsets == list(range(len(offsets))), "dense offsets from 0"
+        finally:
+            b.kill9()
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("seed", range(ROUNDS))
+def test_a_new_copy_catching_up_onto_a_filling_disk_holds_every_record_once(broker_factory, tmp_path, seed):
+    """A new copy catches up with fetches pipelined (each goes out while
+    the last answer's records sync). Its disk fills part way: writes fail,
+    and each cuts the log back to its durable end while a fetch is out.
+    That fetch's answer starts past the new end and must be dropped, or the
+    copy holds a hole that it then reports as held. Once the disk has room
+    the copy joins the ISR holding exactly the leader's records."""
+    rng = random.Random(seed)
+    b = _broker(broker_factory)
+    topic = h.unique(f"fillup{seed}")
+    with loopfs.mounted(tmp_path / "fs.img", b.data_dir / f"{topic}-0+1", "128M") as mnt:
+        try:
+            _create(b, topic, [[0]], segment_bytes=1 << 20)
+            records = [(None, f"v{i}-".encode().ljust(1000, b"."), 0) for i in range(60000)]
+            h.produce_records(b, topic, records, acks="all")
+            disk = loopfs.Filler(mnt, leave=rng.randint(4, 24) << 20)
+            disk.fill()
+            assert _reassign(b, {(topic, 0): [0, 1]}) == {(topic, 0): 0}
+            time.sleep(rng.uniform(1.0, 3.0))
+            disk.free()
+            h.eventually(lambda: _isr_is(b, topic, [0, 1]), timeout=60)
+            copy, leader = b.data_dir / f"{topic}-0+1", b.data_dir / f"{topic}-0"
+            h.eventually(lambda: _stored(copy) == _stored(leader), timeout=30)
+            assert [v for _o, v in _stored(copy)] == [v for _k, v, _p in records]
         finally:
             b.kill9()
 

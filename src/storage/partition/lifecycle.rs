@@ -9,6 +9,11 @@ use crate::storage::index_file;
 use super::*;
 
 impl PartitionLog {
+    /// Whether the log was closed (or shut down): it takes nothing more.
+    pub fn is_closed(&self) -> bool {
+        self.state.borrow().closed
+    }
+
     /// Closes the log (its topic was deleted): pending appends fail, and this
     /// resolves once no write is in flight, so the directory can go.
     pub async fn close(&self) {

@@ -97,6 +97,10 @@ pub enum StorageError {
     Io(IoFailure),
     #[error("the partition was closed")]
     Closed,
+    /// Offsets waited for are gone: a failed write (or a truncation) cut
+    /// the log back below them before anyone waited.
+    #[error("offsets below {end} were cut off: the log ends at {log_end}")]
+    CutOff { end: i64, log_end: i64 },
     /// The log is being cut back (a follower's truncation): no appends.
     #[error("the partition log is being truncated")]
     Truncating,

@@ -308,12 +308,13 @@ fn a_follower_epoch_the_leader_cannot_place_goes_back_to_its_high_watermark() {
 
 /// A pipelining follower (`replication::unsynced`): right after appending
 /// what its leader sent it may fetch on while the append syncs, if more
-/// waits at the leader; otherwise it waits for the sync first, so that the
+/// waits at the leader, but only one round deep: the round before must be
+/// durable first. Otherwise it waits for every sync first, so that the
 /// fetch that may park at the leader reports everything as durable. A
-/// failed sync stalls it, and so does a copy closed with appends pending,
-/// without waiting for them forever.
+/// failed sync stalls it; a copy closed with appends pending (moved away,
+/// started afresh) neither stalls it nor is waited for forever.
 #[test]
-fn a_follower_fetches_on_while_its_appends_sync_and_stalls_when_a_sync_fails() {
+fn a_follower_fetches_on_one_round_deep_while_its_appends_sync_and_stalls_when_a_sync_fails() {
     use crate::replication::unsynced::{Next, Unsynced};
     let dir = temp_dir("partition-unsynced");
     let (l, f) = (dir.join("leader"), dir.join("follower"));
@@ -325,15 +326,19 @@ fn a_follower_fetches_on_while_its_appends_sync_and_stalls_when_a_sync_fails() {
         let mut unsynced = Unsynced::default();
         assert_eq!(unsynced.settle(true).await, Next::Parked, "nothing appended: nothing to wait for");
 
-        let (_, end) = follower.append_as_follower(&copied[0]).unwrap();
-        unsynced.add(follower.clone(), end);
-        assert!(follower.durable_end() < end, "the sync has not run yet");
+        let (_, first) = follower.append_as_follower(&copied[0]).unwrap();
+        unsynced.add(follower.clone(), first);
+        assert!(follower.durable_end() < first, "the sync has not run yet");
         assert_eq!(unsynced.settle(true).await, Next::Pipelined, "more at the leader: fetch on");
-        assert!(follower.durable_end() < end, "without waiting for the sync");
+        assert!(follower.durable_end() < first, "without waiting for the sync");
+        let (_, second) = follower.append_as_follower(&copied[1]).unwrap();
+        unsynced.add(follower.clone(), second);
+        assert_eq!(unsynced.settle(true).await, Next::Pipelined);
+        assert!(follower.durable_end() >= first, "one round deep: the round before is durable first");
         assert_eq!(unsynced.settle(false).await, Next::Parked);
-        assert_eq!(follower.durable_end(), end, "nothing more at the leader: the sync was waited for");
+        assert_eq!(follower.durable_end(), second, "nothing more at the leader: every sync was waited for");
 
-        let (_, end) = follower.append_as_follower(&copied[1]).unwrap();
+        let (_, end) = follower.append_as_follower(&copied[2]).unwrap();
         unsynced.add(follower.clone(), end);
         {
             fail::cfg("append::fsync", "return").expect("a valid fail point action");
@@ -342,21 +347,25 @@ fn a_follower_fetches_on_while_its_appends_sync_and_stalls_when_a_sync_fails() {
             assert_eq!(next, Next::Stalled, "a failed sync stalls the follower");
         }
         assert!(follower.log_end() < end, "the failed append was cut off");
-        let (_, end) = follower.append_as_follower(&copied[1]).unwrap();
+        let (_, end) = follower.append_as_follower(&copied[2]).unwrap();
         unsynced.add(follower.clone(), end);
         follower.durable(end).await.unwrap();
         assert_eq!(unsynced.settle(true).await, Next::Parked, "written again: durable, nothing to wait for");
 
-        // A copy closed (moved away, started afresh) with appends pending:
-        // not waited for forever.
-        let (_, end) = follower.append_as_follower(&copied[2]).unwrap();
+        let (_, end) = follower.append_as_follower(&copied[3]).unwrap();
         unsynced.add(follower.clone(), end);
         follower.close().await;
         let timeout = async {
             glommio::timer::sleep(std::time::Duration::from_secs(10)).await;
             panic!("waited for a closed log's appends");
         };
-        assert_eq!(futures_lite::future::or(unsynced.settle(false), timeout).await, Next::Stalled);
+        assert_eq!(futures_lite::future::or(unsynced.settle(false), timeout).await, Next::Parked);
+        let timeout = async {
+            glommio::timer::sleep(std::time::Duration::from_secs(10)).await;
+            panic!("waited for a closed log's appends");
+        };
+        let waited = futures_lite::future::or(follower.durable(end), timeout).await;
+        assert!(matches!(waited, Err(StorageError::Closed)), "{waited:?}");
         leader.close().await;
     });
     std::fs::remove_dir_all(&dir).unwrap();

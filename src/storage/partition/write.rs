@@ -218,16 +218,23 @@ impl PartitionLog {
         }
     }
 
-    /// Resolves once every offset below `end` is durable (or failed, or
-    /// the log closed: a closed log never drains a later waiter).
+    /// Resolves once every offset below `end` is durable (or failed).
+    /// Fails at once on a closed log, and for offsets a failed write or a
+    /// truncation already cut off: no later write would ever answer those
+    /// waiters.
     pub fn durable(&self, end: i64) -> impl std::future::Future<Output = Result<(), StorageError>> + use<> {
         let rx = {
             let mut st = self.state.borrow_mut();
+            let refused = if st.closed {
+                Some(StorageError::Closed)
+            } else {
+                (end > st.next_offset).then_some(StorageError::CutOff { end, log_end: st.next_offset })
+            };
             if st.durable_end >= end {
                 None
-            } else if st.closed {
+            } else if let Some(e) = refused {
                 let (tx, rx) = local_channel::new_bounded(1);
-                let _ = tx.try_send(Err(StorageError::Closed));
+                let _ = tx.try_send(Err(e));
                 Some(rx)
             } else {
                 let (tx, rx) = local_channel::new_bounded(1);

@@ -355,18 +355,19 @@ fn a_follower_fetches_on_one_round_deep_while_its_appends_sync_and_stalls_when_a
         let (_, end) = follower.append_as_follower(&copied[3]).unwrap();
         unsynced.add(follower.clone(), end);
         follower.close().await;
-        let timeout = async {
-            glommio::timer::sleep(std::time::Duration::from_secs(10)).await;
-            panic!("waited for a closed log's appends");
-        };
-        assert_eq!(futures_lite::future::or(unsynced.settle(false), timeout).await, Next::Parked);
-        let timeout = async {
-            glommio::timer::sleep(std::time::Duration::from_secs(10)).await;
-            panic!("waited for a closed log's appends");
-        };
-        let waited = futures_lite::future::or(follower.durable(end), timeout).await;
+        assert_eq!(within_10s(unsynced.settle(false)).await, Next::Parked);
+        let waited = within_10s(follower.durable(end)).await;
         assert!(matches!(waited, Err(StorageError::Closed)), "{waited:?}");
         leader.close().await;
     });
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `f`'s output; a panic if it takes 10 s (it would wait forever).
+async fn within_10s<T>(f: impl std::future::Future<Output = T>) -> T {
+    let timeout = async {
+        glommio::timer::sleep(std::time::Duration::from_secs(10)).await;
+        panic!("waited for a closed log's appends");
+    };
+    futures_lite::future::or(f, timeout).await
 }

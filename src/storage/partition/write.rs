@@ -223,29 +223,25 @@ impl PartitionLog {
     /// truncation already cut off: no later write would ever answer those
     /// waiters.
     pub fn durable(&self, end: i64) -> impl std::future::Future<Output = Result<(), StorageError>> + use<> {
-        let rx = {
+        // Either the answer now, or a waiter the flusher answers.
+        let waiting = {
             let mut st = self.state.borrow_mut();
-            let refused = if st.closed {
-                Some(StorageError::Closed)
-            } else {
-                (end > st.next_offset).then_some(StorageError::CutOff { end, log_end: st.next_offset })
-            };
             if st.durable_end >= end {
-                None
-            } else if let Some(e) = refused {
-                let (tx, rx) = local_channel::new_bounded(1);
-                let _ = tx.try_send(Err(e));
-                Some(rx)
+                Err(Ok(()))
+            } else if st.closed {
+                Err(Err(StorageError::Closed))
+            } else if end > st.next_offset {
+                Err(Err(StorageError::CutOff { end, log_end: st.next_offset }))
             } else {
                 let (tx, rx) = local_channel::new_bounded(1);
                 st.waiters.push_back((end, tx));
-                Some(rx)
+                Ok(rx)
             }
         };
         async move {
-            match rx {
-                None => Ok(()),
-                Some(rx) => rx.recv().await.unwrap_or(Err(StorageError::Closed)),
+            match waiting {
+                Err(now) => now,
+                Ok(rx) => rx.recv().await.unwrap_or(Err(StorageError::Closed)),
             }
         }
     }
